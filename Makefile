@@ -1,0 +1,61 @@
+# Lumen's make targets are its contract: run | test | bench | fuzz | robustness | check.
+GO       ?= go
+DATA     ?= ./lumen-data
+ADDR     ?= 127.0.0.1:7070
+FUZZTIME ?= 20s
+BENCHTIME ?= 1s
+export GOFLAGS := -buildvcs=false
+
+.PHONY: all build guests run test bench fuzz robustness check fmt vet toolchain
+
+all: build
+
+## build: the single static lumen binary
+build:
+	CGO_ENABLED=0 $(GO) build -o bin/lumen ./cmd/lumen
+
+## guests: build each example's guest (examples/<name>/guest) into examples/<name>/build/guest.wasm
+guests:
+	@for d in examples/*/guest; do \
+	  ex=$$(dirname $$d); mkdir -p $$ex/build; \
+	  echo "build $$ex"; (cd $$d && GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build -buildmode=c-shared -o ../build/guest.wasm .) || exit 1; \
+	done
+
+## run: build, then start the single-node engine with the bundled examples loaded
+run: build guests
+	./bin/lumen up --data $(DATA) --http $(ADDR) --examples examples
+
+## test: vet, then every test (race detector on), guests built from source
+test: toolchain vet
+	$(GO) test -race -timeout 20m ./...
+
+## bench: benchmarks, summarised as JSON in bench.json
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 30m ./... | tee /dev/stderr | $(GO) run ./internal/benchjson > bench.json
+	@echo "wrote bench.json"
+
+## fuzz: every fuzz target for FUZZTIME each
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+## robustness: the slow suites, opt-in
+robustness:
+	LUMEN_ROBUSTNESS=1 $(GO) test -race -timeout 60m ./...
+
+## check: formatting, vet and the tests
+check: fmt vet test
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/...
+
+## toolchain: what the tests need beyond Go (nothing yet for the Go guests)
+toolchain:
+	@$(GO) version
