@@ -1,0 +1,842 @@
+// Package plugins is Lumen's module registry: it checks, names, versions and persists guest
+// modules by digest; it knows no workflows.
+//
+// A module is stored once, under the sha256 digest of its bytes, after its shape, manifest and
+// capabilities have been checked. Names are bound to digests per semantic version and a bound
+// version never moves. Everything is kept in badger with synchronous writes; Open reloads it.
+package plugins
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// Errors. Every refusal wraps one of these, with the detail in its message, so an API can map
+// them to statuses: ErrNotFound 404, ErrTooLarge 413, ErrNotWasm 415, ErrInvalid 422,
+// ErrConflict and ErrInUse 409, ErrClosed 503. Other errors are the store failing (500).
+var (
+	ErrNotFound = errors.New("plugins: not found")
+	ErrTooLarge = errors.New("plugins: module too large")
+	ErrNotWasm  = errors.New("plugins: not a WebAssembly module")
+	ErrInUse    = errors.New("plugins: module in use")
+	ErrInvalid  = errors.New("plugins: invalid")
+	ErrConflict = errors.New("plugins: conflict")
+	ErrClosed   = errors.New("plugins: registry closed")
+)
+
+// DefaultMaxModuleBytes is the module size cap when Config.MaxModuleBytes is 0.
+const DefaultMaxModuleBytes = 64 << 20
+
+// MaxModuleBytesLimit is the largest cap a registry accepts: compiling a module cannot be
+// cancelled, so its size is what bounds the time an upload costs.
+const MaxModuleBytesLimit = 1 << 30
+
+// MaxDescriptionLen bounds AddOptions.Description.
+const MaxDescriptionLen = 4 << 10
+
+// wasmHeader is the WebAssembly binary magic and version 1.
+var wasmHeader = []byte("\x00asm\x01\x00\x00\x00")
+
+// Inspector compiles and inspects module bytes. Inspect checks the module against the ABI
+// (abi.CheckShape), compiles it, reads and validates the manifest its lumen_manifest export
+// returns, and reports its exports, imports and manifest. An error means the module is refused.
+// It must be safe for concurrent use; host.Runtime implements it.
+type Inspector interface {
+	Inspect(ctx context.Context, wasm []byte) (*abi.ModuleInfo, error)
+}
+
+// Config configures a Registry.
+type Config struct {
+	// Dir is where badger keeps the registry. Empty keeps it in memory, for tests.
+	Dir string
+	// MaxModuleBytes caps a module's size; 0 means DefaultMaxModuleBytes.
+	MaxModuleBytes int64
+	// Inspector checks every new module. Required.
+	Inspector Inspector
+	// Logger receives badger's warnings and errors; nil means slog.Default().
+	Logger *slog.Logger
+	// Now stamps Module.Created; nil means time.Now.
+	Now func() time.Time
+}
+
+// AddOptions are what an upload adds to a module's own manifest.
+type AddOptions struct {
+	// Name and Version bind name@version to the module. Both or neither.
+	Name, Version string
+	// Capabilities are added to those the guest's manifest requests.
+	Capabilities []abi.Capability
+	// Resources, when set, replace the resource hints of the guest's manifest.
+	Resources *abi.Resources
+	// Description is free text (UTF-8, at most MaxDescriptionLen bytes).
+	Description string
+}
+
+// Module is a registered module. A Module returned by the registry is the caller's: the registry
+// keeps its own copy.
+type Module struct {
+	Digest string `json:"digest"` // "sha256:<hex>" of the bytes
+	Size   int64  `json:"size"`
+	// Name and Version are the binding the module was resolved by when Resolve was given a name,
+	// and otherwise the first name the module was given; empty when it has none.
+	Name    string `json:"name,omitempty"`
+	Version string `json:"version,omitempty"`
+	// Names lists every "name@version" bound to the module, by name then version.
+	Names       []string `json:"names,omitempty"`
+	Description string   `json:"description,omitempty"`
+	// Manifest is the effective manifest: the guest's, with the capabilities and resources of
+	// the upload applied. Info.Manifest is the guest's own.
+	Manifest abi.Manifest   `json:"manifest"`
+	Info     abi.ModuleInfo `json:"info"`
+	Created  time.Time      `json:"created"`
+}
+
+// Ref returns the module's name@version, or its digest when it has no name.
+func (m *Module) Ref() string {
+	if m.Name != "" {
+		return m.Name + "@" + m.Version
+	}
+	return m.Digest
+}
+
+// Registry holds the registered modules. It is safe for concurrent use. Reads (Resolve, List,
+// Bytes) run alongside each other and alongside a write's disk sync; writes (the commit of Add,
+// Tag, Delete) run one at a time.
+type Registry struct {
+	db   *badger.DB
+	max  int64
+	insp Inspector
+	now  func() time.Time
+
+	wmu sync.Mutex // serializes writers; held from their checks to their index update
+
+	mu     sync.RWMutex // guards the fields below; held by readers while they read badger
+	closed bool
+	mods   map[string]*record    // by digest
+	names  map[string][]*binding // by name, sorted by version ascending
+	tags   map[string][]*binding // by digest, sorted by name then version
+}
+
+type binding struct {
+	name, version string
+	v             version
+	digest        string
+}
+
+func (b *binding) String() string { return b.name + "@" + b.version }
+
+// Open opens the registry in cfg.Dir, creating it if needed, and loads every module and name
+// persisted there. The caller must Close it.
+func Open(ctx context.Context, cfg Config) (*Registry, error) {
+	if cfg.Inspector == nil {
+		return nil, errors.New("plugins: Config.Inspector is required")
+	}
+	if cfg.MaxModuleBytes == 0 {
+		cfg.MaxModuleBytes = DefaultMaxModuleBytes
+	}
+	if cfg.MaxModuleBytes < 0 || cfg.MaxModuleBytes > MaxModuleBytesLimit {
+		return nil, fmt.Errorf("plugins: Config.MaxModuleBytes %d outside 1..%d", cfg.MaxModuleBytes, MaxModuleBytesLimit)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	db, err := badger.Open(badgerOptions(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("plugins: open store %q: %w", cfg.Dir, err)
+	}
+	r := &Registry{
+		db:    db,
+		max:   cfg.MaxModuleBytes,
+		insp:  cfg.Inspector,
+		now:   cfg.Now,
+		mods:  map[string]*record{},
+		names: map[string][]*binding{},
+		tags:  map[string][]*binding{},
+	}
+	if err := r.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("plugins: load %q: %w", cfg.Dir, err)
+	}
+	return r, nil
+}
+
+// load reads every record and name into the index, and stamps a new store with its format.
+func (r *Registry) load() error {
+	fresh := false
+	err := r.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(formatKey))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			fresh = true
+		} else if err != nil {
+			return err
+		} else {
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if string(v) != formatVersion {
+				return fmt.Errorf("storage format %q, this build reads %q", v, formatVersion)
+			}
+		}
+		if err := eachKey(txn, modPrefix, func(key string, val []byte) error {
+			var rec record
+			if err := json.Unmarshal(val, &rec); err != nil {
+				return fmt.Errorf("record %s: %w", key, err)
+			}
+			if modPrefix+rec.Digest != key || checkDigest(rec.Digest) != nil {
+				return fmt.Errorf("record %s holds digest %q", key, rec.Digest)
+			}
+			r.mods[rec.Digest] = &rec
+			return nil
+		}); err != nil {
+			return err
+		}
+		return eachKey(txn, namePrefix, func(key string, val []byte) error {
+			name, ver, ok := strings.Cut(strings.TrimPrefix(key, namePrefix), "/")
+			if !ok || checkName(name) != nil {
+				return fmt.Errorf("name key %q is malformed", key)
+			}
+			v, err := parseVersion(ver)
+			if err != nil {
+				return fmt.Errorf("name key %q: %w", key, err)
+			}
+			if r.mods[string(val)] == nil {
+				return fmt.Errorf("name key %q binds %q, which is not stored", key, val)
+			}
+			r.bindIndex(&binding{name: name, version: ver, v: v, digest: string(val)})
+			return nil
+		})
+	})
+	if err != nil || !fresh {
+		return err
+	}
+	return r.db.Update(func(txn *badger.Txn) error {
+		return txn.Set([]byte(formatKey), []byte(formatVersion))
+	})
+}
+
+// eachKey calls fn with every key under prefix and its value, in key order.
+func eachKey(txn *badger.Txn, prefix string, fn func(key string, val []byte) error) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), PrefetchValues: true, PrefetchSize: 16})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		val, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(string(item.Key()), val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close closes the store. Calls after Close fail with ErrClosed; Close itself may be repeated.
+func (r *Registry) Close() error {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	if err := r.db.Close(); err != nil {
+		return fmt.Errorf("plugins: close store: %w", err)
+	}
+	return nil
+}
+
+// Add checks and registers a module. In order: the size cap, the WebAssembly header, the
+// options, then (for bytes not yet registered) the Inspector, the ABI shape and the manifest, and
+// the capability check of the effective manifest against the module's lumen imports. The bytes,
+// the record and the name are then written in one synchronous transaction: a refused or failed
+// Add leaves nothing behind.
+//
+// Adding bytes already registered returns the stored module without inspecting it again, after
+// binding opts.Name@opts.Version to it if given. Its other options must then agree with what is
+// stored (capabilities already requested, the same resources and description) or be left empty:
+// a module's manifest does not change after it is registered.
+//
+// The caller must not modify wasm during the call; Add does not keep it.
+func (r *Registry) Add(ctx context.Context, wasm []byte, opts AddOptions) (*Module, error) {
+	if int64(len(wasm)) > r.max {
+		return nil, fmt.Errorf("%w: %d bytes, the cap is %d", ErrTooLarge, len(wasm), r.max)
+	}
+	if err := checkHeader(wasm); err != nil {
+		return nil, err
+	}
+	if err := checkOptions(opts); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(wasm)
+	digest := DigestPrefix + hex.EncodeToString(sum[:])
+
+	r.mu.RLock()
+	closed, existing := r.closed, r.mods[digest] != nil
+	r.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if existing {
+		return r.readd(digest, opts)
+	}
+
+	rec, err := r.inspect(ctx, digest, wasm, opts)
+	if err != nil {
+		return nil, err
+	}
+
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	if r.mods[digest] != nil { // a concurrent Add of the same bytes won
+		return r.readdLocked(digest, opts)
+	}
+	var b *binding
+	if opts.Name != "" {
+		if b, err = r.checkBindingLocked(digest, opts.Name, opts.Version); err != nil {
+			return nil, err
+		}
+		rec.Name, rec.Version = opts.Name, opts.Version
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("plugins: encode record of %s: %w", digest, err)
+	}
+	var stored record
+	if err := json.Unmarshal(data, &stored); err != nil { // the index holds what a reload reads
+		return nil, fmt.Errorf("plugins: decode record of %s: %w", digest, err)
+	}
+	err = r.db.Update(func(txn *badger.Txn) error {
+		for i := 0; i < rec.Chunks; i++ {
+			end := min((i+1)*chunkSize, len(wasm))
+			if err := txn.Set(binKey(digest, i), wasm[i*chunkSize:end]); err != nil {
+				return err
+			}
+		}
+		if err := txn.Set(modKey(digest), data); err != nil {
+			return err
+		}
+		if b != nil {
+			return txn.Set(nameKey(b.name, b.version), []byte(digest))
+		}
+		return nil
+	})
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return nil, fmt.Errorf("%w: module %s (%d bytes) and its record do not fit one transaction of this store", ErrTooLarge, digest, len(wasm))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("plugins: store module %s: %w", digest, err)
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mods[digest] = &stored
+	if b != nil {
+		r.bindIndex(b)
+	}
+	return r.moduleLocked(&stored, nil), nil
+}
+
+// checkHeader checks the WebAssembly magic and binary version 1.
+func checkHeader(wasm []byte) error {
+	n := min(len(wasm), len(wasmHeader))
+	switch {
+	case len(wasm) == 0:
+		return fmt.Errorf("%w: it is empty", ErrNotWasm)
+	case !bytes.Equal(wasm[:min(n, 4)], wasmHeader[:min(n, 4)]):
+		return fmt.Errorf("%w: it starts with %q, not \"\\x00asm\"", ErrNotWasm, wasm[:min(n, 4)])
+	case n > 4 && !bytes.Equal(wasm[4:n], wasmHeader[4:n]):
+		return fmt.Errorf("%w: binary format version %q, want version 1 (%q)", ErrNotWasm, wasm[4:n], wasmHeader[4:])
+	case n < len(wasmHeader):
+		return fmt.Errorf("%w: truncated: %d bytes, a module has at least %d", ErrNotWasm, len(wasm), len(wasmHeader))
+	}
+	return nil
+}
+
+// checkOptions validates what an upload adds, before any inspection.
+func checkOptions(opts AddOptions) error {
+	switch {
+	case opts.Name == "" && opts.Version != "":
+		return fmt.Errorf("%w: version %q without a name", ErrInvalid, clip(opts.Version))
+	case opts.Name != "" && opts.Version == "":
+		return fmt.Errorf("%w: name %q without a version", ErrInvalid, clip(opts.Name))
+	case opts.Name != "":
+		if err := checkName(opts.Name); err != nil {
+			return err
+		}
+		if _, err := parseVersion(opts.Version); err != nil {
+			return err
+		}
+	}
+	for i, c := range opts.Capabilities {
+		if !c.Known() {
+			return fmt.Errorf("%w: capabilities[%d]: unknown capability %q (known: %v)", ErrInvalid, i, clip(string(c)), abi.Capabilities)
+		}
+	}
+	if opts.Resources != nil {
+		if err := opts.Resources.Validate(); err != nil {
+			return fmt.Errorf("%w: resources: %w", ErrInvalid, err)
+		}
+	}
+	if len(opts.Description) > MaxDescriptionLen || !utf8.ValidString(opts.Description) {
+		return fmt.Errorf("%w: description must be UTF-8 of at most %d bytes", ErrInvalid, MaxDescriptionLen)
+	}
+	return nil
+}
+
+// inspect runs the Inspector and builds the record of a new module: the guest's manifest checked
+// again here (the registry's guarantees do not rest on the Inspector), the upload's options
+// applied, and the capability check.
+func (r *Registry) inspect(ctx context.Context, digest string, wasm []byte, opts AddOptions) (*record, error) {
+	info, err := r.insp.Inspect(ctx, wasm)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("plugins: inspect module %s: %w", digest, err)
+		}
+		return nil, fmt.Errorf("%w: module %s: %w", ErrInvalid, digest, err)
+	}
+	if info == nil {
+		return nil, fmt.Errorf("plugins: inspect module %s: the inspector returned nothing", digest)
+	}
+	if err := abi.CheckShape(info); err != nil {
+		return nil, fmt.Errorf("%w: module %s: %w", ErrInvalid, digest, err)
+	}
+	if info.Manifest == nil {
+		return nil, fmt.Errorf("%w: module %s has no manifest", ErrInvalid, digest)
+	}
+	if err := info.Manifest.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: module %s: %w", ErrInvalid, digest, err)
+	}
+	eff := cloneManifest(*info.Manifest)
+	for _, c := range opts.Capabilities {
+		if !eff.Requests(c) {
+			eff.Capabilities = append(eff.Capabilities, c)
+		}
+	}
+	if opts.Resources != nil {
+		eff.Resources = cloneResources(*opts.Resources)
+	}
+	if err := eff.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: module %s: effective %w", ErrInvalid, digest, err)
+	}
+	if err := abi.CheckCapabilities(info, &eff); err != nil {
+		return nil, fmt.Errorf("%w: module %s: %w (request them in the guest's manifest or at upload)", ErrInvalid, digest, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return &record{
+		Digest:      digest,
+		Size:        int64(len(wasm)),
+		Chunks:      (len(wasm) + chunkSize - 1) / chunkSize,
+		Description: opts.Description,
+		Manifest:    eff,
+		Info:        cloneInfo(*info),
+		Created:     r.now().UTC().Round(0),
+	}, nil
+}
+
+// readd handles an Add of bytes already registered.
+func (r *Registry) readd(digest string, opts AddOptions) (*Module, error) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	if r.mods[digest] == nil {
+		return nil, fmt.Errorf("%w: module %s was deleted while being added again; retry", ErrConflict, digest)
+	}
+	return r.readdLocked(digest, opts)
+}
+
+func (r *Registry) readdLocked(digest string, opts AddOptions) (*Module, error) {
+	rec := r.mods[digest]
+	for _, c := range opts.Capabilities {
+		if !rec.Manifest.Requests(c) {
+			return nil, fmt.Errorf("%w: module %s is already registered without capability %q; a registered manifest does not change", ErrConflict, digest, c)
+		}
+	}
+	if opts.Resources != nil && !sameResources(*opts.Resources, rec.Manifest.Resources) {
+		return nil, fmt.Errorf("%w: module %s is already registered with other resources; a registered manifest does not change", ErrConflict, digest)
+	}
+	if opts.Description != "" && opts.Description != rec.Description {
+		return nil, fmt.Errorf("%w: module %s is already registered with another description", ErrConflict, digest)
+	}
+	if opts.Name != "" {
+		if err := r.bindLocked(digest, opts.Name, opts.Version); err != nil {
+			return nil, err
+		}
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.moduleLocked(r.mods[digest], nil), nil
+}
+
+// Tag binds name@version to the module with the given digest. Binding the same again does
+// nothing; a name@version bound to another digest is refused with ErrConflict.
+func (r *Registry) Tag(digest, name, version string) error {
+	if err := checkDigest(digest); err != nil {
+		return err
+	}
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if _, err := parseVersion(version); err != nil {
+		return err
+	}
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	if r.mods[digest] == nil {
+		return fmt.Errorf("%w: module %s", ErrNotFound, digest)
+	}
+	return r.bindLocked(digest, name, version)
+}
+
+// checkBindingLocked returns the binding to make, nil when it exists already, or ErrConflict.
+// The caller holds wmu.
+func (r *Registry) checkBindingLocked(digest, name, ver string) (*binding, error) {
+	for _, b := range r.names[name] {
+		if b.version != ver {
+			continue
+		}
+		if b.digest == digest {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%w: %s@%s is already bound to %s; a version never moves, publish a new one", ErrConflict, name, ver, b.digest)
+	}
+	v, err := parseVersion(ver)
+	if err != nil {
+		return nil, err
+	}
+	return &binding{name: name, version: ver, v: v, digest: digest}, nil
+}
+
+// bindLocked persists and indexes a binding of an existing module, making it the module's first
+// name if it had none. The caller holds wmu.
+func (r *Registry) bindLocked(digest, name, ver string) error {
+	b, err := r.checkBindingLocked(digest, name, ver)
+	if err != nil || b == nil {
+		return err
+	}
+	rec := r.mods[digest]
+	var named *record
+	var data []byte
+	if rec.Name == "" {
+		c := *rec
+		c.Name, c.Version = name, ver
+		named = &c
+		if data, err = json.Marshal(named); err != nil {
+			return fmt.Errorf("plugins: encode record of %s: %w", digest, err)
+		}
+	}
+	err = r.db.Update(func(txn *badger.Txn) error {
+		if named != nil {
+			if err := txn.Set(modKey(digest), data); err != nil {
+				return err
+			}
+		}
+		return txn.Set(nameKey(name, ver), []byte(digest))
+	})
+	if err != nil {
+		return fmt.Errorf("plugins: bind %s@%s to %s: %w", name, ver, digest, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if named != nil {
+		r.mods[digest] = named
+	}
+	r.bindIndex(b)
+	return nil
+}
+
+// bindIndex adds a binding to the index. The caller holds mu for writing (or owns r).
+func (r *Registry) bindIndex(b *binding) {
+	bs := append(r.names[b.name], b)
+	sort.Slice(bs, func(i, j int) bool { return bs[i].v.compare(bs[j].v) < 0 })
+	r.names[b.name] = bs
+	ts := append(r.tags[b.digest], b)
+	sort.Slice(ts, func(i, j int) bool { return lessBinding(ts[i], ts[j]) })
+	r.tags[b.digest] = ts
+}
+
+func lessBinding(a, b *binding) bool {
+	if a.name != b.name {
+		return a.name < b.name
+	}
+	return a.v.compare(b.v) < 0
+}
+
+// Resolve finds a module by reference: "sha256:<hex>", "name@1.2.0", or "name" for the name's
+// highest release (its highest pre-release when it has no release). Errors wrap ErrInvalid for a
+// malformed reference and ErrNotFound for an unknown one.
+func (r *Registry) Resolve(ref string) (*Module, error) {
+	p, err := ParseRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	if p.Digest != "" {
+		rec := r.mods[p.Digest]
+		if rec == nil {
+			return nil, fmt.Errorf("%w: module %s", ErrNotFound, p.Digest)
+		}
+		return r.moduleLocked(rec, nil), nil
+	}
+	bs := r.names[p.Name]
+	var found *binding
+	if p.Version != "" {
+		for _, b := range bs {
+			if b.version == p.Version {
+				found = b
+				break
+			}
+		}
+	} else if len(bs) > 0 {
+		found = bs[len(bs)-1]
+		for i := len(bs) - 1; i >= 0; i-- {
+			if bs[i].v.pre == nil {
+				found = bs[i]
+				break
+			}
+		}
+	}
+	if found == nil {
+		if len(bs) == 0 {
+			return nil, fmt.Errorf("%w: no module is named %q", ErrNotFound, p.Name)
+		}
+		return nil, fmt.Errorf("%w: module %s (it has versions %s)", ErrNotFound, p, versionList(bs))
+	}
+	return r.moduleLocked(r.mods[found.digest], found), nil
+}
+
+func versionList(bs []*binding) string {
+	vs := make([]string, len(bs))
+	for i, b := range bs {
+		vs[i] = b.version
+	}
+	return strings.Join(vs, ", ")
+}
+
+// Bytes returns a copy of the module's bytes, checked against its digest.
+func (r *Registry) Bytes(digest string) ([]byte, error) {
+	if err := checkDigest(digest); err != nil {
+		return nil, err
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	rec := r.mods[digest]
+	if rec == nil {
+		return nil, fmt.Errorf("%w: module %s", ErrNotFound, digest)
+	}
+	out := make([]byte, 0, rec.Size)
+	err := r.db.View(func(txn *badger.Txn) error {
+		for i := 0; i < rec.Chunks; i++ {
+			item, err := txn.Get(binKey(digest, i))
+			if err != nil {
+				return err
+			}
+			if err := item.Value(func(v []byte) error {
+				out = append(out, v...)
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		// Delete commits before it updates the index: the module is gone.
+		return nil, fmt.Errorf("%w: module %s", ErrNotFound, digest)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("plugins: read module %s: %w", digest, err)
+	}
+	if sum := sha256.Sum256(out); int64(len(out)) != rec.Size || DigestPrefix+hex.EncodeToString(sum[:]) != digest {
+		return nil, fmt.Errorf("plugins: stored bytes of module %s do not match its digest (%d bytes, want %d): the store is corrupt", digest, len(out), rec.Size)
+	}
+	return out, nil
+}
+
+// List returns every module: named ones by first name and version, then unnamed ones by digest.
+func (r *Registry) List() []*Module {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]*Module, 0, len(r.mods))
+	for _, rec := range r.mods {
+		out = append(out, r.moduleLocked(rec, nil))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		switch {
+		case (a.Name == "") != (b.Name == ""):
+			return a.Name != ""
+		case a.Name != b.Name:
+			return a.Name < b.Name
+		case a.Version != b.Version:
+			return compareVersions(a.Version, b.Version) < 0
+		}
+		return a.Digest < b.Digest
+	})
+	return out
+}
+
+// Delete removes a module, its bytes and every name bound to it, in one transaction. It refuses
+// with ErrInUse when inUse (which may be nil) reports the digest in use. inUse runs while no
+// other Add, Tag or Delete can commit, so nothing new is registered between its answer and the
+// delete; it must not call Add, Tag or Delete.
+func (r *Registry) Delete(ctx context.Context, digest string, inUse func(digest string) bool) error {
+	if err := checkDigest(digest); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	rec := r.mods[digest]
+	if rec == nil {
+		return fmt.Errorf("%w: module %s", ErrNotFound, digest)
+	}
+	if inUse != nil && inUse(digest) {
+		return fmt.Errorf("%w: module %s is in use", ErrInUse, digest)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tags := r.tags[digest]
+	err := r.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Delete(modKey(digest)); err != nil {
+			return err
+		}
+		for i := 0; i < rec.Chunks; i++ {
+			if err := txn.Delete(binKey(digest, i)); err != nil {
+				return err
+			}
+		}
+		for _, b := range tags {
+			if err := txn.Delete(nameKey(b.name, b.version)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("plugins: delete module %s: %w", digest, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.mods, digest)
+	delete(r.tags, digest)
+	for _, b := range tags {
+		bs := slices.DeleteFunc(r.names[b.name], func(x *binding) bool { return x == b })
+		if len(bs) == 0 {
+			delete(r.names, b.name)
+		} else {
+			r.names[b.name] = bs
+		}
+	}
+	return nil
+}
+
+// moduleLocked builds the caller's copy of a record, named by via when it is set. The caller
+// holds mu.
+func (r *Registry) moduleLocked(rec *record, via *binding) *Module {
+	m := &Module{
+		Digest:      rec.Digest,
+		Size:        rec.Size,
+		Name:        rec.Name,
+		Version:     rec.Version,
+		Description: rec.Description,
+		Manifest:    cloneManifest(rec.Manifest),
+		Info:        cloneInfo(rec.Info),
+		Created:     rec.Created,
+	}
+	if via != nil {
+		m.Name, m.Version = via.name, via.version
+	}
+	for _, b := range r.tags[rec.Digest] {
+		m.Names = append(m.Names, b.String())
+	}
+	return m
+}
+
+func cloneManifest(m abi.Manifest) abi.Manifest {
+	m.Functions = slices.Clone(m.Functions)
+	m.Capabilities = slices.Clone(m.Capabilities)
+	m.Resources = cloneResources(m.Resources)
+	return m
+}
+
+func cloneResources(r abi.Resources) abi.Resources {
+	r.Custom = maps.Clone(r.Custom)
+	return r
+}
+
+func cloneSig(s abi.Signature) abi.Signature {
+	return abi.Signature{Params: slices.Clone(s.Params), Results: slices.Clone(s.Results)}
+}
+
+func cloneInfo(mi abi.ModuleInfo) abi.ModuleInfo {
+	if mi.Exports != nil {
+		ex := make([]abi.Export, len(mi.Exports))
+		for i, e := range mi.Exports {
+			ex[i] = abi.Export{Name: e.Name, Sig: cloneSig(e.Sig)}
+		}
+		mi.Exports = ex
+	}
+	if mi.Imports != nil {
+		im := make([]abi.Import, len(mi.Imports))
+		for i, e := range mi.Imports {
+			im[i] = abi.Import{Module: e.Module, Name: e.Name, Sig: cloneSig(e.Sig)}
+		}
+		mi.Imports = im
+	}
+	if mi.Manifest != nil {
+		m := cloneManifest(*mi.Manifest)
+		mi.Manifest = &m
+	}
+	return mi
+}
+
+func sameResources(a, b abi.Resources) bool {
+	return a.CPU == b.CPU && a.MemoryBytes == b.MemoryBytes && a.GPU == b.GPU && maps.Equal(a.Custom, b.Custom)
+}
