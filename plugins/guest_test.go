@@ -109,6 +109,25 @@ func (g guest) wasm() []byte {
 	return out
 }
 
+// sizedGuest returns taskGuest("") padded by a custom section to exactly size bytes, built in
+// one allocation. Inspecting it finds taskGuest("").info().
+func sizedGuest(size int) []byte {
+	const name = "lumen.test.pad"
+	out := make([]byte, 0, size)
+	out = append(out, taskGuest("").wasm()...)
+	// id, 4-byte size, name, padding
+	pad := size - len(out) - 1 - 4 - 1 - len(name)
+	out = append(out, 0x00)
+	n := 1 + len(name) + pad
+	out = append(out, byte(n)|0x80, byte(n>>7)|0x80, byte(n>>14)|0x80, byte(n>>21))
+	out = appendName(out, name)
+	out = out[:size]
+	if pad < 0 || n >= 1<<28 {
+		panic(fmt.Sprintf("sizedGuest(%d): out of range", size))
+	}
+	return out
+}
+
 // info is what inspecting the guest finds.
 func (g guest) info() *abi.ModuleInfo {
 	mi := &abi.ModuleInfo{MemoryMinPages: 1}

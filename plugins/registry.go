@@ -118,10 +118,11 @@ func (m *Module) Ref() string {
 // Bytes) run alongside each other and alongside a write's disk sync; writes (the commit of Add,
 // Tag, Delete) run one at a time.
 type Registry struct {
-	db   *badger.DB
-	max  int64
-	insp Inspector
-	now  func() time.Time
+	db       *badger.DB
+	inMemory bool
+	max      int64
+	insp     Inspector
+	now      func() time.Time
 
 	wmu sync.Mutex // serializes writers; held from their checks to their index update
 
@@ -163,13 +164,14 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 		return nil, fmt.Errorf("plugins: open store %q: %w", cfg.Dir, err)
 	}
 	r := &Registry{
-		db:    db,
-		max:   cfg.MaxModuleBytes,
-		insp:  cfg.Inspector,
-		now:   cfg.Now,
-		mods:  map[string]*record{},
-		names: map[string][]*binding{},
-		tags:  map[string][]*binding{},
+		db:       db,
+		inMemory: cfg.Dir == "",
+		max:      cfg.MaxModuleBytes,
+		insp:     cfg.Inspector,
+		now:      cfg.Now,
+		mods:     map[string]*record{},
+		names:    map[string][]*binding{},
+		tags:     map[string][]*binding{},
 	}
 	if err := r.load(); err != nil {
 		db.Close()
@@ -301,7 +303,11 @@ func (r *Registry) Add(ctx context.Context, wasm []byte, opts AddOptions) (*Modu
 		return nil, ErrClosed
 	}
 	if existing {
-		return r.readd(digest, opts)
+		m, err := r.readd(digest, opts)
+		if !errors.Is(err, errGone) {
+			return m, err
+		}
+		// Deleted meanwhile: register it anew.
 	}
 
 	rec, err := r.inspect(ctx, digest, wasm, opts)
@@ -332,21 +338,7 @@ func (r *Registry) Add(ctx context.Context, wasm []byte, opts AddOptions) (*Modu
 	if err := json.Unmarshal(data, &stored); err != nil { // the index holds what a reload reads
 		return nil, fmt.Errorf("plugins: decode record of %s: %w", digest, err)
 	}
-	err = r.db.Update(func(txn *badger.Txn) error {
-		for i := 0; i < rec.Chunks; i++ {
-			end := min((i+1)*chunkSize, len(wasm))
-			if err := txn.Set(binKey(digest, i), wasm[i*chunkSize:end]); err != nil {
-				return err
-			}
-		}
-		if err := txn.Set(modKey(digest), data); err != nil {
-			return err
-		}
-		if b != nil {
-			return txn.Set(nameKey(b.name, b.version), []byte(digest))
-		}
-		return nil
-	})
+	err = r.write(digest, wasm, data, b)
 	if errors.Is(err, badger.ErrTxnTooBig) {
 		return nil, fmt.Errorf("%w: module %s (%d bytes) and its record do not fit one transaction of this store", ErrTooLarge, digest, len(wasm))
 	}
@@ -361,6 +353,61 @@ func (r *Registry) Add(ctx context.Context, wasm []byte, opts AddOptions) (*Modu
 		r.bindIndex(b)
 	}
 	return r.moduleLocked(&stored, nil), nil
+}
+
+// write stores a new module: its bytes in chunks, its record and its name. On disk it is one
+// synchronous transaction, so a crash leaves all of it or nothing. In memory, where a
+// transaction holds its values in full and nothing outlives the process, the chunks go first in
+// as many transactions as they need and are removed again if the record cannot be written; the
+// record's transaction is what makes the module exist, as on disk. The caller holds wmu.
+func (r *Registry) write(digest string, wasm, data []byte, b *binding) error {
+	chunks := (len(wasm) + chunkSize - 1) / chunkSize
+	chunk := func(i int) []byte { return wasm[i*chunkSize : min((i+1)*chunkSize, len(wasm))] }
+	if r.inMemory {
+		wb := r.db.NewWriteBatch()
+		defer wb.Cancel()
+		for i := range chunks {
+			if err := wb.Set(binKey(digest, i), chunk(i)); err != nil {
+				return err
+			}
+		}
+		if err := wb.Flush(); err != nil {
+			r.dropChunks(digest, chunks)
+			return err
+		}
+	}
+	err := r.db.Update(func(txn *badger.Txn) error {
+		if !r.inMemory {
+			for i := range chunks {
+				if err := txn.Set(binKey(digest, i), chunk(i)); err != nil {
+					return err
+				}
+			}
+		}
+		if err := txn.Set(modKey(digest), data); err != nil {
+			return err
+		}
+		if b != nil {
+			return txn.Set(nameKey(b.name, b.version), []byte(digest))
+		}
+		return nil
+	})
+	if err != nil && r.inMemory {
+		r.dropChunks(digest, chunks)
+	}
+	return err
+}
+
+// dropChunks removes the chunks of a module whose record was not written (in memory only).
+func (r *Registry) dropChunks(digest string, chunks int) {
+	wb := r.db.NewWriteBatch()
+	defer wb.Cancel()
+	for i := range chunks {
+		if wb.Delete(binKey(digest, i)) != nil {
+			return
+		}
+	}
+	wb.Flush()
 }
 
 // checkHeader checks the WebAssembly magic and binary version 1.
@@ -462,6 +509,9 @@ func (r *Registry) inspect(ctx context.Context, digest string, wasm []byte, opts
 	}, nil
 }
 
+// errGone is readd's answer when the module was deleted since Add looked.
+var errGone = errors.New("plugins: module deleted meanwhile")
+
 // readd handles an Add of bytes already registered.
 func (r *Registry) readd(digest string, opts AddOptions) (*Module, error) {
 	r.wmu.Lock()
@@ -470,7 +520,7 @@ func (r *Registry) readd(digest string, opts AddOptions) (*Module, error) {
 		return nil, ErrClosed
 	}
 	if r.mods[digest] == nil {
-		return nil, fmt.Errorf("%w: module %s was deleted while being added again; retry", ErrConflict, digest)
+		return nil, errGone
 	}
 	return r.readdLocked(digest, opts)
 }

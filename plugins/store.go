@@ -20,7 +20,8 @@ import (
 //
 // A module's bytes are chunked because badger refuses a value larger than its value log file and,
 // in memory, one larger than its value threshold (at most 1 MiB); chunks keep both small whatever
-// MaxModuleBytes is. Every key of a module is written in one transaction and deleted in one.
+// MaxModuleBytes is. Every key of a module is written in one transaction (but see Registry.write
+// for the in-memory store) and deleted in one.
 const (
 	formatKey     = "meta/format"
 	formatVersion = "1"
@@ -52,12 +53,10 @@ type record struct {
 	Created     time.Time      `json:"created"`
 }
 
-// Sizing of the in-memory store: there every value lives in the memtable, and one transaction
-// holds at most 15% of it, so the memtable is sized for the largest module plus its record.
-const (
-	inMemoryRecordHeadroom = 1 << 20
-	inMemoryMinMemTable    = 8 << 20
-)
+// inMemoryMemTable is the memtable of the in-memory store. There a value is held in full by its
+// transaction, which may hold at most 15% of the memtable: module bytes are written in as many
+// transactions as they need (see Registry.write), and only a record must fit one.
+const inMemoryMemTable = 16 << 20
 
 // badgerOptions returns the options a registry opens badger with: small tables and logs, so a
 // registry (and a test opening many) is cheap; synchronous writes, so an Add that returned
@@ -85,14 +84,10 @@ func badgerOptions(cfg Config) badger.Options {
 		// Writers are serialized by the registry, so badger's conflict tracking has nothing to do.
 		WithDetectConflicts(false)
 	if cfg.Dir == "" {
-		mem := 7 * (cfg.MaxModuleBytes + inMemoryRecordHeadroom)
-		if mem < inMemoryMinMemTable {
-			mem = inMemoryMinMemTable
-		}
 		// In memory, a value above the threshold is refused and one below it counts in full, so
 		// chunks (smaller than 1 MiB) always stay below it.
 		opts = opts.WithDir("").WithValueDir("").WithInMemory(true).
-			WithMemTableSize(mem).
+			WithMemTableSize(inMemoryMemTable).
 			WithValueThreshold(1 << 20)
 	}
 	return opts
