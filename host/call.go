@@ -1,0 +1,345 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// CallRequest is one call of a module's function.
+type CallRequest struct {
+	Module   *Module // compiled by this Runtime
+	Function string  // a function of the module's manifest
+	Input    []byte  // copied into the guest; not retained
+	Job      string  // instances are pooled per job and never shared between jobs
+	Grants   Grants  // what the job allows; see Grants
+	Limits   Limits  // zero fields take Config.Defaults
+	Context  any     // handed to Services in CallInfo.Context
+}
+
+// Result is what a call produced. The caller owns it.
+type Result struct {
+	Output   []byte        // the function's output; nil on error
+	Log      []byte        // what the call wrote to stdout, stderr and the log, up to MaxOutputBytes
+	Duration time.Duration // from Call to return, waiting for a slot included
+}
+
+// Call runs req on a pooled instance: a warm one of the same module, job, grants and memory
+// limit if one is idle, else a new one. It is safe for concurrent use.
+//
+// Errors are *abi.Error (use errors.As): KindNotFound for an unknown function, KindBadInput for a
+// malformed request, KindDenied when the module imports host functions of a capability the job
+// does not grant, KindGuest when the guest reported an error, KindTrap when it trapped or exited,
+// KindLimit when a limit stopped it, KindCancelled when ctx was cancelled or the Runtime closed,
+// KindSystem for a fault of the host. The Result, with the call's log, comes back alongside every
+// error from a call that ran.
+//
+// The instance goes back to its pool after success or a guest error, and is discarded after
+// anything else, as its state may be corrupt.
+func (r *Runtime) Call(ctx context.Context, req CallRequest) (*Result, error) {
+	start := time.Now()
+	m := req.Module
+	if m == nil || m.r != r {
+		return nil, newErr(abi.KindBadInput, "call: the module was not compiled by this runtime")
+	}
+	fn, ok := m.fn[req.Function]
+	if !ok {
+		return nil, newErr(abi.KindNotFound, "module %s has no function %q", m.Digest, req.Function)
+	}
+	lim, caps, gkey, aerr := r.prepare(m, req.Job, &req.Grants, req.Limits)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if uint64(len(req.Input)) > math.MaxUint32 {
+		return nil, newErr(abi.KindBadInput, "input of %d bytes does not fit a 32-bit guest", len(req.Input))
+	}
+	if err := r.acquire(ctx); err != nil {
+		return nil, waitErr(err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, lim.Timeout)
+	key := poolKey{m: m, job: req.Job, grants: gkey, pages: lim.MemoryPages}
+	in, err := r.begin(&key, cancel)
+	if err != nil {
+		cancel()
+		r.release()
+		return nil, err
+	}
+	info := CallInfo{Job: req.Job, Module: m.Digest, Function: req.Function, Context: req.Context}
+	slot := slotHeld
+	if in == nil {
+		spec := &instanceSpec{m: m, caps: caps, grants: &req.Grants, lim: lim, info: info, key: key, pooled: true, slot: slot}
+		var res *Result
+		in, res, aerr = r.instantiate(dctx, spec)
+		slot = spec.slot
+		if aerr != nil {
+			cancel()
+			r.end(ctx, nil)
+			if slot == slotHeld {
+				r.release()
+			}
+			if res != nil {
+				res.Duration = time.Since(start)
+			}
+			return res, aerr
+		}
+		r.markBusy(in, cancel)
+	}
+	res, aerr, slot := in.invoke(dctx, fn, req.Input, info, lim, slot)
+	cancel()
+	r.end(ctx, in)
+	if slot == slotHeld {
+		r.release()
+	}
+	res.Duration = time.Since(start)
+	if aerr != nil {
+		return res, aerr
+	}
+	return res, nil
+}
+
+// prepare resolves a call's limits and effective capabilities, and refuses a call whose job does
+// not grant what the module's imports need.
+func (r *Runtime) prepare(m *Module, job string, g *Grants, l Limits) (Limits, capSet, string, *abi.Error) {
+	if err := l.validate(); err != nil {
+		return l, 0, "", newErr(abi.KindBadInput, "limits: %v", err)
+	}
+	lim := l.or(r.cfg.Defaults)
+	granted, err := capsOf(g.Capabilities)
+	if err != nil {
+		return lim, 0, "", newErr(abi.KindBadInput, "grants: %v", err)
+	}
+	caps := m.requested&granted | bitBase
+	if missing := m.required &^ caps; missing != 0 {
+		return lim, 0, "", newErr(abi.KindDenied, "module %s imports host functions of capability %s, which job %q does not grant",
+			m.Digest, strings.Join(quoteAll(missing.names()), ", "), job)
+	}
+	if err := validateGrants(caps, g); err != nil {
+		return lim, 0, "", newErr(abi.KindBadInput, "grants: %v", err)
+	}
+	return lim, caps, grantsKey(caps, g), nil
+}
+
+func quoteAll(s []string) []string {
+	for i := range s {
+		s[i] = fmt.Sprintf("%q", s[i])
+	}
+	return s
+}
+
+// waitErr describes a call that gave up waiting for a slot.
+func waitErr(err error) error {
+	switch {
+	case errors.Is(err, ErrClosed):
+		return closedErr()
+	case errors.Is(err, context.DeadlineExceeded):
+		return limitErr(abi.LimitDeadline, "deadline passed while waiting for a free slot")
+	}
+	return newErr(abi.KindCancelled, "cancelled while waiting for a free slot: %v", err)
+}
+
+// slotState says whether a call holds its concurrency slot.
+type slotState uint8
+
+const (
+	slotNone    slotState = iota // the work runs outside the concurrency cap (Compile)
+	slotHeld                     // the call holds a slot
+	slotYielded                  // the call gave its slot back while blocked in a host function
+)
+
+// callState is the state of the call an instance is running. It lives in the instance and is
+// reset by begin.
+type callState struct {
+	in         *instance
+	cctx       *callCtx
+	info       CallInfo
+	caps       capSet
+	maxOut     int64
+	maxResult  int64
+	timeout    time.Duration
+	log        []byte
+	pending    []byte
+	hasPending bool
+	guestErr   []byte
+	erred      bool   // the guest called error
+	limit      string // the limit that stopped the call, if one did
+	limitMsg   string
+	fault      error // a fault of the host, if one happened
+	slot       slotState
+}
+
+// callCtx is the context a guest call runs with; host functions find their call through it.
+type callCtx struct {
+	context.Context
+	st *callState
+}
+
+type stateKey struct{}
+
+// Value implements context.Context.
+func (c *callCtx) Value(k any) any {
+	if k == (stateKey{}) {
+		return c.st
+	}
+	return c.Context.Value(k)
+}
+
+// stateOf returns the call a host function serves.
+func stateOf(ctx context.Context) *callState {
+	if c, ok := ctx.(*callCtx); ok {
+		return c.st
+	}
+	st, _ := ctx.Value(stateKey{}).(*callState)
+	return st
+}
+
+// begin starts a call on the instance.
+func (in *instance) begin(ctx context.Context, info CallInfo, lim Limits, slot slotState) *callState {
+	st := &in.st
+	*st = callState{
+		in:        in,
+		info:      info,
+		caps:      in.caps,
+		maxOut:    lim.MaxOutputBytes,
+		maxResult: lim.MaxResultBytes,
+		timeout:   lim.Timeout,
+		slot:      slot,
+	}
+	st.cctx = &callCtx{Context: ctx, st: st}
+	in.limiter.refused = 0
+	in.running = true
+	return st
+}
+
+// finish ends the call and hands its log to a new Result.
+func (in *instance) finish() (*Result, slotState) {
+	st := &in.st
+	in.running = false
+	res := &Result{Log: st.log}
+	slot := st.slot
+	*st = callState{}
+	return res, slot
+}
+
+// invoke runs function fn on input.
+func (in *instance) invoke(ctx context.Context, fn int32, input []byte, info CallInfo, lim Limits, slot slotState) (*Result, *abi.Error, slotState) {
+	st := in.begin(ctx, info, lim, slot)
+	var ptr uint32
+	n := uint32(len(input))
+	if n > 0 {
+		in.stack[0] = uint64(n)
+		if err := in.allocFn.CallWithStack(st.cctx, in.stack[:1]); err != nil {
+			aerr := in.failure(err, st)
+			aerr.Message = abi.ExportAlloc + ": " + aerr.Message
+			res, slot := in.finish()
+			return res, aerr, slot
+		}
+		ptr = uint32(in.stack[0])
+		if ptr == 0 || !in.mem().Write(ptr, input) {
+			in.dead = true
+			var aerr *abi.Error
+			if in.limiter.refused != 0 {
+				aerr = in.memoryErr()
+			} else {
+				aerr = newErr(abi.KindTrap, "%s(%d) returned %#x, not a buffer inside its %d-byte memory",
+					abi.ExportAlloc, n, ptr, in.mem().Size())
+			}
+			res, slot := in.finish()
+			return res, aerr, slot
+		}
+	}
+	in.stack[0], in.stack[1], in.stack[2] = uint64(uint32(fn)), uint64(ptr), uint64(n)
+	if err := in.callFn.CallWithStack(st.cctx, in.stack[:3]); err != nil {
+		aerr := in.failure(err, st)
+		res, slot := in.finish()
+		return res, aerr, slot
+	}
+	if st.erred {
+		aerr := abi.DecodeGuestError(st.guestErr)
+		res, slot := in.finish()
+		return res, aerr, slot
+	}
+	p, l := abi.Unpack(in.stack[0])
+	if int64(l) > st.maxResult {
+		res, slot := in.finish()
+		return res, limitErr(abi.LimitOutput, "output of %d bytes is over the %d-byte limit", l, lim.MaxResultBytes), slot
+	}
+	var out []byte
+	if l > 0 {
+		b, ok := in.mem().Read(p, l)
+		if !ok {
+			in.dead = true
+			size := in.mem().Size()
+			res, slot := in.finish()
+			return res, newErr(abi.KindTrap, "result out of bounds: %s returned [%#x, +%d) but memory is %d bytes",
+				abi.ExportCall, p, l, size), slot
+		}
+		out = make([]byte, l)
+		copy(out, b)
+	}
+	res, slot := in.finish()
+	res.Output = out
+	return res, nil, slot
+}
+
+// failure classifies an error from a guest call and marks the instance dead. Only what the host
+// observed decides the kind: the limit that stopped the call, the exit code wazero reports for a
+// deadline or cancellation, a refused memory grow, a fault of the host; anything else is a trap.
+func (in *instance) failure(err error, st *callState) *abi.Error {
+	in.dead = true
+	if st.limit != "" {
+		return limitErr(st.limit, "%s", st.limitMsg)
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		switch exit.ExitCode() {
+		case sys.ExitCodeDeadlineExceeded:
+			return limitErr(abi.LimitDeadline, "the call ran past its deadline (timeout %v)", st.timeout)
+		case sys.ExitCodeContextCanceled:
+			return newErr(abi.KindCancelled, "the call was cancelled")
+		}
+		if in.limiter.refused != 0 {
+			return in.memoryErr()
+		}
+		return newErr(abi.KindTrap, "the guest exited with code %d during the call", exit.ExitCode())
+	}
+	if in.limiter.refused != 0 {
+		e := in.memoryErr()
+		e.Message += ": " + truncate(err.Error(), maxTrapMessage)
+		return e
+	}
+	if st.fault != nil {
+		return newErr(abi.KindSystem, "host fault: %v", st.fault)
+	}
+	return newErr(abi.KindTrap, "%s", truncate(err.Error(), maxTrapMessage))
+}
+
+func (in *instance) memoryErr() *abi.Error {
+	return limitErr(abi.LimitMemory, "the guest asked for %d bytes of memory; the limit is %d pages (%d bytes)",
+		in.limiter.refused, in.limiter.limit/pageSize, in.limiter.limit)
+}
+
+// errOutputLimit is the panic value that stops a call that wrote past its output limit.
+var errOutputLimit = errors.New("output limit exceeded")
+
+// appendLog adds p to the call's log. Past the limit it keeps what fits, records the limit and
+// panics with errOutputLimit to stop the guest at once.
+func (st *callState) appendLog(p []byte) {
+	room := st.maxOut - int64(len(st.log))
+	if int64(len(p)) <= room {
+		st.log = append(st.log, p...)
+		return
+	}
+	if room > 0 {
+		st.log = append(st.log, p[:room]...)
+	}
+	st.limit = abi.LimitOutput
+	st.limitMsg = fmt.Sprintf("the call wrote more than %d bytes to stdout, stderr and the log", st.maxOut)
+	panic(errOutputLimit)
+}

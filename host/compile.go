@@ -1,0 +1,237 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// Module is a compiled, validated guest module. It belongs to the Runtime that compiled it and is
+// safe for concurrent use. Digest and Info must not be modified.
+type Module struct {
+	Digest string          // "sha256:<hex>" of the module's bytes
+	Info   *abi.ModuleInfo // exports, imports, memory bounds and manifest
+
+	r         *Runtime
+	compiled  wazero.CompiledModule
+	reactor   bool             // exports _initialize, run once per instance
+	requested capSet           // capabilities the manifest requests, with base
+	required  capSet           // capabilities its lumen imports need, with base
+	fn        map[string]int32 // manifest function name -> lumen_call index
+}
+
+type moduleEntry struct {
+	done chan struct{} // closed when m or err is set
+	m    *Module
+	err  error
+}
+
+// Digest returns "sha256:<hex>" of wasm, the name a module goes by.
+func Digest(wasm []byte) string {
+	sum := sha256.Sum256(wasm)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// Compile compiles and validates a module, or returns the one already compiled from the same
+// bytes. It checks the module against ABI v1 (abi.CheckShape) before running any of its code, then
+// instantiates it once, with no grants, the default limits and a short deadline, to read its
+// manifest (abi.DecodeManifest) and check its imports against the capabilities the manifest
+// requests (abi.CheckCapabilities). A refused module gives an *abi.Error of KindBadInput whose
+// message names the problem.
+//
+// Compiled code is cached in memory by digest for the life of the Runtime and, with
+// Config.DataDir, on disk, so a restarted Runtime skips the compiler. Compile is safe for
+// concurrent use; concurrent compiles of the same bytes share one compilation. wasm is not
+// retained.
+func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
+	if int64(len(wasm)) > r.cfg.MaxModuleBytes {
+		return nil, newErr(abi.KindBadInput, "module refused: %d bytes, over the %d-byte limit", len(wasm), r.cfg.MaxModuleBytes)
+	}
+	digest := Digest(wasm)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, closedErr()
+	}
+	e, ok := r.modules[digest]
+	if !ok {
+		e = &moduleEntry{done: make(chan struct{})}
+		r.modules[digest] = e
+		r.active++
+	}
+	r.mu.Unlock()
+	if ok {
+		select {
+		case <-e.done:
+			return e.m, e.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+
+	e.m, e.err = r.compile(ctx, digest, wasm)
+	close(e.done)
+	if e.err != nil {
+		r.mu.Lock()
+		delete(r.modules, digest)
+		r.mu.Unlock()
+	}
+	r.end(ctx, nil)
+	return e.m, e.err
+}
+
+// Inspect compiles wasm like Compile and returns what it found. The module registry calls it to
+// validate uploads.
+func (r *Runtime) Inspect(ctx context.Context, wasm []byte) (*abi.ModuleInfo, error) {
+	m, err := r.Compile(ctx, wasm)
+	if err != nil {
+		return nil, err
+	}
+	return m.Info, nil
+}
+
+func (r *Runtime) compile(ctx context.Context, digest string, wasm []byte) (*Module, error) {
+	refuse := func(format string, args ...any) error {
+		return newErr(abi.KindBadInput, "module %s refused: %s", digest, fmt.Sprintf(format, args...))
+	}
+	if len(wasm) < 8 || !bytes.Equal(wasm[:4], []byte("\x00asm")) {
+		return nil, refuse("not a WebAssembly module (no \\0asm header)")
+	}
+	if !bytes.Equal(wasm[4:8], []byte{1, 0, 0, 0}) {
+		return nil, refuse("WebAssembly binary version %x is not supported (want 1)", wasm[4:8])
+	}
+	cm, err := r.wz.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, refuse("invalid WebAssembly: %v", err)
+	}
+	mem, err := scanMemory(wasm)
+	if err != nil {
+		_ = cm.Close(ctx)
+		return nil, refuse("%v", err)
+	}
+	m := &Module{Digest: digest, r: r, compiled: cm}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = cm.Close(context.Background())
+		}
+	}()
+	m.Info = moduleInfo(cm, mem)
+	if err := abi.CheckShape(m.Info); err != nil {
+		return nil, refuse("%v", err)
+	}
+	if mem.imported {
+		return nil, refuse("it imports its memory; a Lumen module must define its own")
+	}
+	if !mem.defined {
+		return nil, refuse("it has no memory")
+	}
+	if init, ok := cm.ExportedFunctions()["_initialize"]; ok {
+		if len(init.ParamTypes()) != 0 || len(init.ResultTypes()) != 0 {
+			return nil, refuse("export \"_initialize\" must have type () -> ()")
+		}
+		m.reactor = true
+	}
+	m.required = bitBase
+	for _, c := range abi.RequiredCapabilities(m.Info) {
+		m.required |= capBits[c]
+	}
+
+	manifest, err := r.readManifest(ctx, m)
+	if err != nil {
+		return nil, refuse("%v", err)
+	}
+	if err := abi.CheckCapabilities(m.Info, manifest); err != nil {
+		return nil, refuse("%v", err)
+	}
+	m.Info.Manifest = manifest
+	m.requested, _ = capsOf(manifest.Capabilities) // validated by DecodeManifest
+	m.requested |= bitBase
+	m.fn = make(map[string]int32, len(manifest.Functions))
+	for i, f := range manifest.Functions {
+		m.fn[f.Name] = int32(i)
+	}
+	ok = true
+	return m, nil
+}
+
+// readManifest instantiates m with no grants and the default limits and calls lumen_manifest.
+func (r *Runtime) readManifest(ctx context.Context, m *Module) (*abi.Manifest, error) {
+	lim := r.cfg.Defaults
+	if lim.Timeout > manifestTimeout {
+		lim.Timeout = manifestTimeout
+	}
+	if m.Info.MemoryMinPages > lim.MemoryPages {
+		// Let the manifest be read; a call with a lower limit fails with LimitMemory.
+		lim.MemoryPages = m.Info.MemoryMinPages
+	}
+	dctx, cancel := context.WithTimeout(ctx, lim.Timeout)
+	defer cancel()
+	spec := &instanceSpec{m: m, caps: bitBase, lim: lim, info: CallInfo{Module: m.Digest, Function: abi.ExportManifest}}
+	in, res, aerr := r.instantiate(dctx, spec)
+	if aerr != nil {
+		return nil, fmt.Errorf("instantiate: %s%s", aerr.Message, logNote(res))
+	}
+	defer in.close(ctx)
+	fn := in.mod.ExportedFunction(abi.ExportManifest)
+	st := in.begin(dctx, spec.info, lim, slotNone)
+	stack := []uint64{0}
+	err := fn.CallWithStack(st.cctx, stack)
+	res, _ = in.finish()
+	if err != nil {
+		return nil, fmt.Errorf("%s failed: %s%s", abi.ExportManifest, in.failure(err, st).Message, logNote(res))
+	}
+	ptr, n := abi.Unpack(stack[0])
+	if n > abi.MaxManifestBytes {
+		return nil, fmt.Errorf("%s returned %d bytes, over the %d-byte limit", abi.ExportManifest, n, abi.MaxManifestBytes)
+	}
+	b, ok := in.mem().Read(ptr, n)
+	if !ok {
+		return nil, fmt.Errorf("%s returned bytes [%#x, +%d) out of bounds of its %d-byte memory", abi.ExportManifest, ptr, n, in.mem().Size())
+	}
+	manifest, err := abi.DecodeManifest(bytes.Clone(b))
+	if err != nil {
+		return nil, err
+	}
+	return manifest, nil
+}
+
+// logNote quotes the start of what an instantiation or call wrote, to help explain a failure.
+func logNote(res *Result) string {
+	if res == nil || len(res.Log) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (its output: %q)", truncate(string(res.Log), 512))
+}
+
+func sigOf(d api.FunctionDefinition) abi.Signature {
+	var s abi.Signature
+	for _, t := range d.ParamTypes() {
+		s.Params = append(s.Params, abi.ValType(t))
+	}
+	for _, t := range d.ResultTypes() {
+		s.Results = append(s.Results, abi.ValType(t))
+	}
+	return s
+}
+
+func moduleInfo(cm wazero.CompiledModule, mem memoryScan) *abi.ModuleInfo {
+	info := &abi.ModuleInfo{MemoryMinPages: mem.min, MemoryMaxPages: mem.max}
+	for name, d := range cm.ExportedFunctions() {
+		info.Exports = append(info.Exports, abi.Export{Name: name, Sig: sigOf(d)})
+	}
+	sort.Slice(info.Exports, func(i, j int) bool { return info.Exports[i].Name < info.Exports[j].Name })
+	for _, d := range cm.ImportedFunctions() {
+		mod, name, _ := d.Import()
+		info.Imports = append(info.Imports, abi.Import{Module: mod, Name: name, Sig: sigOf(d)})
+	}
+	return info
+}

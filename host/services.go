@@ -1,0 +1,94 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// CallInfo says which call a host function serves.
+type CallInfo struct {
+	Job      string // the job of the call's CallRequest or InstanceSpec
+	Module   string // the module's digest, "sha256:<hex>"
+	Function string // the manifest function being called
+	// Context is the engine's own per-call value, from CallRequest.Context or
+	// InstanceSpec.Context; the host never looks at it.
+	Context any
+}
+
+// Services is the engine behind the object, task and actor host functions. The host calls it from
+// the goroutine running the guest, with the call's context (which ends at the call's deadline);
+// implementations must be safe for concurrent use, as calls run in parallel.
+//
+// The *CallInfo is valid only until the method returns. Byte slices passed in are the
+// implementation's to keep; byte slices returned are the host's and must not be changed after.
+//
+// Errors become the guest's status: an *abi.Error of kind not_found, denied, cancelled or
+// bad_input gives ErrNotFound, ErrDenied, ErrCancelled or ErrBadPayload; any other *abi.Error is a
+// failed task or actor call and gives ErrFailed, with the error's JSON as the pending result;
+// context.DeadlineExceeded gives ErrTimeout, context.Canceled ErrCancelled; a *StatusError gives
+// its own status; anything else gives ErrInternal.
+type Services interface {
+	// ObjectPut stores data as a new object owned by the call's job and returns its handle (> 0).
+	ObjectPut(ctx context.Context, c *CallInfo, data []byte) (int64, error)
+	// ObjectGet waits until object h is ready and returns its bytes, or the *abi.Error of the
+	// failed task that was to produce it. timeout < 0 waits until ctx ends. The call's
+	// concurrency slot is released while ObjectGet runs.
+	ObjectGet(ctx context.Context, c *CallInfo, h int64, timeout time.Duration) ([]byte, error)
+	// ObjectRelease drops the call's reference to object h.
+	ObjectRelease(ctx context.Context, c *CallInfo, h int64) error
+	// TaskSubmit starts a task and returns the handle of its result object without waiting.
+	TaskSubmit(ctx context.Context, c *CallInfo, req *abi.TaskRequest) (int64, error)
+	// TaskCancel asks for the task whose result is object h to be cancelled.
+	TaskCancel(ctx context.Context, c *CallInfo, h int64) error
+	// Wait blocks until req.NumReturns of req.Handles are ready or req.TimeoutMs passes. The
+	// call's concurrency slot is released while Wait runs.
+	Wait(ctx context.Context, c *CallInfo, req *abi.WaitRequest) (*abi.WaitResult, error)
+	// ActorCreate creates an actor and returns its handle.
+	ActorCreate(ctx context.Context, c *CallInfo, req *abi.ActorCreateRequest) (int64, error)
+	// ActorCall queues a method call and returns the handle of its result object.
+	ActorCall(ctx context.Context, c *CallInfo, req *abi.ActorCallRequest) (int64, error)
+	// ActorKill stops actor h without restarting it.
+	ActorKill(ctx context.Context, c *CallInfo, h int64) error
+}
+
+// statusOf maps an error of Services to the status the guest sees and the pending result that
+// explains it.
+func statusOf(err error) (abi.Status, []byte) {
+	var se *StatusError
+	if errors.As(err, &se) {
+		st := se.Status
+		if st <= abi.StatusOK || st.String() == "unknown" {
+			st = abi.ErrInternal
+		}
+		return st, []byte(se.Message)
+	}
+	var ae *abi.Error
+	if errors.As(err, &ae) {
+		switch ae.Kind {
+		case abi.KindNotFound:
+			return abi.ErrNotFound, []byte(ae.Message)
+		case abi.KindDenied:
+			return abi.ErrDenied, []byte(ae.Message)
+		case abi.KindCancelled:
+			return abi.ErrCancelled, []byte(ae.Message)
+		case abi.KindBadInput:
+			return abi.ErrBadPayload, []byte(ae.Message)
+		}
+		b, jerr := json.Marshal(ae)
+		if jerr != nil {
+			return abi.ErrInternal, []byte(jerr.Error())
+		}
+		return abi.ErrFailed, b
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return abi.ErrTimeout, []byte(err.Error())
+	case errors.Is(err, context.Canceled):
+		return abi.ErrCancelled, []byte(err.Error())
+	}
+	return abi.ErrInternal, []byte(err.Error())
+}
