@@ -13,7 +13,7 @@ import (
 
 // Defaults applied by New to zero fields of Config and Config.Defaults.
 const (
-	DefaultMemoryPages    = 4096     // 256 MiB
+	DefaultMemoryPages    = 4096 // 256 MiB
 	DefaultTimeout        = 30 * time.Second
 	DefaultMaxOutputBytes = 1 << 20  // stdout + stderr + log bytes of one call
 	DefaultMaxResultBytes = 64 << 20 // the output of one call

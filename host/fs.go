@@ -248,7 +248,7 @@ func utimes(fi fs.FileInfo, atim, mtim int64) (time.Time, time.Time) {
 // rootFile adds what the adapter leaves out.
 type rootFile struct {
 	experimentalsys.File
-	fs   *rootFS
+	fs     *rootFS
 	name   string
 	f      *os.File
 	append bool // opened with O_APPEND

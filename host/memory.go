@@ -30,7 +30,7 @@ func (a *memoryLimiter) Allocate(capacity, max uint64) experimental.LinearMemory
 // mapped up front (address space only, committed as the guest touches it), so growing never
 // copies; elsewhere it is a Go slice that doubles.
 type linearMemory struct {
-	a   *memoryLimiter
+	a      *memoryLimiter
 	buf    []byte // the reservation (Linux) or the current backing array
 	max    uint64
 	mapped bool // buf is an mmap reservation of max bytes

@@ -22,14 +22,14 @@ type Runtime struct {
 
 	mu        sync.Mutex
 	closed    bool
-	released  bool                     // Close has released the instances and wazero
-	active    int                      // calls and instantiations in flight
-	drained   chan struct{}            // closed when closed && active == 0
-	modules   map[string]*moduleEntry  // by digest
-	pools     map[poolKey]*pool        // idle instances by what shapes them
-	lru       instList                 // every idle pooled instance, most recently used first
-	busy      instList                 // instances running a call
-	dedicated map[*Instance]struct{}   // open Instances, closed with the Runtime
+	released  bool                    // Close has released the instances and wazero
+	active    int                     // calls and instantiations in flight
+	drained   chan struct{}           // closed when closed && active == 0
+	modules   map[string]*moduleEntry // by digest
+	pools     map[poolKey]*pool       // idle instances by what shapes them
+	lru       instList                // every idle pooled instance, most recently used first
+	busy      instList                // instances running a call
+	dedicated map[*Instance]struct{}  // open Instances, closed with the Runtime
 }
 
 // poolKey is what makes two instances interchangeable: the module, the job (instances are never
