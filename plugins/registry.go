@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -115,8 +114,8 @@ func (m *Module) Ref() string {
 }
 
 // Registry holds the registered modules. It is safe for concurrent use. Reads (Resolve, List,
-// Bytes) run alongside each other and alongside a write's disk sync; writes (the commit of Add,
-// Tag, Delete) run one at a time.
+// Bytes) run alongside each other and alongside a write's disk sync. Adds inspect in parallel;
+// the commits of Add, Tag and Delete run one at a time.
 type Registry struct {
 	db       *badger.DB
 	inMemory bool
@@ -178,78 +177,6 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 		return nil, fmt.Errorf("plugins: load %q: %w", cfg.Dir, err)
 	}
 	return r, nil
-}
-
-// load reads every record and name into the index, and stamps a new store with its format.
-func (r *Registry) load() error {
-	fresh := false
-	err := r.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte(formatKey))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			fresh = true
-		} else if err != nil {
-			return err
-		} else {
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if string(v) != formatVersion {
-				return fmt.Errorf("storage format %q, this build reads %q", v, formatVersion)
-			}
-		}
-		if err := eachKey(txn, modPrefix, func(key string, val []byte) error {
-			var rec record
-			if err := json.Unmarshal(val, &rec); err != nil {
-				return fmt.Errorf("record %s: %w", key, err)
-			}
-			if modPrefix+rec.Digest != key || checkDigest(rec.Digest) != nil {
-				return fmt.Errorf("record %s holds digest %q", key, rec.Digest)
-			}
-			r.mods[rec.Digest] = &rec
-			return nil
-		}); err != nil {
-			return err
-		}
-		return eachKey(txn, namePrefix, func(key string, val []byte) error {
-			name, ver, ok := strings.Cut(strings.TrimPrefix(key, namePrefix), "/")
-			if !ok || checkName(name) != nil {
-				return fmt.Errorf("name key %q is malformed", key)
-			}
-			v, err := parseVersion(ver)
-			if err != nil {
-				return fmt.Errorf("name key %q: %w", key, err)
-			}
-			if r.mods[string(val)] == nil {
-				return fmt.Errorf("name key %q binds %q, which is not stored", key, val)
-			}
-			r.bindIndex(&binding{name: name, version: ver, v: v, digest: string(val)})
-			return nil
-		})
-	})
-	if err != nil || !fresh {
-		return err
-	}
-	return r.db.Update(func(txn *badger.Txn) error {
-		return txn.Set([]byte(formatKey), []byte(formatVersion))
-	})
-}
-
-// eachKey calls fn with every key under prefix and its value, in key order.
-func eachKey(txn *badger.Txn, prefix string, fn func(key string, val []byte) error) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), PrefetchValues: true, PrefetchSize: 16})
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		item := it.Item()
-		val, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		if err := fn(string(item.Key()), val); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Close closes the store. Calls after Close fail with ErrClosed; Close itself may be repeated.
@@ -330,84 +257,46 @@ func (r *Registry) Add(ctx context.Context, wasm []byte, opts AddOptions) (*Modu
 		}
 		rec.Name, rec.Version = opts.Name, opts.Version
 	}
-	data, err := json.Marshal(rec)
+	data, stored, err := encodeRecord(rec)
 	if err != nil {
-		return nil, fmt.Errorf("plugins: encode record of %s: %w", digest, err)
+		return nil, err
 	}
-	var stored record
-	if err := json.Unmarshal(data, &stored); err != nil { // the index holds what a reload reads
-		return nil, fmt.Errorf("plugins: decode record of %s: %w", digest, err)
+	write := func(w writer) error {
+		if err := w.putChunks(binPrefix, digest, wasm, 0); err != nil {
+			return err
+		}
+		if err := w.putChunks(modPrefix, digest, data, 0); err != nil {
+			return err
+		}
+		if b != nil {
+			return w.set(nameKey(b.name, b.version), []byte(digest))
+		}
+		return nil
 	}
-	err = r.write(digest, wasm, data, b)
-	if errors.Is(err, badger.ErrTxnTooBig) {
-		return nil, fmt.Errorf("%w: module %s (%d bytes) and its record do not fit one transaction of this store", ErrTooLarge, digest, len(wasm))
-	}
-	if err != nil {
+	if err := r.update(write); err != nil {
+		if r.inMemory { // a write batch may have committed part of it
+			r.update(func(w writer) error {
+				w.delChunks(binPrefix, digest, 0, chunksOf(len(wasm)))
+				w.delChunks(modPrefix, digest, 0, stored.recChunks)
+				if b != nil {
+					w.del(nameKey(b.name, b.version))
+				}
+				return nil
+			})
+		}
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			return nil, fmt.Errorf("%w: module %s (%d bytes) and its record (%d bytes) do not fit one transaction of this store", ErrTooLarge, digest, len(wasm), len(data))
+		}
 		return nil, fmt.Errorf("plugins: store module %s: %w", digest, err)
 	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.mods[digest] = &stored
+	r.mods[digest] = stored
 	if b != nil {
 		r.bindIndex(b)
 	}
-	return r.moduleLocked(&stored, nil), nil
-}
-
-// write stores a new module: its bytes in chunks, its record and its name. On disk it is one
-// synchronous transaction, so a crash leaves all of it or nothing. In memory, where a
-// transaction holds its values in full and nothing outlives the process, the chunks go first in
-// as many transactions as they need and are removed again if the record cannot be written; the
-// record's transaction is what makes the module exist, as on disk. The caller holds wmu.
-func (r *Registry) write(digest string, wasm, data []byte, b *binding) error {
-	chunks := (len(wasm) + chunkSize - 1) / chunkSize
-	chunk := func(i int) []byte { return wasm[i*chunkSize : min((i+1)*chunkSize, len(wasm))] }
-	if r.inMemory {
-		wb := r.db.NewWriteBatch()
-		defer wb.Cancel()
-		for i := range chunks {
-			if err := wb.Set(binKey(digest, i), chunk(i)); err != nil {
-				return err
-			}
-		}
-		if err := wb.Flush(); err != nil {
-			r.dropChunks(digest, chunks)
-			return err
-		}
-	}
-	err := r.db.Update(func(txn *badger.Txn) error {
-		if !r.inMemory {
-			for i := range chunks {
-				if err := txn.Set(binKey(digest, i), chunk(i)); err != nil {
-					return err
-				}
-			}
-		}
-		if err := txn.Set(modKey(digest), data); err != nil {
-			return err
-		}
-		if b != nil {
-			return txn.Set(nameKey(b.name, b.version), []byte(digest))
-		}
-		return nil
-	})
-	if err != nil && r.inMemory {
-		r.dropChunks(digest, chunks)
-	}
-	return err
-}
-
-// dropChunks removes the chunks of a module whose record was not written (in memory only).
-func (r *Registry) dropChunks(digest string, chunks int) {
-	wb := r.db.NewWriteBatch()
-	defer wb.Cancel()
-	for i := range chunks {
-		if wb.Delete(binKey(digest, i)) != nil {
-			return
-		}
-	}
-	wb.Flush()
+	return r.moduleLocked(stored, nil), nil
 }
 
 // checkHeader checks the WebAssembly magic and binary version 1.
@@ -501,7 +390,6 @@ func (r *Registry) inspect(ctx context.Context, digest string, wasm []byte, opts
 	return &record{
 		Digest:      digest,
 		Size:        int64(len(wasm)),
-		Chunks:      (len(wasm) + chunkSize - 1) / chunkSize,
 		Description: opts.Description,
 		Manifest:    eff,
 		Info:        cloneInfo(*info),
@@ -603,18 +491,17 @@ func (r *Registry) bindLocked(digest, name, ver string) error {
 	if rec.Name == "" {
 		c := *rec
 		c.Name, c.Version = name, ver
-		named = &c
-		if data, err = json.Marshal(named); err != nil {
-			return fmt.Errorf("plugins: encode record of %s: %w", digest, err)
+		if data, named, err = encodeRecord(&c); err != nil {
+			return err
 		}
 	}
-	err = r.db.Update(func(txn *badger.Txn) error {
+	err = r.update(func(w writer) error {
 		if named != nil {
-			if err := txn.Set(modKey(digest), data); err != nil {
+			if err := w.putChunks(modPrefix, digest, data, rec.recChunks); err != nil {
 				return err
 			}
 		}
-		return txn.Set(nameKey(name, ver), []byte(digest))
+		return w.set(nameKey(name, ver), []byte(digest))
 	})
 	if err != nil {
 		return fmt.Errorf("plugins: bind %s@%s to %s: %w", name, ver, digest, err)
@@ -714,21 +601,10 @@ func (r *Registry) Bytes(digest string) ([]byte, error) {
 	if rec == nil {
 		return nil, fmt.Errorf("%w: module %s", ErrNotFound, digest)
 	}
-	out := make([]byte, 0, rec.Size)
-	err := r.db.View(func(txn *badger.Txn) error {
-		for i := 0; i < rec.Chunks; i++ {
-			item, err := txn.Get(binKey(digest, i))
-			if err != nil {
-				return err
-			}
-			if err := item.Value(func(v []byte) error {
-				out = append(out, v...)
-				return nil
-			}); err != nil {
-				return err
-			}
-		}
-		return nil
+	var out []byte
+	err := r.db.View(func(txn *badger.Txn) (err error) {
+		out, err = readChunks(txn, binPrefix, digest, chunksOf(int(rec.Size)), make([]byte, 0, rec.Size))
+		return err
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		// Delete commits before it updates the index: the module is gone.
@@ -744,9 +620,13 @@ func (r *Registry) Bytes(digest string) ([]byte, error) {
 }
 
 // List returns every module: named ones by first name and version, then unnamed ones by digest.
+// After Close it returns nil.
 func (r *Registry) List() []*Module {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	if r.closed {
+		return nil
+	}
 	out := make([]*Module, 0, len(r.mods))
 	for _, rec := range r.mods {
 		out = append(out, r.moduleLocked(rec, nil))
@@ -793,17 +673,15 @@ func (r *Registry) Delete(ctx context.Context, digest string, inUse func(digest 
 		return err
 	}
 	tags := r.tags[digest]
-	err := r.db.Update(func(txn *badger.Txn) error {
-		if err := txn.Delete(modKey(digest)); err != nil {
+	err := r.update(func(w writer) error {
+		if err := w.delChunks(modPrefix, digest, 0, rec.recChunks); err != nil {
 			return err
 		}
-		for i := 0; i < rec.Chunks; i++ {
-			if err := txn.Delete(binKey(digest, i)); err != nil {
-				return err
-			}
+		if err := w.delChunks(binPrefix, digest, 0, chunksOf(int(rec.Size))); err != nil {
+			return err
 		}
 		for _, b := range tags {
-			if err := txn.Delete(nameKey(b.name, b.version)); err != nil {
+			if err := w.del(nameKey(b.name, b.version)); err != nil {
 				return err
 			}
 		}

@@ -587,7 +587,9 @@ func TestRegistry_BytesDetectsCorruption(t *testing.T) {
 	insp := newFakeInspector()
 	r := open(t, "", insp)
 	m := mustAdd(t, r, insp.add(taskGuest("a")), AddOptions{})
-	err := r.db.Update(func(txn *badger.Txn) error { return txn.Set(binKey(m.Digest, 0), []byte("\x00asm\x01\x00\x00\x00")) })
+	err := r.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(chunkKey(binPrefix, m.Digest, 0), []byte("\x00asm\x01\x00\x00\x00"))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -600,9 +602,11 @@ func TestOpen_RefusesAnInconsistentStore(t *testing.T) {
 	for name, kv := range map[string][2]string{
 		"dangling name":   {string(nameKey("x", "1.0.0")), "sha256:" + strings.Repeat("a", 64)},
 		"bad name key":    {namePrefix + "x", "sha256:" + strings.Repeat("a", 64)},
-		"bad record":      {string(modKey("sha256:" + strings.Repeat("a", 64))), "{"},
+		"bad record":      {string(chunkKey(modPrefix, "sha256:"+strings.Repeat("a", 64), 0)), "{"},
+		"record gap":      {string(chunkKey(modPrefix, "sha256:"+strings.Repeat("a", 64), 1)), "{}"},
+		"bad record key":  {modPrefix + "sha256:" + strings.Repeat("a", 64), "{}"},
 		"future format":   {formatKey, "2"},
-		"misfiled record": {string(modKey("sha256:" + strings.Repeat("a", 64))), `{"digest":"sha256:` + strings.Repeat("b", 64) + `"}`},
+		"misfiled record": {string(chunkKey(modPrefix, "sha256:"+strings.Repeat("a", 64), 0)), `{"digest":"sha256:` + strings.Repeat("b", 64) + `"}`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -770,4 +774,45 @@ func TestRegistry_ConcurrentAdds(t *testing.T) {
 	}
 	r.Close()
 	check(open(t, dir, insp))
+}
+
+// TestRegistry_StoresLargeRecords stores a module whose record spans many chunks, renames it
+// (rewriting the record) and reads it back, in memory and across a reopen on disk.
+func TestRegistry_StoresLargeRecords(t *testing.T) {
+	insp := newFakeInspector()
+	wasm := sizedGuest(3 << 20)
+	mi := taskGuest("").info()
+	for i := range 40_000 {
+		mi.Exports = append(mi.Exports, abi.Export{Name: fmt.Sprintf("extra_export_with_a_long_name_%08d", i), Sig: abi.Signature{}})
+	}
+	insp.set(wasm, mi)
+	for _, dir := range []string{"", t.TempDir()} {
+		cfg := Config{Dir: dir, MaxModuleBytes: 4 << 20, Inspector: insp}
+		r := openCfg(t, cfg)
+		m := mustAdd(t, r, wasm, AddOptions{})
+		if r.mods[m.Digest].recChunks < 4 {
+			t.Fatalf("record of %d chunks; the test wants a bigger one", r.mods[m.Digest].recChunks)
+		}
+		if err := r.Tag(m.Digest, "big", "1.0.0"); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := r.Resolve("big")
+		if len(want.Info.Exports) != len(mi.Exports) {
+			t.Fatalf("%d exports, want %d", len(want.Info.Exports), len(mi.Exports))
+		}
+		if dir != "" {
+			r.Close()
+			r = openCfg(t, cfg)
+		}
+		if got, err := r.Resolve("big"); err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("Resolve after Tag (dir %q): %v", dir, err)
+		}
+		if err := r.Delete(context.Background(), m.Digest, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := storeKeys(t, r); !slices.Equal(got, []string{formatKey}) {
+			t.Fatalf("keys after Delete: %d, first %v", len(got), got[:min(len(got), 3)])
+		}
+		r.Close()
+	}
 }
