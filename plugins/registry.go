@@ -355,6 +355,9 @@ func (r *Registry) inspect(ctx context.Context, digest string, wasm []byte, opts
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("plugins: inspect module %s: %w", digest, err)
 		}
+		if strings.Contains(err.Error(), digest) { // already says which module
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
 		return nil, fmt.Errorf("%w: module %s: %w", ErrInvalid, digest, err)
 	}
 	if info == nil {
