@@ -266,10 +266,6 @@ func (in *instance) invoke(ctx context.Context, fn int32, input []byte, info Cal
 		return res, aerr, slot
 	}
 	p, l := abi.Unpack(in.stack[0])
-	if int64(l) > st.maxResult {
-		res, slot := in.finish()
-		return res, limitErr(abi.LimitOutput, "output of %d bytes is over the %d-byte limit", l, lim.MaxResultBytes), slot
-	}
 	var out []byte
 	if l > 0 {
 		b, ok := in.mem().Read(p, l)
@@ -279,6 +275,10 @@ func (in *instance) invoke(ctx context.Context, fn int32, input []byte, info Cal
 			res, slot := in.finish()
 			return res, newErr(abi.KindTrap, "result out of bounds: %s returned [%#x, +%d) but memory is %d bytes",
 				abi.ExportCall, p, l, size), slot
+		}
+		if int64(l) > st.maxResult {
+			res, slot := in.finish()
+			return res, limitErr(abi.LimitOutput, "output of %d bytes is over the %d-byte limit", l, lim.MaxResultBytes), slot
 		}
 		out = make([]byte, l)
 		copy(out, b)
@@ -321,8 +321,8 @@ func (in *instance) failure(err error, st *callState) *abi.Error {
 }
 
 func (in *instance) memoryErr() *abi.Error {
-	return limitErr(abi.LimitMemory, "the guest asked for %d bytes of memory; the limit is %d pages (%d bytes)",
-		in.limiter.refused, in.limiter.limit/pageSize, in.limiter.limit)
+	return limitErr(abi.LimitMemory, "the guest asked for %d memory pages; the limit is %d pages (%d MiB)",
+		(in.limiter.refused+pageSize-1)/pageSize, in.limiter.limit/pageSize, in.limiter.limit>>20)
 }
 
 // errOutputLimit is the panic value that stops a call that wrote past its output limit.

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -126,7 +127,7 @@ func (r *Runtime) compile(ctx context.Context, digest string, wasm []byte) (*Mod
 	}()
 	m.Info = moduleInfo(cm, mem)
 	if err := abi.CheckShape(m.Info); err != nil {
-		return nil, refuse("%v", err)
+		return nil, refuse("%s", strings.TrimPrefix(err.Error(), "module refused: "))
 	}
 	if mem.imported {
 		return nil, refuse("it imports its memory; a Lumen module must define its own")
@@ -150,7 +151,7 @@ func (r *Runtime) compile(ctx context.Context, digest string, wasm []byte) (*Mod
 		return nil, refuse("%v", err)
 	}
 	if err := abi.CheckCapabilities(m.Info, manifest); err != nil {
-		return nil, refuse("%v", err)
+		return nil, refuse("%s", strings.TrimPrefix(err.Error(), "module refused: "))
 	}
 	m.Info.Manifest = manifest
 	m.requested, _ = capsOf(manifest.Capabilities) // validated by DecodeManifest

@@ -217,12 +217,12 @@ func hostLog(_ context.Context, st *callState, mod api.Module, stack []uint64) i
 // error(ptr i32, len i32) -> i32: records the guest's error; lumen_call's output is then ignored.
 func hostGuestError(_ context.Context, st *callState, mod api.Module, stack []uint64) int64 {
 	ptr, n := uint32(stack[0]), uint32(stack[1])
-	if n > abi.MaxErrorBytes {
-		n = abi.MaxErrorBytes // DecodeGuestError keeps no more
-	}
 	b, ok := view(mod, ptr, n)
 	if !ok {
-		return badPointer(st, mod, "error", ptr, uint32(stack[1]))
+		return badPointer(st, mod, "error", ptr, n)
+	}
+	if len(b) > abi.MaxErrorBytes {
+		b = b[:abi.MaxErrorBytes] // DecodeGuestError keeps no more
 	}
 	st.guestErr = append(st.guestErr[:0], b...)
 	st.erred = true
@@ -241,18 +241,14 @@ func hostResultLen(_ context.Context, st *callState, _ api.Module, _ []uint64) i
 // clears it; returns the bytes copied.
 func hostResultRead(_ context.Context, st *callState, mod api.Module, stack []uint64) int64 {
 	ptr, n := uint32(stack[0]), uint32(stack[1])
-	if !st.hasPending {
-		return abi.ErrNoResult.Code()
-	}
-	m := n
-	if uint64(m) > uint64(len(st.pending)) {
-		m = uint32(len(st.pending))
-	}
 	dst, ok := view(mod, ptr, n)
 	if !ok {
 		return abi.ErrBadPointer.Code() // the pending result stays for a retry
 	}
-	copy(dst, st.pending[:m])
+	if !st.hasPending {
+		return abi.ErrNoResult.Code()
+	}
+	m := copy(dst, st.pending)
 	st.clearPending()
 	return int64(m)
 }

@@ -1,0 +1,214 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// The well-behaved testdata guests, which must compile.
+var goodGuests = []string{"good", "hostile", "sys", "nested", "hostcall", "bad/big_memory", "bad/bad_alloc"}
+
+func TestTestdata_WasmCompiles(t *testing.T) {
+	r := newTestRuntime(t, Config{})
+	for _, name := range goodGuests {
+		m := mustCompile(t, r, name)
+		if m.Info.Manifest == nil || len(m.Info.Manifest.Functions) == 0 {
+			t.Errorf("%s: no manifest functions", name)
+		}
+	}
+}
+
+// TestTestdata_WasmMatchesWat checks each committed .wasm is what its .wat assembles to, when
+// wat2wasm is installed.
+func TestTestdata_WasmMatchesWat(t *testing.T) {
+	if _, err := exec.LookPath("wat2wasm"); err != nil {
+		t.Skip("wat2wasm not installed (apt-get install -y wabt)")
+	}
+	wats, _ := filepath.Glob("testdata/*.wat")
+	bad, _ := filepath.Glob("testdata/bad/*.wat")
+	dir := t.TempDir()
+	for i, wat := range append(wats, bad...) {
+		out := filepath.Join(dir, filepath.Base(wat)+string(rune('a'+i%26))+".wasm")
+		if b, err := exec.Command("wat2wasm", wat, "-o", out).CombinedOutput(); err != nil {
+			t.Fatalf("wat2wasm %s: %v\n%s", wat, err, b)
+		}
+		want, _ := os.ReadFile(out)
+		got, err := os.ReadFile(strings.TrimSuffix(wat, ".wat") + ".wasm")
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: committed .wasm is stale; run go generate ./host/", wat)
+		}
+	}
+}
+
+func TestCompile_RefusesBadModules(t *testing.T) {
+	r := newTestRuntime(t, Config{MaxModuleBytes: 1 << 20})
+	good := testWasm(t, "good")
+	cases := []struct {
+		name string
+		wasm []byte
+		want []string // substrings of the error message
+	}{
+		{"not wasm", []byte("#!/bin/sh\necho hi\n"), []string{"not a WebAssembly module"}},
+		{"empty", nil, []string{"not a WebAssembly module"}},
+		{"wrong version", []byte("\x00asm\x02\x00\x00\x00"), []string{"version", "not supported"}},
+		{"truncated", good[:len(good)/2], []string{"invalid WebAssembly"}},
+		{"over size", make([]byte, 1<<20+1), []string{"1048577 bytes", "1048576-byte limit"}},
+		{"unknown import", testWasm(t, "bad/unknown_import"), []string{`env.foo`, `module "env" is not provided`}},
+		{"unknown lumen import", testWasm(t, "bad/unknown_lumen_import"), []string{"lumen.teleport is not a host function of ABI v1"}},
+		{"wrong import type", testWasm(t, "bad/wrong_import_type"), []string{"import lumen.log has type (i32) -> (i32), want (i32, i32, i32) -> (i32)"}},
+		{"missing export", testWasm(t, "bad/missing_call"), []string{`missing export "lumen_call"`}},
+		{"wrong export type", testWasm(t, "bad/wrong_alloc_type"), []string{`export "lumen_alloc" has type (i64) -> (i32), want (i32) -> (i32)`}},
+		{"no marker", testWasm(t, "bad/no_marker"), []string{"not a Lumen module", `"lumen_abi_v1"`}},
+		{"abi v2", testWasm(t, "bad/v2"), []string{"ABI v2", "ABI v1"}},
+		{"undeclared capability", testWasm(t, "bad/undeclared_cap"), []string{"lumen.object_put", `capability "objects"`, "does not request"}},
+		{"manifest not json", testWasm(t, "bad/bad_manifest"), []string{"manifest"}},
+		{"manifest invalid", testWasm(t, "bad/invalid_manifest"), []string{"manifest", `unknown kind "daemon"`}},
+		{"manifest out of bounds", testWasm(t, "bad/manifest_oob"), []string{"lumen_manifest returned", "out of bounds"}},
+		{"manifest traps", testWasm(t, "bad/manifest_trap"), []string{"lumen_manifest failed", "unreachable"}},
+		{"memory import", testWasm(t, "bad/memory_import"), []string{"imports its memory"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := r.Compile(context.Background(), tc.wasm)
+			ae := wantKind(t, err, abi.KindBadInput, "")
+			for _, w := range tc.want {
+				if !strings.Contains(ae.Message, w) {
+					t.Errorf("message %q does not contain %q", ae.Message, w)
+				}
+			}
+			t.Logf("%s: %s", tc.name, ae.Message)
+		})
+	}
+	if n := r.Stats().Modules; n != 0 {
+		t.Fatalf("%d refused modules kept", n)
+	}
+}
+
+func TestCompile_SameBytesSameModule(t *testing.T) {
+	r := newTestRuntime(t, Config{})
+	wasm := testWasm(t, "good")
+	var wg sync.WaitGroup
+	mods := make([]*Module, 8)
+	for i := range mods {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, err := r.Compile(context.Background(), wasm)
+			if err != nil {
+				t.Error(err)
+			}
+			mods[i] = m
+		}()
+	}
+	wg.Wait()
+	for _, m := range mods[1:] {
+		if m != mods[0] {
+			t.Fatal("concurrent compiles of the same bytes gave different modules")
+		}
+	}
+	if mods[0].Digest != Digest(wasm) || !strings.HasPrefix(mods[0].Digest, "sha256:") {
+		t.Fatalf("digest %q", mods[0].Digest)
+	}
+}
+
+func TestInspect_ReportsExportsImportsMemoryManifest(t *testing.T) {
+	r := newTestRuntime(t, Config{})
+	info, err := r.Inspect(context.Background(), testWasm(t, "nested"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ABIVersion() != 1 || info.MemoryMinPages != 1 || info.MemoryMaxPages != 0 {
+		t.Fatalf("info %+v", info)
+	}
+	if len(info.Imports) != 12 || info.Imports[0].Module != abi.HostModule {
+		t.Fatalf("imports %+v", info.Imports)
+	}
+	caps := abi.RequiredCapabilities(info)
+	if len(caps) != 3 {
+		t.Fatalf("required capabilities %v", caps)
+	}
+	if info.Manifest.Index("parent") != 1 {
+		t.Fatalf("manifest %+v", info.Manifest)
+	}
+	hc, err := r.Inspect(context.Background(), testWasm(t, "hostcall"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hc.MemoryMinPages != 1 || hc.MemoryMaxPages != 1 {
+		t.Fatalf("hostcall memory %d..%d", hc.MemoryMinPages, hc.MemoryMaxPages)
+	}
+}
+
+func TestCompile_BigInitialMemoryNeedsAHigherLimit(t *testing.T) {
+	r := newTestRuntime(t, Config{})
+	m := mustCompile(t, r, "bad/big_memory")
+	if m.Info.MemoryMinPages != 5000 {
+		t.Fatalf("min pages %d", m.Info.MemoryMinPages)
+	}
+	_, err := r.Call(context.Background(), CallRequest{Module: m, Function: "f"})
+	ae := wantKind(t, err, abi.KindLimit, abi.LimitMemory)
+	if !strings.Contains(ae.Message, "5000") || !strings.Contains(ae.Message, "4096") {
+		t.Fatalf("message %q", ae.Message)
+	}
+	callOK(t, r, CallRequest{Module: m, Function: "f", Limits: Limits{MemoryPages: 5000}})
+}
+
+func TestCall_AllocOutOfBoundsIsATrap(t *testing.T) {
+	r := newTestRuntime(t, Config{})
+	m := mustCompile(t, r, "bad/bad_alloc")
+	_, err := r.Call(context.Background(), CallRequest{Module: m, Function: "f", Input: []byte("x")})
+	ae := wantKind(t, err, abi.KindTrap, "")
+	if !strings.Contains(ae.Message, "lumen_alloc(1) returned 0xfffffff0") {
+		t.Fatalf("message %q", ae.Message)
+	}
+	callOK(t, r, CallRequest{Module: m, Function: "f"}) // no input: lumen_alloc is not called
+}
+
+// TestCompile_DiskCacheSurvivesRestart compiles a module, restarts the Runtime on the same
+// DataDir and checks the second compile is served from wazero's cache.
+func TestCompile_DiskCacheSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	wasm := bigWasm(t)
+	compileOnce := func() time.Duration {
+		r, err := New(context.Background(), Config{DataDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close(context.Background())
+		start := time.Now()
+		if _, err := r.Compile(context.Background(), wasm); err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	cold := compileOnce()
+	entries, err := os.ReadDir(filepath.Join(dir, "compile-cache"))
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("compile cache is empty: %v", err)
+	}
+	warm := compileOnce()
+	t.Logf("compile of a %d-byte module: cold %v, from the disk cache %v", len(wasm), cold, warm)
+	if warm >= cold {
+		t.Errorf("cached compile (%v) not faster than cold (%v)", warm, cold)
+	}
+}
+
+// bigWasm returns the biggest guest at hand: the Go guest when it builds, else hostile.wasm.
+func bigWasm(t testing.TB) []byte {
+	if b, err := goGuest(); err == nil {
+		return b
+	} else if !errors.Is(err, errNoGo) {
+		t.Fatal(err)
+	}
+	return testWasm(t, "hostile")
+}
