@@ -309,4 +309,3 @@ func (f *flash) backward(ws *flashWork, q, k, v, o, do, lse, dq, dk, dv []float3
 		}
 	}
 }
-
