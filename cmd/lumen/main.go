@@ -1,0 +1,147 @@
+// Command lumen is Lumen's single binary: `lumen up` starts the single-node engine with its REST
+// API and dashboard on one port.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/engine/api"
+	"github.com/lumenflow/lumen/plugins"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+const usage = `lumen — tasks, actors and workflows of sandboxed WebAssembly
+
+Usage:
+  lumen up [--data DIR] [--http ADDR] [--examples DIR]   start the single-node engine
+
+Run "lumen up -h" for its flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "up":
+		err = up(os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "lumen: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lumen:", err)
+		os.Exit(1)
+	}
+}
+
+func up(args []string) error {
+	fl := flag.NewFlagSet("up", flag.ContinueOnError)
+	data := fl.String("data", "./lumen-data", "data directory: registry, compilation cache, API tokens")
+	addr := fl.String("http", "127.0.0.1:7070", "address of the REST API and dashboard")
+	examples := fl.String("examples", "", "load the built examples under this directory")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	eng, err := engine.Open(ctx, engine.Config{DataDir: *data})
+	if err != nil {
+		return err
+	}
+	defer eng.Close(context.Background())
+	if *examples != "" {
+		if err := loadExamples(ctx, eng, *examples); err != nil {
+			return err
+		}
+	}
+	srv, err := api.New(eng, api.Config{})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(sctx)
+	}()
+	url := "http://" + ln.Addr().String()
+	fmt.Printf("Lumen is up.\n  API:       %s/v1\n  Dashboard: %s/?token=%s\n  Token:     %s\n  Data:      %s\nStop with Ctrl-C.\n",
+		url, url, srv.AdminToken(), filepath.Join(eng.DataDir(), api.AdminTokenFile), eng.DataDir())
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// exampleSpec is an example's lumen.json: how its guest is registered.
+type exampleSpec struct {
+	Name         string           `json:"name"`
+	Version      string           `json:"version"`
+	Capabilities []abi.Capability `json:"capabilities"`
+	Description  string           `json:"description"`
+}
+
+// loadExamples registers every example whose guest has been built (make run builds them):
+// DIR/<example>/lumen.json names it, DIR/<example>/build/guest.wasm is its module.
+func loadExamples(ctx context.Context, eng *engine.Engine, dir string) error {
+	specs, err := filepath.Glob(filepath.Join(dir, "*", "lumen.json"))
+	if err != nil {
+		return err
+	}
+	for _, path := range specs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		var spec exampleSpec
+		if err := json.Unmarshal(b, &spec); err != nil {
+			return fmt.Errorf("example %s: %w", path, err)
+		}
+		wasmPath := filepath.Join(filepath.Dir(path), "build", "guest.wasm")
+		wasm, err := os.ReadFile(wasmPath)
+		if errors.Is(err, fs.ErrNotExist) {
+			fmt.Printf("example %s: %s is not built (make guests builds it); skipped\n", spec.Name, wasmPath)
+			continue
+		} else if err != nil {
+			return err
+		}
+		opts := plugins.AddOptions{Name: spec.Name, Version: spec.Version, Capabilities: spec.Capabilities, Description: spec.Description}
+		m, err := eng.AddModule(ctx, wasm, opts)
+		if errors.Is(err, plugins.ErrConflict) {
+			// Versions are immutable: a changed build of the example keeps only its digest.
+			fmt.Printf("example %s: %s@%s already names another build; registering this one by digest only\n", spec.Name, spec.Name, spec.Version)
+			opts.Name, opts.Version = "", ""
+			m, err = eng.AddModule(ctx, wasm, opts)
+		}
+		if err != nil {
+			return fmt.Errorf("example %s: %w", spec.Name, err)
+		}
+		fmt.Printf("example %s@%s loaded (%s)\n", spec.Name, spec.Version, m.Digest[:19])
+	}
+	return nil
+}

@@ -1,0 +1,323 @@
+// Package api serves Lumen's REST API and dashboard with gin: one routes table, bearer-token auth
+// on every route but /healthz, body limits, and one mapping from errors to statuses and to the
+// error shape {"error":{"kind":"…","message":"…"}}.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/plugins"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// Token file names in the data directory, each holding one hex token, mode 0600.
+const (
+	AdminTokenFile = "token"      // may read and write
+	ReadTokenFile  = "token.read" // may only read
+)
+
+// Config configures a Server.
+type Config struct {
+	// MaxBodyBytes caps a request body other than a module upload (default 8 MiB).
+	MaxBodyBytes int64
+	// MaxModuleBytes caps a module upload (default 64 MiB).
+	MaxModuleBytes int64
+}
+
+// Server is the HTTP face of an Engine.
+type Server struct {
+	eng        *engine.Engine
+	cfg        Config
+	adminToken string
+	readToken  string
+	router     *gin.Engine
+}
+
+// New loads the API tokens from the engine's data directory, generating them at first start,
+// and builds the routes.
+func New(eng *engine.Engine, cfg Config) (*Server, error) {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 8 << 20
+	}
+	if cfg.MaxModuleBytes <= 0 {
+		cfg.MaxModuleBytes = plugins.DefaultMaxModuleBytes
+	}
+	admin, err := LoadOrCreateToken(filepath.Join(eng.DataDir(), AdminTokenFile))
+	if err != nil {
+		return nil, err
+	}
+	read, err := LoadOrCreateToken(filepath.Join(eng.DataDir(), ReadTokenFile))
+	if err != nil {
+		return nil, err
+	}
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{eng: eng, cfg: cfg, adminToken: admin, readToken: read, router: gin.New()}
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// AdminToken returns the token that may read and write.
+func (s *Server) AdminToken() string { return s.adminToken }
+
+// LoadOrCreateToken reads a token file, or creates it with a fresh random token and mode 0600.
+// A token file readable by others is refused.
+func LoadOrCreateToken(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		st, err := os.Stat(path)
+		if err != nil {
+			return "", err
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			return "", fmt.Errorf("api: token file %s has mode %v; it must be 0600", path, st.Mode().Perm())
+		}
+		tok := strings.TrimSpace(string(b))
+		if len(tok) < 32 {
+			return "", fmt.Errorf("api: token file %s holds no token", path)
+		}
+		return tok, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("api: read token: %w", err)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(raw[:])
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("api: create token: %w", err)
+	}
+	if _, err := f.WriteString(tok + "\n"); err != nil {
+		f.Close()
+		return "", err
+	}
+	return tok, f.Close()
+}
+
+func (s *Server) routes() {
+	r := s.router
+	r.Use(gin.Recovery())
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path) })
+
+	authed := r.Group("/", s.auth)
+	authed.GET("/", s.dashboard)
+	v1 := authed.Group("/v1")
+	v1.GET("/modules", s.listModules)
+	v1.POST("/modules", s.uploadModule)
+	v1.GET("/modules/:ref", s.getModule)
+	v1.DELETE("/modules/:ref", s.deleteModule)
+	v1.POST("/modules/:ref/call/:function", s.callFunction)
+}
+
+// auth checks the bearer token (or ?token= for the dashboard page) and refuses writes with the
+// read-only token.
+func (s *Server) auth(c *gin.Context) {
+	tok, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if !ok && c.Request.Method == http.MethodGet && c.Request.URL.Path == "/" {
+		tok, ok = c.GetQuery("token")
+	}
+	switch {
+	case !ok || tok == "":
+		fail(c, http.StatusUnauthorized, "unauthorized", "missing bearer token (Authorization: Bearer <token>; see the token file in the data directory)")
+	case subtle.ConstantTimeCompare([]byte(tok), []byte(s.adminToken)) == 1:
+		c.Next()
+	case subtle.ConstantTimeCompare([]byte(tok), []byte(s.readToken)) == 1:
+		if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
+			fail(c, http.StatusForbidden, "forbidden", "this token may only read")
+			return
+		}
+		c.Next()
+	default:
+		fail(c, http.StatusUnauthorized, "unauthorized", "invalid token")
+	}
+}
+
+// fail writes the one error shape and stops the chain.
+func fail(c *gin.Context, status int, kind, msg string) {
+	c.AbortWithStatusJSON(status, gin.H{"error": gin.H{"kind": kind, "message": msg}})
+}
+
+// failErr maps an error to its status and kind. extra fields (a call's log) join the body.
+func failErr(c *gin.Context, err error, extra gin.H) {
+	status, kind := http.StatusInternalServerError, "internal"
+	body := gin.H{"kind": kind, "message": err.Error()}
+	var ae *abi.Error
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe), errors.Is(err, plugins.ErrTooLarge):
+		status, kind = http.StatusRequestEntityTooLarge, "too_large"
+	case errors.Is(err, plugins.ErrNotFound):
+		status, kind = http.StatusNotFound, "not_found"
+	case errors.Is(err, plugins.ErrNotWasm), errors.Is(err, plugins.ErrInvalid):
+		status, kind = http.StatusBadRequest, "bad_input"
+	case errors.Is(err, plugins.ErrConflict):
+		status, kind = http.StatusConflict, "conflict"
+	case errors.Is(err, plugins.ErrInUse):
+		status, kind = http.StatusConflict, "in_use"
+	case errors.As(err, &ae):
+		kind = string(ae.Kind)
+		body["message"] = ae.Message
+		if ae.Limit != "" {
+			body["limit"] = ae.Limit
+		}
+		if ae.Code != "" {
+			body["code"] = ae.Code
+		}
+		switch ae.Kind {
+		case abi.KindBadInput:
+			status = http.StatusBadRequest
+		case abi.KindNotFound:
+			status = http.StatusNotFound
+		case abi.KindDenied:
+			status = http.StatusForbidden
+		case abi.KindGuest, abi.KindTrap, abi.KindLimit:
+			status = http.StatusUnprocessableEntity
+		case abi.KindCancelled:
+			status = http.StatusConflict
+		}
+	case errors.Is(err, context.DeadlineExceeded):
+		status, kind = http.StatusGatewayTimeout, "timeout"
+	}
+	body["kind"] = kind
+	out := gin.H{"error": body}
+	for k, v := range extra {
+		out[k] = v
+	}
+	c.AbortWithStatusJSON(status, out)
+}
+
+func (s *Server) listModules(c *gin.Context) {
+	mods := s.eng.Registry().List()
+	if mods == nil {
+		mods = []*plugins.Module{}
+	}
+	c.JSON(http.StatusOK, gin.H{"modules": mods})
+}
+
+func (s *Server) getModule(c *gin.Context) {
+	m, err := s.eng.Registry().Resolve(c.Param("ref"))
+	if err != nil {
+		failErr(c, err, nil)
+		return
+	}
+	c.JSON(http.StatusOK, m)
+}
+
+// uploadModule takes the module's bytes as the body (raw, or the "module" part of a multipart
+// form) and name, version, capabilities (comma-separated) and description as query parameters.
+func (s *Server) uploadModule(c *gin.Context) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxModuleBytes+1<<20)
+	var body io.Reader = c.Request.Body
+	if strings.HasPrefix(c.ContentType(), "multipart/form-data") {
+		fh, err := c.FormFile("module")
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				failErr(c, err, nil)
+				return
+			}
+			fail(c, http.StatusBadRequest, "bad_input", "multipart upload needs a file part named \"module\": "+err.Error())
+			return
+		}
+		f, err := fh.Open()
+		if err != nil {
+			failErr(c, err, nil)
+			return
+		}
+		defer f.Close()
+		body = f
+	}
+	wasm, err := io.ReadAll(io.LimitReader(body, s.cfg.MaxModuleBytes+1))
+	if err != nil {
+		failErr(c, err, nil)
+		return
+	}
+	if int64(len(wasm)) > s.cfg.MaxModuleBytes {
+		failErr(c, fmt.Errorf("%w: upload exceeds %d bytes", plugins.ErrTooLarge, s.cfg.MaxModuleBytes), nil)
+		return
+	}
+	opts := plugins.AddOptions{Name: c.Query("name"), Version: c.Query("version"), Description: c.Query("description")}
+	if caps := c.Query("capabilities"); caps != "" {
+		for _, cp := range strings.Split(caps, ",") {
+			opts.Capabilities = append(opts.Capabilities, abi.Capability(strings.TrimSpace(cp)))
+		}
+	}
+	m, err := s.eng.AddModule(c.Request.Context(), wasm, opts)
+	if err != nil {
+		failErr(c, err, nil)
+		return
+	}
+	c.JSON(http.StatusCreated, m)
+}
+
+func (s *Server) deleteModule(c *gin.Context) {
+	if err := s.eng.DeleteModule(c.Request.Context(), c.Param("ref")); err != nil {
+		failErr(c, err, nil)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// callFunction runs one function synchronously. The body is its input; ?job= picks the instance
+// pool and ?timeout_ms= the deadline. A JSON output is embedded as JSON, any other as a string.
+func (s *Server) callFunction(c *gin.Context) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
+	in, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		failErr(c, err, nil)
+		return
+	}
+	req := engine.CallRequest{Module: c.Param("ref"), Function: c.Param("function"), Input: in, Job: c.Query("job")}
+	if t := c.Query("timeout_ms"); t != "" {
+		var ms int64
+		if _, err := fmt.Sscan(t, &ms); err != nil || ms <= 0 {
+			fail(c, http.StatusBadRequest, "bad_input", "timeout_ms must be a positive integer")
+			return
+		}
+		req.Limits.Timeout = time.Duration(ms) * time.Millisecond
+	}
+	res, err := s.eng.Call(c.Request.Context(), req)
+	var log string
+	if res != nil {
+		log = string(res.Log)
+	}
+	if err != nil {
+		failErr(c, err, gin.H{"log": log})
+		return
+	}
+	out := gin.H{"log": log, "duration_us": res.Duration.Microseconds()}
+	if json.Valid(res.Output) && len(res.Output) > 0 {
+		out["output"] = json.RawMessage(res.Output)
+	} else {
+		out["output_text"] = string(res.Output)
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+//go:embed dashboard.html
+var dashboardHTML []byte
+
+func (s *Server) dashboard(c *gin.Context) {
+	c.Data(http.StatusOK, "text/html; charset=utf-8", dashboardHTML)
+}
