@@ -255,7 +255,14 @@ func (in *instance) invoke(ctx context.Context, fn int32, input []byte, info Cal
 		}
 	}
 	in.stack[0], in.stack[1], in.stack[2] = uint64(uint32(fn)), uint64(ptr), uint64(n)
-	if err := in.callFn.CallWithStack(st.cctx, in.stack[:3]); err != nil {
+	err := in.callFn.CallWithStack(st.cctx, in.stack[:3])
+	if err == nil && ctx.Err() != nil {
+		// The deadline passed or the call was cancelled while the guest was in a host function,
+		// and it returned before wazero stopped it. It still failed, and wazero may have closed
+		// the module under it.
+		err = ctxExit(ctx)
+	}
+	if err != nil {
 		aerr := in.failure(err, st)
 		res, slot := in.finish()
 		return res, aerr, slot
@@ -318,6 +325,14 @@ func (in *instance) failure(err error, st *callState) *abi.Error {
 		return newErr(abi.KindSystem, "host fault: %v", st.fault)
 	}
 	return newErr(abi.KindTrap, "%s", truncate(err.Error(), maxTrapMessage))
+}
+
+// ctxExit is the exit error wazero gives a call stopped by ctx.
+func ctxExit(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return sys.NewExitError(sys.ExitCodeDeadlineExceeded)
+	}
+	return sys.NewExitError(sys.ExitCodeContextCanceled)
 }
 
 func (in *instance) memoryErr() *abi.Error {

@@ -137,6 +137,10 @@ func (r *Runtime) instantiate(ctx context.Context, spec *instanceSpec) (*instanc
 
 	st := in.begin(ctx, spec.info, spec.lim, spec.slot)
 	mod, err := r.wz.InstantiateModule(experimental.WithMemoryAllocator(st.cctx, in.limiter), m.compiled, cfg)
+	if err == nil && ctx.Err() != nil {
+		in.mod = mod // closed below
+		err = ctxExit(ctx)
+	}
 	res, slot := in.finish()
 	spec.slot = slot
 	if err != nil {
