@@ -20,14 +20,14 @@ type Arena struct {
 	used   int64
 	peak   int64
 	nextID uint64
-	live   map[uint64]weak.Pointer[storage]
+	live   map[uint64]liveEntry
 	freed  bool
 }
 
 // NewArena returns an arena that refuses allocations past limitBytes; limitBytes <= 0 means
 // no limit (the arena still counts and frees).
 func NewArena(limitBytes int64) *Arena {
-	return &Arena{limit: limitBytes, live: map[uint64]weak.Pointer[storage]{}}
+	return &Arena{limit: limitBytes, live: map[uint64]liveEntry{}}
 }
 
 // Used is the number of bytes of live tensors counted now.
@@ -66,8 +66,8 @@ func (a *Arena) Free() {
 	}
 	a.mu.Lock()
 	var sts []*storage
-	for id, w := range a.live {
-		if s := w.Value(); s != nil {
+	for id, e := range a.live {
+		if s := e.w.Value(); s != nil {
 			sts = append(sts, s)
 		}
 		delete(a.live, id)
@@ -101,14 +101,28 @@ func (a *Arena) reserve(op string, n int64) (uint64, error) {
 			return 0, &OpError{Op: op, Err: ErrBudget,
 				Msg: fmt.Sprintf("%d bytes more would make %d of a %d-byte limit", n, used+n, a.limit)}
 		}
-		// Storage that is unreachable but not yet collected still counts: collect once.
+		// Storage that is unreachable but not yet collected still counts: collect once, then
+		// uncount what the collector cleared (its cleanup, which runs later, finds it gone).
 		runtime.GC()
+		a.mu.Lock()
+		for id, e := range a.live {
+			if e.w.Value() == nil {
+				delete(a.live, id)
+				a.used -= e.n
+			}
+		}
+		a.mu.Unlock()
 	}
+}
+
+type liveEntry struct {
+	w weak.Pointer[storage]
+	n int64
 }
 
 func (a *Arena) track(id uint64, s *storage) {
 	a.mu.Lock()
-	a.live[id] = weak.Make(s)
+	a.live[id] = liveEntry{weak.Make(s), s.nbytes}
 	a.mu.Unlock()
 	runtime.AddCleanup(s, func(x cleanupArg) { x.a.forget(x.id, x.n) }, cleanupArg{a, id, s.nbytes})
 }
