@@ -204,6 +204,9 @@ func detachAll(in []*Tensor) []*Tensor {
 // TestOps_SameOnEveryBackend runs each op forward and backward on every available backend and
 // compares values and gradients with the CPU's.
 func TestOps_SameOnEveryBackend(t *testing.T) {
+	if info := BackendInfo(); !info.CUDA {
+		t.Skipf("only the CPU backend is available (CUDA: %s); the CPU is checked against finite differences and naive references", info.CUDAReason)
+	}
 	for _, dev := range backends(t) {
 		if dev == CPU {
 			continue
@@ -431,5 +434,23 @@ func TestBackward_AccumulatesAcrossUses(t *testing.T) {
 	assertClose(t, "grad twice", g, []float32{6, 10, 14}, 1e-6)
 	if err := Backward(Must(Full(1, 2))); !errors.Is(err, ErrShape) {
 		t.Fatalf("backward of a non-scalar: %v", err)
+	}
+}
+
+func TestBackendInfo_SaysWhyCUDAIsMissing(t *testing.T) {
+	info := BackendInfo()
+	if info.CPUKernel == "" || info.Threads < 1 {
+		t.Fatalf("info %+v", info)
+	}
+	if info.CUDA {
+		t.Logf("CUDA on %s via %s", info.CUDADevice, info.CUDALibraries)
+		return
+	}
+	if info.CUDAReason == "" {
+		t.Fatal("CUDA unavailable without a reason")
+	}
+	x := randT(1, 0, 1, 2)
+	if _, err := To(x, CUDA); !errors.Is(err, ErrDevice) {
+		t.Fatalf("To(CUDA) without a device: %v", err)
 	}
 }
