@@ -72,7 +72,8 @@ type hostileCase struct {
 // same Runtime answers a canary call right after. Run with -v for the table of containment times
 // and memory, in the form docs/TESTING.md keeps.
 func TestHostile(t *testing.T) {
-	r := newTestRuntime(t, Config{MaxConcurrentCalls: 4})
+	_, _ = goGuest() // builds the Go guest, when there is a toolchain, and its compile cache dir
+	r := newTestRuntime(t, Config{MaxConcurrentCalls: 4, DataDir: goBuild.dir})
 	canary := mustCompile(t, r, "good")
 	mustCompile(t, r, "hostile")
 	mustCompile(t, r, "sys")
