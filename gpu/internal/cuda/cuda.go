@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -67,15 +68,15 @@ var (
 )
 
 func dlopenAny(what string, names []string) (uintptr, string, error) {
-	var errs []error
+	var last error
 	for _, n := range names {
 		h, err := purego.Dlopen(n, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 		if err == nil {
 			return h, n, nil
 		}
-		errs = append(errs, err)
+		last = err
 	}
-	return 0, "", fmt.Errorf("%s not found (tried %v): %w", what, names, errors.Join(errs...))
+	return 0, "", fmt.Errorf("%s not found (tried %s): %w", what, strings.Join(names, ", "), last)
 }
 
 func bind(lib uintptr, fn any, name string) error {
