@@ -109,14 +109,13 @@ func (r *Runtime) compile(ctx context.Context, digest string, wasm []byte) (*Mod
 	if !bytes.Equal(wasm[4:8], []byte{1, 0, 0, 0}) {
 		return nil, refuse("WebAssembly binary version %x is not supported (want 1)", wasm[4:8])
 	}
-	cm, err := r.wz.CompileModule(ctx, wasm)
+	mem, err := checkModule(wasm) // before wazero: see checkModule
 	if err != nil {
 		return nil, refuse("invalid WebAssembly: %v", err)
 	}
-	mem, err := scanMemory(wasm)
+	cm, err := r.wz.CompileModule(ctx, wasm)
 	if err != nil {
-		_ = cm.Close(ctx)
-		return nil, refuse("%v", err)
+		return nil, refuse("invalid WebAssembly: %v", err)
 	}
 	m := &Module{Digest: digest, r: r, compiled: cm}
 	ok := false
