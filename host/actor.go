@@ -45,19 +45,18 @@ func (r *Runtime) NewInstance(ctx context.Context, spec InstanceSpec) (*Instance
 	if aerr != nil {
 		return nil, aerr
 	}
-	if err := r.acquire(ctx); err != nil {
+	if _, err := r.acquire(ctx); err != nil {
 		return nil, waitErr(err)
 	}
 	defer r.release()
-	dctx, cancel := context.WithTimeout(ctx, lim.Timeout)
-	defer cancel()
-	if _, err := r.begin(nil, cancel); err != nil {
+	if _, err := r.begin(poolKey{}, false); err != nil {
 		return nil, err
 	}
 	grants := spec.Grants
 	is := &instanceSpec{m: m, caps: caps, grants: &grants, lim: lim, slot: slotNone,
 		info: CallInfo{Job: spec.Job, Module: m.Digest, Function: "_initialize", Context: spec.Context}}
-	in, _, aerr := r.instantiate(dctx, is)
+	now := time.Now()
+	in, _, aerr := r.instantiate(ctx, now, now.Add(lim.Timeout), is)
 	if aerr != nil {
 		r.end(ctx, nil)
 		return nil, aerr
@@ -114,19 +113,17 @@ func (i *Instance) Call(ctx context.Context, function string, input []byte) (*Re
 	if i.err != nil {
 		return nil, newErr(abi.KindSystem, "the instance is dead (%v); create a new one", i.err)
 	}
-	if err := i.r.acquire(ctx); err != nil {
+	if _, err := i.r.acquire(ctx); err != nil {
 		return nil, waitErr(err)
 	}
-	dctx, cancel := context.WithTimeout(ctx, i.lim.Timeout)
-	if _, err := i.r.begin(nil, cancel); err != nil {
-		cancel()
+	if _, err := i.r.begin(poolKey{}, false); err != nil {
 		i.r.release()
 		return nil, err
 	}
-	i.r.markBusy(i.in, cancel)
+	i.r.markBusy(i.in)
 	info := CallInfo{Job: i.job, Module: i.m.Digest, Function: function, Context: i.ctxv}
-	res, aerr, slot := i.in.invoke(dctx, fn, input, info, i.lim, slotHeld)
-	cancel()
+	now := time.Now()
+	res, aerr, slot := i.in.invoke(ctx, now, now.Add(i.lim.Timeout), fn, input, info, i.lim, slotHeld)
 	i.r.end(ctx, i.in)
 	if slot == slotHeld {
 		i.r.release()

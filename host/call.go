@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -60,14 +61,16 @@ func (r *Runtime) Call(ctx context.Context, req CallRequest) (*Result, error) {
 	if uint64(len(req.Input)) > math.MaxUint32 {
 		return nil, newErr(abi.KindBadInput, "input of %d bytes does not fit a 32-bit guest", len(req.Input))
 	}
-	if err := r.acquire(ctx); err != nil {
+	now := start
+	if waited, err := r.acquire(ctx); err != nil {
 		return nil, waitErr(err)
+	} else if waited {
+		now = time.Now()
 	}
-	dctx, cancel := context.WithTimeout(ctx, lim.Timeout)
+	deadline := now.Add(lim.Timeout)
 	key := poolKey{m: m, job: req.Job, grants: gkey, pages: lim.MemoryPages}
-	in, err := r.begin(&key, cancel)
+	in, err := r.begin(key, true)
 	if err != nil {
-		cancel()
 		r.release()
 		return nil, err
 	}
@@ -76,10 +79,10 @@ func (r *Runtime) Call(ctx context.Context, req CallRequest) (*Result, error) {
 	if in == nil {
 		spec := &instanceSpec{m: m, caps: caps, grants: &req.Grants, lim: lim, info: info, key: key, pooled: true, slot: slot}
 		var res *Result
-		in, res, aerr = r.instantiate(dctx, spec)
+		in, res, aerr = r.instantiate(ctx, now, deadline, spec)
 		slot = spec.slot
+		now = time.Now()
 		if aerr != nil {
-			cancel()
 			r.end(ctx, nil)
 			if slot == slotHeld {
 				r.release()
@@ -89,10 +92,9 @@ func (r *Runtime) Call(ctx context.Context, req CallRequest) (*Result, error) {
 			}
 			return res, aerr
 		}
-		r.markBusy(in, cancel)
+		r.markBusy(in)
 	}
-	res, aerr, slot := in.invoke(dctx, fn, req.Input, info, lim, slot)
-	cancel()
+	res, aerr, slot := in.invoke(ctx, now, deadline, fn, req.Input, info, lim, slot)
 	r.end(ctx, in)
 	if slot == slotHeld {
 		r.release()
@@ -168,42 +170,21 @@ type callState struct {
 	hasPending bool
 	guestErr   []byte
 	erred      bool   // the guest called error
+	input      []byte // the call's input, for hostInput
+	badInput   bool   // lumen_alloc returned no usable buffer for the input
+	inputPtr   uint32
 	limit      string // the limit that stopped the call, if one did
 	limitMsg   string
 	fault      error // a fault of the host, if one happened
 	slot       slotState
 }
 
-// callCtx is the context a guest call runs with; host functions find their call through it.
-type callCtx struct {
-	context.Context
-	st *callState
-}
-
-type stateKey struct{}
-
-// Value implements context.Context.
-func (c *callCtx) Value(k any) any {
-	if k == (stateKey{}) {
-		return c.st
-	}
-	return c.Context.Value(k)
-}
-
-// stateOf returns the call a host function serves.
-func stateOf(ctx context.Context) *callState {
-	if c, ok := ctx.(*callCtx); ok {
-		return c.st
-	}
-	st, _ := ctx.Value(stateKey{}).(*callState)
-	return st
-}
-
-// begin starts a call on the instance.
-func (in *instance) begin(ctx context.Context, info CallInfo, lim Limits, slot slotState) *callState {
+// begin starts a call on the instance, to end by deadline or when ctx does.
+func (in *instance) begin(ctx context.Context, now, deadline time.Time, info CallInfo, lim Limits, slot slotState) *callState {
 	st := &in.st
 	*st = callState{
 		in:        in,
+		cctx:      in.cctx,
 		info:      info,
 		caps:      in.caps,
 		maxOut:    lim.MaxOutputBytes,
@@ -211,15 +192,19 @@ func (in *instance) begin(ctx context.Context, info CallInfo, lim Limits, slot s
 		timeout:   lim.Timeout,
 		slot:      slot,
 	}
-	st.cctx = &callCtx{Context: ctx, st: st}
 	in.limiter.refused = 0
 	in.running = true
+	in.cctx.arm(ctx, now, deadline)
 	return st
 }
 
-// finish ends the call and hands its log to a new Result.
+// finish ends the call and hands its log to a new Result. An instance whose call was stopped
+// is dead.
 func (in *instance) finish() (*Result, slotState) {
 	st := &in.st
+	if in.cctx.disarm() {
+		in.dead = true
+	}
 	in.running = false
 	res := &Result{Log: st.log}
 	slot := st.slot
@@ -227,43 +212,32 @@ func (in *instance) finish() (*Result, slotState) {
 	return res, slot
 }
 
-// invoke runs function fn on input.
-func (in *instance) invoke(ctx context.Context, fn int32, input []byte, info CallInfo, lim Limits, slot slotState) (*Result, *abi.Error, slotState) {
-	st := in.begin(ctx, info, lim, slot)
-	var ptr uint32
-	n := uint32(len(input))
-	if n > 0 {
-		in.stack[0] = uint64(n)
-		if err := in.allocFn.CallWithStack(st.cctx, in.stack[:1]); err != nil {
-			aerr := in.failure(err, st)
-			aerr.Message = abi.ExportAlloc + ": " + aerr.Message
-			res, slot := in.finish()
-			return res, aerr, slot
-		}
-		ptr = uint32(in.stack[0])
-		if ptr == 0 || !in.mem().Write(ptr, input) {
-			in.dead = true
-			var aerr *abi.Error
-			if in.limiter.refused != 0 {
-				aerr = in.memoryErr()
-			} else {
-				aerr = newErr(abi.KindTrap, "%s(%d) returned %#x, not a buffer inside its %d-byte memory",
-					abi.ExportAlloc, n, ptr, in.mem().Size())
-			}
-			res, slot := in.finish()
-			return res, aerr, slot
-		}
-	}
-	in.stack[0], in.stack[1], in.stack[2] = uint64(uint32(fn)), uint64(ptr), uint64(n)
-	err := in.callFn.CallWithStack(st.cctx, in.stack[:3])
-	if err == nil && ctx.Err() != nil {
-		// The deadline passed or the call was cancelled while the guest was in a host function,
-		// and it returned before wazero stopped it. It still failed, and wazero may have closed
-		// the module under it.
-		err = ctxExit(ctx)
+// invoke runs function fn on input: one entry into wasm, through the trampoline, which calls
+// lumen_alloc, has the host copy the input (hostInput) and calls lumen_call.
+func (in *instance) invoke(ctx context.Context, now, deadline time.Time, fn int32, input []byte, info CallInfo, lim Limits, slot slotState) (*Result, *abi.Error, slotState) {
+	st := in.begin(ctx, now, deadline, info, lim, slot)
+	st.input = input
+	in.stack[0], in.stack[1] = uint64(uint32(fn)), uint64(len(input))
+	err := in.run.CallWithStack(in.cctx, in.stack[:2])
+	if err == nil && in.cctx.Err() != nil {
+		// The call was stopped while the guest was in a host function, and it returned before
+		// wazero noticed. It still failed, and wazero may have closed the module under it.
+		err = ctxExit(in.cctx)
 	}
 	if err != nil {
 		aerr := in.failure(err, st)
+		res, slot := in.finish()
+		return res, aerr, slot
+	}
+	if st.badInput {
+		in.dead = true
+		var aerr *abi.Error
+		if in.limiter.refused != 0 {
+			aerr = in.memoryErr()
+		} else {
+			aerr = newErr(abi.KindTrap, "%s(%d) returned %#x, not a buffer inside its %d-byte memory",
+				abi.ExportAlloc, len(input), st.inputPtr, in.mem().Size())
+		}
 		res, slot := in.finish()
 		return res, aerr, slot
 	}
@@ -293,6 +267,24 @@ func (in *instance) invoke(ctx context.Context, fn int32, input []byte, info Cal
 	res, slot := in.finish()
 	res.Output = out
 	return res, nil, slot
+}
+
+// hostInput is lumen_internal.input(ptr, len) -> i32, which the trampoline calls after
+// lumen_alloc: it copies the call's input to [ptr, ptr+len) of the guest's memory, or records that
+// lumen_alloc gave no usable buffer.
+func hostInput(ctx context.Context, _ api.Module, stack []uint64) {
+	st := stateOf(ctx)
+	ptr := uint32(stack[0])
+	if st == nil || !st.in.running || uint64(len(st.input)) != uint64(uint32(stack[1])) {
+		stack[0] = 0
+		return
+	}
+	if ptr == 0 || !st.in.mem().Write(ptr, st.input) {
+		st.badInput, st.inputPtr = true, ptr
+		stack[0] = 0
+		return
+	}
+	stack[0] = 1
 }
 
 // failure classifies an error from a guest call and marks the instance dead. Only what the host
@@ -327,14 +319,6 @@ func (in *instance) failure(err error, st *callState) *abi.Error {
 	return newErr(abi.KindTrap, "%s", truncate(err.Error(), maxTrapMessage))
 }
 
-// ctxExit is the exit error wazero gives a call stopped by ctx.
-func ctxExit(ctx context.Context) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return sys.NewExitError(sys.ExitCodeDeadlineExceeded)
-	}
-	return sys.NewExitError(sys.ExitCodeContextCanceled)
-}
-
 func (in *instance) memoryErr() *abi.Error {
 	return limitErr(abi.LimitMemory, "the guest asked for %d memory pages; the limit is %d pages (%d MiB)",
 		(in.limiter.refused+pageSize-1)/pageSize, in.limiter.limit/pageSize, in.limiter.limit>>20)
@@ -357,4 +341,12 @@ func (st *callState) appendLog(p []byte) {
 	st.limit = abi.LimitOutput
 	st.limitMsg = fmt.Sprintf("the call wrote more than %d bytes to stdout, stderr and the log", st.maxOut)
 	panic(errOutputLimit)
+}
+
+// sysExit is the exit error wazero reports for a call stopped by its deadline or cancelled.
+func sysExit(deadline bool) error {
+	if deadline {
+		return sys.NewExitError(sys.ExitCodeDeadlineExceeded)
+	}
+	return sys.NewExitError(sys.ExitCodeContextCanceled)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -173,18 +174,27 @@ func (r *Runtime) readManifest(ctx context.Context, m *Module) (*abi.Manifest, e
 		// Let the manifest be read; a call with a lower limit fails with LimitMemory.
 		lim.MemoryPages = m.Info.MemoryMinPages
 	}
-	dctx, cancel := context.WithTimeout(ctx, lim.Timeout)
-	defer cancel()
+	now := time.Now()
+	deadline := now.Add(lim.Timeout)
 	spec := &instanceSpec{m: m, caps: bitBase, lim: lim, info: CallInfo{Module: m.Digest, Function: abi.ExportManifest}}
-	in, res, aerr := r.instantiate(dctx, spec)
+	in, res, aerr := r.instantiate(ctx, now, deadline, spec)
 	if aerr != nil {
-		return nil, fmt.Errorf("instantiate: %s%s", aerr.Message, logNote(res))
+		return nil, fmt.Errorf("%s%s", aerr.Message, logNote(res))
 	}
-	defer in.close(ctx)
+	r.markBusy(in) // so that Close stops it
+	defer func() {
+		r.mu.Lock()
+		r.busy.remove(in)
+		r.mu.Unlock()
+		in.close(ctx)
+	}()
 	fn := in.mod.ExportedFunction(abi.ExportManifest)
-	st := in.begin(dctx, spec.info, lim, slotNone)
+	st := in.begin(ctx, time.Now(), deadline, spec.info, lim, slotNone)
 	stack := []uint64{0}
-	err := fn.CallWithStack(st.cctx, stack)
+	err := fn.CallWithStack(in.cctx, stack)
+	if err == nil && in.cctx.Err() != nil {
+		err = ctxExit(in.cctx)
+	}
 	res, _ = in.finish()
 	if err != nil {
 		return nil, fmt.Errorf("%s failed: %s%s", abi.ExportManifest, in.failure(err, st).Message, logNote(res))

@@ -181,7 +181,7 @@ func (st *callState) reclaimSlot(ctx context.Context) bool {
 	if st.slot != slotYielded {
 		return true
 	}
-	if err := st.in.r.acquire(ctx); err != nil {
+	if _, err := st.in.r.acquire(ctx); err != nil {
 		return false
 	}
 	st.slot = slotHeld

@@ -26,9 +26,10 @@ type instance struct {
 	m       *Module
 	key     poolKey
 	caps    capSet
-	mod     api.Module
-	allocFn api.Function
-	callFn  api.Function
+	mod     api.Module   // the guest
+	tramp   api.Module   // its trampoline
+	run     api.Function // the trampoline's run(fn, len) -> i64
+	cctx    *callCtx
 	limiter *memoryLimiter
 	roots   []*os.Root
 	stdout  outWriter
@@ -43,7 +44,6 @@ type instance struct {
 
 	prev, next *instance
 	list       *instList
-	cancel     context.CancelFunc // of the call running now
 }
 
 // instanceSpec is what shapes a new instance.
@@ -81,9 +81,10 @@ func fakeNanotime() sys.Nanotime {
 // fakeRand is the deterministic source of random_get without abi.CapRandom.
 func fakeRand() io.Reader { return rand.NewChaCha8([32]byte{'l', 'u', 'm', 'e', 'n'}) }
 
-// instantiate creates an instance for spec, running the module's _initialize if it has one. The
-// returned Result holds what initialization wrote; on failure the instance is already released.
-func (r *Runtime) instantiate(ctx context.Context, spec *instanceSpec) (*instance, *Result, *abi.Error) {
+// instantiate creates an instance for spec, running the module's _initialize if it has one, by
+// deadline. The returned Result holds what initialization wrote; on failure the instance is
+// already released.
+func (r *Runtime) instantiate(ctx context.Context, now, deadline time.Time, spec *instanceSpec) (*instance, *Result, *abi.Error) {
 	m := spec.m
 	if m.Info.MemoryMinPages > spec.lim.MemoryPages {
 		return nil, nil, limitErr(abi.LimitMemory, "module %s needs %d memory pages at start; the limit is %d pages",
@@ -98,6 +99,7 @@ func (r *Runtime) instantiate(ctx context.Context, spec *instanceSpec) (*instanc
 		limiter: &memoryLimiter{limit: uint64(spec.lim.MemoryPages) * pageSize},
 	}
 	in.stdout, in.stderr = outWriter{in}, outWriter{in}
+	in.cctx = newCallCtx(&in.st)
 
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
 		WithStdout(&in.stdout).WithStderr(&in.stderr)
@@ -135,23 +137,41 @@ func (r *Runtime) instantiate(ctx context.Context, spec *instanceSpec) (*instanc
 		cfg = cfg.WithFSConfig(fsc)
 	}
 
-	st := in.begin(ctx, spec.info, spec.lim, spec.slot)
-	mod, err := r.wz.InstantiateModule(experimental.WithMemoryAllocator(st.cctx, in.limiter), m.compiled, cfg)
-	if err == nil && ctx.Err() != nil {
-		in.mod = mod // closed below
-		err = ctxExit(ctx)
+	st := in.begin(ctx, now, deadline, spec.info, spec.lim, spec.slot)
+	mod, err := r.wz.InstantiateModule(experimental.WithMemoryAllocator(in.cctx, in.limiter), m.compiled, cfg)
+	if err == nil {
+		in.mod = mod
+		if in.cctx.Err() != nil {
+			err = ctxExit(in.cctx) // stopped in _initialize, just as it returned
+		}
 	}
-	res, slot := in.finish()
-	spec.slot = slot
 	if err != nil {
 		aerr := in.failure(err, st)
 		aerr.Message = "instantiate: " + aerr.Message
+		res, slot := in.finish()
+		spec.slot = slot
 		in.close(ctx)
 		return nil, res, aerr
 	}
-	in.mod = mod
-	in.allocFn = mod.ExportedFunction(abi.ExportAlloc)
-	in.callFn = mod.ExportedFunction(abi.ExportCall)
+	res, slot := in.finish()
+	spec.slot = slot
+	guest := func(name string) api.Module {
+		if name == "guest" {
+			return mod
+		}
+		return nil
+	}
+	tramp, err := r.wz.InstantiateModule(experimental.WithImportResolver(ctx, guest), r.trampoline,
+		wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	if err != nil {
+		in.close(ctx)
+		return nil, res, newErr(abi.KindSystem, "instantiate the call trampoline: %v", err)
+	}
+	in.tramp, in.run = tramp, tramp.ExportedFunction("run")
+	if in.dead {
+		in.close(ctx)
+		return nil, res, newErr(abi.KindCancelled, "instantiate: stopped as it returned")
+	}
 	return in, res, nil
 }
 
@@ -163,8 +183,14 @@ func (in *instance) close(ctx context.Context) {
 		return
 	}
 	in.dead = true
+	if in.tramp != nil {
+		_ = in.tramp.Close(ctx)
+	}
 	if in.mod != nil {
 		_ = in.mod.Close(ctx)
+	}
+	if in.cctx.timer != nil {
+		in.cctx.timer.Stop()
 	}
 	for _, r := range in.roots {
 		_ = r.Close()

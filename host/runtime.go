@@ -2,11 +2,13 @@ package host
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"path/filepath"
 	"sync"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -17,6 +19,8 @@ type Runtime struct {
 	cfg   Config
 	wz    wazero.Runtime
 	cache wazero.CompilationCache // nil without DataDir
+	// trampoline is trampoline.wasm, compiled: one per instance calls lumen_alloc and lumen_call.
+	trampoline wazero.CompiledModule
 	sem   chan struct{}           // one token per running call
 	done  chan struct{}           // closed by Close
 
@@ -75,7 +79,30 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		r.closeWazero(ctx)
 		return nil, fmt.Errorf("host: instantiate the %q module: %w", abi.HostModule, err)
 	}
+	if err := r.compileTrampoline(ctx); err != nil {
+		r.closeWazero(ctx)
+		return nil, fmt.Errorf("host: the call trampoline: %w", err)
+	}
 	return r, nil
+}
+
+//go:embed trampoline.wasm
+var trampolineWasm []byte
+
+// internalModule is the host module the trampoline imports from; guests cannot import it, as
+// abi.CheckShape allows only "lumen" and WASI.
+const internalModule = "lumen_internal"
+
+func (r *Runtime) compileTrampoline(ctx context.Context) error {
+	i32 := api.ValueTypeI32
+	_, err := r.wz.NewHostModuleBuilder(internalModule).NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(hostInput), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		Export("input").Instantiate(ctx)
+	if err != nil {
+		return err
+	}
+	r.trampoline, err = r.wz.CompileModule(ctx, trampolineWasm)
+	return err
 }
 
 func (r *Runtime) closeWazero(ctx context.Context) error {
@@ -102,9 +129,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 		}
 	}
 	for in := r.busy.head; in != nil; in = in.next {
-		if in.cancel != nil {
-			in.cancel()
-		}
+		in.cctx.stop(stopCancel)
 	}
 	r.mu.Unlock()
 
@@ -141,38 +166,38 @@ func (r *Runtime) Close(ctx context.Context) error {
 	return r.closeWazero(ctx)
 }
 
-// acquire takes a concurrency slot, waiting while ctx allows.
-func (r *Runtime) acquire(ctx context.Context) error {
+// acquire takes a concurrency slot, waiting while ctx allows, and reports whether it waited.
+func (r *Runtime) acquire(ctx context.Context) (waited bool, err error) {
 	select {
 	case r.sem <- struct{}{}:
-		return nil
+		return false, nil
 	default:
 	}
 	select {
 	case r.sem <- struct{}{}:
-		return nil
+		return true, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return true, ctx.Err()
 	case <-r.done:
-		return ErrClosed
+		return true, ErrClosed
 	}
 }
 
 func (r *Runtime) release() { <-r.sem }
 
-// begin registers a call starting on the Runtime and, when key is set, takes an idle instance of
-// that pool if there is one. It fails once the Runtime is closed.
-func (r *Runtime) begin(key *poolKey, cancel context.CancelFunc) (*instance, error) {
+// begin registers a call starting on the Runtime and, when pooled, takes an idle instance of
+// key's pool if there is one. It fails once the Runtime is closed.
+func (r *Runtime) begin(key poolKey, pooled bool) (*instance, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, closedErr()
 	}
 	r.active++
-	if key == nil {
+	if !pooled {
 		return nil, nil
 	}
-	p := r.pools[*key]
+	p := r.pools[key]
 	if p == nil || len(p.idle) == 0 {
 		return nil, nil
 	}
@@ -181,19 +206,17 @@ func (r *Runtime) begin(key *poolKey, cancel context.CancelFunc) (*instance, err
 	p.idle = p.idle[:len(p.idle)-1]
 	r.lru.remove(in)
 	r.busy.pushFront(in)
-	in.cancel = cancel
 	return in, nil
 }
 
-// markBusy records a new instance as running a call, so that Close can cancel it.
-func (r *Runtime) markBusy(in *instance, cancel context.CancelFunc) {
+// markBusy records an instance as running a call, so that Close can stop it.
+func (r *Runtime) markBusy(in *instance) {
 	r.mu.Lock()
 	r.busy.pushFront(in)
-	in.cancel = cancel
 	closed := r.closed
 	r.mu.Unlock()
 	if closed {
-		cancel()
+		in.cctx.stop(stopCancel)
 	}
 }
 
@@ -206,7 +229,6 @@ func (r *Runtime) end(ctx context.Context, in *instance) {
 		if in.list == &r.busy {
 			r.busy.remove(in)
 		}
-		in.cancel = nil
 		switch {
 		case !in.pooled:
 			// A dedicated instance belongs to its Instance.

@@ -1,6 +1,6 @@
 //go:build ignore
 
-// gen regenerates every testdata .wasm from the .wat beside it with wabt's wat2wasm
+// gen regenerates every testdata .wasm, and trampoline.wasm, from the .wat beside it with wabt's wat2wasm
 // (apt-get install -y wabt). Run it from the host directory: go generate ./host/
 package main
 
@@ -17,7 +17,8 @@ func main() {
 		panic(err)
 	}
 	bad, _ := filepath.Glob("testdata/bad/*.wat")
-	for _, wat := range append(wats, bad...) {
+	wats = append(append(wats, bad...), "trampoline.wat")
+	for _, wat := range wats {
 		out := wat[:len(wat)-len(".wat")] + ".wasm"
 		cmd := exec.Command("wat2wasm", wat, "-o", out)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
