@@ -21,8 +21,8 @@ type Runtime struct {
 	cache wazero.CompilationCache // nil without DataDir
 	// trampoline is trampoline.wasm, compiled: one per instance calls lumen_alloc and lumen_call.
 	trampoline wazero.CompiledModule
-	sem   chan struct{}           // one token per running call
-	done  chan struct{}           // closed by Close
+	sem        chan struct{} // one token per running call
+	done       chan struct{} // closed by Close
 
 	mu        sync.Mutex
 	closed    bool
