@@ -27,8 +27,7 @@ import (
 )
 
 // Errors. Every refusal wraps one of these, with the detail in its message, so an API can map
-// them to statuses: ErrNotFound 404, ErrTooLarge 413, ErrNotWasm 415, ErrInvalid 422,
-// ErrConflict and ErrInUse 409, ErrClosed 503. Other errors are the store failing (500).
+// them to statuses (docs/api.md). Other errors are the store failing.
 var (
 	ErrNotFound = errors.New("plugins: not found")
 	ErrTooLarge = errors.New("plugins: module too large")

@@ -175,6 +175,8 @@ func failErr(c *gin.Context, err error, extra gin.H) {
 		status, kind = http.StatusConflict, "conflict"
 	case errors.Is(err, plugins.ErrInUse):
 		status, kind = http.StatusConflict, "in_use"
+	case errors.Is(err, plugins.ErrClosed):
+		status, kind = http.StatusServiceUnavailable, "unavailable"
 	case errors.As(err, &ae):
 		kind = string(ae.Kind)
 		body["message"] = ae.Message
