@@ -118,7 +118,9 @@ func (s *Server) routes() {
 	r := s.router
 	r.Use(gin.Recovery())
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path) })
+	r.NoRoute(func(c *gin.Context) {
+		fail(c, http.StatusNotFound, "not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path)
+	})
 
 	authed := r.Group("/", s.auth)
 	authed.GET("/", s.dashboard)
