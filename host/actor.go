@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -30,8 +31,8 @@ type Instance struct {
 	lock chan struct{} // a token while a call or Close holds the instance
 
 	in     *instance
-	closed bool
-	err    *abi.Error // why the instance died
+	closed bool                      // guarded by lock
+	err    atomic.Pointer[abi.Error] // why the instance died
 }
 
 // NewInstance instantiates spec.Module for the calls of one actor. Instantiation runs the guest's
@@ -79,18 +80,12 @@ func (r *Runtime) NewInstance(ctx context.Context, spec InstanceSpec) (*Instance
 // Module returns the instance's module.
 func (i *Instance) Module() *Module { return i.m }
 
-// Err returns why the instance died, or nil while it is alive.
+// Err returns why the instance died, or nil while it is alive. It is safe for concurrent use.
 func (i *Instance) Err() error {
-	select {
-	case i.lock <- struct{}{}:
-		defer func() { <-i.lock }()
-	default:
-		return nil // a call is running: it was alive when the call started
+	if e := i.err.Load(); e != nil {
+		return e
 	}
-	if i.err == nil {
-		return nil
-	}
-	return i.err
+	return nil
 }
 
 // Call runs function on the instance. It is safe for concurrent use: calls are serialized.
@@ -110,8 +105,8 @@ func (i *Instance) Call(ctx context.Context, function string, input []byte) (*Re
 	if i.closed {
 		return nil, closedErr()
 	}
-	if i.err != nil {
-		return nil, newErr(abi.KindSystem, "the instance is dead (%v); create a new one", i.err)
+	if e := i.err.Load(); e != nil {
+		return nil, newErr(abi.KindSystem, "the instance is dead (%v); create a new one", e)
 	}
 	if _, err := i.r.acquire(ctx); err != nil {
 		return nil, waitErr(err)
@@ -130,10 +125,11 @@ func (i *Instance) Call(ctx context.Context, function string, input []byte) (*Re
 	}
 	res.Duration = time.Since(start)
 	if i.in.dead {
-		i.err = aerr
-		if i.err == nil {
-			i.err = newErr(abi.KindSystem, "the instance was closed")
+		why := aerr
+		if why == nil {
+			why = newErr(abi.KindCancelled, "the instance was stopped as its call returned")
 		}
+		i.err.Store(why)
 		i.in.close(ctx)
 	}
 	if aerr != nil {

@@ -188,3 +188,15 @@ func BenchmarkCompile_DiskCache(b *testing.B) {
 	benchCompile(b, func() string { return dir })
 	_ = os.RemoveAll(dir)
 }
+
+// BenchmarkCall_Pooled_Go_Echo is the Go guest's bytes echo: the call path without the guest's
+// JSON decoding and encoding.
+func BenchmarkCall_Pooled_Go_Echo(b *testing.B) {
+	needGoGuest(b)
+	r := newTestRuntime(b, Config{DataDir: goBuild.dir})
+	m, err := r.Compile(context.Background(), goBuild.wasm)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchCall(b, r, CallRequest{Module: m, Function: "echo", Input: smallJSON, Job: "bench", Grants: goGrants}, string(smallJSON))
+}

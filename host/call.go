@@ -28,7 +28,7 @@ type CallRequest struct {
 // Result is what a call produced. The caller owns it.
 type Result struct {
 	Output   []byte        // the function's output; nil on error
-	Log      []byte        // what the call wrote to stdout, stderr and the log, up to MaxOutputBytes
+	Log      []byte        // stdout, stderr and "LEVEL message\n" log lines, in order, up to MaxOutputBytes
 	Duration time.Duration // from Call to return, waiting for a slot included
 }
 
@@ -77,7 +77,8 @@ func (r *Runtime) Call(ctx context.Context, req CallRequest) (*Result, error) {
 	info := CallInfo{Job: req.Job, Module: m.Digest, Function: req.Function, Context: req.Context}
 	slot := slotHeld
 	if in == nil {
-		spec := &instanceSpec{m: m, caps: caps, grants: &req.Grants, lim: lim, info: info, key: key, pooled: true, slot: slot}
+		grants := req.Grants
+		spec := &instanceSpec{m: m, caps: caps, grants: &grants, lim: lim, info: info, key: key, pooled: true, slot: slot}
 		var res *Result
 		in, res, aerr = r.instantiate(ctx, now, deadline, spec)
 		slot = spec.slot

@@ -23,6 +23,9 @@ const (
 	// MaxMemoryPages is the most pages a wasm32 memory can have (4 GiB).
 	MaxMemoryPages = 65536
 
+	// maxIdleMemory is the most linear memory an instance may hold and still be pooled.
+	maxIdleMemory = 64 << 20
+
 	// manifestTimeout bounds the instantiation and lumen_manifest call that Compile makes.
 	manifestTimeout = 10 * time.Second
 )
@@ -40,7 +43,8 @@ type Config struct {
 	// package defaults (DefaultMemoryPages, DefaultTimeout, ...).
 	Defaults Limits
 	// MaxIdleInstances caps the warm instances kept across all pools (default 64); the least
-	// recently used is closed first. Negative: keep none.
+	// recently used is closed first. Negative: keep none. An instance whose memory grew past
+	// 64 MiB is not kept: its pages would stay resident while it waits.
 	MaxIdleInstances int
 	// MaxModuleBytes refuses bigger modules before compiling them (default 64 MiB): compiling
 	// cannot be cancelled, so its cost is capped by size.
