@@ -21,7 +21,8 @@ type CallInfo struct {
 
 // Services is the engine behind the object, task and actor host functions. The host calls it from
 // the goroutine running the guest, with the call's context (which ends at the call's deadline);
-// implementations must be safe for concurrent use, as calls run in parallel.
+// implementations must be safe for concurrent use, as calls run in parallel, and must return
+// soon after ctx ends: the sandbox cannot stop a guest while it is inside a host function.
 //
 // The *CallInfo is valid only until the method returns. Byte slices passed in are the
 // implementation's to keep; byte slices returned are the host's and must not be changed after.
@@ -40,7 +41,9 @@ type Services interface {
 	ObjectGet(ctx context.Context, c *CallInfo, h int64, timeout time.Duration) ([]byte, error)
 	// ObjectRelease drops the call's reference to object h.
 	ObjectRelease(ctx context.Context, c *CallInfo, h int64) error
-	// TaskSubmit starts a task and returns the handle of its result object without waiting.
+	// TaskSubmit starts a task and returns the handle of its result object without waiting: the
+	// calling guest holds a concurrency slot, so running the task before returning can deadlock a
+	// full Runtime.
 	TaskSubmit(ctx context.Context, c *CallInfo, req *abi.TaskRequest) (int64, error)
 	// TaskCancel asks for the task whose result is object h to be cancelled.
 	TaskCancel(ctx context.Context, c *CallInfo, h int64) error
