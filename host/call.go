@@ -76,11 +76,15 @@ func (r *Runtime) Call(ctx context.Context, req CallRequest) (*Result, error) {
 	}
 	info := CallInfo{Job: req.Job, Module: m.Digest, Function: req.Function, Context: req.Context}
 	slot := slotHeld
+	var initLog []byte // what a new instance wrote while it initialized
 	if in == nil {
 		grants := req.Grants
 		spec := &instanceSpec{m: m, caps: caps, grants: &grants, lim: lim, info: info, key: key, pooled: true, slot: slot}
 		var res *Result
 		in, res, aerr = r.instantiate(ctx, now, deadline, spec)
+		if res != nil {
+			initLog = res.Log
+		}
 		slot = spec.slot
 		now = time.Now()
 		if aerr != nil {
@@ -101,6 +105,9 @@ func (r *Runtime) Call(ctx context.Context, req CallRequest) (*Result, error) {
 		r.release()
 	}
 	res.Duration = time.Since(start)
+	if len(initLog) > 0 {
+		res.Log = append(initLog, res.Log...)
+	}
 	if aerr != nil {
 		return res, aerr
 	}

@@ -135,7 +135,14 @@ func (r *Runtime) compile(ctx context.Context, digest string, wasm []byte) (*Mod
 	if !mem.defined {
 		return nil, refuse("it has no memory")
 	}
-	if init, ok := cm.ExportedFunctions()["_initialize"]; ok {
+	exports := cm.ExportedFunctions()
+	if _, ok := exports["_start"]; ok {
+		if _, ok := exports["_initialize"]; !ok {
+			return nil, refuse("it is a WASI command (exports _start, no _initialize); build it as a reactor " +
+				"(Go: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared)")
+		}
+	}
+	if init, ok := exports["_initialize"]; ok {
 		if len(init.ParamTypes()) != 0 || len(init.ResultTypes()) != 0 {
 			return nil, refuse("export \"_initialize\" must have type () -> ()")
 		}

@@ -76,6 +76,7 @@ func TestCompile_RefusesBadModules(t *testing.T) {
 		{"manifest out of bounds", testWasm(t, "bad/manifest_oob"), []string{"lumen_manifest returned", "out of bounds"}},
 		{"manifest traps", testWasm(t, "bad/manifest_trap"), []string{"lumen_manifest failed", "unreachable"}},
 		{"memory import", testWasm(t, "bad/memory_import"), []string{"imports its memory"}},
+		{"wasi command", testWasm(t, "bad/command"), []string{"WASI command", "-buildmode=c-shared"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
