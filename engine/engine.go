@@ -14,6 +14,7 @@ import (
 
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/plugins"
+	"github.com/lumenflow/lumen/sdk/abi"
 )
 
 // Config configures an Engine. Zero fields take the defaults of the host and the registry.
@@ -26,16 +27,29 @@ type Config struct {
 	Limits host.Limits
 	// MaxConcurrentCalls caps the guest calls running at once.
 	MaxConcurrentCalls int
+	// ObjectStoreBytes caps the bytes the node's object store holds (default 1 GiB).
+	ObjectStoreBytes int64
 }
 
-// Engine is one node's control plane. It is safe for concurrent use.
+// Engine is one node's control plane. It runs the calls of registered modules and, behind the
+// guests' host functions, their objects, nested tasks and actors. It is safe for concurrent use.
 type Engine struct {
-	cfg Config
-	rt  *host.Runtime
-	reg *plugins.Registry
+	cfg     Config
+	rt      *host.Runtime
+	reg     *plugins.Registry
+	objects *objectStore
+
+	ctx    context.Context // ends when the engine closes; background work runs under it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background tasks and actors
 
 	mu       sync.Mutex
 	compiled map[string]*host.Module // by digest
+
+	amu     sync.Mutex
+	actors  map[int64]*actor
+	named   map[string]int64 // "namespace/name" -> actor
+	closing bool
 }
 
 // Open creates the data directory if needed, opens the registry and starts the host runtime.
@@ -47,13 +61,20 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("engine: create data directory: %w", err)
 	}
+	e := &Engine{
+		cfg: cfg, objects: newObjectStore(cfg.ObjectStoreBytes), compiled: map[string]*host.Module{},
+		actors: map[int64]*actor{}, named: map[string]int64{},
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
 	rt, err := host.New(ctx, host.Config{
 		DataDir:            cfg.DataDir,
 		MaxConcurrentCalls: cfg.MaxConcurrentCalls,
 		Defaults:           cfg.Limits,
 		MaxModuleBytes:     cfg.MaxModuleBytes,
+		Services:           services{e},
 	})
 	if err != nil {
+		e.cancel()
 		return nil, fmt.Errorf("engine: start host: %w", err)
 	}
 	reg, err := plugins.Open(ctx, plugins.Config{
@@ -62,15 +83,22 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		Inspector:      rt,
 	})
 	if err != nil {
+		e.cancel()
 		rt.Close(ctx)
 		return nil, fmt.Errorf("engine: open registry: %w", err)
 	}
-	return &Engine{cfg: cfg, rt: rt, reg: reg, compiled: map[string]*host.Module{}}, nil
+	e.rt, e.reg = rt, reg
+	return e, nil
 }
 
-// Close stops the runtime and closes the registry.
+// Close cancels running tasks, stops actors, then closes the runtime and the registry.
 func (e *Engine) Close(ctx context.Context) error {
-	return errors.Join(e.reg.Close(), e.rt.Close(ctx))
+	e.amu.Lock()
+	e.closing = true
+	e.amu.Unlock()
+	e.cancel()
+	e.wg.Wait()
+	return errors.Join(e.rt.Close(ctx), e.reg.Close())
 }
 
 // DataDir returns the engine's data directory.
@@ -109,14 +137,11 @@ type CallRequest struct {
 	Limits   host.Limits
 }
 
-// Call runs one function of a registered module and returns its result. The result's log is
-// returned with a failed call too, alongside the error.
+// Call runs one task function of a registered module and returns its result. The result's log
+// is returned with a failed call too, alongside the error. Work the task starts (objects, nested
+// tasks, actors) belongs to the same job and inherits its grants and limits.
 func (e *Engine) Call(ctx context.Context, req CallRequest) (*host.Result, error) {
-	m, err := e.reg.Resolve(req.Module)
-	if err != nil {
-		return nil, err
-	}
-	hm, err := e.module(ctx, m.Digest)
+	hm, err := e.function(ctx, req.Module, req.Function, abi.KindTask)
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +152,7 @@ func (e *Engine) Call(ctx context.Context, req CallRequest) (*host.Result, error
 	return e.rt.Call(ctx, host.CallRequest{
 		Module: hm, Function: req.Function, Input: req.Input,
 		Job: job, Grants: req.Grants, Limits: req.Limits,
+		Context: &callContext{grants: req.Grants, limits: req.Limits},
 	})
 }
 

@@ -1,0 +1,226 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/lumenflow/lumen/host"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// actor is a live actor: a dedicated instance holding its state, a mailbox of calls run one at a
+// time in the order they arrived, and a goroutine that runs them. Calls are at-most-once: a call
+// whose instance died is failed, not retried; the actor itself is restarted up to maxRestarts
+// times (-1: without limit) with its constructor run again, so its state starts afresh.
+type actor struct {
+	id          int64
+	job, typ    string
+	key         string // "namespace/name" of a named actor
+	hm          *host.Module
+	args        []byte
+	cc          *callContext
+	maxRestarts int
+
+	mu       sync.Mutex
+	queue    []*actorCall
+	signal   chan struct{} // one token when the queue or killed changed
+	killed   bool
+	dead     error // why the actor stopped for good
+	restarts int
+}
+
+type actorCall struct {
+	method string
+	input  []byte
+	obj    *object
+}
+
+// createActor checks the actor type, registers the actor (and its name) and starts it in the
+// background; its constructor runs before its first call.
+func (e *Engine) createActor(ctx context.Context, job, module string, req *abi.ActorCreateRequest, cc *callContext) (int64, error) {
+	hm, err := e.function(ctx, module, req.Actor, abi.KindActor)
+	if err != nil {
+		return 0, err
+	}
+	a := &actor{
+		id: e.objects.handle(), job: job, typ: req.Actor, hm: hm, args: []byte(req.Args),
+		cc: cc, maxRestarts: req.MaxRestarts, signal: make(chan struct{}, 1),
+	}
+	e.amu.Lock()
+	if e.closing {
+		e.amu.Unlock()
+		return 0, &abi.Error{Kind: abi.KindCancelled, Message: "the engine is shutting down"}
+	}
+	if req.Name != "" {
+		ns := req.Namespace
+		if ns == "" {
+			ns = job
+		}
+		a.key = ns + "/" + req.Name
+		if _, taken := e.named[a.key]; taken {
+			e.amu.Unlock()
+			return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("an actor named %q already lives in namespace %q", req.Name, ns)}
+		}
+		e.named[a.key] = a.id
+	}
+	e.actors[a.id] = a
+	e.amu.Unlock()
+	e.wg.Add(1)
+	go e.runActor(a)
+	return a.id, nil
+}
+
+func (e *Engine) actor(job string, id int64) (*actor, error) {
+	e.amu.Lock()
+	a := e.actors[id]
+	e.amu.Unlock()
+	if a == nil || a.job != job {
+		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no actor %d in job %q", id, job)}
+	}
+	return a, nil
+}
+
+// callActor queues a method call and returns the handle of its result.
+func (e *Engine) callActor(job string, id int64, method string, input []byte) (int64, error) {
+	a, err := e.actor(job, id)
+	if err != nil {
+		return 0, err
+	}
+	full := a.typ + "." + method
+	if i := a.hm.Info.Manifest.Index(full); i < 0 || a.hm.Info.Manifest.Functions[i].Kind != abi.KindMethod {
+		return 0, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("actor type %s has no method %q", a.typ, method)}
+	}
+	h, obj := e.objects.pending(job)
+	a.mu.Lock()
+	switch {
+	case a.dead != nil:
+		a.mu.Unlock()
+		e.objects.complete(obj, nil, a.dead)
+		return h, nil
+	case a.killed:
+		a.mu.Unlock()
+		e.objects.complete(obj, nil, &abi.Error{Kind: abi.KindCancelled, Message: fmt.Sprintf("actor %d was killed", id)})
+		return h, nil
+	}
+	a.queue = append(a.queue, &actorCall{method: full, input: input, obj: obj})
+	a.mu.Unlock()
+	a.wake()
+	return h, nil
+}
+
+func (a *actor) wake() {
+	select {
+	case a.signal <- struct{}{}:
+	default:
+	}
+}
+
+// killActor stops an actor for good; its queued calls fail as cancelled.
+func (e *Engine) killActor(job string, id int64) error {
+	a, err := e.actor(job, id)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.killed = true
+	a.mu.Unlock()
+	a.wake()
+	return nil
+}
+
+// runActor is the actor's goroutine: start the instance, then run calls until killed, dead or
+// the engine closes.
+func (e *Engine) runActor(a *actor) {
+	defer e.wg.Done()
+	var inst *host.Instance
+	defer func() {
+		if inst != nil {
+			inst.Close(context.Background())
+		}
+		e.amu.Lock()
+		if a.key != "" {
+			delete(e.named, a.key)
+		}
+		e.amu.Unlock()
+		a.mu.Lock()
+		queued := a.queue
+		a.queue = nil
+		reason := a.dead
+		if reason == nil {
+			reason = &abi.Error{Kind: abi.KindCancelled, Message: fmt.Sprintf("actor %d was killed", a.id)}
+			a.dead = reason
+		}
+		a.mu.Unlock()
+		for _, c := range queued {
+			e.objects.complete(c.obj, nil, reason)
+		}
+	}()
+	start := func() error {
+		in, err := e.rt.NewInstance(e.ctx, host.InstanceSpec{Module: a.hm, Job: a.job, Grants: a.cc.grants, Limits: a.cc.limits, Context: a.cc})
+		if err != nil {
+			return err
+		}
+		if _, err := in.Call(e.ctx, a.typ, a.args); err != nil {
+			in.Close(context.Background())
+			return err
+		}
+		inst = in
+		return nil
+	}
+	if err := start(); err != nil {
+		a.mu.Lock()
+		a.dead = &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("actor %s could not start: %v", a.typ, err)}
+		a.mu.Unlock()
+		return
+	}
+	for {
+		a.mu.Lock()
+		for len(a.queue) == 0 && !a.killed {
+			a.mu.Unlock()
+			select {
+			case <-a.signal:
+			case <-e.ctx.Done():
+				return
+			}
+			a.mu.Lock()
+		}
+		if a.killed {
+			a.mu.Unlock()
+			return
+		}
+		c := a.queue[0]
+		a.queue = a.queue[1:]
+		a.mu.Unlock()
+
+		res, err := inst.Call(e.ctx, c.method, c.input)
+		if err != nil {
+			e.objects.complete(c.obj, nil, asABIError(err))
+		} else {
+			e.objects.complete(c.obj, res.Output, nil)
+		}
+		if inst.Err() == nil {
+			continue
+		}
+		// The instance died under this call: restart the actor if it may.
+		inst.Close(context.Background())
+		inst = nil
+		a.mu.Lock()
+		may := a.maxRestarts < 0 || a.restarts < a.maxRestarts
+		if may {
+			a.restarts++
+		} else {
+			a.dead = &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("actor %d died (%v) and has no restarts left", a.id, err)}
+		}
+		a.mu.Unlock()
+		if !may {
+			return
+		}
+		if serr := start(); serr != nil {
+			a.mu.Lock()
+			a.dead = &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("actor %d could not restart: %v", a.id, serr)}
+			a.mu.Unlock()
+			return
+		}
+	}
+}

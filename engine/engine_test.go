@@ -1,0 +1,175 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/host"
+	"github.com/lumenflow/lumen/internal/guestbuild"
+	"github.com/lumenflow/lumen/plugins"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.e != nil {
+		shared.e.Close(context.Background())
+		os.RemoveAll(shared.dir)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			println("goleak:", err.Error())
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// shared is one engine for the tests that need no special configuration: compiling the Go guest
+// is the slow part of opening one, above all under the race detector.
+var shared struct {
+	once sync.Once
+	e    *engine.Engine
+	dir  string
+	err  error
+}
+
+func sharedEngine(t *testing.T) *engine.Engine {
+	t.Helper()
+	wasm, err := os.ReadFile(guestbuild.Go(t, "testdata/guest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared.once.Do(func() {
+		if shared.dir, shared.err = os.MkdirTemp("", "lumen-engine-test-"); shared.err != nil {
+			return
+		}
+		ctx := context.Background()
+		if shared.e, shared.err = engine.Open(ctx, engine.Config{DataDir: shared.dir}); shared.err != nil {
+			return
+		}
+		_, shared.err = shared.e.AddModule(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"})
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.e
+}
+
+var allCaps = host.Grants{Capabilities: []abi.Capability{abi.CapObjects, abi.CapTasks, abi.CapActors}}
+
+func open(t *testing.T, cfg engine.Config) (*engine.Engine, string) {
+	t.Helper()
+	wasm, err := os.ReadFile(guestbuild.Go(t, "testdata/guest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	ctx := context.Background()
+	e, err := engine.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(ctx) })
+	m, err := e.AddModule(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, m.Digest
+}
+
+func call(t *testing.T, e *engine.Engine, fn, in string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := e.Call(ctx, engine.CallRequest{Module: "svc", Function: fn, Input: []byte(in), Grants: allCaps})
+	if err != nil {
+		return "", err
+	}
+	return string(res.Output), nil
+}
+
+func TestEngine_Services(t *testing.T) {
+	e := sharedEngine(t)
+	cases := []struct{ fn, in, want string }{
+		{"nested", "7", "49"},
+		{"fanout", `{"N":20}`, "2470"},
+		{"failchild", "3", `"guest_error/E_FAIL/failed on 3"`},
+		{"objects", "payload bytes", "payload bytes"},
+		{"counter", "3", "103"},
+		{"waittimeout", "0", "1"},
+		{"crashy", "0", `["incr:5","crash:trap","incr:5","crash:trap","incr:system"]`},
+	}
+	for _, c := range cases {
+		t.Run(c.fn, func(t *testing.T) {
+			got, err := call(t, e, c.fn, c.in)
+			if err != nil || got != c.want {
+				t.Fatalf("%s(%s) = %s, %v; want %s", c.fn, c.in, got, err, c.want)
+			}
+		})
+	}
+}
+
+func TestEngine_CapabilitiesMustBeGranted(t *testing.T) {
+	e := sharedEngine(t)
+	_, err := e.Call(context.Background(), engine.CallRequest{Module: "svc", Function: "nested", Input: []byte("2")})
+	var ae *abi.Error
+	if !errors.As(err, &ae) || ae.Kind != abi.KindDenied || !strings.Contains(ae.Message, "actors") {
+		t.Fatalf("ungranted call: %v", err)
+	}
+}
+
+func TestEngine_CallChecksFunctionKind(t *testing.T) {
+	e := sharedEngine(t)
+	for fn, kind := range map[string]abi.ErrorKind{"Counter": abi.KindBadInput, "Counter.incr": abi.KindBadInput, "nope": abi.KindNotFound} {
+		_, err := call(t, e, fn, "1")
+		var ae *abi.Error
+		if !errors.As(err, &ae) || ae.Kind != kind {
+			t.Errorf("%s: %v, want %s", fn, err, kind)
+		}
+	}
+}
+
+func TestEngine_ObjectStoreCap(t *testing.T) {
+	e, _ := open(t, engine.Config{ObjectStoreBytes: 1 << 10})
+	_, err := call(t, e, "objects", strings.Repeat("x", 2<<10))
+	if err == nil || !strings.Contains(err.Error(), "object store full") {
+		t.Fatalf("over-cap put: %v", err)
+	}
+	if got, err := call(t, e, "objects", "small"); err != nil || got != "small" {
+		t.Fatalf("after a refused put: %q %v", got, err)
+	}
+}
+
+func TestEngine_JobsDoNotShareObjects(t *testing.T) {
+	e := sharedEngine(t)
+	ctx := context.Background()
+	run := func(job, fn string, in []byte) (string, error) {
+		res, err := e.Call(ctx, engine.CallRequest{Module: "svc", Function: fn, Input: in, Job: job, Grants: allCaps})
+		if err != nil {
+			return "", err
+		}
+		return string(res.Output), nil
+	}
+	ref, err := run("jobs-a", "keep", []byte(`"secret"`))
+	if err != nil || !strings.HasPrefix(ref, `{"$ref":`) {
+		t.Fatalf("keep: %q %v", ref, err)
+	}
+	arg := []byte(`{"R":` + ref + `}`)
+	if got, err := run("jobs-a", "readref", arg); err != nil || got != `"\"secret\""` {
+		t.Fatalf("same job: %q %v", got, err)
+	}
+	if _, err := run("jobs-b", "readref", arg); err == nil || !strings.Contains(err.Error(), `in job "jobs-b"`) {
+		t.Fatalf("cross-job read: %v", err)
+	}
+}

@@ -1,0 +1,189 @@
+// Command guest exercises the engine's services through the Go SDK: objects, nested tasks,
+// wait, actors.
+package main
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	"github.com/lumenflow/lumen/sdk/abi"
+	lumen "github.com/lumenflow/lumen/sdk/go"
+)
+
+type Counter struct{ N int }
+
+type FanArgs struct {
+	N     int
+	Sleep bool
+}
+
+func init() {
+	lumen.Require(abi.CapObjects, abi.CapTasks, abi.CapActors)
+
+	lumen.BytesTask("echo", func(b []byte) ([]byte, error) { return b, nil })
+	lumen.Task("square", func(n int) (int, error) { return n * n, nil })
+	lumen.Task("fail", func(n int) (int, error) { return 0, lumen.NewError("E_FAIL", "failed on %d", n) })
+	lumen.Task("trap", func(n int) (int, error) {
+		var p *Counter
+		return p.N, nil // nil dereference: a runtime panic the SDK reports
+	})
+	lumen.Task("spin", func(n int) (int, error) {
+		for {
+		}
+	})
+
+	// nested submits square(n) in its own module and returns its result.
+	lumen.Task("nested", func(n int) (int, error) {
+		ref, err := lumen.Submit("square", n)
+		if err != nil {
+			return 0, err
+		}
+		return lumen.Get[int](ref)
+	})
+	// fanout submits square(0..n-1), waits for all and sums them.
+	lumen.Task("fanout", func(a FanArgs) (int, error) {
+		refs := make([]lumen.Ref, a.N)
+		for i := range refs {
+			var err error
+			if refs[i], err = lumen.Submit("square", i); err != nil {
+				return 0, err
+			}
+		}
+		ready, notReady, err := lumen.Wait(refs, len(refs), -1)
+		if err != nil {
+			return 0, err
+		}
+		if len(ready) != a.N || len(notReady) != 0 {
+			return 0, errors.New("wait returned early")
+		}
+		sum := 0
+		for _, r := range refs {
+			v, err := lumen.Get[int](r)
+			if err != nil {
+				return 0, err
+			}
+			sum += v
+		}
+		return sum, nil
+	})
+	// failchild reports how its child's failure reached it.
+	lumen.Task("failchild", func(n int) (string, error) {
+		ref, err := lumen.Submit("fail", n)
+		if err != nil {
+			return "", err
+		}
+		_, err = lumen.Get[int](ref)
+		var e *lumen.Error
+		if !errors.As(err, &e) || !errors.Is(err, lumen.ErrFailed) {
+			return "", errors.New("child failure not reported as ErrFailed")
+		}
+		return string(e.Kind) + "/" + e.Code + "/" + e.Message, nil
+	})
+	// waittimeout waits for a spinning child with a timeout.
+	lumen.Task("waittimeout", func(n int) (int, error) {
+		ref, err := lumen.Submit("spin", 0, lumen.WithTimeout(2*time.Second))
+		if err != nil {
+			return 0, err
+		}
+		ready, notReady, err := lumen.Wait([]lumen.Ref{ref}, 1, 50*time.Millisecond)
+		if err != nil {
+			return 0, err
+		}
+		_, gerr := ref.GetBytesTimeout(10 * time.Millisecond)
+		if !errors.Is(gerr, lumen.ErrTimeout) {
+			return 0, errors.New("get did not time out")
+		}
+		if err := lumen.Cancel(ref); err != nil {
+			return 0, err
+		}
+		return len(ready)*10 + len(notReady), nil
+	})
+	// objects puts bytes, passes the ref to a child by reference and returns what it read.
+	lumen.BytesTask("objects", func(b []byte) ([]byte, error) {
+		ref, err := lumen.PutBytes(b)
+		if err != nil {
+			return nil, err
+		}
+		out, err := lumen.Submit("readref", struct{ R lumen.Ref }{ref})
+		if err != nil {
+			return nil, err
+		}
+		s, err := lumen.Get[string](out)
+		if err != nil {
+			return nil, err
+		}
+		if err := ref.Release(); err != nil {
+			return nil, err
+		}
+		if _, err := ref.GetBytes(); !errors.Is(err, lumen.ErrNotFound) {
+			return nil, errors.New("released object still readable")
+		}
+		return []byte(s), nil
+	})
+	// keep puts s as an object and returns its ref, which outlives the call.
+	lumen.Task("keep", func(s string) (lumen.Ref, error) { return lumen.Put(s) })
+	lumen.Task("readref", func(in struct{ R lumen.Ref }) (string, error) {
+		b, err := in.R.GetBytes()
+		return string(b), err
+	})
+	// counter creates a Counter, increments it n times and returns the last value.
+	lumen.Task("counter", func(n int) (int, error) {
+		a, err := lumen.NewActor("Counter", 100)
+		if err != nil {
+			return 0, err
+		}
+		var last lumen.Ref
+		for i := 0; i < n; i++ {
+			if last, err = a.Call("incr", 1); err != nil {
+				return 0, err
+			}
+		}
+		v, err := lumen.Get[int](last)
+		if err != nil {
+			return 0, err
+		}
+		return v, a.Kill()
+	})
+	// crashy creates a Counter allowed one restart, crashes it twice and reports each result.
+	lumen.Task("crashy", func(int) ([]string, error) {
+		a, err := lumen.NewActor("Counter", 0, lumen.MaxRestarts(1))
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for _, m := range []string{"incr", "crash", "incr", "crash", "incr"} {
+			ref, err := a.Call(m, 5)
+			if err != nil {
+				return nil, err
+			}
+			v, err := lumen.Get[int](ref)
+			if err != nil {
+				var e *lumen.Error
+				errors.As(err, &e)
+				out = append(out, m+":"+string(e.Kind))
+				continue
+			}
+			out = append(out, m+":"+itoa(v))
+		}
+		return out, nil
+	})
+	c := lumen.Actor("Counter", func(start int) (*Counter, error) { return &Counter{N: start}, nil })
+	lumen.Method(c, "incr", func(c *Counter, by int) (int, error) { c.N += by; return c.N, nil })
+	lumen.Method(c, "crash", func(c *Counter, _ int) (int, error) {
+		crash()
+		return 0, nil
+	})
+}
+
+// crash ends the instance the way a fatal runtime error does: the SDK cannot recover it.
+func crash() { os.Exit(3) }
+
+func itoa(n int) string {
+	if n < 10 {
+		return string(rune('0' + n))
+	}
+	return itoa(n/10) + string(rune('0'+n%10))
+}
+
+func main() {}
