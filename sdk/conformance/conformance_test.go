@@ -1,0 +1,317 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/host"
+	"github.com/lumenflow/lumen/internal/guestbuild"
+	"github.com/lumenflow/lumen/plugins"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// languages are the guests, in the order results are compared: Go's is the reference.
+var languages = []string{"go", "c"}
+
+const toolchainHint = "install the guest toolchains with `make toolchain` (make test does it first)"
+
+// buildCache holds each language's module, built once per test binary run.
+var buildCache struct {
+	sync.Mutex
+	wasm map[string][]byte
+}
+
+// guest builds (once) and returns the conformance guest of lang.
+func guest(t *testing.T, lang string) []byte {
+	t.Helper()
+	buildCache.Lock()
+	defer buildCache.Unlock()
+	if b, ok := buildCache.wasm[lang]; ok {
+		return b
+	}
+	start := time.Now()
+	var path string
+	switch lang {
+	case "go":
+		path = guestbuild.Go(t, "go")
+	case "c":
+		path = buildC(t)
+	case "rust":
+		path = buildRust(t)
+	case "assemblyscript":
+		path = buildAS(t)
+	default:
+		t.Fatalf("unknown language %q", lang)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("built the %s guest in %v: %d bytes", lang, time.Since(start).Round(time.Millisecond), len(b))
+	if buildCache.wasm == nil {
+		buildCache.wasm = map[string][]byte{}
+	}
+	buildCache.wasm[lang] = b
+	return b
+}
+
+// outDir is where built guests go: a fixed place under the user's cache directory, so that
+// cargo's incremental state survives between runs.
+func outDir(t *testing.T, sub string) string {
+	t.Helper()
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	d := filepath.Join(cache, "lumen", "conformance", sub)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// tool finds a program on the system path (not a user's own toolchain manager first: rustup's
+// cargo has no wasm32-wasi standard library), failing with how to install it.
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	for _, dir := range []string{"/usr/local/bin", "/usr/bin", "/bin"} {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	t.Fatalf("%s not found: %s", name, toolchainHint)
+	return ""
+}
+
+func run(t *testing.T, dir string, env []string, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s\n(if a toolchain is missing, %s)", name, strings.Join(args, " "), err, out, toolchainHint)
+	}
+}
+
+func buildC(t *testing.T) string {
+	clang := tool(t, "clang")
+	out := filepath.Join(outDir(t, "c"), "conformance.wasm")
+	run(t, ".", nil, clang, "--target=wasm32-wasi", "-O2", "-mexec-model=reactor", "-Wl,--strip-debug",
+		"-Wall", "-Werror", "-I../c", "-o", out, "c/conformance.c", "../c/lumen.c")
+	return out
+}
+
+func buildRust(t *testing.T) string {
+	cargo := tool(t, "cargo")
+	target := outDir(t, "rust")
+	run(t, "rust", []string{"PATH=/usr/bin:/bin", "CARGO_TARGET_DIR=" + target}, cargo,
+		"build", "--offline", "--release", "--target", "wasm32-wasi", "--quiet")
+	return filepath.Join(target, "wasm32-wasi", "release", "lumen_conformance.wasm")
+}
+
+func buildAS(t *testing.T) string {
+	asc, err := filepath.Abs("../assemblyscript/node_modules/.bin/asc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(asc); err != nil {
+		t.Fatalf("AssemblyScript compiler not installed at %s: %s", asc, toolchainHint)
+	}
+	node := tool(t, "node")
+	out := filepath.Join(outDir(t, "assemblyscript"), "conformance.wasm")
+	run(t, "assemblyscript", nil, node, asc, "index.ts", "-o", out, "-O3", "--noAssert",
+		"--use", "abort=../../assemblyscript/assembly/index/abort", "--exportStart", "_initialize")
+	return out
+}
+
+// conformance is an engine with every language's guest registered.
+type conformance struct {
+	eng    *engine.Engine
+	digest map[string]string
+}
+
+func newConformance(t *testing.T) *conformance {
+	t.Helper()
+	ctx := context.Background()
+	eng, err := engine.Open(ctx, engine.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(context.Background()) })
+	c := &conformance{eng: eng, digest: map[string]string{}}
+	for _, lang := range languages {
+		m, err := eng.AddModule(ctx, guest(t, lang), plugins.AddOptions{Name: "conformance-" + lang, Version: "1.0.0"})
+		if err != nil {
+			t.Fatalf("register the %s guest: %v", lang, err)
+		}
+		c.digest[lang] = m.Digest
+	}
+	return c
+}
+
+// outcome is what a call did, reduced to what every language must agree on.
+type outcome struct {
+	Output  string
+	Kind    abi.ErrorKind
+	Limit   string
+	Code    string
+	Message string
+}
+
+func (o outcome) String() string {
+	if o.Kind == "" {
+		return fmt.Sprintf("output %q", o.Output)
+	}
+	return fmt.Sprintf("%s limit=%q code=%q message=%q", o.Kind, o.Limit, o.Code, o.Message)
+}
+
+var grants = host.Grants{Capabilities: []abi.Capability{abi.CapObjects, abi.CapTasks, abi.CapActors}}
+
+func (c *conformance) call(t *testing.T, lang, fn string, in []byte, limits host.Limits) (outcome, *host.Result) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := c.eng.Call(ctx, engine.CallRequest{
+		Module: c.digest[lang], Function: fn, Input: in,
+		Job: "conformance", Grants: grants, Limits: limits,
+	})
+	if err == nil {
+		return outcome{Output: string(res.Output)}, res
+	}
+	var ae *abi.Error
+	if !errors.As(err, &ae) {
+		t.Fatalf("%s %s: error %v (%T) is not an *abi.Error", lang, fn, err, err)
+	}
+	o := outcome{Kind: ae.Kind, Limit: ae.Limit, Code: ae.Code, Message: ae.Message}
+	if ae.Kind == abi.KindTrap || ae.Kind == abi.KindLimit {
+		o.Message = "" // worded by the runtime, not the SDK
+	}
+	return o, res
+}
+
+func TestConformance_SameResultsInEveryLanguage(t *testing.T) {
+	c := newConformance(t)
+	cases := []struct {
+		name, fn string
+		input    string
+		limits   host.Limits
+		want     outcome
+		// check, when set, judges the outcome instead of want (all languages must still agree).
+		check func(t *testing.T, o outcome, res *host.Result)
+	}{
+		{name: "echo bytes", fn: "echo", input: "hello\x00\xff bytes", want: outcome{Output: "hello\x00\xff bytes"}},
+		{name: "echo empty", fn: "echo", input: "", want: outcome{Output: ""}},
+		{name: "json in and out", fn: "add", input: `{"a": 40, "b": 2}`, want: outcome{Output: "42"}},
+		{name: "json string and log", fn: "greet", input: `{"name":"Ada"}`, want: outcome{Output: `"hello, Ada"`},
+			check: func(t *testing.T, o outcome, res *host.Result) {
+				if o.Output != `"hello, Ada"` || !bytes.Contains(res.Log, []byte("greeting Ada")) {
+					t.Errorf("got %v, log %q; want output \"hello, Ada\" and a log line \"greeting Ada\"", o, res.Log)
+				}
+			}},
+		{name: "guest error", fn: "fail", want: outcome{Kind: abi.KindGuest, Code: "E_CONF", Message: "conformance failure"}},
+		{name: "trap", fn: "trap", want: outcome{Kind: abi.KindTrap}},
+		{name: "nested task", fn: "nested", input: "nested bytes", want: outcome{Output: "nested bytes"}},
+		{name: "actor counter", fn: "counter", want: outcome{Output: "3"}},
+		{name: "object round trip", fn: "objects", input: "object\x00bytes", want: outcome{Output: "object\x00bytes"}},
+		{name: "host error surfaces", fn: "missing",
+			check: func(t *testing.T, o outcome, _ *host.Result) {
+				if o.Kind != abi.KindGuest || !strings.HasPrefix(o.Message, "lumen: not_found: ") {
+					t.Errorf("got %v; want a guest error whose message starts \"lumen: not_found: \"", o)
+				}
+			}},
+		{name: "deadline", fn: "loop", limits: host.Limits{Timeout: 300 * time.Millisecond},
+			want: outcome{Kind: abi.KindLimit, Limit: abi.LimitDeadline}},
+		{name: "memory limit", fn: "grow", limits: host.Limits{MemoryPages: 1024},
+			want: outcome{Kind: abi.KindLimit, Limit: abi.LimitMemory}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var ref outcome
+			for i, lang := range languages {
+				o, res := c.call(t, lang, tc.fn, []byte(tc.input), tc.limits)
+				t.Logf("%-14s %v", lang, o)
+				if tc.check != nil {
+					tc.check(t, o, res)
+				} else if o != tc.want {
+					t.Errorf("%s: got %v, want %v", lang, o, tc.want)
+				}
+				if i == 0 {
+					ref = o
+				} else if o != ref {
+					t.Errorf("%s differs from %s: %v vs %v", lang, languages[0], o, ref)
+				}
+			}
+		})
+	}
+}
+
+// Every guest declares the same functions, kinds and encodings.
+func TestConformance_ManifestsAgree(t *testing.T) {
+	c := newConformance(t)
+	var ref []string
+	for i, lang := range languages {
+		m, err := c.eng.Registry().Resolve(c.digest[lang])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fns []string
+		for _, f := range m.Manifest.Functions {
+			in, out := f.Input, f.Output
+			if in == "" {
+				in = abi.EncJSON
+			}
+			if out == "" {
+				out = abi.EncJSON
+			}
+			fns = append(fns, fmt.Sprintf("%s %s %s %s->%s", f.Name, f.Kind, f.Actor, in, out))
+		}
+		slices.Sort(fns)
+		if i == 0 {
+			ref = fns
+			continue
+		}
+		if strings.Join(fns, "\n") != strings.Join(ref, "\n") {
+			t.Errorf("%s manifest functions differ from %s:\n%s\nvs\n%s", lang, languages[0],
+				strings.Join(fns, "\n"), strings.Join(ref, "\n"))
+		}
+	}
+}
+
+// A module built for another ABI version is refused at upload, both versions named, whatever
+// language it was written in.
+func TestConformance_OtherABIVersionRefused(t *testing.T) {
+	ctx := context.Background()
+	eng, err := engine.Open(ctx, engine.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close(ctx)
+	for _, lang := range languages {
+		wasm := guest(t, lang)
+		// The marker export's name, "lumen_abi_v1", becomes "lumen_abi_v2": same length, so the
+		// module stays well formed.
+		v2 := bytes.ReplaceAll(wasm, []byte(abi.ExportVersionMarker), []byte("lumen_abi_v2"))
+		if bytes.Equal(v2, wasm) {
+			t.Fatalf("%s: no %q in the module", lang, abi.ExportVersionMarker)
+		}
+		_, err := eng.AddModule(ctx, v2, plugins.AddOptions{})
+		if err == nil || !strings.Contains(err.Error(), "ABI v2") || !strings.Contains(err.Error(), "ABI v1") {
+			t.Errorf("%s: upload of a v2 module: err = %v, want both ABI v2 and ABI v1 named", lang, err)
+		}
+	}
+}
