@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
@@ -19,6 +20,7 @@ type actor struct {
 	key         string // "namespace/name" of a named actor
 	hm          *host.Module
 	args        []byte
+	res         scheduler.Resources // held while the actor lives
 	cc          *callContext
 	maxRestarts int
 
@@ -39,13 +41,19 @@ type actorCall struct {
 // createActor checks the actor type, registers the actor (and its name) and starts it in the
 // background; its constructor runs before its first call.
 func (e *Engine) createActor(ctx context.Context, job, module string, req *abi.ActorCreateRequest, cc *callContext) (int64, error) {
-	hm, err := e.function(ctx, module, req.Actor, abi.KindActor)
+	fn, err := e.function(ctx, module, req.Actor, abi.KindActor)
 	if err != nil {
 		return 0, err
 	}
+	// An actor holds the resources it asks for as long as it lives; by default none, so that
+	// idle actors do not starve tasks.
+	d := scheduler.FromABI(req.Resources)
+	if err := e.adm.check(d); err != nil {
+		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("actor %s: %v", req.Actor, err)}
+	}
 	a := &actor{
-		id: e.objects.handle(), job: job, typ: req.Actor, hm: hm, args: []byte(req.Args),
-		cc: cc, maxRestarts: req.MaxRestarts, signal: make(chan struct{}, 1),
+		id: e.objects.handle(), job: job, typ: req.Actor, hm: fn.hm, args: []byte(req.Args), res: d,
+		cc: &callContext{grants: cc.grants, limits: cc.limits}, maxRestarts: req.MaxRestarts, signal: make(chan struct{}, 1),
 	}
 	e.amu.Lock()
 	if e.closing {
@@ -129,10 +137,34 @@ func (e *Engine) killActor(job string, id int64) error {
 	return nil
 }
 
+// failQueued marks the actor stopped (killed, unless it died of something else) and fails the
+// calls still queued with the reason.
+func (e *Engine) failQueued(a *actor) {
+	a.mu.Lock()
+	queued := a.queue
+	a.queue = nil
+	if a.dead == nil {
+		a.dead = &abi.Error{Kind: abi.KindCancelled, Message: fmt.Sprintf("actor %d was killed", a.id)}
+	}
+	reason := a.dead
+	a.mu.Unlock()
+	for _, c := range queued {
+		e.objects.complete(c.obj, nil, reason)
+	}
+}
+
 // runActor is the actor's goroutine: start the instance, then run calls until killed, dead or
 // the engine closes.
 func (e *Engine) runActor(a *actor) {
 	defer e.wg.Done()
+	if err := e.adm.acquire(e.ctx, a.res); err != nil {
+		a.mu.Lock()
+		a.dead = &abi.Error{Kind: abi.KindCancelled, Message: "the engine closed before the actor could start"}
+		a.mu.Unlock()
+		e.failQueued(a)
+		return
+	}
+	defer e.adm.release(a.res)
 	var inst *host.Instance
 	defer func() {
 		if inst != nil {
@@ -143,18 +175,7 @@ func (e *Engine) runActor(a *actor) {
 			delete(e.named, a.key)
 		}
 		e.amu.Unlock()
-		a.mu.Lock()
-		queued := a.queue
-		a.queue = nil
-		reason := a.dead
-		if reason == nil {
-			reason = &abi.Error{Kind: abi.KindCancelled, Message: fmt.Sprintf("actor %d was killed", a.id)}
-			a.dead = reason
-		}
-		a.mu.Unlock()
-		for _, c := range queued {
-			e.objects.complete(c.obj, nil, reason)
-		}
+		e.failQueued(a)
 	}()
 	start := func() error {
 		in, err := e.rt.NewInstance(e.ctx, host.InstanceSpec{Module: a.hm, Job: a.job, Grants: a.cc.grants, Limits: a.cc.limits, Context: a.cc})

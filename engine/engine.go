@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/plugins"
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -29,6 +30,9 @@ type Config struct {
 	MaxConcurrentCalls int
 	// ObjectStoreBytes caps the bytes the node's object store holds (default 1 GiB).
 	ObjectStoreBytes int64
+	// Resources are what the node offers to tasks and actors; nil means its cores ("cpu") and
+	// its memory ("memory_bytes"). Custom resources are any other name.
+	Resources scheduler.Resources
 }
 
 // Engine is one node's control plane. It runs the calls of registered modules and, behind the
@@ -38,6 +42,7 @@ type Engine struct {
 	rt      *host.Runtime
 	reg     *plugins.Registry
 	objects *objectStore
+	adm     *admission
 
 	ctx    context.Context // ends when the engine closes; background work runs under it
 	cancel context.CancelFunc
@@ -61,9 +66,12 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("engine: create data directory: %w", err)
 	}
+	if cfg.Resources == nil {
+		cfg.Resources = defaultResources()
+	}
 	e := &Engine{
-		cfg: cfg, objects: newObjectStore(cfg.ObjectStoreBytes), compiled: map[string]*host.Module{},
-		actors: map[int64]*actor{}, named: map[string]int64{},
+		cfg: cfg, objects: newObjectStore(cfg.ObjectStoreBytes), adm: newAdmission(cfg.Resources),
+		compiled: map[string]*host.Module{}, actors: map[int64]*actor{}, named: map[string]int64{},
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	rt, err := host.New(ctx, host.Config{
@@ -141,7 +149,7 @@ type CallRequest struct {
 // is returned with a failed call too, alongside the error. Work the task starts (objects, nested
 // tasks, actors) belongs to the same job and inherits its grants and limits.
 func (e *Engine) Call(ctx context.Context, req CallRequest) (*host.Result, error) {
-	hm, err := e.function(ctx, req.Module, req.Function, abi.KindTask)
+	fn, err := e.function(ctx, req.Module, req.Function, abi.KindTask)
 	if err != nil {
 		return nil, err
 	}
@@ -149,12 +157,23 @@ func (e *Engine) Call(ctx context.Context, req CallRequest) (*host.Result, error
 	if job == "" {
 		job = "default"
 	}
+	d := demand(abi.Resources{}, fn.hints)
+	if err := e.adm.check(d); err != nil {
+		return nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("%s: %v", req.Function, err)}
+	}
+	if err := e.adm.acquire(ctx, d); err != nil {
+		return nil, asABIError(err)
+	}
+	cc := &callContext{grants: req.Grants, limits: req.Limits, held: d}
+	defer func() { e.adm.release(cc.held) }()
 	return e.rt.Call(ctx, host.CallRequest{
-		Module: hm, Function: req.Function, Input: req.Input,
-		Job: job, Grants: req.Grants, Limits: req.Limits,
-		Context: &callContext{grants: req.Grants, limits: req.Limits},
+		Module: fn.hm, Function: req.Function, Input: req.Input,
+		Job: job, Grants: req.Grants, Limits: req.Limits, Context: cc,
 	})
 }
+
+// Available reports the node's resources free now.
+func (e *Engine) Available() scheduler.Resources { return e.adm.available() }
 
 // module returns the compiled module of a digest, compiling it from the registry's bytes (from
 // the on-disk cache after a restart) after checking the bytes still have that digest.

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/internal/guestbuild"
 	"github.com/lumenflow/lumen/plugins"
@@ -171,5 +172,28 @@ func TestEngine_JobsDoNotShareObjects(t *testing.T) {
 	}
 	if _, err := run("jobs-b", "readref", arg); err == nil || !strings.Contains(err.Error(), `in job "jobs-b"`) {
 		t.Fatalf("cross-job read: %v", err)
+	}
+}
+
+// On a node with one cpu, a chain of tasks each waiting on the next completes: a task blocked in
+// get gives its cpu back.
+func TestEngine_NestedWaitsDoNotDeadlockAFullNode(t *testing.T) {
+	e, _ := open(t, engine.Config{Resources: scheduler.Resources{scheduler.CPU: 1}})
+	if got, err := call(t, e, "depth", "6"); err != nil || got != "6" {
+		t.Fatalf("depth(6) = %q, %v", got, err)
+	}
+	if got, err := call(t, e, "fanout", `{"N":8}`); err != nil || got != "140" {
+		t.Fatalf("fanout = %q, %v", got, err)
+	}
+	if free := e.Available()[scheduler.CPU]; free != 1 {
+		t.Fatalf("cpu free after the calls: %v", free)
+	}
+}
+
+func TestEngine_RefusesWhatCanNeverFit(t *testing.T) {
+	e := sharedEngine(t)
+	got, err := call(t, e, "greedy", "1000")
+	if err != nil || !strings.Contains(got, "bad_payload") || !strings.Contains(got, "cpu 1000 (the node has") {
+		t.Fatalf("greedy = %q, %v", got, err)
 	}
 }

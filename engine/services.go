@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
@@ -19,6 +20,38 @@ const DefaultMaxRetries = 3
 type callContext struct {
 	grants host.Grants
 	limits host.Limits
+	// held is what the call holds of the node's resources; it gives them back while it blocks
+	// on other work, so a node full of tasks waiting on their children cannot deadlock. Only the
+	// goroutine running the call touches it.
+	held scheduler.Resources
+}
+
+// demand is what a call needs: its request's resources, else its module's hints, else one cpu.
+func demand(req, hints abi.Resources) scheduler.Resources {
+	if d := scheduler.FromABI(req); !d.IsZero() {
+		return d
+	}
+	if d := scheduler.FromABI(hints); !d.IsZero() {
+		return d
+	}
+	return scheduler.Resources{scheduler.CPU: 1}
+}
+
+// blocking runs wait with the call's resources given back, and takes them again after. If the
+// engine closes meanwhile, the call no longer holds them.
+func (e *Engine) blocking(c *host.CallInfo, wait func() error) error {
+	cc := callCtx(c)
+	held := cc.held
+	if held.IsZero() {
+		return wait()
+	}
+	e.adm.release(held)
+	cc.held = nil
+	err := wait()
+	if aerr := e.adm.acquire(e.ctx, held); aerr == nil {
+		cc.held = held
+	}
+	return err
 }
 
 // services is the engine behind the guests' object, task and actor host functions.
@@ -38,7 +71,12 @@ func (s services) ObjectPut(_ context.Context, c *host.CallInfo, data []byte) (i
 }
 
 func (s services) ObjectGet(ctx context.Context, c *host.CallInfo, h int64, timeout time.Duration) ([]byte, error) {
-	return s.e.objects.get(ctx, c.Job, h, timeout)
+	var out []byte
+	err := s.e.blocking(c, func() (err error) {
+		out, err = s.e.objects.get(ctx, c.Job, h, timeout)
+		return err
+	})
+	return out, err
 }
 
 func (s services) ObjectRelease(_ context.Context, c *host.CallInfo, h int64) error {
@@ -64,7 +102,7 @@ func (s services) TaskSubmit(ctx context.Context, c *host.CallInfo, req *abi.Tas
 		retries = *req.MaxRetries
 	}
 	return s.e.submit(ctx, task{
-		job: c.Job, module: module, function: req.Function, input: input,
+		job: c.Job, module: module, function: req.Function, input: input, resources: req.Resources,
 		cc: &callContext{grants: cc.grants, limits: lim}, maxRetries: retries, retryGuest: req.RetryGuestErrors,
 	})
 }
@@ -81,7 +119,12 @@ func (s services) TaskCancel(_ context.Context, c *host.CallInfo, h int64) error
 }
 
 func (s services) Wait(ctx context.Context, c *host.CallInfo, req *abi.WaitRequest) (*abi.WaitResult, error) {
-	return s.e.objects.wait(ctx, c.Job, req)
+	var out *abi.WaitResult
+	err := s.e.blocking(c, func() (err error) {
+		out, err = s.e.objects.wait(ctx, c.Job, req)
+		return err
+	})
+	return out, err
 }
 
 func (s services) ActorCreate(ctx context.Context, c *host.CallInfo, req *abi.ActorCreateRequest) (int64, error) {
@@ -108,6 +151,7 @@ func (s services) ActorKill(_ context.Context, c *host.CallInfo, h int64) error 
 type task struct {
 	job, module, function string
 	input                 []byte
+	resources             abi.Resources
 	cc                    *callContext
 	maxRetries            int
 	retryGuest            bool
@@ -117,9 +161,13 @@ type task struct {
 // result. System failures are retried up to maxRetries times, guest errors only when asked; a
 // trap or a limit is not retried, as running the same code on the same input would fail again.
 func (e *Engine) submit(ctx context.Context, t task) (int64, error) {
-	hm, err := e.function(ctx, t.module, t.function, abi.KindTask)
+	fn, err := e.function(ctx, t.module, t.function, abi.KindTask)
 	if err != nil {
 		return 0, err
+	}
+	d := demand(t.resources, fn.hints)
+	if err := e.adm.check(d); err != nil {
+		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("task %s: %v", t.function, err)}
 	}
 	h, obj := e.objects.pending(t.job)
 	tctx, cancel := context.WithCancel(e.ctx)
@@ -128,11 +176,17 @@ func (e *Engine) submit(ctx context.Context, t task) (int64, error) {
 	go func() {
 		defer e.wg.Done()
 		defer cancel()
+		if err := e.adm.acquire(tctx, d); err != nil {
+			e.objects.complete(obj, nil, asABIError(err))
+			return
+		}
+		t.cc.held = d
+		defer func() { e.adm.release(t.cc.held) }()
 		var res *host.Result
 		var err error
 		for attempt := 0; ; attempt++ {
 			res, err = e.rt.Call(tctx, host.CallRequest{
-				Module: hm, Function: t.function, Input: t.input, Job: t.job,
+				Module: fn.hm, Function: t.function, Input: t.input, Job: t.job,
 				Grants: t.cc.grants, Limits: t.cc.limits, Context: t.cc,
 			})
 			if err == nil || attempt >= t.maxRetries || tctx.Err() != nil || !retryable(err, t.retryGuest) {
@@ -168,18 +222,28 @@ func asABIError(err error) error {
 	return &abi.Error{Kind: abi.KindSystem, Message: err.Error()}
 }
 
+// fnRef is a resolved function: its compiled module and the module's resource hints.
+type fnRef struct {
+	hm    *host.Module
+	hints abi.Resources
+}
+
 // function resolves a module reference and checks it has function name of the given kind.
-func (e *Engine) function(ctx context.Context, ref, name string, kind abi.FuncKind) (*host.Module, error) {
+func (e *Engine) function(ctx context.Context, ref, name string, kind abi.FuncKind) (fnRef, error) {
 	m, err := e.reg.Resolve(ref)
 	if err != nil {
-		return nil, &abi.Error{Kind: abi.KindNotFound, Message: err.Error()}
+		return fnRef{}, &abi.Error{Kind: abi.KindNotFound, Message: err.Error()}
 	}
 	i := m.Manifest.Index(name)
 	if i < 0 {
-		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("module %s has no function %q", m.Ref(), name)}
+		return fnRef{}, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("module %s has no function %q", m.Ref(), name)}
 	}
 	if got := m.Manifest.Functions[i].Kind; got != kind {
-		return nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("%s of module %s is a %s, not a %s", name, m.Ref(), got, kind)}
+		return fnRef{}, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("%s of module %s is a %s, not a %s", name, m.Ref(), got, kind)}
 	}
-	return e.module(ctx, m.Digest)
+	hm, err := e.module(ctx, m.Digest)
+	if err != nil {
+		return fnRef{}, err
+	}
+	return fnRef{hm: hm, hints: m.Manifest.Resources}, nil
 }

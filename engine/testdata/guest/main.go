@@ -121,6 +121,26 @@ func init() {
 		}
 		return []byte(s), nil
 	})
+	// depth submits itself n levels deep, each level waiting on the next.
+	lumen.Task("depth", func(n int) (int, error) {
+		if n == 0 {
+			return 0, nil
+		}
+		ref, err := lumen.Submit("depth", n-1)
+		if err != nil {
+			return 0, err
+		}
+		v, err := lumen.Get[int](ref)
+		return v + 1, err
+	})
+	// greedy asks for more cpus than any node has.
+	lumen.Task("greedy", func(n int) (string, error) {
+		_, err := lumen.Submit("square", 1, lumen.WithResources(abi.Resources{CPU: float64(n)}))
+		if err == nil {
+			return "", errors.New("submitted")
+		}
+		return err.Error(), nil
+	})
 	// keep puts s as an object and returns its ref, which outlives the call.
 	lumen.Task("keep", func(s string) (lumen.Ref, error) { return lumen.Put(s) })
 	lumen.Task("readref", func(in struct{ R lumen.Ref }) (string, error) {
