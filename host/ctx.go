@@ -18,8 +18,14 @@ type callCtx struct {
 	deadline time.Time
 	done     chan struct{}
 	why      atomic.Int32 // 0 while running, else stopDeadline or stopCancel
-	timer    *time.Timer
-	unlink   func() bool // stops the watch on parent
+	unlink   func() bool  // stops the watch on parent
+
+	// The deadline timer is not stopped and restarted per call: it stays armed and, when it
+	// fires, stops the running call if that call is past its deadline, or re-arms for the
+	// running call's deadline, or goes idle. A call re-arms it only for an earlier deadline.
+	timer  *time.Timer
+	dl     atomic.Int64 // the running call's deadline (Unix ns); 0: none running; -1: stopped by the timer
+	fireAt atomic.Int64 // when the timer fires (Unix ns); 0: idle
 }
 
 const (
@@ -28,7 +34,10 @@ const (
 )
 
 func newCallCtx(st *callState) *callCtx {
-	return &callCtx{st: st, done: make(chan struct{})}
+	c := &callCtx{st: st, done: make(chan struct{})}
+	c.timer = time.AfterFunc(time.Hour, c.tick)
+	c.timer.Stop() // armed by the first call
+	return c
 }
 
 type stateKey struct{}
@@ -70,15 +79,16 @@ func (c *callCtx) stop(why int32) {
 
 // arm starts a call that must end by deadline, or when parent does; now is the time.
 func (c *callCtx) arm(parent context.Context, now, deadline time.Time) {
-	c.parent, c.deadline = parent, deadline
+	c.parent = parent
 	if dl, ok := parent.Deadline(); ok && dl.Before(deadline) {
-		c.deadline = dl
+		deadline = dl
 	}
-	d := c.deadline.Sub(now)
-	if c.timer == nil {
-		c.timer = time.AfterFunc(d, func() { c.stop(stopDeadline) })
-	} else {
-		c.timer.Reset(d)
+	c.deadline = deadline
+	d := deadline.UnixNano()
+	c.dl.Store(d)
+	if f := c.fireAt.Load(); f == 0 || f > d {
+		c.fireAt.Store(d)
+		c.timer.Reset(deadline.Sub(now))
 	}
 	if parent.Done() != nil {
 		c.unlink = context.AfterFunc(parent, func() {
@@ -91,9 +101,34 @@ func (c *callCtx) arm(parent context.Context, now, deadline time.Time) {
 	}
 }
 
+// tick runs when the timer fires, on the timer's goroutine.
+func (c *callCtx) tick() {
+	for {
+		d := c.dl.Load()
+		if d <= 0 { // no call running: go idle, unless one started meanwhile
+			c.fireAt.Store(0)
+			if c.dl.Load() <= 0 {
+				return
+			}
+			continue
+		}
+		now := time.Now().UnixNano()
+		if now >= d {
+			if c.dl.CompareAndSwap(d, -1) {
+				c.stop(stopDeadline)
+			}
+			c.fireAt.Store(0)
+			return
+		}
+		c.fireAt.Store(d)
+		c.timer.Reset(time.Duration(d - now))
+		return
+	}
+}
+
 // disarm ends a call and reports whether it was stopped (or is being stopped right now).
 func (c *callCtx) disarm() (stopped bool) {
-	if c.timer != nil && !c.timer.Stop() {
+	if c.dl.Swap(0) == -1 {
 		stopped = true
 	}
 	if c.unlink != nil {

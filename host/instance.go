@@ -189,9 +189,7 @@ func (in *instance) close(ctx context.Context) {
 	if in.mod != nil {
 		_ = in.mod.Close(ctx)
 	}
-	if in.cctx.timer != nil {
-		in.cctx.timer.Stop()
-	}
+	in.cctx.timer.Stop()
 	for _, r := range in.roots {
 		_ = r.Close()
 	}

@@ -297,3 +297,26 @@ func TestInstance_ClosedWithTheRuntime(t *testing.T) {
 		t.Fatalf("call after the runtime closed: %v", err)
 	}
 }
+
+// TestPool_ShortDeadlineAfterALongOne checks a pooled instance honours a call's deadline that is
+// earlier than the previous call's.
+func TestPool_ShortDeadlineAfterALongOne(t *testing.T) {
+	r := newTestRuntime(t, Config{})
+	h := mustCompile(t, r, "hostile")
+	callOK(t, r, CallRequest{Module: h, Function: "ok", Limits: Limits{Timeout: time.Hour}})
+	start := time.Now()
+	_, err := r.Call(context.Background(), CallRequest{Module: h, Function: "loop", Limits: Limits{Timeout: 30 * time.Millisecond}})
+	wantKind(t, err, abi.KindLimit, abi.LimitDeadline)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("stopped after %v", d)
+	}
+	// And a pooled instance whose previous deadline passed while it was idle is not stopped.
+	callOK(t, r, CallRequest{Module: h, Function: "ok", Limits: Limits{Timeout: 10 * time.Millisecond}})
+	time.Sleep(30 * time.Millisecond) // not a wait for an event: the deadline must pass while the instance is idle
+	for range 3 {
+		callOK(t, r, CallRequest{Module: h, Function: "ok", Limits: Limits{Timeout: time.Minute}})
+	}
+	if n := r.Stats().IdleInstances; n != 1 {
+		t.Fatalf("%d idle instances, want 1 reused", n)
+	}
+}
