@@ -23,6 +23,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/plugins"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
@@ -130,6 +131,16 @@ func (s *Server) routes() {
 	v1.GET("/modules/:ref", s.getModule)
 	v1.DELETE("/modules/:ref", s.deleteModule)
 	v1.POST("/modules/:ref/call/:function", s.callFunction)
+	v1.POST("/tasks", s.submitTask)
+	v1.DELETE("/tasks/:ref", s.cancelTask)
+	v1.POST("/objects", s.putObject)
+	v1.GET("/objects/:ref", s.getObject)
+	v1.DELETE("/objects/:ref", s.deleteObject)
+	v1.POST("/wait", s.wait)
+	v1.POST("/actors", s.createActor)
+	v1.GET("/actors", s.findActor)
+	v1.POST("/actors/:actor/call/:method", s.callActor)
+	v1.DELETE("/actors/:actor", s.killActor)
 }
 
 // auth checks the bearer token (or ?token= for the dashboard page) and refuses writes with the
@@ -165,6 +176,7 @@ func failErr(c *gin.Context, err error, extra gin.H) {
 	status, kind := http.StatusInternalServerError, "internal"
 	body := gin.H{"kind": kind, "message": err.Error()}
 	var ae *abi.Error
+	var se *host.StatusError
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe), errors.Is(err, plugins.ErrTooLarge):
@@ -199,6 +211,16 @@ func failErr(c *gin.Context, err error, extra gin.H) {
 			status = http.StatusUnprocessableEntity
 		case abi.KindCancelled:
 			status = http.StatusConflict
+		}
+	case errors.As(err, &se):
+		kind = se.Status.String()
+		switch se.Status {
+		case abi.ErrLimit, abi.ErrTooLarge:
+			status = http.StatusInsufficientStorage
+		case abi.ErrTimeout:
+			status = http.StatusGatewayTimeout
+		case abi.ErrNotFound:
+			status = http.StatusNotFound
 		}
 	case errors.Is(err, context.DeadlineExceeded):
 		status, kind = http.StatusGatewayTimeout, "timeout"

@@ -1,0 +1,103 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/lumenflow/lumen/host"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// The methods below serve clients outside WASM (the REST API, the CLI, Go programs) with the same
+// objects, tasks and actors guests reach through host functions. Handles are scoped to a job;
+// an empty job is "default".
+
+func jobOr(job string) string {
+	if job == "" {
+		return "default"
+	}
+	return job
+}
+
+// Put stores data as an object of job and returns its handle.
+func (e *Engine) Put(job string, data []byte) (int64, error) {
+	return e.objects.put(jobOr(job), data)
+}
+
+// Get waits for object h of job (timeout < 0: until ctx ends) and returns its bytes; a failed
+// task's object gives its *abi.Error.
+func (e *Engine) Get(ctx context.Context, job string, h int64, timeout time.Duration) ([]byte, error) {
+	return e.objects.get(ctx, jobOr(job), h, timeout)
+}
+
+// Release drops object h of job.
+func (e *Engine) Release(job string, h int64) error { return e.objects.release(jobOr(job), h) }
+
+// Wait blocks until req.NumReturns of req.Handles are ready or its timeout passes.
+func (e *Engine) Wait(ctx context.Context, job string, req *abi.WaitRequest) (*abi.WaitResult, error) {
+	return e.objects.wait(ctx, jobOr(job), req)
+}
+
+// Submit starts a task of job with grants and returns the handle of its result. req.Module is
+// required.
+func (e *Engine) Submit(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants) (int64, error) {
+	if req.Module == "" {
+		return 0, &abi.Error{Kind: abi.KindBadInput, Message: "a task submitted from outside a module must name its module"}
+	}
+	input := []byte(req.Args)
+	if req.ArgsBytes != nil {
+		input = req.ArgsBytes
+	}
+	var lim host.Limits
+	if req.TimeoutMs > 0 {
+		lim.Timeout = time.Duration(req.TimeoutMs) * time.Millisecond
+	}
+	retries := DefaultMaxRetries
+	if req.MaxRetries != nil {
+		retries = *req.MaxRetries
+	}
+	return e.submit(ctx, task{
+		job: jobOr(job), module: req.Module, function: req.Function, input: input, resources: req.Resources,
+		cc: &callContext{grants: grants, limits: lim}, maxRetries: retries, retryGuest: req.RetryGuestErrors,
+	})
+}
+
+// Cancel cancels the task whose result is object h of job.
+func (e *Engine) Cancel(job string, h int64) error {
+	o, err := e.objects.lookup(jobOr(job), h)
+	if err != nil {
+		return err
+	}
+	if o.cancel != nil {
+		o.cancel()
+	}
+	return nil
+}
+
+// CreateActor creates an actor of job with grants and returns its handle. req.Module is required.
+func (e *Engine) CreateActor(ctx context.Context, job string, req *abi.ActorCreateRequest, grants host.Grants) (int64, error) {
+	if req.Module == "" {
+		return 0, &abi.Error{Kind: abi.KindBadInput, Message: "an actor created from outside a module must name its module"}
+	}
+	return e.createActor(ctx, jobOr(job), req.Module, req, &callContext{grants: grants})
+}
+
+// CallActor queues a call of method on actor id of job and returns the handle of its result.
+func (e *Engine) CallActor(job string, id int64, method string, input []byte) (int64, error) {
+	return e.callActor(jobOr(job), id, method, input)
+}
+
+// KillActor stops actor id of job.
+func (e *Engine) KillActor(job string, id int64) error { return e.killActor(jobOr(job), id) }
+
+// NamedActor returns the handle and job of the actor called name in namespace.
+func (e *Engine) NamedActor(namespace, name string) (id int64, job string, err error) {
+	e.amu.Lock()
+	defer e.amu.Unlock()
+	id, ok := e.named[namespace+"/"+name]
+	if !ok {
+		return 0, "", &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no actor named %q in namespace %q", name, namespace)}
+	}
+	return id, e.actors[id].job, nil
+}
