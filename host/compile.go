@@ -51,8 +51,9 @@ func Digest(wasm []byte) string {
 //
 // Compiled code is cached in memory by digest for the life of the Runtime and, with
 // Config.DataDir, on disk, so a restarted Runtime skips the compiler. Compile is safe for
-// concurrent use; concurrent compiles of the same bytes share one compilation. wasm is not
-// retained.
+// concurrent use; concurrent compiles of the same bytes share one compilation. It runs outside
+// the concurrency cap (an engine may compile from inside a host function that holds a slot), and
+// compiling cannot be cancelled: Config.MaxModuleBytes bounds its cost. wasm is not retained.
 func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	if int64(len(wasm)) > r.cfg.MaxModuleBytes {
 		return nil, newErr(abi.KindBadInput, "module refused: %d bytes, over the %d-byte limit", len(wasm), r.cfg.MaxModuleBytes)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetratelabs/wazero/api"
+
 	"github.com/lumenflow/lumen/sdk/abi"
 )
 
@@ -480,6 +482,33 @@ func TestStatusOf_MapsServiceErrors(t *testing.T) {
 		st, msg := statusOf(tc.err)
 		if st != tc.want || string(msg) != tc.msg {
 			t.Errorf("statusOf(%v) = %s %q, want %s %q", tc.err, st, msg, tc.want, tc.msg)
+		}
+	}
+}
+
+// TestHostFuncs_DeniedCapabilityNamesIt calls host functions directly on a call that has only the
+// base capability: each engine function answers denied, naming the capability. (Call refuses such
+// calls up front; this is the second line.)
+func TestHostFuncs_DeniedCapabilityNamesIt(t *testing.T) {
+	r := newTestRuntime(t, Config{Services: stubServices{}})
+	in := &instance{r: r, caps: bitBase, running: true}
+	in.cctx = newCallCtx(&in.st)
+	defer in.cctx.timer.Stop()
+	in.st = callState{in: in, caps: bitBase, cctx: in.cctx}
+	for _, name := range abi.HostFuncNames() {
+		hf := abi.HostFuncs[name]
+		if hf.Capability == abi.CapBase {
+			continue
+		}
+		fn := wrap(r, hf, func(context.Context, *callState, api.Module, []uint64) int64 { t.Fatalf("%s ran", name); return 0 })
+		stack := make([]uint64, 3)
+		fn(in.cctx, nil, stack)
+		got := int64(stack[0])
+		if len(hf.Sig.Results) == 1 && hf.Sig.Results[0] == abi.I32 {
+			got = int64(int32(uint32(stack[0])))
+		}
+		if got != abi.ErrDenied.Code() || !strings.Contains(string(in.st.pending), fmt.Sprintf("%q", hf.Capability)) {
+			t.Errorf("%s: %d, pending %q", name, got, in.st.pending)
 		}
 	}
 }
