@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/host"
@@ -39,6 +40,7 @@ type Config struct {
 // guests' host functions, their objects, nested tasks and actors. It is safe for concurrent use.
 type Engine struct {
 	cfg     Config
+	started time.Time
 	rt      *host.Runtime
 	reg     *plugins.Registry
 	objects *objectStore
@@ -70,7 +72,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg.Resources = defaultResources()
 	}
 	e := &Engine{
-		cfg: cfg, objects: newObjectStore(cfg.ObjectStoreBytes), adm: newAdmission(cfg.Resources),
+		cfg: cfg, started: time.Now(), objects: newObjectStore(cfg.ObjectStoreBytes), adm: newAdmission(cfg.Resources),
 		compiled: map[string]*host.Module{}, actors: map[int64]*actor{}, named: map[string]int64{},
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
@@ -170,6 +172,36 @@ func (e *Engine) Call(ctx context.Context, req CallRequest) (*host.Result, error
 		Module: fn.hm, Function: req.Function, Input: req.Input,
 		Job: job, Grants: req.Grants, Limits: req.Limits, Context: cc,
 	})
+}
+
+// Stats is a snapshot of the node's state.
+type Stats struct {
+	Started     time.Time
+	Resources   scheduler.Resources
+	Available   scheduler.Resources
+	Modules     int
+	Objects     int
+	ObjectBytes int64
+	Actors      int // live actors
+}
+
+// Stats reports the node's state.
+func (e *Engine) Stats() Stats {
+	n, b := e.objects.stats()
+	e.amu.Lock()
+	live := 0
+	for _, a := range e.actors {
+		a.mu.Lock()
+		if a.dead == nil {
+			live++
+		}
+		a.mu.Unlock()
+	}
+	e.amu.Unlock()
+	return Stats{
+		Started: e.started, Resources: e.cfg.Resources.Clone(), Available: e.adm.available(),
+		Modules: len(e.reg.List()), Objects: n, ObjectBytes: b, Actors: live,
+	}
 }
 
 // Available reports the node's resources free now.

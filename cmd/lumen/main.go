@@ -27,6 +27,13 @@ const usage = `lumen — tasks, actors and workflows of sandboxed WebAssembly
 
 Usage:
   lumen up [--data DIR] [--http ADDR] [--examples DIR]   start the single-node engine
+  lumen module push FILE [--name N --version V]          upload a module
+  lumen module ls                                        list modules
+  lumen call MODULE FUNCTION [INPUT | -]                 run a task function and print its output
+  lumen status                                           the node's resources, modules, objects, actors
+
+Client commands take --url, --token (or LUMEN_URL, LUMEN_TOKEN; the token of ./lumen-data is
+found by itself) and --json.
 
 Run "lumen up -h" for its flags.
 `
@@ -40,6 +47,12 @@ func main() {
 	switch os.Args[1] {
 	case "up":
 		err = up(os.Args[2:])
+	case "module":
+		err = moduleCommand(os.Args[2:])
+	case "call":
+		err = callCommand(os.Args[2:])
+	case "status":
+		err = statusCommand(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -126,6 +126,7 @@ func (s *Server) routes() {
 	authed := r.Group("/", s.auth)
 	authed.GET("/", s.dashboard)
 	v1 := authed.Group("/v1")
+	v1.GET("/status", s.status)
 	v1.GET("/modules", s.listModules)
 	v1.POST("/modules", s.uploadModule)
 	v1.GET("/modules/:ref", s.getModule)
@@ -346,4 +347,17 @@ var dashboardHTML []byte
 
 func (s *Server) dashboard(c *gin.Context) {
 	c.Data(http.StatusOK, "text/html; charset=utf-8", dashboardHTML)
+}
+
+// Version is the build's version, set by the linker (-X) or left as "dev".
+var Version = "dev"
+
+func (s *Server) status(c *gin.Context) {
+	st := s.eng.Stats()
+	host, _ := os.Hostname()
+	c.JSON(http.StatusOK, gin.H{
+		"node": host, "version": Version, "uptime_seconds": time.Since(st.Started).Seconds(),
+		"resources": st.Resources, "available": st.Available, "modules": st.Modules,
+		"objects": st.Objects, "object_bytes": st.ObjectBytes, "actors": st.Actors,
+	})
 }

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/lumenflow/lumen/engine/client"
+)
+
+// clientFlags are the flags every client command takes.
+type clientFlags struct {
+	url, token string
+	json       bool
+}
+
+func (cf *clientFlags) register(fl *flag.FlagSet) {
+	fl.StringVar(&cf.url, "url", "", "API URL (default $LUMEN_URL or "+client.DefaultURL+")")
+	fl.StringVar(&cf.token, "token", "", "API token (default $LUMEN_TOKEN or lumen-data/token)")
+	fl.BoolVar(&cf.json, "json", false, "print JSON for scripts")
+}
+
+func (cf *clientFlags) client() (*client.Client, error) { return client.New(cf.url, cf.token) }
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// moduleCommand is `lumen module push|ls`.
+func moduleCommand(args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: lumen module push FILE [--name N --version V --cap c1,c2] | lumen module ls")
+	}
+	var cf clientFlags
+	fl := flag.NewFlagSet("module "+args[0], flag.ContinueOnError)
+	cf.register(fl)
+	ctx := context.Background()
+	switch args[0] {
+	case "push":
+		name := fl.String("name", "", "bind name@version to the module")
+		version := fl.String("version", "", "the version of --name (semver)")
+		caps := fl.String("cap", "", "capabilities to add to the module's own requests, comma-separated")
+		if err := fl.Parse(reorder(args[1:])); err != nil {
+			return err
+		}
+		if fl.NArg() != 1 {
+			return fmt.Errorf("usage: lumen module push FILE [--name N --version V]")
+		}
+		wasm, err := os.ReadFile(fl.Arg(0))
+		if err != nil {
+			return err
+		}
+		c, err := cf.client()
+		if err != nil {
+			return err
+		}
+		var capList []string
+		if *caps != "" {
+			capList = strings.Split(*caps, ",")
+		}
+		m, err := c.PushModule(ctx, wasm, *name, *version, capList)
+		if err != nil {
+			return err
+		}
+		if cf.json {
+			return printJSON(m)
+		}
+		fmt.Printf("%s %s (%d bytes)\n", m.Digest, strings.Join(m.Names, " "), m.Size)
+		return nil
+	case "ls":
+		if err := fl.Parse(args[1:]); err != nil {
+			return err
+		}
+		c, err := cf.client()
+		if err != nil {
+			return err
+		}
+		mods, err := c.Modules(ctx)
+		if err != nil {
+			return err
+		}
+		if cf.json {
+			return printJSON(mods)
+		}
+		tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAMES\tDIGEST\tSIZE\tFUNCTIONS")
+		for _, m := range mods {
+			var man struct{ Functions []struct{ Name string } }
+			json.Unmarshal(m.Manifest, &man)
+			fns := make([]string, len(man.Functions))
+			for i, f := range man.Functions {
+				fns[i] = f.Name
+			}
+			names := strings.Join(m.Names, ",")
+			if names == "" {
+				names = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", names, m.Digest[:19], m.Size, strings.Join(fns, " "))
+		}
+		return tw.Flush()
+	}
+	return fmt.Errorf("lumen module: unknown subcommand %q (push, ls)", args[0])
+}
+
+// callCommand is `lumen call MODULE FUNCTION [INPUT|-]`.
+func callCommand(args []string) error {
+	var cf clientFlags
+	fl := flag.NewFlagSet("call", flag.ContinueOnError)
+	cf.register(fl)
+	if err := fl.Parse(reorder(args)); err != nil {
+		return err
+	}
+	if fl.NArg() < 2 || fl.NArg() > 3 {
+		return fmt.Errorf("usage: lumen call MODULE FUNCTION [INPUT | -]")
+	}
+	var input []byte
+	if fl.NArg() == 3 {
+		if fl.Arg(2) == "-" {
+			b, err := io.ReadAll(os.Stdin)
+			if err != nil {
+				return err
+			}
+			input = b
+		} else {
+			input = []byte(fl.Arg(2))
+		}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	res, err := c.Call(context.Background(), fl.Arg(0), fl.Arg(1), input)
+	if err != nil {
+		return err
+	}
+	if cf.json {
+		return printJSON(res)
+	}
+	if res.Log != "" {
+		fmt.Fprint(os.Stderr, res.Log)
+	}
+	if res.Output != nil {
+		fmt.Println(string(res.Output))
+	} else {
+		fmt.Print(res.OutputText)
+	}
+	return nil
+}
+
+// statusCommand is `lumen status`.
+func statusCommand(args []string) error {
+	var cf clientFlags
+	fl := flag.NewFlagSet("status", flag.ContinueOnError)
+	cf.register(fl)
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	st, err := c.Status(context.Background())
+	if err != nil {
+		return err
+	}
+	if cf.json {
+		return printJSON(st)
+	}
+	fmt.Printf("node %s (lumen %s), up %s\n", st.Node, st.Version, (time.Duration(st.Uptime) * time.Second).String())
+	keys := make([]string, 0, len(st.Resources))
+	for k := range st.Resources {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Printf("  %-14s %s free of %s\n", k, strconv.FormatFloat(st.Available[k], 'f', -1, 64), strconv.FormatFloat(st.Resources[k], 'f', -1, 64))
+	}
+	fmt.Printf("modules %d, objects %d (%d bytes), live actors %d\n", st.Modules, st.Objects, st.Bytes, st.Actors)
+	for state, n := range st.Workflows {
+		fmt.Printf("workflows %s: %d\n", state, n)
+	}
+	return nil
+}
+
+// reorder moves flags before positional arguments, so `push FILE --name x` works like the
+// standard flag package's `push --name x FILE`.
+func reorder(args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if strings.HasPrefix(a, "-") && a != "-" {
+			flags = append(flags, a)
+			if !strings.Contains(a, "=") && i+1 < len(args) && !isBoolFlag(a) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+			continue
+		}
+		pos = append(pos, a)
+	}
+	return append(flags, pos...)
+}
+
+func isBoolFlag(a string) bool { return strings.TrimLeft(a, "-") == "json" }

@@ -1,0 +1,194 @@
+// Package client is the Go client of Lumen's REST API, used by the CLI, tests and programs. A
+// Client is safe for concurrent use.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// DefaultURL is where `lumen up` listens unless told otherwise.
+const DefaultURL = "http://127.0.0.1:7070"
+
+// Client talks to one Lumen node.
+type Client struct {
+	URL   string
+	Token string
+	HTTP  *http.Client
+}
+
+// New returns a client of url with token. Empty values are found as the CLI finds them:
+// LUMEN_URL, LUMEN_TOKEN, then DefaultURL and the token file of ./lumen-data.
+func New(url, token string) (*Client, error) {
+	if url == "" {
+		url = os.Getenv("LUMEN_URL")
+	}
+	if url == "" {
+		url = DefaultURL
+	}
+	if token == "" {
+		token = os.Getenv("LUMEN_TOKEN")
+	}
+	if token == "" {
+		dir := os.Getenv("LUMEN_DATA")
+		if dir == "" {
+			dir = "lumen-data"
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "token"))
+		if err != nil {
+			return nil, fmt.Errorf("no API token: pass --token, set LUMEN_TOKEN, or run where %s/token exists (%v)", dir, err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	return &Client{URL: strings.TrimRight(url, "/"), Token: token, HTTP: &http.Client{Timeout: 10 * time.Minute}}, nil
+}
+
+// Error is an error answered by the API, in its one shape.
+type Error struct {
+	Status  int
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+	Limit   string `json:"limit,omitempty"`
+	Code    string `json:"code,omitempty"`
+}
+
+func (e *Error) Error() string {
+	if e.Limit != "" {
+		return fmt.Sprintf("%s (%s): %s", e.Kind, e.Limit, e.Message)
+	}
+	return e.Kind + ": " + e.Message
+}
+
+// Do sends a request and returns the body of a 2xx answer; any other answer is an *Error.
+func (c *Client) Do(ctx context.Context, method, path string, body []byte) ([]byte, int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.URL+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, resp.StatusCode, err
+	}
+	if resp.StatusCode/100 != 2 {
+		var env struct{ Error *Error }
+		if json.Unmarshal(b, &env) == nil && env.Error != nil {
+			env.Error.Status = resp.StatusCode
+			return b, resp.StatusCode, env.Error
+		}
+		return b, resp.StatusCode, &Error{Status: resp.StatusCode, Kind: "http", Message: strings.TrimSpace(string(b))}
+	}
+	return b, resp.StatusCode, nil
+}
+
+// JSON sends body (marshalled unless it is []byte) and decodes a 2xx answer into out (if non-nil).
+func (c *Client) JSON(ctx context.Context, method, path string, body, out any) error {
+	var raw []byte
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		raw = b
+	default:
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
+			return err
+		}
+	}
+	resp, _, err := c.Do(ctx, method, path, raw)
+	if err != nil {
+		return err
+	}
+	if out != nil && len(resp) > 0 {
+		return json.Unmarshal(resp, out)
+	}
+	return nil
+}
+
+// Module is a registered module as the API describes it.
+type Module struct {
+	Digest   string          `json:"digest"`
+	Size     int64           `json:"size"`
+	Name     string          `json:"name,omitempty"`
+	Version  string          `json:"version,omitempty"`
+	Names    []string        `json:"names,omitempty"`
+	Manifest json.RawMessage `json:"manifest"`
+	Created  time.Time       `json:"created"`
+}
+
+// PushModule uploads a module with an optional name@version and extra capabilities.
+func (c *Client) PushModule(ctx context.Context, wasm []byte, name, version string, caps []string) (*Module, error) {
+	q := url.Values{}
+	if name != "" {
+		q.Set("name", name)
+		q.Set("version", version)
+	}
+	if len(caps) > 0 {
+		q.Set("capabilities", strings.Join(caps, ","))
+	}
+	var m Module
+	err := c.JSON(ctx, "POST", "/v1/modules?"+q.Encode(), wasm, &m)
+	return &m, err
+}
+
+// Modules lists the registered modules.
+func (c *Client) Modules(ctx context.Context) ([]Module, error) {
+	var out struct{ Modules []Module }
+	err := c.JSON(ctx, "GET", "/v1/modules", nil, &out)
+	return out.Modules, err
+}
+
+// CallResult is a synchronous call's answer.
+type CallResult struct {
+	Output     json.RawMessage `json:"output,omitempty"`
+	OutputText string          `json:"output_text,omitempty"`
+	Log        string          `json:"log"`
+	DurationUS int64           `json:"duration_us"`
+}
+
+// Call runs a task function synchronously.
+func (c *Client) Call(ctx context.Context, module, function string, input []byte) (*CallResult, error) {
+	var out CallResult
+	err := c.JSON(ctx, "POST", "/v1/modules/"+url.PathEscape(module)+"/call/"+url.PathEscape(function), input, &out)
+	return &out, err
+}
+
+// Get waits up to timeout for object ref of job and returns its bytes.
+func (c *Client) Get(ctx context.Context, job string, ref int64, timeout time.Duration) ([]byte, error) {
+	b, _, err := c.Do(ctx, "GET", fmt.Sprintf("/v1/objects/%d?job=%s&timeout_ms=%d", ref, url.QueryEscape(job), timeout.Milliseconds()), nil)
+	return b, err
+}
+
+// Status is the node's state as GET /v1/status reports it.
+type Status struct {
+	Node      string             `json:"node"`
+	Version   string             `json:"version"`
+	Uptime    float64            `json:"uptime_seconds"`
+	Resources map[string]float64 `json:"resources"`
+	Available map[string]float64 `json:"available"`
+	Modules   int                `json:"modules"`
+	Objects   int                `json:"objects"`
+	Bytes     int64              `json:"object_bytes"`
+	Actors    int                `json:"actors"`
+	Workflows map[string]int     `json:"workflows,omitempty"`
+}
+
+// Status reports the node's state.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var s Status
+	err := c.JSON(ctx, "GET", "/v1/status", nil, &s)
+	return &s, err
+}
