@@ -22,7 +22,7 @@ import (
 )
 
 // languages are the guests, in the order results are compared: Go's is the reference.
-var languages = []string{"go", "c"}
+var languages = []string{"go", "c", "rust"}
 
 const toolchainHint = "install the guest toolchains with `make toolchain` (make test does it first)"
 
@@ -40,6 +40,7 @@ func guest(t *testing.T, lang string) []byte {
 	if b, ok := buildCache.wasm[lang]; ok {
 		return b
 	}
+	trackSources(t, sources[lang]...)
 	start := time.Now()
 	var path string
 	switch lang {
@@ -64,6 +65,38 @@ func guest(t *testing.T, lang string) []byte {
 	}
 	buildCache.wasm[lang] = b
 	return b
+}
+
+// sources are the files each guest is built from, relative to this package.
+var sources = map[string][]string{
+	"go":             {"go", "../go", "../abi"},
+	"c":              {"c", "../c"},
+	"rust":           {"rust/src", "rust/Cargo.toml", "../rust/src", "../rust/Cargo.toml"},
+	"assemblyscript": {"assemblyscript", "../assemblyscript/assembly", "../assemblyscript/package.json"},
+}
+
+// trackSources reads every file under paths, so that go test's cache, which knows the files a
+// test opens but not what a compiler it runs reads, reruns the suite when a guest's source changes.
+func trackSources(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		err := filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if n := d.Name(); n == "target" || n == "node_modules" {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			_, err = os.ReadFile(path)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("read the guest sources: %v", err)
+		}
+	}
 }
 
 // outDir is where built guests go: a fixed place under the user's cache directory, so that
