@@ -176,6 +176,16 @@ func TestHostile(t *testing.T) {
 		t.Log(row)
 		table.WriteString(row + "\n")
 	}
+	resetPeak()
+	rss0, _ := procStatus()
+	n, took := outOfBoundsSweep(t, r)
+	_, hwm := procStatus()
+	resetPeak()
+	rss1, _ := procStatus()
+	row := fmt.Sprintf("| out-of-bounds pointers (ptr+len wrapping u32, len near 4 GiB) and garbage handles to all %d host functions, %d calls | negative status (bad_pointer, not_found, unavailable), no panic | %v per call | %s | %s |",
+		len(hostcallFns), n, (took / time.Duration(n)).Round(time.Microsecond), mib(hwm-rss0), mib(rss1))
+	t.Log(row)
+	table.WriteString(row + "\n")
 	t.Logf("%s, GOMAXPROCS %d, race detector %v:\n%s", runtime.GOARCH, runtime.GOMAXPROCS(0), raceEnabled, table.String())
 }
 
@@ -226,6 +236,15 @@ var badSpans = [][2]int64{
 
 func TestHostile_OutOfBoundsPointersToEveryHostFunction(t *testing.T) {
 	r := newTestRuntime(t, Config{})
+	n, took := outOfBoundsSweep(t, r)
+	t.Logf("%d calls with out-of-bounds pointers or garbage handles to every host function answered a negative status in %v", n, took)
+}
+
+// outOfBoundsSweep calls every host function through hostcall.wasm with pointers and lengths
+// outside its one-page memory (several wrapping 32 bits, lengths near 4 GiB) and with garbage
+// handles, and checks each answers its negative status. It returns the calls made and the time.
+func outOfBoundsSweep(t *testing.T, r *Runtime) (int, time.Duration) {
+	t.Helper()
 	m := mustCompile(t, r, "hostcall")
 	grants := Grants{Capabilities: []abi.Capability{abi.CapObjects, abi.CapTasks, abi.CapActors}}
 	checked := 0
@@ -269,8 +288,8 @@ func TestHostile_OutOfBoundsPointersToEveryHostFunction(t *testing.T) {
 			checked++
 		}
 	}
-	t.Logf("%d calls with out-of-bounds pointers or garbage handles to every host function answered a negative status in %v", checked, time.Since(start))
 	if res := callOK(t, r, CallRequest{Module: m, Function: "call", Input: hostcallInput(2, 0, 0, 0, nil), Grants: grants}); binary.LittleEndian.Uint64(res.Output) != 0 {
 		t.Fatalf("result_len with nothing pending = %d", binary.LittleEndian.Uint64(res.Output))
 	}
+	return checked, time.Since(start)
 }
