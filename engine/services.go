@@ -157,9 +157,8 @@ type task struct {
 	retryGuest            bool
 }
 
-// submit checks the task can run, then runs it in the background and returns the handle of its
-// result. System failures are retried up to maxRetries times, guest errors only when asked; a
-// trap or a limit is not retried, as running the same code on the same input would fail again.
+// submit checks the task can run, then runs it in the background (runTask) and returns the
+// handle of its result at once.
 func (e *Engine) submit(ctx context.Context, t task) (int64, error) {
 	fn, err := e.function(ctx, t.module, t.function, abi.KindTask)
 	if err != nil {
@@ -176,30 +175,33 @@ func (e *Engine) submit(ctx context.Context, t task) (int64, error) {
 	go func() {
 		defer e.wg.Done()
 		defer cancel()
-		if err := e.adm.acquire(tctx, d); err != nil {
-			e.objects.complete(obj, nil, asABIError(err))
-			return
-		}
-		t.cc.held = d
-		defer func() { e.adm.release(t.cc.held) }()
-		var res *host.Result
-		var err error
-		for attempt := 0; ; attempt++ {
-			res, err = e.rt.Call(tctx, host.CallRequest{
-				Module: fn.hm, Function: t.function, Input: t.input, Job: t.job,
-				Grants: t.cc.grants, Limits: t.cc.limits, Context: t.cc,
-			})
-			if err == nil || attempt >= t.maxRetries || tctx.Err() != nil || !retryable(err, t.retryGuest) {
-				break
-			}
-		}
-		if err != nil {
-			e.objects.complete(obj, nil, asABIError(err))
-			return
-		}
-		e.objects.complete(obj, res.Output, nil)
+		out, err := e.runTask(tctx, fn, t, d)
+		e.objects.complete(obj, out, err)
 	}()
 	return h, nil
+}
+
+// runTask runs t once its resources d are free and returns its output or its *abi.Error.
+// System failures are retried up to t.maxRetries times, guest errors only when t asks; a trap or
+// a limit is not retried, as the same code on the same input would fail again.
+func (e *Engine) runTask(ctx context.Context, fn fnRef, t task, d scheduler.Resources) ([]byte, error) {
+	if err := e.adm.acquire(ctx, d); err != nil {
+		return nil, asABIError(err)
+	}
+	t.cc.held = d
+	defer func() { e.adm.release(t.cc.held) }()
+	for attempt := 0; ; attempt++ {
+		res, err := e.rt.Call(ctx, host.CallRequest{
+			Module: fn.hm, Function: t.function, Input: t.input, Job: t.job,
+			Grants: t.cc.grants, Limits: t.cc.limits, Context: t.cc,
+		})
+		if err == nil {
+			return res.Output, nil
+		}
+		if attempt >= t.maxRetries || ctx.Err() != nil || !retryable(err, t.retryGuest) {
+			return nil, asABIError(err)
+		}
+	}
 }
 
 func retryable(err error, guest bool) bool {
