@@ -22,7 +22,7 @@ import (
 )
 
 // languages are the guests, in the order results are compared: Go's is the reference.
-var languages = []string{"go", "c", "rust"}
+var languages = []string{"go", "c", "rust", "assemblyscript"}
 
 const toolchainHint = "install the guest toolchains with `make toolchain` (make test does it first)"
 
