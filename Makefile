@@ -56,6 +56,21 @@ vet:
 	$(GO) vet ./...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/...
 
-## toolchain: what the tests need beyond Go (nothing yet for the Go guests)
+## toolchain: the guest toolchains the tests build with, each installed only when missing: clang
+## and wasi-libc for C, Debian's rustc and cargo with the wasm32-wasi std for Rust (apt-get),
+## AssemblyScript pinned by sdk/assemblyscript/package-lock.json (npm ci into its node_modules)
+GUEST_APT := clang lld wasi-libc libclang-rt-dev-wasm32 rustc cargo libstd-rust-dev-wasm32
 toolchain:
 	@$(GO) version
+	@missing=""; \
+	for p in $(GUEST_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "toolchain: installing$$missing"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	fi
+	@cd sdk/assemblyscript && if ! cmp -s package-lock.json node_modules/.lumen-lock; then \
+	  echo "toolchain: npm ci in sdk/assemblyscript"; \
+	  npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.lumen-lock; \
+	fi
