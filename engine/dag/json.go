@@ -26,6 +26,14 @@ func (k kind) String() string {
 	return [...]string{"null", "boolean", "number", "string", "array", "object"}[k]
 }
 
+// kindText is the kind with its article: "an object".
+func kindText(k kind) string {
+	if k == kArray || k == kObject {
+		return "an " + k.String()
+	}
+	return "a " + k.String()
+}
+
 // node is one JSON value of the workflow document.
 type node struct {
 	kind  kind

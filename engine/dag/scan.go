@@ -168,7 +168,7 @@ func lookup(b []byte, root string, sels []selector) ([]byte, error) {
 				if _, err := skipValue(b, i, k); err != nil {
 					return nil, err
 				}
-				return nil, fmt.Errorf("%s is a %s; it has no field %s", refText(root, sels[:k]), rawKind(b[i:]), quote(s.field))
+				return nil, fmt.Errorf("%s is %s; it has no field %s", refText(root, sels[:k]), kindText(rawKind(b[i:])), quote(s.field))
 			}
 			i = skipWS(b, i+1)
 			if i < len(b) && b[i] == '}' {
@@ -211,7 +211,7 @@ func lookup(b []byte, root string, sels []selector) ([]byte, error) {
 			if _, err := skipValue(b, i, k); err != nil {
 				return nil, err
 			}
-			return nil, fmt.Errorf("%s is a %s; it cannot be indexed with %s", refText(root, sels[:k]), rawKind(b[i:]), s)
+			return nil, fmt.Errorf("%s is %s; it cannot be indexed with %s", refText(root, sels[:k]), kindText(rawKind(b[i:])), s)
 		}
 		i = skipWS(b, i+1)
 		if i < len(b) && b[i] == ']' {
@@ -260,7 +260,7 @@ func unquote(lit []byte) []byte {
 			return unescape(make([]byte, 0, len(raw)), raw)
 		}
 	}
-	return append([]byte(nil), raw...)
+	return append([]byte{}, raw...)
 }
 
 // splitArray returns the elements of a valid JSON array, each a sub-slice of b.

@@ -90,7 +90,7 @@ func (t *Template) Render(outputs map[string][]byte, item json.RawMessage, index
 			case kNumber:
 				n += len(v.b)
 			default:
-				return nil, t.fail(p.ref, fmt.Sprintf("is a %s; only strings and numbers can be placed inside text", rawKind(v.b)))
+				return nil, t.fail(p.ref, fmt.Sprintf("is %s; only strings and numbers can be placed inside text", kindText(rawKind(v.b))))
 			}
 		default:
 			n += len(v.b)
