@@ -31,6 +31,7 @@ Usage:
   lumen module ls                                        list modules
   lumen call MODULE FUNCTION [INPUT | -]                 run a task function and print its output
   lumen status                                           the node's resources, modules, objects, actors
+  lumen new --lang go|rust|c|assemblyscript NAME         scaffold a task module in folder NAME
 
 Client commands take --url, --token (or LUMEN_URL, LUMEN_TOKEN; the token of ./lumen-data is
 found by itself) and --json.
@@ -53,6 +54,8 @@ func main() {
 		err = callCommand(os.Args[2:])
 	case "status":
 		err = statusCommand(os.Args[2:])
+	case "new":
+		err = newCommand(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
