@@ -43,7 +43,7 @@ func (s scriptedInspector) Inspect(ctx context.Context, wasm []byte) (*abi.Modul
 	return nil, errors.New("compile: invalid module")
 }
 
-// FuzzAdd feeds arbitrary bytes and options to Add: it never panics, it either registers the
+// FuzzAdd feeds arbitrary bytes, names and versions to Add: it never panics, it either registers the
 // module (whose bytes then read back) or refuses with one of the registry's errors, and a refusal
 // leaves the store as it was.
 func FuzzAdd(f *testing.F) {
@@ -51,17 +51,19 @@ func FuzzAdd(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(valid, "", "", uint8(0))
-	f.Add(valid, "guest", "1.0.0", uint8(0))
-	f.Add(valid, "guest", "1.0", uint8(0))
-	f.Add(valid, "Guest", "1.0.0", uint8(0))
+	f.Add(valid, "", "")
+	f.Add(valid, "guest", "1.0.0")
+	f.Add(valid, "guest", "1.0")
+	f.Add(valid, "Guest", "1.0.0")
 	for _, n := range []int{0, 1, 4, 7, 8, 9, 20, len(valid) / 2, len(valid) - 1} {
-		f.Add(valid[:n], "", "", uint8(0))
+		f.Add(valid[:n], "", "")
 	}
-	f.Add(taskGuest("caps", abi.FnObjectPut).wasm(), "caps", "0.1.0-rc.1", uint8(1))
-	f.Add(taskGuest("caps", abi.FnObjectPut).wasm(), "caps", "0.1.0", uint8(0xff))
-	f.Add([]byte("\x00asm\x02\x00\x00\x00"), "", "", uint8(0))
-	f.Add([]byte("\x7fELF"), "", "", uint8(0))
+	f.Add(taskGuest("caps", abi.FnObjectPut).wasm(), "caps", "0.1.0-rc.1")
+	withCaps := taskGuest("caps", abi.FnObjectPut)
+	withCaps.manifest.Capabilities = []abi.Capability{abi.CapObjects}
+	f.Add(withCaps.wasm(), "caps", "0.1.0")
+	f.Add([]byte("\x00asm\x02\x00\x00\x00"), "", "")
+	f.Add([]byte("\x7fELF"), "", "")
 
 	known := newFakeInspector()
 	known.add(taskGuest(""))
@@ -72,15 +74,9 @@ func FuzzAdd(f *testing.F) {
 	f.Cleanup(func() { r.Close() })
 	baseline := storeKeys(f, r)
 
-	f.Fuzz(func(t *testing.T, wasm []byte, name, version string, capBits uint8) {
-		var caps []abi.Capability
-		for i, c := range abi.Capabilities {
-			if capBits&(1<<i) != 0 {
-				caps = append(caps, c)
-			}
-		}
+	f.Fuzz(func(t *testing.T, wasm []byte, name, version string) {
 		ctx := context.Background()
-		m, err := r.Add(ctx, wasm, AddOptions{Name: name, Version: version, Capabilities: caps})
+		m, err := r.Add(ctx, wasm, AddOptions{Name: name, Version: version})
 		if err != nil {
 			if !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrNotWasm) && !errors.Is(err, ErrInvalid) {
 				t.Fatalf("Add refused with an error of no kind: %v", err)

@@ -77,8 +77,6 @@ type Config struct {
 type AddOptions struct {
 	// Name and Version bind name@version to the module. Both or neither.
 	Name, Version string
-	// Capabilities are added to those the guest's manifest requests.
-	Capabilities []abi.Capability
 	// Resources, when set, replace the resource hints of the guest's manifest.
 	Resources *abi.Resources
 	// Description is free text (UTF-8, at most MaxDescriptionLen bytes).
@@ -329,11 +327,6 @@ func checkOptions(opts AddOptions) error {
 			return err
 		}
 	}
-	for i, c := range opts.Capabilities {
-		if !c.Known() {
-			return fmt.Errorf("%w: capabilities[%d]: unknown capability %q (known: %v)", ErrInvalid, i, clip(string(c)), abi.Capabilities)
-		}
-	}
 	if opts.Resources != nil {
 		if err := opts.Resources.Validate(); err != nil {
 			return fmt.Errorf("%w: resources: %w", ErrInvalid, err)
@@ -372,11 +365,6 @@ func (r *Registry) inspect(ctx context.Context, digest string, wasm []byte, opts
 		return nil, fmt.Errorf("%w: module %s: %w", ErrInvalid, digest, err)
 	}
 	eff := cloneManifest(*info.Manifest)
-	for _, c := range opts.Capabilities {
-		if !eff.Requests(c) {
-			eff.Capabilities = append(eff.Capabilities, c)
-		}
-	}
 	if opts.Resources != nil {
 		eff.Resources = cloneResources(*opts.Resources)
 	}
@@ -384,7 +372,7 @@ func (r *Registry) inspect(ctx context.Context, digest string, wasm []byte, opts
 		return nil, fmt.Errorf("%w: module %s: effective %w", ErrInvalid, digest, err)
 	}
 	if err := abi.CheckCapabilities(info, &eff); err != nil {
-		return nil, fmt.Errorf("%w: module %s: %w (request them in the guest's manifest or at upload)", ErrInvalid, digest, err)
+		return nil, fmt.Errorf("%w: module %s: %w (request them in the guest's manifest)", ErrInvalid, digest, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -417,11 +405,6 @@ func (r *Registry) readd(digest string, opts AddOptions) (*Module, error) {
 
 func (r *Registry) readdLocked(digest string, opts AddOptions) (*Module, error) {
 	rec := r.mods[digest]
-	for _, c := range opts.Capabilities {
-		if !rec.Manifest.Requests(c) {
-			return nil, fmt.Errorf("%w: module %s is already registered without capability %q; a registered manifest does not change", ErrConflict, digest, c)
-		}
-	}
 	if opts.Resources != nil && !sameResources(*opts.Resources, rec.Manifest.Resources) {
 		return nil, fmt.Errorf("%w: module %s is already registered with other resources; a registered manifest does not change", ErrConflict, digest)
 	}

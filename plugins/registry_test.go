@@ -158,7 +158,8 @@ func TestRegistry_ModuleIsTheCallersCopy(t *testing.T) {
 	insp := newFakeInspector()
 	r := open(t, "", insp)
 	g := taskGuest("a", abi.FnObjectPut)
-	m := mustAdd(t, r, insp.add(g), AddOptions{Name: "a", Version: "1.0.0", Capabilities: []abi.Capability{abi.CapObjects},
+	g.manifest.Capabilities = []abi.Capability{abi.CapObjects}
+	m := mustAdd(t, r, insp.add(g), AddOptions{Name: "a", Version: "1.0.0",
 		Resources: &abi.Resources{CPU: 1, Custom: map[string]float64{"tpu": 1}}})
 	before, _ := r.Resolve(m.Digest)
 	m.Manifest.Functions[0].Name = "changed"
@@ -177,9 +178,10 @@ func TestRegistry_ModuleIsTheCallersCopy(t *testing.T) {
 func TestRegistry_ReAddIsIdempotent(t *testing.T) {
 	insp := newFakeInspector()
 	r := open(t, "", insp)
-	wasm := insp.add(taskGuest("a", abi.FnTaskSubmit))
-	caps := []abi.Capability{abi.CapTasks}
-	first := mustAdd(t, r, wasm, AddOptions{Capabilities: caps, Description: "d"})
+	g := taskGuest("a", abi.FnTaskSubmit)
+	g.manifest.Capabilities = []abi.Capability{abi.CapTasks}
+	wasm := insp.add(g)
+	first := mustAdd(t, r, wasm, AddOptions{Description: "d"})
 	if first.Name != "" || first.Names != nil {
 		t.Fatalf("unnamed Add gave a name: %+v", first)
 	}
@@ -187,7 +189,7 @@ func TestRegistry_ReAddIsIdempotent(t *testing.T) {
 	if !reflect.DeepEqual(first, again) {
 		t.Fatalf("re-Add = %+v, want %+v", again, first)
 	}
-	again = mustAdd(t, r, wasm, AddOptions{Capabilities: caps, Description: "d"})
+	again = mustAdd(t, r, wasm, AddOptions{Description: "d"})
 	if !reflect.DeepEqual(first, again) {
 		t.Fatalf("re-Add with the same options = %+v, want %+v", again, first)
 	}
@@ -212,7 +214,6 @@ func TestRegistry_ReAddIsIdempotent(t *testing.T) {
 
 	// Options that would change the registered manifest are refused, not ignored.
 	for _, opts := range []AddOptions{
-		{Capabilities: []abi.Capability{abi.CapActors}},
 		{Resources: &abi.Resources{CPU: 2}},
 		{Description: "other"},
 	} {
@@ -307,7 +308,6 @@ func TestRegistry_AddRefusesBadNames(t *testing.T) {
 		{Name: "x", Version: "01.0.0"},
 		{Name: "x", Version: "1.0.0+build"},
 		{Name: "x", Version: "1.0.0-"},
-		{Capabilities: []abi.Capability{"gpu"}},
 		{Resources: &abi.Resources{CPU: -1}},
 		{Description: strings.Repeat("d", MaxDescriptionLen+1)},
 		{Description: "\xff"},
@@ -339,25 +339,22 @@ func TestRegistry_CapabilityCheckNamesImportAndCapability(t *testing.T) {
 	if strings.Contains(err.Error(), "lumen.log") {
 		t.Errorf("error %q names lumen.log, which needs no capability", err)
 	}
-	if _, err := r.Add(context.Background(), wasm, AddOptions{Capabilities: []abi.Capability{abi.CapObjects}}); err == nil ||
+	g.manifest.Capabilities = []abi.Capability{abi.CapObjects}
+	if _, err := r.Add(context.Background(), insp.add(g), AddOptions{}); err == nil ||
 		strings.Contains(err.Error(), "object_put") || !strings.Contains(err.Error(), "task_submit") {
 		t.Fatalf("Add with objects only: %v", err)
 	}
 
-	// The guest's own manifest may request them too; the upload adds to it.
-	g.manifest.Capabilities = []abi.Capability{abi.CapTasks}
-	wasm = insp.add(g)
-	m := mustAdd(t, r, wasm, AddOptions{Capabilities: []abi.Capability{abi.CapObjects, abi.CapTasks}})
+	// Requesting both in the guest's manifest is what it takes.
+	g.manifest.Capabilities = []abi.Capability{abi.CapTasks, abi.CapObjects}
+	m := mustAdd(t, r, insp.add(g), AddOptions{})
 	if want := []abi.Capability{abi.CapTasks, abi.CapObjects}; !slices.Equal(m.Manifest.Capabilities, want) {
-		t.Fatalf("effective capabilities %v, want %v", m.Manifest.Capabilities, want)
-	}
-	if want := []abi.Capability{abi.CapTasks}; !slices.Equal(m.Info.Manifest.Capabilities, want) {
-		t.Fatalf("the guest's manifest changed: %v", m.Info.Manifest.Capabilities)
+		t.Fatalf("capabilities %v, want %v", m.Manifest.Capabilities, want)
 	}
 	res := abi.Resources{CPU: 0.5, MemoryBytes: 1 << 20}
 	g.note = "res"
 	g.manifest.Resources = abi.Resources{CPU: 4}
-	m = mustAdd(t, r, insp.add(g), AddOptions{Capabilities: []abi.Capability{abi.CapObjects}, Resources: &res})
+	m = mustAdd(t, r, insp.add(g), AddOptions{Resources: &res})
 	if !reflect.DeepEqual(m.Manifest.Resources, res) || m.Info.Manifest.Resources.CPU != 4 {
 		t.Fatalf("resources: effective %+v, guest %+v", m.Manifest.Resources, m.Info.Manifest.Resources)
 	}
@@ -530,8 +527,10 @@ func TestRegistry_PersistsAcrossReopen(t *testing.T) {
 	big.note = strings.Repeat("0123456789abcdef", (3*chunkSize)/16+7) // four chunks, the last short
 	bigWasm := insp.add(big)
 	mustAdd(t, r, bigWasm, AddOptions{Name: "big", Version: "1.0.0"})
-	a := mustAdd(t, r, insp.add(taskGuest("a", abi.FnObjectGet)), AddOptions{
-		Name: "a", Version: "0.1.0-rc.1", Capabilities: []abi.Capability{abi.CapObjects},
+	ag := taskGuest("a", abi.FnObjectGet)
+	ag.manifest.Capabilities = []abi.Capability{abi.CapObjects}
+	a := mustAdd(t, r, insp.add(ag), AddOptions{
+		Name: "a", Version: "0.1.0-rc.1",
 		Resources: &abi.Resources{GPU: 1, Custom: map[string]float64{"accel": 2}}, Description: "d",
 	})
 	if err := r.Tag(a.Digest, "a", "0.1.0"); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,7 +40,7 @@ func printJSON(v any) error {
 // moduleCommand is `lumen module push|ls`.
 func moduleCommand(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: lumen module push FILE [--name N --version V --cap c1,c2] | lumen module ls")
+		return fmt.Errorf("usage: lumen module push FILE [--name N --version V] | lumen module ls")
 	}
 	var cf clientFlags
 	fl := flag.NewFlagSet("module "+args[0], flag.ContinueOnError)
@@ -49,7 +50,6 @@ func moduleCommand(args []string) error {
 	case "push":
 		name := fl.String("name", "", "bind name@version to the module")
 		version := fl.String("version", "", "the version of --name (semver)")
-		caps := fl.String("cap", "", "capabilities to add to the module's own requests, comma-separated")
 		if err := fl.Parse(reorder(args[1:])); err != nil {
 			return err
 		}
@@ -64,11 +64,7 @@ func moduleCommand(args []string) error {
 		if err != nil {
 			return err
 		}
-		var capList []string
-		if *caps != "" {
-			capList = strings.Split(*caps, ",")
-		}
-		m, err := c.PushModule(ctx, wasm, *name, *version, capList)
+		m, err := c.PushModule(ctx, wasm, *name, *version)
 		if err != nil {
 			return err
 		}
@@ -193,14 +189,16 @@ func statusCommand(args []string) error {
 }
 
 // reorder moves flags before positional arguments, so `push FILE --name x` works like the
-// standard flag package's `push --name x FILE`.
-func reorder(args []string) []string {
+// standard flag package's `push --name x FILE`. Flags named in bools (and --json) take no value.
+func reorder(args []string, bools ...string) []string {
 	var flags, pos []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if strings.HasPrefix(a, "-") && a != "-" {
 			flags = append(flags, a)
-			if !strings.Contains(a, "=") && i+1 < len(args) && !isBoolFlag(a) {
+			name := strings.TrimLeft(a, "-")
+			isBool := name == "json" || slices.Contains(bools, name)
+			if !strings.Contains(a, "=") && !isBool && i+1 < len(args) {
 				flags = append(flags, args[i+1])
 				i++
 			}
@@ -210,5 +208,3 @@ func reorder(args []string) []string {
 	}
 	return append(flags, pos...)
 }
-
-func isBoolFlag(a string) bool { return strings.TrimLeft(a, "-") == "json" }

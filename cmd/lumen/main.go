@@ -20,7 +20,6 @@ import (
 	"github.com/lumenflow/lumen/engine"
 	"github.com/lumenflow/lumen/engine/api"
 	"github.com/lumenflow/lumen/plugins"
-	"github.com/lumenflow/lumen/sdk/abi"
 )
 
 const usage = `lumen — tasks, actors and workflows of sandboxed WebAssembly
@@ -31,6 +30,7 @@ Usage:
   lumen module ls                                        list modules
   lumen call MODULE FUNCTION [INPUT | -]                 run a task function and print its output
   lumen status                                           the node's resources, modules, objects, actors
+  lumen run WORKFLOW.json [--follow] [--grant caps]      submit a workflow; --follow shows progress and its output
   lumen new --lang go|rust|c|assemblyscript NAME         scaffold a task module in folder NAME
 
 Client commands take --url, --token (or LUMEN_URL, LUMEN_TOKEN; the token of ./lumen-data is
@@ -54,6 +54,8 @@ func main() {
 		err = callCommand(os.Args[2:])
 	case "status":
 		err = statusCommand(os.Args[2:])
+	case "run":
+		err = runCommand(os.Args[2:])
 	case "new":
 		err = newCommand(os.Args[2:])
 	case "-h", "--help", "help":
@@ -116,10 +118,9 @@ func up(args []string) error {
 
 // exampleSpec is an example's lumen.json: how its guest is registered.
 type exampleSpec struct {
-	Name         string           `json:"name"`
-	Version      string           `json:"version"`
-	Capabilities []abi.Capability `json:"capabilities"`
-	Description  string           `json:"description"`
+	Name        string `json:"name"`
+	Version     string `json:"version"`
+	Description string `json:"description"`
 }
 
 // loadExamples registers every example whose guest has been built (make run builds them):
@@ -146,7 +147,7 @@ func loadExamples(ctx context.Context, eng *engine.Engine, dir string) error {
 		} else if err != nil {
 			return err
 		}
-		opts := plugins.AddOptions{Name: spec.Name, Version: spec.Version, Capabilities: spec.Capabilities, Description: spec.Description}
+		opts := plugins.AddOptions{Name: spec.Name, Version: spec.Version, Description: spec.Description}
 		m, err := eng.AddModule(ctx, wasm, opts)
 		if errors.Is(err, plugins.ErrConflict) {
 			// Versions are immutable: a changed build of the example keeps only its digest.

@@ -142,6 +142,13 @@ func (s *Server) routes() {
 	v1.GET("/actors", s.findActor)
 	v1.POST("/actors/:actor/call/:method", s.callActor)
 	v1.DELETE("/actors/:actor", s.killActor)
+	v1.POST("/workflows", s.submitWorkflow)
+	v1.GET("/workflows", s.listWorkflows)
+	v1.GET("/workflows/:id", s.getWorkflow)
+	v1.GET("/workflows/:id/result", s.workflowResult)
+	v1.DELETE("/workflows/:id", s.cancelWorkflow)
+	v1.POST("/compiled", s.compileWorkflow)
+	v1.POST("/compiled/:id/execute", s.executeCompiled)
 }
 
 // auth checks the bearer token (or ?token= for the dashboard page) and refuses writes with the
@@ -252,7 +259,8 @@ func (s *Server) getModule(c *gin.Context) {
 }
 
 // uploadModule takes the module's bytes as the body (raw, or the "module" part of a multipart
-// form) and name, version, capabilities (comma-separated) and description as query parameters.
+// form) and name, version and description as query parameters. What the module may do is what its
+// own manifest requests.
 func (s *Server) uploadModule(c *gin.Context) {
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxModuleBytes+1<<20)
 	var body io.Reader = c.Request.Body
@@ -285,11 +293,6 @@ func (s *Server) uploadModule(c *gin.Context) {
 		return
 	}
 	opts := plugins.AddOptions{Name: c.Query("name"), Version: c.Query("version"), Description: c.Query("description")}
-	if caps := c.Query("capabilities"); caps != "" {
-		for _, cp := range strings.Split(caps, ",") {
-			opts.Capabilities = append(opts.Capabilities, abi.Capability(strings.TrimSpace(cp)))
-		}
-	}
 	m, err := s.eng.AddModule(c.Request.Context(), wasm, opts)
 	if err != nil {
 		failErr(c, err, nil)

@@ -129,15 +129,12 @@ type Module struct {
 	Created  time.Time       `json:"created"`
 }
 
-// PushModule uploads a module with an optional name@version and extra capabilities.
-func (c *Client) PushModule(ctx context.Context, wasm []byte, name, version string, caps []string) (*Module, error) {
+// PushModule uploads a module with an optional name@version.
+func (c *Client) PushModule(ctx context.Context, wasm []byte, name, version string) (*Module, error) {
 	q := url.Values{}
 	if name != "" {
 		q.Set("name", name)
 		q.Set("version", version)
-	}
-	if len(caps) > 0 {
-		q.Set("capabilities", strings.Join(caps, ","))
 	}
 	var m Module
 	err := c.JSON(ctx, "POST", "/v1/modules?"+q.Encode(), wasm, &m)
@@ -191,4 +188,59 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	var s Status
 	err := c.JSON(ctx, "GET", "/v1/status", nil, &s)
 	return &s, err
+}
+
+// WorkflowStatus is a workflow's state as the API reports it.
+type WorkflowStatus struct {
+	ID        string          `json:"id"`
+	Name      string          `json:"name"`
+	Job       string          `json:"job"`
+	State     string          `json:"state"`
+	Error     *Error          `json:"error,omitempty"`
+	Submitted time.Time       `json:"submitted"`
+	Finished  *time.Time      `json:"finished,omitempty"`
+	Resumed   int             `json:"resumed,omitempty"`
+	Steps     []StepStatus    `json:"steps"`
+	Extra     json.RawMessage `json:"-"`
+}
+
+// StepStatus is one step's state.
+type StepStatus struct {
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Runs     int    `json:"runs"`
+	Items    int    `json:"items,omitempty"`
+	ItemsRan int    `json:"items_done,omitempty"`
+	Error    *Error `json:"error,omitempty"`
+}
+
+// SubmitWorkflow submits a workflow document to run as job with the capabilities granted.
+func (c *Client) SubmitWorkflow(ctx context.Context, doc []byte, job string, grants []string) (*WorkflowStatus, error) {
+	q := url.Values{}
+	if job != "" {
+		q.Set("job", job)
+	}
+	if len(grants) > 0 {
+		q.Set("grants", strings.Join(grants, ","))
+	}
+	var st WorkflowStatus
+	err := c.JSON(ctx, "POST", "/v1/workflows?"+q.Encode(), doc, &st)
+	return &st, err
+}
+
+// Workflow returns a workflow's status.
+func (c *Client) Workflow(ctx context.Context, id string) (*WorkflowStatus, error) {
+	var st WorkflowStatus
+	err := c.JSON(ctx, "GET", "/v1/workflows/"+url.PathEscape(id), nil, &st)
+	return &st, err
+}
+
+// WorkflowResult waits up to timeout for a workflow to end and returns its output; done is
+// false when it is still running.
+func (c *Client) WorkflowResult(ctx context.Context, id string, timeout time.Duration) (out []byte, done bool, err error) {
+	b, code, err := c.Do(ctx, "GET", fmt.Sprintf("/v1/workflows/%s/result?wait=true&timeout_ms=%d", url.PathEscape(id), max(timeout.Milliseconds(), 1)), nil)
+	if err != nil {
+		return nil, true, err
+	}
+	return b, code == 200, nil
 }
