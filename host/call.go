@@ -358,3 +358,49 @@ func sysExit(deadline bool) error {
 	}
 	return sys.NewExitError(sys.ExitCodeContextCanceled)
 }
+
+// Prewarm makes sure the pool of req's module, job, grants and memory limit holds at least n
+// idle instances, instantiating the missing ones now so that later calls find them warm (req's
+// Function and Input are not used). It takes a concurrency slot per instance it makes. Errors are
+// as for Call.
+func (r *Runtime) Prewarm(ctx context.Context, req CallRequest, n int) error {
+	m := req.Module
+	if m == nil || m.r != r {
+		return newErr(abi.KindBadInput, "prewarm: the module was not compiled by this runtime")
+	}
+	lim, caps, gkey, aerr := r.prepare(m, req.Job, &req.Grants, req.Limits)
+	if aerr != nil {
+		return aerr
+	}
+	key := poolKey{m: m, job: req.Job, grants: gkey, pages: lim.MemoryPages}
+	r.mu.Lock()
+	have := 0
+	if p := r.pools[key]; p != nil {
+		have = len(p.idle)
+	}
+	r.mu.Unlock()
+	for ; have < n; have++ {
+		if _, err := r.acquire(ctx); err != nil {
+			return waitErr(err)
+		}
+		if _, err := r.begin(key, false); err != nil {
+			r.release()
+			return err
+		}
+		grants := req.Grants
+		info := CallInfo{Job: req.Job, Module: m.Digest, Function: "_initialize", Context: req.Context}
+		spec := &instanceSpec{m: m, caps: caps, grants: &grants, lim: lim, info: info, key: key, pooled: true, slot: slotHeld}
+		now := time.Now()
+		in, _, aerr := r.instantiate(ctx, now, now.Add(lim.Timeout), spec)
+		if spec.slot == slotHeld {
+			r.release()
+		}
+		if aerr != nil {
+			r.end(ctx, nil)
+			return aerr
+		}
+		r.markBusy(in)
+		r.end(ctx, in)
+	}
+	return nil
+}

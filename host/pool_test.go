@@ -320,3 +320,32 @@ func TestPool_ShortDeadlineAfterALongOne(t *testing.T) {
 		t.Fatalf("%d idle instances, want 1 reused", n)
 	}
 }
+
+func TestPool_PrewarmFillsThePoolOnce(t *testing.T) {
+	r := newTestRuntime(t, Config{})
+	m := mustCompile(t, r, "good")
+	ctx := context.Background()
+	if err := r.Prewarm(ctx, CallRequest{Module: m, Job: "w"}, 3); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Stats().IdleInstances; got != 3 {
+		t.Fatalf("idle after prewarm: %d, want 3", got)
+	}
+	// Prewarming again tops up to n rather than adding n more.
+	if err := r.Prewarm(ctx, CallRequest{Module: m, Job: "w"}, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Stats().IdleInstances; got != 3 {
+		t.Fatalf("idle after a second prewarm: %d, want 3", got)
+	}
+	// The warm instances serve job w, and only job w.
+	if got := bump(t, r, m, "w", Limits{}); got != "1" {
+		t.Fatalf("first bump on a warm instance = %s, want 1", got)
+	}
+	if got := r.Stats().IdleInstances; got != 3 {
+		t.Fatalf("idle after a call on a warm instance: %d, want 3 (none instantiated)", got)
+	}
+	if err := r.Prewarm(ctx, CallRequest{Module: m, Job: "w", Grants: Grants{Capabilities: []abi.Capability{"nope"}}}, 1); err == nil {
+		t.Fatal("prewarm with a bad grant succeeded")
+	}
+}
