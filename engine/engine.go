@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -57,6 +58,13 @@ type Engine struct {
 	actors  map[int64]*actor
 	named   map[string]int64 // "namespace/name" -> actor
 	closing bool
+
+	state *state // workflows and their checkpoints
+	wmu   sync.Mutex
+	runs  map[string]*wfRun
+	// compiledWFs are the workflows compiled for repeated execution.
+	compiledWFs map[string]*compiledWF
+	log         *slog.Logger
 }
 
 // Open creates the data directory if needed, opens the registry and starts the host runtime.
@@ -74,6 +82,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, started: time.Now(), objects: newObjectStore(cfg.ObjectStoreBytes), adm: newAdmission(cfg.Resources),
 		compiled: map[string]*host.Module{}, actors: map[int64]*actor{}, named: map[string]int64{},
+		runs: map[string]*wfRun{}, compiledWFs: map[string]*compiledWF{}, log: slog.Default(),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	rt, err := host.New(ctx, host.Config{
@@ -97,9 +106,22 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("engine: open registry: %w", err)
 	}
-	e.rt, e.reg = rt, reg
+	st, err := openState(filepath.Join(cfg.DataDir, "state"))
+	if err != nil {
+		e.cancel()
+		reg.Close()
+		rt.Close(ctx)
+		return nil, err
+	}
+	e.rt, e.reg, e.state = rt, reg, st
+	if err := e.resumeWorkflows(); err != nil {
+		e.Close(ctx)
+		return nil, err
+	}
 	return e, nil
 }
+
+func (e *Engine) logf(format string, args ...any) { e.log.Warn(fmt.Sprintf(format, args...)) }
 
 // Close cancels running tasks, stops actors, then closes the runtime and the registry.
 func (e *Engine) Close(ctx context.Context) error {
@@ -108,7 +130,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.amu.Unlock()
 	e.cancel()
 	e.wg.Wait()
-	return errors.Join(e.rt.Close(ctx), e.reg.Close())
+	return errors.Join(e.rt.Close(ctx), e.reg.Close(), e.state.close())
 }
 
 // DataDir returns the engine's data directory.

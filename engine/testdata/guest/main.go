@@ -141,6 +141,17 @@ func init() {
 		}
 		return err.Error(), nil
 	})
+	// busy spins through n*10000 loop turns (no clock to sleep on) and returns n.
+	lumen.Task("busy", func(n int) (int, error) {
+		x := 0
+		for i := 0; i < n*10000; i++ {
+			x += i & 1
+		}
+		if x < 0 {
+			return 0, errors.New("unreachable")
+		}
+		return n, nil
+	})
 	// keep puts s as an object and returns its ref, which outlives the call.
 	lumen.Task("keep", func(s string) (lumen.Ref, error) { return lumen.Put(s) })
 	lumen.Task("readref", func(in struct{ R lumen.Ref }) (string, error) {

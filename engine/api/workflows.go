@@ -1,0 +1,141 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// workflowBody reads a workflow document and the ?job= and ?grants=a,b it runs with.
+func (s *Server) workflowBody(c *gin.Context) (doc []byte, job string, grants []abi.Capability, ok bool) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
+	doc, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		failErr(c, err, nil)
+		return nil, "", nil, false
+	}
+	if g := c.Query("grants"); g != "" {
+		for _, cp := range strings.Split(g, ",") {
+			grants = append(grants, abi.Capability(strings.TrimSpace(cp)))
+		}
+	}
+	if _, err := grantsOf(grants); err != nil {
+		fail(c, http.StatusBadRequest, "bad_input", err.Error())
+		return nil, "", nil, false
+	}
+	return doc, c.Query("job"), grants, true
+}
+
+func (s *Server) submitWorkflow(c *gin.Context) {
+	doc, job, grants, ok := s.workflowBody(c)
+	if !ok {
+		return
+	}
+	id, err := s.eng.SubmitWorkflow(c.Request.Context(), doc, job, grants)
+	if err != nil {
+		failErr(c, err, nil)
+		return
+	}
+	st, _ := s.eng.Workflow(id)
+	c.JSON(http.StatusCreated, st)
+}
+
+func (s *Server) listWorkflows(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"workflows": s.eng.Workflows()})
+}
+
+func (s *Server) getWorkflow(c *gin.Context) {
+	st, err := s.eng.Workflow(c.Param("id"))
+	if err != nil {
+		failErr(c, err, nil)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+// workflowResult answers the workflow's output as JSON. With ?wait=true it waits up to
+// ?timeout_ms= (default 60 s) for the workflow to end; otherwise a running workflow answers 202.
+func (s *Server) workflowResult(c *gin.Context) {
+	id := c.Param("id")
+	st, err := s.eng.Workflow(id)
+	if err != nil {
+		failErr(c, err, nil)
+		return
+	}
+	if st.State == engine.WorkflowRunning && c.Query("wait") != "true" {
+		c.JSON(http.StatusAccepted, st)
+		return
+	}
+	timeout := 60 * time.Second
+	if t := c.Query("timeout_ms"); t != "" {
+		ms, err := strconv.ParseInt(t, 10, 64)
+		if err != nil || ms <= 0 {
+			fail(c, http.StatusBadRequest, "bad_input", "timeout_ms must be a positive integer")
+			return
+		}
+		timeout = time.Duration(ms) * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), timeout)
+	defer cancel()
+	out, err := s.eng.WorkflowResult(ctx, id)
+	if err != nil {
+		if ctx.Err() != nil {
+			st, _ := s.eng.Workflow(id)
+			c.JSON(http.StatusAccepted, st)
+			return
+		}
+		failErr(c, err, nil)
+		return
+	}
+	c.Data(http.StatusOK, "application/json", out)
+}
+
+func (s *Server) cancelWorkflow(c *gin.Context) {
+	if err := s.eng.CancelWorkflow(c.Param("id")); err != nil {
+		failErr(c, err, nil)
+		return
+	}
+	c.Status(http.StatusAccepted)
+}
+
+func (s *Server) compileWorkflow(c *gin.Context) {
+	doc, job, grants, ok := s.workflowBody(c)
+	if !ok {
+		return
+	}
+	id, err := s.eng.CompileWorkflow(c.Request.Context(), doc, job, grants)
+	if err != nil {
+		failErr(c, err, nil)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"id": id})
+}
+
+// executeCompiled runs a compiled workflow on the body as its ${input}.
+func (s *Server) executeCompiled(c *gin.Context) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
+	in, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		failErr(c, err, nil)
+		return
+	}
+	out, err := s.eng.Execute(c.Request.Context(), c.Param("id"), in)
+	if err != nil {
+		failErr(c, err, nil)
+		return
+	}
+	if json.Valid(out) {
+		c.Data(http.StatusOK, "application/json", out)
+		return
+	}
+	c.Data(http.StatusOK, "application/octet-stream", out)
+}
