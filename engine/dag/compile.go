@@ -245,6 +245,7 @@ func (c *compiler) templates(cs *cstep) {
 
 func (c *compiler) checkMap(cs *cstep, t *Template) {
 	switch {
+	case t.broken:
 	case t.top == kArray:
 	case t.top == kString && t.whole != nil:
 		if r := t.whole; r.root == rootStep && r.bytes {
@@ -260,6 +261,7 @@ func (c *compiler) checkMap(cs *cstep, t *Template) {
 func (c *compiler) checkBytesArgs(cs *cstep, t *Template) {
 	s := cs.spec
 	switch {
+	case t.broken:
 	case t.top != kString:
 		c.add(t.path, "function %s of module %s takes bytes: args must be a string or a \"${ref}\", got %s", quote(s.Function), quote(s.Module), t.top)
 	case t.whole != nil && t.whole.root == rootIndex:

@@ -22,6 +22,7 @@ type Template struct {
 	litLen int    // bytes of literal in parts and tail
 	whole  *ref   // the template is exactly one "${ref}" string
 	top    kind   // the kind of the template as written
+	broken bool   // a reference was malformed or refused: the shape is not what was written
 	owner  string // the step whose template this is; "" for the workflow's output
 	path   string // the JSON path of the template in the workflow
 	refs   []*ref
@@ -200,7 +201,7 @@ func compileTemplate(doc []byte, path string, ctx *tctx) *Template {
 func compileNode(root *node, base *jpath, ctx *tctx) *Template {
 	b := &tbuilder{ctx: ctx}
 	b.walk(root, base)
-	t := &Template{src: appendNode(nil, root), top: root.kind, owner: ctx.owner, path: base.String(), refs: b.refs}
+	t := &Template{src: appendNode(nil, root), top: root.kind, owner: ctx.owner, path: base.String(), refs: b.refs, broken: b.broken}
 	if len(b.parts) == 0 {
 		t.lit = b.buf
 		return t
@@ -233,8 +234,9 @@ type tbuilder struct {
 		ref        *ref
 		inline     bool
 	}
-	last int
-	refs []*ref
+	last   int
+	refs   []*ref
+	broken bool
 }
 
 func (b *tbuilder) hole(r *ref, inline bool) {
@@ -304,15 +306,18 @@ func (b *tbuilder) str(s string, at *jpath) {
 		end := strings.IndexByte(s[i+2:], '}')
 		if end < 0 {
 			b.ctx.errs.add(path, `unterminated "${" (write "$${" for a literal "${")`)
+			b.broken = true
 			return
 		}
 		r, err := parseRef(s[i+2 : i+2+end])
 		if err != "" {
 			b.ctx.errs.add(path, fmt.Sprintf("bad reference %s: %s", quote(s[i:i+3+end]), err))
+			b.broken = true
 			return
 		}
 		r.path = path
 		if !b.ctx.check(r) {
+			b.broken = true
 			return
 		}
 		if len(text) > 0 {
