@@ -100,7 +100,8 @@ static int buf_json_string(buf *b, const char *s, size_t n) {
         case '\r': esc[1] = 'r'; break;
         case '\t': esc[1] = 't'; break;
         default:
-            if (c >= 0x20) {
+            /* < > & are escaped as Go's encoding/json escapes them, so outputs match byte for byte. */
+            if (c >= 0x20 && c != '<' && c != '>' && c != '&') {
                 if (buf_add(b, &s[i], 1)) return LUMEN_NO_MEMORY;
                 continue;
             }

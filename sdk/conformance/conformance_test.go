@@ -250,10 +250,11 @@ func TestConformance_SameResultsInEveryLanguage(t *testing.T) {
 		{name: "echo bytes", fn: "echo", input: "hello\x00\xff bytes", want: outcome{Output: "hello\x00\xff bytes"}},
 		{name: "echo empty", fn: "echo", input: "", want: outcome{Output: ""}},
 		{name: "json in and out", fn: "add", input: `{"a": 40, "b": 2}`, want: outcome{Output: "42"}},
-		{name: "json string and log", fn: "greet", input: `{"name":"Ada"}`, want: outcome{Output: `"hello, Ada"`},
+		{name: "json string and log", fn: "greet", input: `{"name": "Ada \u003c\u0026\u003e \"q\" \u00e9"}`,
 			check: func(t *testing.T, o outcome, res *host.Result) {
-				if o.Output != `"hello, Ada"` || !bytes.Contains(res.Log, []byte("greeting Ada")) {
-					t.Errorf("got %v, log %q; want output \"hello, Ada\" and a log line \"greeting Ada\"", o, res.Log)
+				const want = `"hello, Ada \u003c\u0026\u003e \"q\" é"`
+				if o.Output != want || !bytes.Contains(res.Log, []byte(`greeting Ada <&> "q" é`)) {
+					t.Errorf("got %v, log %q; want output %s and a log line `greeting Ada <&> \"q\" é`", o, res.Log, want)
 				}
 			}},
 		{name: "guest error", fn: "fail", want: outcome{Kind: abi.KindGuest, Code: "E_CONF", Message: "conformance failure"}},

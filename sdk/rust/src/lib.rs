@@ -614,6 +614,17 @@ macro_rules! __lumen_export {
         #[no_mangle]
         pub extern "C" fn lumen_abi_v1() {}
 
+        /// Runs the module's static constructors once per instance, as a reactor's
+        /// `_initialize` does; without it the linker would rerun them around every export.
+        #[cfg(target_arch = "wasm32")]
+        #[no_mangle]
+        pub extern "C" fn _initialize() {
+            extern "C" {
+                fn __wasm_call_ctors();
+            }
+            unsafe { __wasm_call_ctors() }
+        }
+
         #[no_mangle]
         pub extern "C" fn lumen_alloc(size: i32) -> *mut u8 {
             $crate::rt::alloc(size)
