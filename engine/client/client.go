@@ -163,9 +163,13 @@ func (c *Client) Call(ctx context.Context, module, function string, input []byte
 	return &out, err
 }
 
-// Get waits up to timeout for object ref of job and returns its bytes.
+// Get waits up to timeout for object ref of job and returns its bytes; an object still not ready
+// gives an *Error of kind "not_ready".
 func (c *Client) Get(ctx context.Context, job string, ref int64, timeout time.Duration) ([]byte, error) {
-	b, _, err := c.Do(ctx, "GET", fmt.Sprintf("/v1/objects/%d?job=%s&timeout_ms=%d", ref, url.QueryEscape(job), timeout.Milliseconds()), nil)
+	b, code, err := c.Do(ctx, "GET", fmt.Sprintf("/v1/objects/%d?job=%s&timeout_ms=%d", ref, url.QueryEscape(job), timeout.Milliseconds()), nil)
+	if err == nil && code == http.StatusAccepted {
+		return nil, &Error{Status: code, Kind: "not_ready", Message: fmt.Sprintf("object %d not ready after %v", ref, timeout)}
+	}
 	return b, err
 }
 
