@@ -33,7 +33,7 @@ var buildCache struct {
 }
 
 // guest builds (once) and returns the conformance guest of lang.
-func guest(t *testing.T, lang string) []byte {
+func guest(t testing.TB, lang string) []byte {
 	t.Helper()
 	buildCache.Lock()
 	defer buildCache.Unlock()
@@ -77,7 +77,7 @@ var sources = map[string][]string{
 
 // trackSources reads every file under paths, so that go test's cache, which knows the files a
 // test opens but not what a compiler it runs reads, reruns the suite when a guest's source changes.
-func trackSources(t *testing.T, paths ...string) {
+func trackSources(t testing.TB, paths ...string) {
 	t.Helper()
 	for _, p := range paths {
 		err := filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
@@ -101,7 +101,7 @@ func trackSources(t *testing.T, paths ...string) {
 
 // outDir is where built guests go: a fixed place under the user's cache directory, so that
 // cargo's incremental state survives between runs.
-func outDir(t *testing.T, sub string) string {
+func outDir(t testing.TB, sub string) string {
 	t.Helper()
 	cache, err := os.UserCacheDir()
 	if err != nil {
@@ -116,7 +116,7 @@ func outDir(t *testing.T, sub string) string {
 
 // tool finds a program on the system path (not a user's own toolchain manager first: rustup's
 // cargo has no wasm32-wasi standard library), failing with how to install it.
-func tool(t *testing.T, name string) string {
+func tool(t testing.TB, name string) string {
 	t.Helper()
 	for _, dir := range []string{"/usr/local/bin", "/usr/bin", "/bin"} {
 		p := filepath.Join(dir, name)
@@ -131,7 +131,7 @@ func tool(t *testing.T, name string) string {
 	return ""
 }
 
-func run(t *testing.T, dir string, env []string, name string, args ...string) {
+func run(t testing.TB, dir string, env []string, name string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
@@ -141,7 +141,7 @@ func run(t *testing.T, dir string, env []string, name string, args ...string) {
 	}
 }
 
-func buildC(t *testing.T) string {
+func buildC(t testing.TB) string {
 	clang := tool(t, "clang")
 	out := filepath.Join(outDir(t, "c"), "conformance.wasm")
 	run(t, ".", nil, clang, "--target=wasm32-wasi", "-O2", "-mexec-model=reactor", "-Wl,--strip-debug",
@@ -149,7 +149,7 @@ func buildC(t *testing.T) string {
 	return out
 }
 
-func buildRust(t *testing.T) string {
+func buildRust(t testing.TB) string {
 	cargo := tool(t, "cargo")
 	target := outDir(t, "rust")
 	run(t, "rust", []string{"PATH=/usr/bin:/bin", "CARGO_TARGET_DIR=" + target}, cargo,
@@ -157,7 +157,7 @@ func buildRust(t *testing.T) string {
 	return filepath.Join(target, "wasm32-wasi", "release", "lumen_conformance.wasm")
 }
 
-func buildAS(t *testing.T) string {
+func buildAS(t testing.TB) string {
 	asc, err := filepath.Abs("../assemblyscript/node_modules/.bin/asc")
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ type conformance struct {
 	digest map[string]string
 }
 
-func newConformance(t *testing.T) *conformance {
+func newConformance(t testing.TB) *conformance {
 	t.Helper()
 	ctx := context.Background()
 	eng, err := engine.Open(ctx, engine.Config{DataDir: t.TempDir()})
@@ -349,3 +349,26 @@ func TestConformance_OtherABIVersionRefused(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDispatch measures one call of a task that echoes its empty input, through the engine
+// and a warm pooled instance: the per-call overhead of each SDK's dispatch on top of the host's.
+func BenchmarkDispatch(b *testing.B) {
+	for _, lang := range languages {
+		b.Run(lang, func(b *testing.B) {
+			c := newConformance(b)
+			ctx := context.Background()
+			req := engine.CallRequest{Module: c.digest[lang], Function: "echo", Job: "bench", Grants: grants}
+			if _, err := c.eng.Call(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := c.eng.Call(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+

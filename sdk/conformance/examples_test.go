@@ -12,7 +12,7 @@ import (
 )
 
 // buildExample builds the worked example of an SDK's README and returns the module.
-func buildExample(t *testing.T, lang string) []byte {
+func buildExample(t testing.TB, lang string) []byte {
 	t.Helper()
 	var path string
 	switch lang {
