@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/lumenflow/lumen/engine/scheduler"
@@ -33,9 +34,10 @@ type actor struct {
 }
 
 type actorCall struct {
-	method string
-	input  []byte
-	obj    *object
+	method   string
+	input    []byte
+	obj      *object
+	borrowed []int64 // objects passed to the call, held until it ends
 }
 
 // createActor checks the actor type, registers the actor (and its name) and starts it in the
@@ -91,6 +93,12 @@ func (e *Engine) actor(job string, id int64) (*actor, error) {
 
 // callActor queues a method call and returns the handle of its result.
 func (e *Engine) callActor(job string, id int64, method string, input []byte) (int64, error) {
+	return e.callActorBorrowing(job, id, method, input, nil)
+}
+
+// callActorBorrowing is callActor for a call that holds the objects borrowed (already retained)
+// until it ends.
+func (e *Engine) callActorBorrowing(job string, id int64, method string, input []byte, borrowed []int64) (int64, error) {
 	a, err := e.actor(job, id)
 	if err != nil {
 		return 0, err
@@ -105,13 +113,15 @@ func (e *Engine) callActor(job string, id int64, method string, input []byte) (i
 	case a.dead != nil:
 		a.mu.Unlock()
 		e.objects.complete(obj, nil, a.dead)
+		e.objects.releaseAll(borrowed)
 		return h, nil
 	case a.killed:
 		a.mu.Unlock()
 		e.objects.complete(obj, nil, &abi.Error{Kind: abi.KindCancelled, Message: fmt.Sprintf("actor %d was killed", id)})
+		e.objects.releaseAll(borrowed)
 		return h, nil
 	}
-	a.queue = append(a.queue, &actorCall{method: full, input: input, obj: obj})
+	a.queue = append(a.queue, &actorCall{method: full, input: input, obj: obj, borrowed: borrowed})
 	a.mu.Unlock()
 	a.wake()
 	return h, nil
@@ -150,6 +160,7 @@ func (e *Engine) failQueued(a *actor) {
 	a.mu.Unlock()
 	for _, c := range queued {
 		e.objects.complete(c.obj, nil, reason)
+		e.objects.releaseAll(c.borrowed)
 	}
 }
 
@@ -167,6 +178,7 @@ func (e *Engine) runActor(a *actor) {
 	defer e.adm.release(a.res)
 	var inst *host.Instance
 	defer func() {
+		e.endScope(a.cc, nil, nil, false)
 		if inst != nil {
 			inst.Close(context.Background())
 		}
@@ -215,9 +227,15 @@ func (e *Engine) runActor(a *actor) {
 		a.mu.Unlock()
 
 		res, err := inst.Call(e.ctx, c.method, c.input)
+		e.objects.releaseAll(c.borrowed)
 		if err != nil {
 			e.objects.complete(c.obj, nil, asABIError(err))
 		} else {
+			// What the call made and returned passes to its result; what it made and kept
+			// stays with the actor (its state may hold it) until the actor ends.
+			kept, _ := refsIn(res.Output, a.cc.owned)
+			e.objects.adopt(c.obj, kept)
+			a.cc.owned = without(a.cc.owned, kept)
 			e.objects.complete(c.obj, res.Output, nil)
 		}
 		if inst.Err() == nil {
@@ -244,4 +262,18 @@ func (e *Engine) runActor(a *actor) {
 			return
 		}
 	}
+}
+
+// without returns hs less the handles in drop.
+func without(hs, drop []int64) []int64 {
+	if len(drop) == 0 {
+		return hs
+	}
+	out := hs[:0]
+	for _, h := range hs {
+		if !slices.Contains(drop, h) {
+			out = append(out, h)
+		}
+	}
+	return out
 }

@@ -31,7 +31,8 @@ func (e *Engine) Get(ctx context.Context, job string, h int64, timeout time.Dura
 	return e.objects.get(ctx, jobOr(job), h, timeout)
 }
 
-// Release drops object h of job.
+// Release drops the caller's reference to object h of job; it is freed once nothing else holds
+// it.
 func (e *Engine) Release(job string, h int64) error { return e.objects.release(jobOr(job), h) }
 
 // Wait blocks until req.NumReturns of req.Handles are ready or its timeout passes.
@@ -57,10 +58,17 @@ func (e *Engine) Submit(ctx context.Context, job string, req *abi.TaskRequest, g
 	if req.MaxRetries != nil {
 		retries = *req.MaxRetries
 	}
-	return e.submit(ctx, task{
+	if err := e.objects.retain(jobOr(job), req.Refs); err != nil {
+		return 0, err
+	}
+	h, err := e.submit(ctx, task{
 		job: jobOr(job), module: req.Module, function: req.Function, input: input, resources: req.Resources,
-		cc: &callContext{grants: grants, limits: lim}, maxRetries: retries, retryGuest: req.RetryGuestErrors,
+		cc: &callContext{grants: grants, limits: lim, borrowed: req.Refs}, maxRetries: retries, retryGuest: req.RetryGuestErrors,
 	})
+	if err != nil {
+		e.objects.releaseAll(req.Refs)
+	}
+	return h, err
 }
 
 // Cancel cancels the task whose result is object h of job.

@@ -137,6 +137,7 @@ func (e *Engine) execStep(ctx context.Context, cs *compiledStep, outputs map[str
 		t.input = in
 		t.cc = &callContext{grants: cs.t.cc.grants, limits: cs.lim}
 		out, err := e.runTask(ctx, cs.fn, t, cs.d)
+		e.endScope(t.cc, nil, nil, false)
 		if err != nil {
 			return nil, stepErr(cs.s.ID, err)
 		}

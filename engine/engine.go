@@ -190,10 +190,17 @@ func (e *Engine) Call(ctx context.Context, req CallRequest) (*host.Result, error
 	}
 	cc := &callContext{grants: req.Grants, limits: req.Limits, held: d}
 	defer func() { e.adm.release(cc.held) }()
-	return e.rt.Call(ctx, host.CallRequest{
+	res, err := e.rt.Call(ctx, host.CallRequest{
 		Module: fn.hm, Function: req.Function, Input: req.Input,
 		Job: job, Grants: req.Grants, Limits: req.Limits, Context: cc,
 	})
+	// Objects the output refers to stay, for the caller to get and release.
+	var out []byte
+	if err == nil {
+		out = res.Output
+	}
+	e.endScope(cc, out, nil, true)
+	return res, err
 }
 
 // Stats is a snapshot of the node's state.

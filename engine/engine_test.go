@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -195,5 +196,51 @@ func TestEngine_RefusesWhatCanNeverFit(t *testing.T) {
 	got, err := call(t, e, "greedy", "1000")
 	if err != nil || !strings.Contains(got, "bad_payload") || !strings.Contains(got, "cpu 1000 (the node has") {
 		t.Fatalf("greedy = %q, %v", got, err)
+	}
+}
+
+// Objects are freed when nothing refers to them: the results of a call's children and what it put
+// go with the call, unless its output hands them on.
+func TestEngine_ReferenceCountingFreesWhatNothingHolds(t *testing.T) {
+	e, _ := open(t, engine.Config{})
+	before := e.Stats().Objects
+	for _, c := range []struct{ fn, in string }{{"fanout", `{"N":30}`}, {"nested", "4"}, {"objects", "x"}, {"counter", "5"}, {"failchild", "1"}} {
+		if _, err := call(t, e, c.fn, c.in); err != nil {
+			t.Fatalf("%s: %v", c.fn, err)
+		}
+	}
+	waitObjects(t, e, before)
+	// A ref in the output stays for the caller, until released.
+	ref, err := call(t, e, "keep", `"kept"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Stats().Objects; got != before+1 {
+		t.Fatalf("objects after keep: %d, want %d", got, before+1)
+	}
+	var h struct {
+		Ref int64 `json:"$ref"`
+	}
+	if err := json.Unmarshal([]byte(ref), &h); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Release("", h.Ref); err != nil {
+		t.Fatal(err)
+	}
+	waitObjects(t, e, before)
+}
+
+func waitObjects(t *testing.T, e *engine.Engine, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := e.Stats()
+		if st.Objects == want && st.ObjectBytes == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("objects: %d holding %d bytes, want %d holding 0", st.Objects, st.ObjectBytes, want)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -15,7 +15,11 @@ const DefaultObjectStoreBytes = 1 << 30
 
 // objectStore keeps a node's objects in memory: values put by guests and the results of tasks and
 // actor calls. Handles are unique on the node and scoped to a job: a job cannot see another job's
-// objects. It is safe for concurrent use.
+// objects. Objects are reference counted: the call that made one holds it until the call ends
+// (unless its output refers to it, which hands it on), a task it is passed to holds it while the
+// task runs, and an object whose value refers to others holds them. At zero references an object
+// is freed; a task still producing it runs on, but its result is dropped. It is safe for
+// concurrent use.
 type objectStore struct {
 	mu    sync.Mutex
 	next  int64
@@ -27,11 +31,14 @@ type objectStore struct {
 // object is one value, ready when its channel is closed; then exactly one of data and err is
 // meaningful. cancel, for a task's result, stops the task.
 type object struct {
-	job    string
-	ready  chan struct{}
-	data   []byte
-	err    error
-	cancel context.CancelFunc
+	job      string
+	ready    chan struct{}
+	data     []byte
+	err      error
+	cancel   context.CancelFunc
+	refs     int     // holders; freed at zero
+	children []int64 // objects this one's value refers to, held by it
+	freed    bool
 }
 
 func newObjectStore(capBytes int64) *objectStore {
@@ -58,7 +65,7 @@ func (s *objectStore) put(job string, data []byte) (int64, error) {
 			"object store full: %d of %d bytes held, %d more asked; release objects or raise the cap", s.bytes, s.cap, len(data))}
 	}
 	s.next++
-	o := &object{job: job, ready: make(chan struct{}), data: data}
+	o := &object{job: job, ready: make(chan struct{}), data: data, refs: 1}
 	close(o.ready)
 	s.objs[s.next] = o
 	s.bytes += int64(len(data))
@@ -70,7 +77,7 @@ func (s *objectStore) pending(job string) (int64, *object) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.next++
-	o := &object{job: job, ready: make(chan struct{})}
+	o := &object{job: job, ready: make(chan struct{}), refs: 1}
 	s.objs[s.next] = o
 	return s.next, o
 }
@@ -82,10 +89,13 @@ func (s *objectStore) complete(o *object, data []byte, err error) {
 	if err == nil && s.bytes+int64(len(data)) > s.cap {
 		err = &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("object store full: cannot keep a result of %d bytes (%d of %d held)", len(data), s.bytes, s.cap)}
 	}
-	if err == nil {
+	switch {
+	case o.freed:
+		// Nothing refers to it any more: keep nothing.
+	case err == nil:
 		o.data = data
 		s.bytes += int64(len(data))
-	} else {
+	default:
 		o.err = err
 	}
 	s.mu.Unlock()
@@ -131,7 +141,7 @@ func (s *objectStore) get(ctx context.Context, job string, h int64, timeout time
 	return o.data, nil
 }
 
-// release drops object h. A task still producing it is cancelled.
+// release drops one reference to object h of job.
 func (s *objectStore) release(job string, h int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -139,16 +149,76 @@ func (s *objectStore) release(job string, h int64) error {
 	if o == nil || o.job != job {
 		return &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no object %d in job %q", h, job)}
 	}
+	s.dropLocked(h, o)
+	return nil
+}
+
+// releaseAll drops one reference to each of hs, ignoring those already gone.
+func (s *objectStore) releaseAll(hs []int64) {
+	if len(hs) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, h := range hs {
+		if o := s.objs[h]; o != nil {
+			s.dropLocked(h, o)
+		}
+	}
+}
+
+// dropLocked drops a reference to o and frees it, and what it holds, at zero.
+func (s *objectStore) dropLocked(h int64, o *object) {
+	o.refs--
+	if o.refs > 0 {
+		return
+	}
 	delete(s.objs, h)
+	o.freed = true
 	select {
 	case <-o.ready:
 		s.bytes -= int64(len(o.data))
+		o.data = nil
 	default:
-		if o.cancel != nil {
-			o.cancel()
+	}
+	for _, c := range o.children {
+		if co := s.objs[c]; co != nil {
+			s.dropLocked(c, co)
 		}
 	}
+}
+
+// retain adds a reference to each of hs in job: all or none.
+func (s *objectStore) retain(job string, hs []int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, h := range hs {
+		if o := s.objs[h]; o == nil || o.job != job {
+			return &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no object %d in job %q", h, job)}
+		}
+	}
+	for _, h := range hs {
+		s.objs[h].refs++
+	}
 	return nil
+}
+
+// adopt makes object parent the holder of children (their references pass to it).
+func (s *objectStore) adopt(parent *object, children []int64) {
+	if len(children) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if parent.freed {
+		for _, c := range children {
+			if co := s.objs[c]; co != nil {
+				s.dropLocked(c, co)
+			}
+		}
+		return
+	}
+	parent.children = append(parent.children, children...)
 }
 
 // wait blocks until req.NumReturns of the handles are ready, or the timeout passes, or ctx ends.

@@ -24,6 +24,26 @@ type callContext struct {
 	// on other work, so a node full of tasks waiting on their children cannot deadlock. Only the
 	// goroutine running the call touches it.
 	held scheduler.Resources
+	// owned are the objects the call made (puts, the results of tasks and actor calls it
+	// started); borrowed are the objects passed to it, which it holds while it runs. endScope
+	// gives them up.
+	owned, borrowed []int64
+}
+
+// endScope ends a call's hold on its objects: those its output refers to pass to holder (the
+// call's result object) or, with keep and no holder, stay with the caller; the rest, and what it
+// borrowed, are released.
+func (e *Engine) endScope(cc *callContext, out []byte, holder *object, keep bool) {
+	kept, dropped := refsIn(out, cc.owned)
+	switch {
+	case holder != nil:
+		e.objects.adopt(holder, kept)
+	case !keep:
+		dropped = append(dropped, kept...)
+	}
+	e.objects.releaseAll(dropped)
+	e.objects.releaseAll(cc.borrowed)
+	cc.owned, cc.borrowed = nil, nil
 }
 
 // demand is what a call needs: its request's resources, else its module's hints, else one cpu.
@@ -67,7 +87,12 @@ func callCtx(c *host.CallInfo) *callContext {
 }
 
 func (s services) ObjectPut(_ context.Context, c *host.CallInfo, data []byte) (int64, error) {
-	return s.e.objects.put(c.Job, data)
+	h, err := s.e.objects.put(c.Job, data)
+	if err == nil {
+		cc := callCtx(c)
+		cc.owned = append(cc.owned, h)
+	}
+	return h, err
 }
 
 func (s services) ObjectGet(ctx context.Context, c *host.CallInfo, h int64, timeout time.Duration) ([]byte, error) {
@@ -101,10 +126,19 @@ func (s services) TaskSubmit(ctx context.Context, c *host.CallInfo, req *abi.Tas
 	if req.MaxRetries != nil {
 		retries = *req.MaxRetries
 	}
-	return s.e.submit(ctx, task{
+	if err := s.e.objects.retain(c.Job, req.Refs); err != nil {
+		return 0, err
+	}
+	h, err := s.e.submit(ctx, task{
 		job: c.Job, module: module, function: req.Function, input: input, resources: req.Resources,
-		cc: &callContext{grants: cc.grants, limits: lim}, maxRetries: retries, retryGuest: req.RetryGuestErrors,
+		cc: &callContext{grants: cc.grants, limits: lim, borrowed: req.Refs}, maxRetries: retries, retryGuest: req.RetryGuestErrors,
 	})
+	if err != nil {
+		s.e.objects.releaseAll(req.Refs)
+		return 0, err
+	}
+	cc.owned = append(cc.owned, h)
+	return h, nil
 }
 
 func (s services) TaskCancel(_ context.Context, c *host.CallInfo, h int64) error {
@@ -140,7 +174,17 @@ func (s services) ActorCall(_ context.Context, c *host.CallInfo, req *abi.ActorC
 	if req.ArgsBytes != nil {
 		input = req.ArgsBytes
 	}
-	return s.e.callActor(c.Job, req.Actor, req.Method, input)
+	if err := s.e.objects.retain(c.Job, req.Refs); err != nil {
+		return 0, err
+	}
+	h, err := s.e.callActorBorrowing(c.Job, req.Actor, req.Method, input, req.Refs)
+	if err != nil {
+		s.e.objects.releaseAll(req.Refs)
+		return 0, err
+	}
+	cc := callCtx(c)
+	cc.owned = append(cc.owned, h)
+	return h, nil
 }
 
 func (s services) ActorKill(_ context.Context, c *host.CallInfo, h int64) error {
@@ -176,6 +220,7 @@ func (e *Engine) submit(ctx context.Context, t task) (int64, error) {
 		defer e.wg.Done()
 		defer cancel()
 		out, err := e.runTask(tctx, fn, t, d)
+		e.endScope(t.cc, out, obj, false)
 		e.objects.complete(obj, out, err)
 	}()
 	return h, nil
@@ -201,6 +246,9 @@ func (e *Engine) runTask(ctx context.Context, fn fnRef, t task, d scheduler.Reso
 		if attempt >= t.maxRetries || ctx.Err() != nil || !retryable(err, t.retryGuest) {
 			return nil, asABIError(err)
 		}
+		// What the failed attempt made is not the next attempt's.
+		e.objects.releaseAll(t.cc.owned)
+		t.cc.owned = nil
 	}
 }
 

@@ -344,10 +344,13 @@ func (e *Engine) runStep(ctx context.Context, r *wfRun, s *dag.Step, outputs map
 		return nil, &abi.Error{Kind: abi.KindBadInput, Message: err.Error()}
 	}
 	run := func(input []byte) ([]byte, error) {
-		return e.runTask(ctx, fn, task{
+		cc := &callContext{grants: host.Grants{Capabilities: r.spec.Grants}, limits: lim}
+		out, err := e.runTask(ctx, fn, task{
 			job: r.spec.Job, module: r.spec.Modules[s.Module], function: s.Function, input: input,
-			cc: &callContext{grants: host.Grants{Capabilities: r.spec.Grants}, limits: lim}, maxRetries: retries, retryGuest: s.RetryGuestErrors,
+			cc: cc, maxRetries: retries, retryGuest: s.RetryGuestErrors,
 		}, d)
+		e.endScope(cc, nil, nil, false) // a step's objects do not outlive it
+		return out, err
 	}
 	if s.Map == nil {
 		input, err := s.RenderInput(outputs, nil, 0)
