@@ -353,6 +353,12 @@ func scanNumber(b []byte, i int) (int, bool) {
 func scanString(b []byte, i int) (end int, escaped bool, reason string) {
 	i++
 	for i < len(b) {
+		for i < len(b) && plainByte[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
@@ -392,6 +398,14 @@ func scanString(b []byte, i int) (end int, escaped bool, reason string) {
 	}
 	return i, escaped, "unterminated string"
 }
+
+// plainByte marks the bytes a string literal holds as they are: printable ASCII but '"' and '\\'.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')

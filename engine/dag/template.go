@@ -26,11 +26,13 @@ type Template struct {
 	owner  string // the step whose template this is; "" for the workflow's output
 	path   string // the JSON path of the template in the workflow
 	refs   []*ref
+	uniq   []*ref // the distinct references of parts, each resolved once per render
 }
 
 type part struct {
 	lit    []byte
 	ref    *ref
+	slot   int  // the index of ref's value in uniq
 	inline bool // the reference sits inside a string: insert its value as text
 }
 
@@ -66,16 +68,20 @@ func (t *Template) Render(outputs map[string][]byte, item json.RawMessage, index
 	}
 	var stack [8]value
 	vals := stack[:0]
-	if len(t.parts) > len(stack) {
-		vals = make([]value, 0, len(t.parts))
+	if len(t.uniq) > len(stack) {
+		vals = make([]value, 0, len(t.uniq))
+	}
+	for _, r := range t.uniq {
+		v, err := t.resolve(r, outputs, item)
+		if err != nil {
+			return nil, err
+		}
+		vals = append(vals, v)
 	}
 	n := t.litLen
 	for i := range t.parts {
 		p := &t.parts[i]
-		v, err := t.resolve(p.ref, outputs, item)
-		if err != nil {
-			return nil, err
-		}
+		v := &vals[p.slot]
 		switch {
 		case v.index:
 			n += 20
@@ -96,11 +102,11 @@ func (t *Template) Render(outputs map[string][]byte, item json.RawMessage, index
 		default:
 			n += len(v.b)
 		}
-		vals = append(vals, v)
 	}
 	out := make([]byte, 0, n)
 	for i := range t.parts {
-		p, v := &t.parts[i], &vals[i]
+		p := &t.parts[i]
+		v := &vals[p.slot]
 		out = append(out, p.lit...)
 		switch {
 		case v.index:
@@ -207,8 +213,15 @@ func compileNode(root *node, base *jpath, ctx *tctx) *Template {
 		return t
 	}
 	t.parts = make([]part, len(b.parts))
+	slots := map[string]int{}
 	for i, p := range b.parts {
-		t.parts[i] = part{lit: b.buf[p.start:p.end:p.end], ref: p.ref, inline: p.inline}
+		slot, ok := slots[p.ref.text]
+		if !ok {
+			slot = len(t.uniq)
+			slots[p.ref.text] = slot
+			t.uniq = append(t.uniq, p.ref)
+		}
+		t.parts[i] = part{lit: b.buf[p.start:p.end:p.end], ref: p.ref, slot: slot, inline: p.inline}
 	}
 	t.tail = b.buf[b.last:]
 	t.litLen = len(b.buf)
