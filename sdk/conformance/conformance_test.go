@@ -371,4 +371,3 @@ func BenchmarkDispatch(b *testing.B) {
 		})
 	}
 }
-
