@@ -266,6 +266,8 @@ func (c *compiler) checkBytesArgs(cs *cstep, t *Template) {
 		c.add(t.path, "function %s of module %s takes bytes: args must be a string or a \"${ref}\", got %s", quote(s.Function), quote(s.Module), t.top)
 	case t.whole != nil && t.whole.root == rootIndex:
 		c.add(t.path, "function %s of module %s takes bytes: ${index} is a number, not a string", quote(s.Function), quote(s.Module))
+	case t.whole != nil && t.whole.root == rootStep && len(t.whole.sels) == 0 && c.infos[t.whole.step].isMap:
+		c.add(t.path, "function %s of module %s takes bytes: step %s has map, so its output is an array, not a string", quote(s.Function), quote(s.Module), quote(t.whole.step))
 	}
 }
 

@@ -174,6 +174,10 @@ func TestCompile_ReportsEachMistakeAtItsPath(t *testing.T) {
 		{"bytes input object", wf(`{"id": "a", "module": "blob", "function": "resize", "args": {"w": 10}}`), `$.steps[0].args: function "resize" of module "blob" takes bytes: args must be a string or a "${ref}", got object`},
 		{"bytes input null", wf(`{"id": "a", "module": "blob", "function": "hash", "args": null}`), `$.steps[0].args: function "hash" of module "blob" takes bytes: args must be a string or a "${ref}", got null`},
 		{"bytes input index", wf(`{"id": "a", "module": "blob", "function": "hash", "map": [1], "args": "${index}"}`), `$.steps[0].args: function "hash" of module "blob" takes bytes: ${index} is a number, not a string`},
+		{"map output in text", wf(`{"id": "a", "module": "math", "function": "add", "map": [1]}`, `{"id": "b", "module": "math", "function": "add", "args": "all: ${a}"}`),
+			`$.steps[1].args: step "a" has map, so its output is an array; it cannot be placed inside text`},
+		{"map output as bytes", wf(`{"id": "a", "module": "math", "function": "add", "map": [1]}`, `{"id": "b", "module": "blob", "function": "hash", "args": "${a}"}`),
+			`$.steps[1].args: function "hash" of module "blob" takes bytes: step "a" has map, so its output is an array, not a string`},
 		{"self cycle", wf(`{"id": "a", "module": "math", "function": "add", "args": "${a}"}`), `$.steps[0].args: cycle: a -> a`},
 		{"shortest cycle", wf(
 			`{"id": "c", "module": "math", "function": "add", "args": {"x": "${a}"}}`,

@@ -349,6 +349,13 @@ func (b *tbuilder) str(s string, at *jpath) {
 	case len(segs) <= 1:
 		b.buf = appendQuoted(b.buf, string(text))
 	default:
+		for _, g := range segs {
+			if r := g.ref; r != nil && r.root == rootStep && len(r.sels) == 0 && b.ctx.steps[r.step].isMap {
+				b.ctx.errs.add(path, fmt.Sprintf("step %s has map, so its output is an array; it cannot be placed inside text", quote(r.step)))
+				b.broken = true
+				return
+			}
+		}
 		b.buf = append(b.buf, '"')
 		for _, g := range segs {
 			if g.ref == nil {
