@@ -40,10 +40,9 @@ type Step struct {
 	RetryGuestErrors     bool
 	TimeoutMs            int64 // 0: the engine's default
 	Resources            abi.Resources
-	// Input is the function's input encoding. Output is the encoding of the step's whole output,
-	// as templates read it: json for a map step (an array, see Join), else CallOutput.
+	// Input and Output are the function's encodings, json or bytes: what one call takes and
+	// returns. The output of a map step as a whole is always a JSON array (see Join).
 	Input, Output abi.Encoding
-	CallOutput    abi.Encoding // the function's output encoding: what one call returns
 
 	path     string // "$.steps[i]" in the workflow
 	inputLit []byte // the bytes input, when it has no reference
@@ -87,7 +86,7 @@ type cstep struct {
 	spec         *StepSpec
 	path         string
 	valid        bool // the id is valid and the first of its kind
-	in, callOut  abi.Encoding
+	in, out      abi.Encoding
 	args, mapped *Template
 }
 
@@ -152,7 +151,7 @@ func (c *compiler) identify(i int) {
 // resolve checks a step's function and settings.
 func (c *compiler) resolve(cs *cstep) {
 	s, p := cs.spec, cs.path
-	cs.in, cs.callOut = abi.EncJSON, abi.EncJSON
+	cs.in, cs.out = abi.EncJSON, abi.EncJSON
 	known := true
 	modMsg, fnMsg := checkName(s.Module), checkName(s.Function)
 	if modMsg != "" {
@@ -179,7 +178,7 @@ func (c *compiler) resolve(cs *cstep) {
 				c.add(p+".function", "function %s of module %s is %s %s; a step calls a task", quote(s.Function), quote(s.Module), article(string(r.fn.Kind)), r.fn.Kind)
 			default:
 				known = true
-				cs.in, cs.callOut = encoding(r.fn.Input), encoding(r.fn.Output)
+				cs.in, cs.out = encoding(r.fn.Input), encoding(r.fn.Output)
 			}
 		}
 	}
@@ -194,7 +193,7 @@ func (c *compiler) resolve(cs *cstep) {
 	}
 	if cs.valid && known {
 		info := c.infos[s.ID]
-		info.out = cs.callOut
+		info.out = cs.out
 		if info.isMap {
 			info.out = abi.EncJSON
 		}
@@ -507,7 +506,7 @@ func (c *compiler) plan(order []string, output *Template) *Plan {
 			ID: s.ID, Module: s.Module, Function: s.Function, Index: i,
 			Deps: c.sortedDeps(id), Args: cs.args, Map: cs.mapped,
 			RetryGuestErrors: s.RetryGuestErrors, TimeoutMs: s.TimeoutMs,
-			Resources: s.Resources, Input: cs.in, Output: c.infos[id].out, CallOutput: cs.callOut,
+			Resources: s.Resources, Input: cs.in, Output: cs.out,
 			path: cs.path,
 		}
 		if st.Deps == nil {
@@ -520,9 +519,6 @@ func (c *compiler) plan(order []string, output *Template) *Plan {
 		st.Resources.Custom = maps.Clone(s.Resources.Custom)
 		if len(st.Resources.Custom) == 0 {
 			st.Resources.Custom = nil
-		}
-		if st.Output == "" {
-			st.Output = abi.EncJSON
 		}
 		if st.Input == abi.EncBytes && st.Args.parts == nil {
 			st.inputLit, st.litInput = unquote(st.Args.lit), true

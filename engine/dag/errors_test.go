@@ -255,8 +255,8 @@ func TestCompile_NilCatalogTakesJSONTasks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := p.Steps[0]; s.Input != "json" || s.Output != "json" || s.CallOutput != "json" {
-		t.Errorf("encodings %s %s %s", s.Input, s.Output, s.CallOutput)
+	if s := p.Steps[0]; s.Input != "json" || s.Output != "json" {
+		t.Errorf("encodings %s %s", s.Input, s.Output)
 	}
 }
 

@@ -90,7 +90,7 @@ func run(t *testing.T, p *Plan, given []byte) string {
 		t.Fatal(err)
 	}
 	decode := func(s *Step, raw json.RawMessage) []byte {
-		if s.CallOutput != "bytes" {
+		if s.Output != "bytes" {
 			return raw
 		}
 		var b string

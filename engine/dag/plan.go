@@ -77,7 +77,6 @@ func (p *Plan) computeDigest() string {
 		put(resourcesText(s.Resources))
 		put(string(s.Input))
 		put(string(s.Output))
-		put(string(s.CallOutput))
 	}
 	put(p.Output.String())
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
@@ -178,7 +177,7 @@ func (s *Step) Join(outputs [][]byte) ([]byte, error) {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		if s.CallOutput == abi.EncBytes {
+		if s.Output == abi.EncBytes {
 			if !utf8.Valid(o) {
 				return nil, &RenderError{Step: s.ID, Path: s.path, Reason: fmt.Sprintf("the output of element %d is bytes that are not valid UTF-8, so it cannot be placed in the step's JSON array", i)}
 			}
@@ -199,9 +198,9 @@ func (p *Plan) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "plan %s\ndigest %s\n", quote(p.Name), p.digest)
 	for _, s := range p.Steps {
-		fmt.Fprintf(&b, "step %d %s: %s %s (%s -> %s", s.Index, s.ID, s.Module, s.Function, s.Input, s.CallOutput)
+		fmt.Fprintf(&b, "step %d %s: %s %s (%s -> %s", s.Index, s.ID, s.Module, s.Function, s.Input, s.Output)
 		if s.Map != nil {
-			fmt.Fprintf(&b, ", mapped -> %s", s.Output)
+			b.WriteString(", mapped -> json")
 		}
 		b.WriteString(")\n")
 		if len(s.Deps) > 0 {
