@@ -32,6 +32,7 @@ Usage:
   lumen status                                           the node's resources, modules, objects, actors
   lumen run WORKFLOW.json [--follow] [--grant caps]      submit a workflow; --follow shows progress and its output
   lumen new --lang go|rust|c|assemblyscript NAME         scaffold a task module in folder NAME
+  lumen bench [--json] [--quick] [--only name,name]      Ray's microbenchmark figures beside same-run baselines
 
 Client commands take --url, --token (or LUMEN_URL, LUMEN_TOKEN; the token of ./lumen-data is
 found by itself) and --json.
@@ -58,6 +59,8 @@ func main() {
 		err = runCommand(os.Args[2:])
 	case "new":
 		err = newCommand(os.Args[2:])
+	case "bench":
+		err = benchCommand(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -1,0 +1,228 @@
+package bench
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/lumenflow/lumen/host"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// createActor creates an actor A of the bench guest and returns its handle at once; the actor
+// starts in the background.
+func (b *env) createActor() (int64, error) {
+	id, err := b.eng.CreateActor(b.ctx, b.job, &abi.ActorCreateRequest{Module: b.module, Actor: "A"}, host.Grants{})
+	if err != nil {
+		return 0, fmt.Errorf("create actor: %w", err)
+	}
+	return id, nil
+}
+
+// callNoop calls A.noop on actor id and returns the handle of its result.
+func (b *env) callNoop(id int64) (int64, error) {
+	h, err := b.eng.CallActor(b.job, id, "noop", nil)
+	if err != nil {
+		return 0, fmt.Errorf("call actor %d: %w", id, err)
+	}
+	return h, nil
+}
+
+// readyActors creates n actors and waits until each has answered a call.
+func (b *env) readyActors(n int) ([]int64, error) {
+	ids := make([]int64, n)
+	for i := range ids {
+		id, err := b.createActor()
+		if err != nil {
+			b.killActors(ids[:i])
+			return nil, err
+		}
+		ids[i] = id
+	}
+	for _, id := range ids {
+		h, err := b.callNoop(id)
+		if err == nil {
+			err = b.take(h, "ok")
+		}
+		if err != nil {
+			b.killActors(ids)
+			return nil, err
+		}
+	}
+	return ids, nil
+}
+
+// killActors kills the actors and waits until none is alive, so that the next figure does not
+// pay for their shutdown.
+func (b *env) killActors(ids []int64) error {
+	for _, id := range ids {
+		if id != 0 {
+			b.eng.KillActor(b.job, id)
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for b.eng.Stats().Actors > 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d actors still alive a minute after being killed", b.eng.Stats().Actors)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+// callGet calls A.noop on actor id inFlight times, then gets every result.
+func (b *env) callGet(id int64, hs []int64) (int, error) {
+	for i := range hs {
+		h, err := b.callNoop(id)
+		if err != nil {
+			return 0, err
+		}
+		hs[i] = h
+	}
+	for _, h := range hs {
+		if err := b.take(h, "ok"); err != nil {
+			return 0, err
+		}
+	}
+	return len(hs), nil
+}
+
+// actorCallsSync is Ray's `ray.get(actor.small_value.remote())` in a loop.
+func actorCallsSync(b *env) (*Result, error) {
+	base, err := b.rawCalls(fnANoop, 1)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := b.readyActors(1)
+	if err != nil {
+		return nil, err
+	}
+	defer b.killActors(ids)
+	var lat latencies
+	v, err := rate(b.ctx, b.opts.Duration, &lat, func() (int, error) {
+		t0 := time.Now()
+		h, err := b.callNoop(ids[0])
+		if err != nil {
+			return 0, err
+		}
+		if err := b.take(h, "ok"); err != nil {
+			return 0, err
+		}
+		lat.add(time.Since(t0))
+		return 1, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Value: v, Unit: UnitOps, Lat: lat.summary(), Baseline: base,
+		Notes: "Engine.CallActor + Get + Release of A.noop on one actor, one at a time"}, nil
+}
+
+// actorCallsAsync is Ray's `ray.get([actor.small_value.remote() for _ in range(1000)])`.
+func actorCallsAsync(b *env) (*Result, error) {
+	base, err := b.rawCalls(fnANoop, 1)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := b.readyActors(1)
+	if err != nil {
+		return nil, err
+	}
+	defer b.killActors(ids)
+	hs := make([]int64, inFlight)
+	v, err := rate(b.ctx, b.opts.Duration, nil, func() (int, error) { return b.callGet(ids[0], hs) })
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Value: v, Unit: UnitOps, Baseline: base,
+		Notes: "1000 calls of A.noop queued on one actor, then each got and released; calls counted"}, nil
+}
+
+// actorCallsNN is Ray's n:n actor calls: Clients client goroutines, each with an actor of its
+// own, making 1000 async calls at a time.
+func actorCallsNN(b *env) (*Result, error) {
+	n := b.opts.Clients
+	base, err := b.rawCalls(fnANoop, n)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := b.readyActors(n)
+	if err != nil {
+		return nil, err
+	}
+	defer b.killActors(ids)
+	hs := make([][]int64, n)
+	for i := range hs {
+		hs[i] = make([]int64, inFlight)
+	}
+	v, err := parallelRate(b.ctx, b.opts.Duration, n, func(i int) (int, error) { return b.callGet(ids[i], hs[i]) })
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Value: v, Unit: UnitOps, Baseline: base,
+		Notes: fmt.Sprintf("%d client goroutines, each with its own actor, 1000 calls in flight; calls counted", n)}, nil
+}
+
+// manyActors is Ray's "start 10k actors": create Actors actors and wait for each to answer one
+// call, beside raw wazero instantiating the compiled guest as many times (each instance running
+// A and A.noop, and kept alive until the end, as the actors are).
+func manyActors(b *env) (*Result, error) {
+	n := b.opts.Actors
+	// Baseline first, released before the actors start.
+	insts := make([]*rawInstance, 0, n)
+	start := time.Now()
+	for range n {
+		in, err := b.raw.instance(b.ctx)
+		if err != nil {
+			return nil, err
+		}
+		insts = append(insts, in)
+		if _, err := in.invoke(b.ctx, fnA, nil); err != nil {
+			return nil, fmt.Errorf("raw A: %w", err)
+		}
+		if out, err := in.invoke(b.ctx, fnANoop, nil); err != nil || string(out) != "ok" {
+			return nil, fmt.Errorf("raw A.noop: %q, %v", out, err)
+		}
+	}
+	baseRate := float64(n) / time.Since(start).Seconds()
+	for _, in := range insts {
+		in.close(b.ctx)
+	}
+	insts = nil
+
+	start = time.Now()
+	ids := make([]int64, n)
+	for i := range ids {
+		id, err := b.createActor()
+		if err != nil {
+			b.killActors(ids)
+			return nil, err
+		}
+		ids[i] = id
+	}
+	hs := make([]int64, n)
+	for i, id := range ids {
+		h, err := b.callNoop(id)
+		if err != nil {
+			b.killActors(ids)
+			return nil, err
+		}
+		hs[i] = h
+	}
+	for _, h := range hs {
+		if err := b.take(h, "ok"); err != nil {
+			b.killActors(ids)
+			return nil, err
+		}
+	}
+	v := float64(n) / time.Since(start).Seconds()
+	killStart := time.Now()
+	if err := b.killActors(ids); err != nil {
+		return nil, err
+	}
+	kill := float64(n) / time.Since(killStart).Seconds()
+	return &Result{Value: v, Unit: UnitActors,
+		Baseline: &Figure{Name: "raw_wazero_instantiate", Value: baseRate, Unit: UnitActors,
+			Notes: "instantiate the compiled guest on bare wazero and call A and A.noop, each instance kept alive"},
+		Extra: []Figure{{Name: "kill", Value: kill, Unit: UnitActors, Notes: "KillActor of all of them until none is alive"}},
+		Notes: fmt.Sprintf("%d actors of the bench guest created, then one A.noop call each, all answered", n)}, nil
+}

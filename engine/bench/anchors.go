@@ -1,0 +1,26 @@
+package bench
+
+// anchor is a figure's line of docs/anchors (the shared anchors table): Ray's figure from its
+// microbenchmark (recent 2.x on one 64-vCPU m5.16xlarge, tiny b"ok" returns) and Lumen's goal on
+// 2 cores, both in the figure's unit.
+type anchor struct {
+	ray, goal     float64
+	lowerIsBetter bool // the unit is a time
+}
+
+var anchors = map[string]anchor{
+	"single_client_tasks_sync":       {ray: 981, goal: 50_000},
+	"single_client_tasks_async":      {ray: 8_040, goal: 200_000},
+	"multi_client_tasks_async":       {ray: 21_230, goal: 250_000},
+	"1_1_actor_calls_sync":           {ray: 2_012, goal: 100_000},
+	"1_1_actor_calls_async":          {ray: 8_664, goal: 300_000},
+	"n_n_actor_calls_async":          {ray: 27_376, goal: 300_000},
+	"single_client_put_calls":        {ray: 5_173, goal: 1_000_000},
+	"single_client_get_calls":        {ray: 10_620, goal: 2_000_000},
+	"single_client_put_gigabytes":    {ray: 19.9}, // goal: half the same run's memcpy bandwidth
+	"placement_group_create/removal": {ray: 765, goal: 50_000},
+	"single_client_wait_1k_refs":     {ray: 5.1, goal: 2_000},
+	"many_actors":                    {ray: 551, goal: 20_000}, // Ray's on 64 nodes
+	"compiled_workflow_execute":      {ray: 50, goal: 10, lowerIsBetter: true}, // Ray: "< 50 µs"
+	"rest_workflow_submit":           {},                                      // no Ray figure, no goal
+}

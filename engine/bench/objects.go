@@ -1,0 +1,166 @@
+package bench
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/lumenflow/lumen/host"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// putCalls is Ray's `ray.put(0)` in a loop: Engine.Put of a 2-byte value, released at once (a
+// dropped ObjectRef in Ray frees its object too).
+func putCalls(b *env) (*Result, error) {
+	val := []byte("ok")
+	v, err := rate(b.ctx, b.opts.Duration, nil, func() (int, error) {
+		for range inFlight {
+			h, err := b.eng.Put(b.job, val)
+			if err != nil {
+				return 0, fmt.Errorf("put: %w", err)
+			}
+			if err := b.eng.Release(b.job, h); err != nil {
+				return 0, fmt.Errorf("release: %w", err)
+			}
+		}
+		return inFlight, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Value: v, Unit: UnitOps, Notes: "Engine.Put + Release of a 2-byte value"}, nil
+}
+
+// getCalls is Ray's `ray.get(ref)` of a small object in a loop.
+func getCalls(b *env) (*Result, error) {
+	h, err := b.eng.Put(b.job, []byte("ok"))
+	if err != nil {
+		return nil, fmt.Errorf("put: %w", err)
+	}
+	defer b.eng.Release(b.job, h)
+	v, err := rate(b.ctx, b.opts.Duration, nil, func() (int, error) {
+		for range inFlight {
+			out, err := b.eng.Get(b.ctx, b.job, h, -1)
+			if err != nil {
+				return 0, fmt.Errorf("get: %w", err)
+			}
+			if len(out) != 2 {
+				return 0, fmt.Errorf("get returned %q", out)
+			}
+		}
+		return inFlight, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Value: v, Unit: UnitOps, Notes: "Engine.Get of a ready 2-byte object"}, nil
+}
+
+// putGigabytes is Ray's put of a large array, in GB/s, beside a Go copy of the same bytes. Its
+// value is a put over the REST API on loopback, the path that moves the bytes from a client
+// into the store; Engine.Put in process takes the caller's slice without copying, so its
+// figure is reported as an extra and says nothing about bandwidth.
+func putGigabytes(b *env) (*Result, error) {
+	size := b.opts.PutBytes
+	src := make([]byte, size)
+	for i := range src {
+		src[i] = byte(i*7 + 1)
+	}
+	gb := float64(size) / 1e9
+
+	dst := make([]byte, size)
+	memcpy, err := rate(b.ctx, b.baseDuration(), nil, func() (int, error) {
+		copy(dst, src)
+		return 1, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	dst = nil
+
+	rs, err := b.restServer()
+	if err != nil {
+		return nil, err
+	}
+	var lat latencies
+	rest, err := rate(b.ctx, b.opts.Duration, &lat, func() (int, error) {
+		t0 := time.Now()
+		h, err := rs.put(b.ctx, b.job, src)
+		if err != nil {
+			return 0, fmt.Errorf("REST put of %d bytes: %w", size, err)
+		}
+		lat.add(time.Since(t0))
+		if err := b.eng.Release(b.job, h); err != nil {
+			return 0, fmt.Errorf("release: %w", err)
+		}
+		return 1, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	inproc, err := rate(b.ctx, b.opts.Duration/4, nil, func() (int, error) {
+		h, err := b.eng.Put(b.job, src)
+		if err != nil {
+			return 0, fmt.Errorf("put: %w", err)
+		}
+		if err := b.eng.Release(b.job, h); err != nil {
+			return 0, fmt.Errorf("release: %w", err)
+		}
+		return 1, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Value: rest * gb, Unit: UnitGBs, Lat: lat.summary(),
+		Baseline: &Figure{Name: "go_copy", Value: memcpy * gb, Unit: UnitGBs, Notes: "copy() of the same bytes into a preallocated slice"},
+		Goal:     memcpy * gb / 2,
+		Extra: []Figure{{Name: "engine_put_in_process", Value: inproc * gb, Unit: UnitGBs,
+			Notes: "Engine.Put takes ownership of the caller's slice without copying: handle bookkeeping, not bandwidth"}},
+		Notes: fmt.Sprintf("POST /v1/objects of %d MiB over loopback HTTP into the store, then released; goal is half the same run's copy bandwidth", size>>20)}, nil
+}
+
+// placementGroups has no value until the cluster brings placement groups.
+func placementGroups(*env) (*Result, error) {
+	return &Result{Unit: UnitOps, NotImplemented: NotImplementedPlacementGroups}, nil
+}
+
+// wait1k is Ray's "single client wait 1k refs": 1000 noop tasks submitted, then ray.wait with
+// num_returns=1 on what is not ready, until nothing is left. One op is the whole round.
+func wait1k(b *env) (*Result, error) {
+	req := b.noopTask()
+	hs := make([]int64, inFlight)
+	var lat latencies
+	v, err := rate(b.ctx, b.opts.Duration, &lat, func() (int, error) {
+		t0 := time.Now()
+		for i := range hs {
+			h, err := b.eng.Submit(b.ctx, b.job, req, host.Grants{})
+			if err != nil {
+				return 0, fmt.Errorf("submit: %w", err)
+			}
+			hs[i] = h
+		}
+		notReady := hs
+		for len(notReady) > 0 {
+			res, err := b.eng.Wait(b.ctx, b.job, &abi.WaitRequest{Handles: notReady, NumReturns: 1, TimeoutMs: -1})
+			if err != nil {
+				return 0, fmt.Errorf("wait: %w", err)
+			}
+			if len(res.Ready) != 1 || len(res.NotReady) != len(notReady)-1 {
+				return 0, fmt.Errorf("wait of %d handles for 1 returned %d ready and %d not", len(notReady), len(res.Ready), len(res.NotReady))
+			}
+			notReady = res.NotReady
+		}
+		lat.add(time.Since(t0))
+		for _, h := range hs {
+			if err := b.take(h, "ok"); err != nil {
+				return 0, err
+			}
+		}
+		return 1, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Value: v, Unit: UnitOps, Lat: lat.summary(),
+		Notes: "one op: 1000 noop tasks submitted, then Engine.Wait(num_returns=1) on the rest until none is left; latency excludes the gets"}, nil
+}

@@ -1,0 +1,73 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+)
+
+// chainInput is what the first step of the bench workflows echoes; every step passes it on.
+const chainInput = `{"n":1}`
+
+// chain is a 3-step workflow of echo steps, each reading the one before it. The first step's
+// args are a literal: engine/dag has no ${input} reference yet.
+func (b *env) chain() []byte {
+	return fmt.Appendf(nil, `{"version":1,"name":"bench-chain","steps":[`+
+		`{"id":"a","module":%[1]q,"function":"echo","args":%[2]s},`+
+		`{"id":"b","module":%[1]q,"function":"echo","args":"${a}"},`+
+		`{"id":"c","module":%[1]q,"function":"echo","args":"${b}"}],"output":"${c}"}`, b.module, chainInput)
+}
+
+// compiledExecute is Ray's compiled graph of 3 stages: the chain compiled once and executed
+// again and again with Engine.Execute, in µs per execution, beside three raw wazero calls of
+// echo (input copied in, output copied out, each passed to the next).
+func compiledExecute(b *env) (*Result, error) {
+	in, err := b.raw.instance(b.ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer in.close(b.ctx)
+	input := []byte(chainInput)
+	rawRate, err := rate(b.ctx, b.baseDuration(), nil, func() (int, error) {
+		for range inFlight {
+			out := input
+			for range 3 {
+				if out, err = in.invoke(b.ctx, fnEcho, out); err != nil {
+					return 0, fmt.Errorf("raw echo: %w", err)
+				}
+			}
+			if !bytes.Equal(out, input) {
+				return 0, fmt.Errorf("raw echo chain returned %q", out)
+			}
+		}
+		return inFlight, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	id, err := b.eng.CompileWorkflow(b.ctx, b.chain(), b.job, nil)
+	if err != nil {
+		return nil, fmt.Errorf("compile workflow: %w", err)
+	}
+	var lat latencies
+	v, err := rate(b.ctx, b.opts.Duration, &lat, func() (int, error) {
+		t0 := time.Now()
+		out, err := b.eng.Execute(b.ctx, id, nil)
+		if err != nil {
+			return 0, fmt.Errorf("execute: %w", err)
+		}
+		lat.add(time.Since(t0))
+		if string(out) != chainInput {
+			return 0, fmt.Errorf("execute returned %q, want %s", out, chainInput)
+		}
+		return 1, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Value: 1e6 / v, Unit: UnitMicros, Lat: lat.summary(),
+		Baseline: &Figure{Name: "three_raw_wazero_calls", Value: 1e6 / rawRate, Unit: UnitMicros,
+			Notes: "lumen_alloc, input copied in, lumen_call of echo and output copied out, three times in a row"},
+		Notes: "Engine.Execute of a compiled 3-step chain of echo steps, one execution at a time; value is mean µs per execution"}, nil
+}
