@@ -20,7 +20,7 @@ var anchors = map[string]anchor{
 	"single_client_put_gigabytes":    {ray: 19.9}, // goal: half the same run's memcpy bandwidth
 	"placement_group_create/removal": {ray: 765, goal: 50_000},
 	"single_client_wait_1k_refs":     {ray: 5.1, goal: 2_000},
-	"many_actors":                    {ray: 551, goal: 20_000}, // Ray's on 64 nodes
+	"many_actors":                    {ray: 551, goal: 20_000},                 // Ray's on 64 nodes
 	"compiled_workflow_execute":      {ray: 50, goal: 10, lowerIsBetter: true}, // Ray: "< 50 µs"
-	"rest_workflow_submit":           {},                                      // no Ray figure, no goal
+	"rest_workflow_submit":           {},                                       // no Ray figure, no goal
 }

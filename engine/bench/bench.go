@@ -124,9 +124,9 @@ type Result struct {
 	// Extra figures that say where the time goes.
 	Extra []Figure `json:"extra,omitempty"`
 	// Ray's figure and Lumen's goal on 2 cores, from the anchors, in Unit.
-	Ray      float64 `json:"ray,omitzero"`
-	Goal     float64 `json:"goal,omitzero"`
-	MeetsGoal *bool  `json:"meets_goal,omitempty"`
+	Ray       float64 `json:"ray,omitzero"`
+	Goal      float64 `json:"goal,omitzero"`
+	MeetsGoal *bool   `json:"meets_goal,omitempty"`
 	// NotImplemented says why a figure has no value yet.
 	NotImplemented string `json:"not_implemented,omitempty"`
 	Notes          string `json:"notes,omitempty"`

@@ -76,7 +76,9 @@ func (b *env) take(h int64, want string) error {
 	return nil
 }
 
-func (b *env) noopTask() *abi.TaskRequest { return &abi.TaskRequest{Module: b.module, Function: "noop"} }
+func (b *env) noopTask() *abi.TaskRequest {
+	return &abi.TaskRequest{Module: b.module, Function: "noop"}
+}
 
 // submitGet submits inFlight noop tasks, then gets them all.
 func (b *env) submitGet(req *abi.TaskRequest, hs []int64) (int, error) {
