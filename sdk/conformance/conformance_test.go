@@ -3,6 +3,8 @@ package conformance
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -107,7 +109,13 @@ func outDir(t testing.TB, sub string) string {
 	if err != nil {
 		cache = os.TempDir()
 	}
-	d := filepath.Join(cache, "lumen", "conformance", sub)
+	// One folder per checkout, so that test runs in two checkouts never overwrite each other's.
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(wd))
+	d := filepath.Join(cache, "lumen", "conformance", hex.EncodeToString(sum[:6]), sub)
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -178,22 +186,54 @@ type conformance struct {
 	digest map[string]string
 }
 
+// shared is the engine every test of this binary uses, so that each guest is compiled once.
+var shared struct {
+	sync.Mutex
+	c   *conformance
+	dir string
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	shared.Lock()
+	if shared.c != nil {
+		shared.c.eng.Close(context.Background())
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	shared.Unlock()
+	os.Exit(code)
+}
+
+// newConformance returns the shared engine, opening it and registering the guests on first use.
 func newConformance(t testing.TB) *conformance {
 	t.Helper()
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.c != nil {
+		return shared.c
+	}
 	ctx := context.Background()
-	eng, err := engine.Open(ctx, engine.Config{DataDir: t.TempDir()})
+	dir, err := os.MkdirTemp("", "lumen-conformance-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { eng.Close(context.Background()) })
+	shared.dir = dir
+	eng, err := engine.Open(ctx, engine.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := &conformance{eng: eng, digest: map[string]string{}}
 	for _, lang := range languages {
 		m, err := eng.AddModule(ctx, guest(t, lang), plugins.AddOptions{Name: "conformance-" + lang, Version: "1.0.0"})
 		if err != nil {
+			eng.Close(ctx)
 			t.Fatalf("register the %s guest: %v", lang, err)
 		}
 		c.digest[lang] = m.Digest
 	}
+	shared.c = c
 	return c
 }
 
@@ -330,11 +370,7 @@ func TestConformance_ManifestsAgree(t *testing.T) {
 // language it was written in.
 func TestConformance_OtherABIVersionRefused(t *testing.T) {
 	ctx := context.Background()
-	eng, err := engine.Open(ctx, engine.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close(ctx)
+	eng := newConformance(t).eng
 	for _, lang := range languages {
 		wasm := guest(t, lang)
 		// The marker export's name, "lumen_abi_v1", becomes "lumen_abi_v2": same length, so the

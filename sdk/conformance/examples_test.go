@@ -50,11 +50,7 @@ func buildExample(t testing.TB, lang string) []byte {
 // The worked example in each SDK's README builds and does what the README says.
 func TestSDKExamples_DoWhatTheREADMEsSay(t *testing.T) {
 	ctx := context.Background()
-	eng, err := engine.Open(ctx, engine.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close(ctx)
+	eng := newConformance(t).eng
 	for _, lang := range []string{"c", "rust", "assemblyscript"} {
 		t.Run(lang, func(t *testing.T) {
 			m, err := eng.AddModule(ctx, buildExample(t, lang), plugins.AddOptions{})
