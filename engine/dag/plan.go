@@ -144,7 +144,8 @@ func (s *Step) RenderInput(outputs map[string][]byte, item json.RawMessage, inde
 }
 
 // Items renders the array a map step maps over and returns its elements, each valid JSON, in
-// order; at most MaxItems. It returns nil for a step without map.
+// order; at most MaxItems. It returns nil for a step without map. The elements may share memory
+// with the plan; the caller must not modify them.
 func (s *Step) Items(outputs map[string][]byte) ([]json.RawMessage, error) {
 	if s.Map == nil {
 		return nil, nil
