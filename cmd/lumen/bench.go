@@ -22,7 +22,7 @@ func benchCommand(args []string) error {
 	asJSON := fl.Bool("json", false, "print the report as JSON")
 	quick := fl.Bool("quick", false, "measure for less time (about 15 s on 2 cores, against about 60 s)")
 	only := fl.String("only", "", "comma-separated figures to measure (default: all): "+strings.Join(bench.Names(), ","))
-	dur := fl.Duration("duration", 0, "how long each figure is measured (default 1.5s; --quick 300ms)")
+	dur := fl.Duration("duration", 0, "how long each figure is measured (default 2s; --quick 300ms)")
 	actors := fl.Int("actors", 0, "actors many_actors starts (default 10000)")
 	data := fl.String("data", "", "data directory of the bench engine (default: a temporary one, removed after)")
 	quiet := fl.Bool("quiet", false, "print no progress to stderr")

@@ -88,17 +88,13 @@ func (b *env) callGet(id int64, hs []int64) (int, error) {
 
 // actorCallsSync is Ray's `ray.get(actor.small_value.remote())` in a loop.
 func actorCallsSync(b *env) (*Result, error) {
-	base, err := b.rawCalls(fnANoop, 1)
-	if err != nil {
-		return nil, err
-	}
 	ids, err := b.readyActors(1)
 	if err != nil {
 		return nil, err
 	}
 	defer b.killActors(ids)
 	var lat latencies
-	v, err := rate(b.ctx, b.opts.Duration, &lat, func() (int, error) {
+	v, base, err := b.versus(fnANoop, 1, one(func() (int, error) {
 		t0 := time.Now()
 		h, err := b.callNoop(ids[0])
 		if err != nil {
@@ -109,7 +105,7 @@ func actorCallsSync(b *env) (*Result, error) {
 		}
 		lat.add(time.Since(t0))
 		return 1, nil
-	})
+	}, &lat))
 	if err != nil {
 		return nil, err
 	}
@@ -119,17 +115,13 @@ func actorCallsSync(b *env) (*Result, error) {
 
 // actorCallsAsync is Ray's `ray.get([actor.small_value.remote() for _ in range(1000)])`.
 func actorCallsAsync(b *env) (*Result, error) {
-	base, err := b.rawCalls(fnANoop, 1)
-	if err != nil {
-		return nil, err
-	}
 	ids, err := b.readyActors(1)
 	if err != nil {
 		return nil, err
 	}
 	defer b.killActors(ids)
 	hs := make([]int64, inFlight)
-	v, err := rate(b.ctx, b.opts.Duration, nil, func() (int, error) { return b.callGet(ids[0], hs) })
+	v, base, err := b.versus(fnANoop, 1, one(func() (int, error) { return b.callGet(ids[0], hs) }))
 	if err != nil {
 		return nil, err
 	}
@@ -141,10 +133,6 @@ func actorCallsAsync(b *env) (*Result, error) {
 // own, making 1000 async calls at a time.
 func actorCallsNN(b *env) (*Result, error) {
 	n := b.opts.Clients
-	base, err := b.rawCalls(fnANoop, n)
-	if err != nil {
-		return nil, err
-	}
 	ids, err := b.readyActors(n)
 	if err != nil {
 		return nil, err
@@ -154,7 +142,7 @@ func actorCallsNN(b *env) (*Result, error) {
 	for i := range hs {
 		hs[i] = make([]int64, inFlight)
 	}
-	v, err := parallelRate(b.ctx, b.opts.Duration, n, func(i int) (int, error) { return b.callGet(ids[i], hs[i]) })
+	v, base, err := b.versus(fnANoop, n, many(n, func(i int) (int, error) { return b.callGet(ids[i], hs[i]) }))
 	if err != nil {
 		return nil, err
 	}
@@ -163,33 +151,16 @@ func actorCallsNN(b *env) (*Result, error) {
 }
 
 // manyActors is Ray's "start 10k actors": create Actors actors and wait for each to answer one
-// call, beside raw wazero instantiating the compiled guest as many times (each instance running
-// A and A.noop, and kept alive until the end, as the actors are).
+// call. Its baseline is raw wazero instantiating the compiled guest as many times, each instance
+// running A and A.noop and kept alive until the end, as the actors are; it runs before and after
+// the actors, so that both see the same machine.
 func manyActors(b *env) (*Result, error) {
 	n := b.opts.Actors
-	// Baseline first, released before the actors start.
-	insts := make([]*rawInstance, 0, n)
+	before, err := b.rawInstantiate(n)
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
-	for range n {
-		in, err := b.raw.instance(b.ctx)
-		if err != nil {
-			return nil, err
-		}
-		insts = append(insts, in)
-		if _, err := in.invoke(b.ctx, fnA, nil); err != nil {
-			return nil, fmt.Errorf("raw A: %w", err)
-		}
-		if out, err := in.invoke(b.ctx, fnANoop, nil); err != nil || string(out) != "ok" {
-			return nil, fmt.Errorf("raw A.noop: %q, %v", out, err)
-		}
-	}
-	baseRate := float64(n) / time.Since(start).Seconds()
-	for _, in := range insts {
-		in.close(b.ctx)
-	}
-	insts = nil
-
-	start = time.Now()
 	ids := make([]int64, n)
 	for i := range ids {
 		id, err := b.createActor()
@@ -214,15 +185,45 @@ func manyActors(b *env) (*Result, error) {
 			return nil, err
 		}
 	}
-	v := float64(n) / time.Since(start).Seconds()
+	el := time.Since(start)
 	killStart := time.Now()
 	if err := b.killActors(ids); err != nil {
 		return nil, err
 	}
-	kill := float64(n) / time.Since(killStart).Seconds()
-	return &Result{Value: v, Unit: UnitActors,
-		Baseline: &Figure{Name: "raw_wazero_instantiate", Value: baseRate, Unit: UnitActors,
-			Notes: "instantiate the compiled guest on bare wazero and call A and A.noop, each instance kept alive"},
-		Extra: []Figure{{Name: "kill", Value: kill, Unit: UnitActors, Notes: "KillActor of all of them until none is alive"}},
-		Notes: fmt.Sprintf("%d actors of the bench guest created, then one A.noop call each, all answered", n)}, nil
+	kill := time.Since(killStart)
+	after, err := b.rawInstantiate(n)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Value: float64(n) / el.Seconds(), Unit: UnitActors,
+		Baseline: &Figure{Name: "raw_wazero_instantiate", Value: float64(2*n) / (before + after).Seconds(), Unit: UnitActors,
+			Notes: "instantiate the compiled guest on bare wazero and call A and A.noop, each instance kept alive; measured before and after the actors"},
+		Extra: []Figure{{Name: "kill", Value: float64(n) / kill.Seconds(), Unit: UnitActors, Notes: "KillActor of every actor until none is alive"}},
+		Notes: fmt.Sprintf("%d actors of the bench guest created, then one A.noop call each, until all answered", n)}, nil
+}
+
+// rawInstantiate instantiates the guest n times on raw wazero, runs A and A.noop on each and
+// keeps them all alive; it returns how long that took, then closes them.
+func (b *env) rawInstantiate(n int) (time.Duration, error) {
+	insts := make([]*rawInstance, 0, n)
+	defer func() {
+		for _, in := range insts {
+			in.close(b.ctx)
+		}
+	}()
+	start := time.Now()
+	for range n {
+		in, err := b.raw.instance(b.ctx)
+		if err != nil {
+			return 0, err
+		}
+		insts = append(insts, in)
+		if _, err := in.invoke(b.ctx, fnA, nil); err != nil {
+			return 0, fmt.Errorf("raw A: %w", err)
+		}
+		if out, err := in.invoke(b.ctx, fnANoop, nil); err != nil || string(out) != "ok" {
+			return 0, fmt.Errorf("raw A.noop: %q, %v", out, err)
+		}
+	}
+	return time.Since(start), nil
 }

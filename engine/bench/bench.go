@@ -48,7 +48,7 @@ type Options struct {
 	// Quick measures for less time and with fewer actors and bytes: the whole run takes at most
 	// about 15 s on 2 cores, against about 60 s by default.
 	Quick bool
-	// Duration is how long each figure is measured (default 1.5 s; Quick: 300 ms). Baselines,
+	// Duration is how long each figure is measured (default 2 s; Quick: 300 ms). Baselines,
 	// which vary less, get half of it.
 	Duration time.Duration
 	// Only limits the run to these figures (Names); empty runs them all.
@@ -71,7 +71,7 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.Duration <= 0 {
-		o.Duration = 1500 * time.Millisecond
+		o.Duration = 2 * time.Second
 		if o.Quick {
 			o.Duration = 300 * time.Millisecond
 		}

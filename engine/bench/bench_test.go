@@ -117,3 +117,21 @@ func TestGuest_MatchesWAT(t *testing.T) {
 		t.Error("testdata/bench.wasm is stale: run go generate ./engine/bench/")
 	}
 }
+
+// TestRun_Profile runs the figures named in LUMEN_BENCH_PROFILE (comma-separated; "all" for
+// every one) at full length, for profiling where their time goes:
+//
+//	LUMEN_BENCH_PROFILE=many_actors go test ./engine/bench -run Profile -cpuprofile cpu.out
+func TestRun_Profile(t *testing.T) {
+	names := os.Getenv("LUMEN_BENCH_PROFILE")
+	if names == "" {
+		t.Skip("set LUMEN_BENCH_PROFILE to the figures to profile")
+	}
+	opts := bench.Options{Progress: os.Stderr}
+	if names != "all" {
+		opts.Only = strings.Split(names, ",")
+	}
+	if _, err := bench.Run(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -8,67 +8,101 @@ import (
 	"time"
 )
 
-// rate runs batch once untimed (to warm pools and caches), then again and again until d has
-// passed, and returns the operations batch reported per second. lat, if set, is cleared after
-// the warm-up so it holds only timed operations.
-func rate(ctx context.Context, d time.Duration, lat *latencies, batch func() (int, error)) (float64, error) {
-	if _, err := batch(); err != nil {
-		return 0, err
-	}
-	if lat != nil {
-		lat.reset()
-	}
-	start := time.Now()
-	n := 0
-	for {
-		k, err := batch()
-		if err != nil {
-			return 0, err
-		}
-		n += k
-		if el := time.Since(start); el >= d {
-			return float64(n) / el.Seconds(), nil
-		}
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-	}
+// side is one thing measured: batch(i) run on threads goroutines (i is the goroutine's index),
+// each call doing some operations and reporting how many. lats are cleared after the warm-up.
+type side struct {
+	threads int
+	batch   func(i int) (int, error)
+	lats    []*latencies
 }
 
-// parallelRate runs batch(i) on n goroutines, each once untimed and then until d has passed,
-// and returns the operations of all of them per second of the whole. lats are cleared after the
-// untimed round.
-func parallelRate(ctx context.Context, d time.Duration, n int, batch func(i int) (int, error), lats ...*latencies) (float64, error) {
-	if err := parallel(n, func(i int) error { _, err := batch(i); return err }); err != nil {
-		return 0, err
+// one is a side run on one goroutine.
+func one(batch func() (int, error), lats ...*latencies) side {
+	return side{threads: 1, batch: func(int) (int, error) { return batch() }, lats: lats}
+}
+
+// many is a side run on n goroutines at once.
+func many(n int, batch func(i int) (int, error), lats ...*latencies) side {
+	return side{threads: n, batch: batch, lats: lats}
+}
+
+// warm runs every goroutine's batch once, untimed, to fill pools and caches, then clears lats.
+func (s side) warm() error {
+	if err := parallel(s.threads, func(i int) error { _, err := s.batch(i); return err }); err != nil {
+		return err
 	}
-	for _, l := range lats {
+	for _, l := range s.lats {
 		l.reset()
 	}
-	counts := make([]int, n)
+	return nil
+}
+
+// timed runs the side until d has passed (each goroutine finishing its batch) and returns the
+// operations done and the time they took.
+func (s side) timed(ctx context.Context, d time.Duration) (int, time.Duration, error) {
+	counts := make([]int, s.threads)
 	start := time.Now()
-	err := parallel(n, func(i int) error {
-		for time.Since(start) < d {
-			k, err := batch(i)
+	err := parallel(s.threads, func(i int) error {
+		for {
+			k, err := s.batch(i)
 			if err != nil {
 				return err
 			}
 			counts[i] += k
+			if time.Since(start) >= d {
+				return nil
+			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		return nil
 	})
-	el := time.Since(start)
-	if err != nil {
-		return 0, err
-	}
 	total := 0
 	for _, c := range counts {
 		total += c
 	}
-	return float64(total) / el.Seconds(), nil
+	return total, time.Since(start), err
+}
+
+// rate warms the side, then measures it for d and returns its operations per second.
+func rate(ctx context.Context, d time.Duration, s side) (float64, error) {
+	if err := s.warm(); err != nil {
+		return 0, err
+	}
+	n, el, err := s.timed(ctx, d)
+	if err != nil {
+		return 0, err
+	}
+	return float64(n) / el.Seconds(), nil
+}
+
+// rounds is how many turns compare takes at each side.
+const rounds = 3
+
+// compare measures a figure for d and its baseline for d/2 in turns (baseline, figure, three
+// times over), so that both see the same machine even when its load changes, and returns the
+// operations per second of each.
+func compare(ctx context.Context, d time.Duration, fig, base side) (figRate, baseRate float64, err error) {
+	if err := base.warm(); err != nil {
+		return 0, 0, fmt.Errorf("baseline: %w", err)
+	}
+	if err := fig.warm(); err != nil {
+		return 0, 0, err
+	}
+	var fn, bn int
+	var fel, bel time.Duration
+	for range rounds {
+		n, el, err := base.timed(ctx, d/2/rounds)
+		if err != nil {
+			return 0, 0, fmt.Errorf("baseline: %w", err)
+		}
+		bn, bel = bn+n, bel+el
+		if n, el, err = fig.timed(ctx, d/rounds); err != nil {
+			return 0, 0, err
+		}
+		fn, fel = fn+n, fel+el
+	}
+	return float64(fn) / fel.Seconds(), float64(bn) / bel.Seconds(), nil
 }
 
 // parallel runs fn(0..n-1) on n goroutines and returns the first error.

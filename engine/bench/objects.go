@@ -12,7 +12,7 @@ import (
 // dropped ObjectRef in Ray frees its object too).
 func putCalls(b *env) (*Result, error) {
 	val := []byte("ok")
-	v, err := rate(b.ctx, b.opts.Duration, nil, func() (int, error) {
+	v, err := rate(b.ctx, b.opts.Duration, one(func() (int, error) {
 		for range inFlight {
 			h, err := b.eng.Put(b.job, val)
 			if err != nil {
@@ -23,7 +23,7 @@ func putCalls(b *env) (*Result, error) {
 			}
 		}
 		return inFlight, nil
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +37,7 @@ func getCalls(b *env) (*Result, error) {
 		return nil, fmt.Errorf("put: %w", err)
 	}
 	defer b.eng.Release(b.job, h)
-	v, err := rate(b.ctx, b.opts.Duration, nil, func() (int, error) {
+	v, err := rate(b.ctx, b.opts.Duration, one(func() (int, error) {
 		for range inFlight {
 			out, err := b.eng.Get(b.ctx, b.job, h, -1)
 			if err != nil {
@@ -48,7 +48,7 @@ func getCalls(b *env) (*Result, error) {
 			}
 		}
 		return inFlight, nil
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}
@@ -67,22 +67,17 @@ func putGigabytes(b *env) (*Result, error) {
 	}
 	gb := float64(size) / 1e9
 
-	dst := make([]byte, size)
-	memcpy, err := rate(b.ctx, b.baseDuration(), nil, func() (int, error) {
-		copy(dst, src)
-		return 1, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	dst = nil
-
 	rs, err := b.restServer()
 	if err != nil {
 		return nil, err
 	}
+	dst := make([]byte, size)
+	memcpy := one(func() (int, error) {
+		copy(dst, src)
+		return 1, nil
+	})
 	var lat latencies
-	rest, err := rate(b.ctx, b.opts.Duration, &lat, func() (int, error) {
+	put := one(func() (int, error) {
 		t0 := time.Now()
 		h, err := rs.put(b.ctx, b.job, src)
 		if err != nil {
@@ -93,12 +88,13 @@ func putGigabytes(b *env) (*Result, error) {
 			return 0, fmt.Errorf("release: %w", err)
 		}
 		return 1, nil
-	})
+	}, &lat)
+	rest, base, err := compare(b.ctx, b.opts.Duration, put, memcpy)
 	if err != nil {
 		return nil, err
 	}
 
-	inproc, err := rate(b.ctx, b.opts.Duration/4, nil, func() (int, error) {
+	inproc, err := rate(b.ctx, b.opts.Duration/4, one(func() (int, error) {
 		h, err := b.eng.Put(b.job, src)
 		if err != nil {
 			return 0, fmt.Errorf("put: %w", err)
@@ -107,13 +103,13 @@ func putGigabytes(b *env) (*Result, error) {
 			return 0, fmt.Errorf("release: %w", err)
 		}
 		return 1, nil
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}
 	return &Result{Value: rest * gb, Unit: UnitGBs, Lat: lat.summary(),
-		Baseline: &Figure{Name: "go_copy", Value: memcpy * gb, Unit: UnitGBs, Notes: "copy() of the same bytes into a preallocated slice"},
-		Goal:     memcpy * gb / 2,
+		Baseline: &Figure{Name: "go_copy", Value: base * gb, Unit: UnitGBs, Notes: "copy() of the same bytes into a preallocated slice"},
+		Goal:     base * gb / 2,
 		Extra: []Figure{{Name: "engine_put_in_process", Value: inproc * gb, Unit: UnitGBs,
 			Notes: "Engine.Put takes ownership of the caller's slice without copying: handle bookkeeping, not bandwidth"}},
 		Notes: fmt.Sprintf("POST /v1/objects of %d MiB over loopback HTTP into the store, then released; goal is half the same run's copy bandwidth", size>>20)}, nil
@@ -130,7 +126,7 @@ func wait1k(b *env) (*Result, error) {
 	req := b.noopTask()
 	hs := make([]int64, inFlight)
 	var lat latencies
-	v, err := rate(b.ctx, b.opts.Duration, &lat, func() (int, error) {
+	v, err := rate(b.ctx, b.opts.Duration, one(func() (int, error) {
 		t0 := time.Now()
 		for i := range hs {
 			h, err := b.eng.Submit(b.ctx, b.job, req, host.Grants{})
@@ -157,7 +153,7 @@ func wait1k(b *env) (*Result, error) {
 			}
 		}
 		return 1, nil
-	})
+	}, &lat))
 	if err != nil {
 		return nil, err
 	}

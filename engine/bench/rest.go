@@ -81,7 +81,7 @@ func restSubmit(b *env) (*Result, error) {
 	want := chainInput
 
 	var direct latencies
-	base, err := parallelRate(b.ctx, b.baseDuration(), n, func(int) (int, error) {
+	inProcess := many(n, func(int) (int, error) {
 		t0 := time.Now()
 		id, err := b.eng.SubmitWorkflow(b.ctx, doc, b.job, nil)
 		if err != nil {
@@ -97,12 +97,8 @@ func restSubmit(b *env) (*Result, error) {
 		direct.add(time.Since(t0))
 		return 1, nil
 	}, &direct)
-	if err != nil {
-		return nil, err
-	}
-
 	var submit, total latencies
-	v, err := parallelRate(b.ctx, b.opts.Duration, n, func(int) (int, error) {
+	overREST := many(n, func(int) (int, error) {
 		t0 := time.Now()
 		st, err := rs.c.SubmitWorkflow(b.ctx, doc, b.job, nil)
 		if err != nil {
@@ -122,6 +118,7 @@ func restSubmit(b *env) (*Result, error) {
 		total.add(time.Since(t0))
 		return 1, nil
 	}, &submit, &total)
+	v, base, err := compare(b.ctx, b.opts.Duration, overREST, inProcess)
 	if err != nil {
 		return nil, err
 	}

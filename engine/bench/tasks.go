@@ -11,33 +11,33 @@ import (
 // inFlight is how many calls the async figures start before getting them, as Ray's do.
 const inFlight = 1000
 
-// baseDuration is how long a baseline is measured.
-func (b *env) baseDuration() time.Duration { return b.opts.Duration / 2 }
-
-// rawCalls measures the baseline of the task and actor figures: lumen_call of fn on raw wazero,
-// from threads goroutines with an instance each (a method's instance has run A's constructor).
-func (b *env) rawCalls(fn, threads int) (*Figure, error) {
+// rawCalls is the baseline of the task and actor figures: lumen_call of fn on raw wazero, from
+// threads goroutines with an instance each (a method's instance has run A's constructor). Close
+// the instances with the returned func.
+func (b *env) rawCalls(fn, threads int) (side, *Figure, func(), error) {
 	insts := make([]*rawInstance, threads)
-	defer func() {
+	done := func() {
 		for _, in := range insts {
 			if in != nil {
 				in.close(b.ctx)
 			}
 		}
-	}()
+	}
 	for i := range insts {
 		in, err := b.raw.instance(b.ctx)
 		if err != nil {
-			return nil, err
+			done()
+			return side{}, nil, nil, err
 		}
 		insts[i] = in
 		if fn == fnANoop {
 			if _, err := in.invoke(b.ctx, fnA, nil); err != nil {
-				return nil, fmt.Errorf("raw A: %w", err)
+				done()
+				return side{}, nil, nil, fmt.Errorf("raw A: %w", err)
 			}
 		}
 	}
-	batch := func(i int) (int, error) {
+	s := many(threads, func(i int) (int, error) {
 		for range inFlight {
 			out, err := insts[i].invoke(b.ctx, fn, nil)
 			if err != nil {
@@ -48,17 +48,28 @@ func (b *env) rawCalls(fn, threads int) (*Figure, error) {
 			}
 		}
 		return inFlight, nil
-	}
-	v, err := parallelRate(b.ctx, b.baseDuration(), threads, batch)
-	if err != nil {
-		return nil, err
-	}
-	name, notes := "raw_wazero_call", "lumen_call of the same export on a bare wazero runtime, output copied out"
+	})
+	f := &Figure{Name: "raw_wazero_call", Unit: UnitOps, Notes: "lumen_call of the same export on a bare wazero runtime, output copied out"}
 	if threads > 1 {
-		name = fmt.Sprintf("raw_wazero_call_x%d", threads)
-		notes = fmt.Sprintf("the same from %d goroutines, an instance each", threads)
+		f.Name = fmt.Sprintf("raw_wazero_call_x%d", threads)
+		f.Notes = fmt.Sprintf("the same from %d goroutines, an instance each", threads)
 	}
-	return &Figure{Name: name, Value: v, Unit: UnitOps, Notes: notes}, nil
+	return s, f, done, nil
+}
+
+// versus measures fig beside the raw wazero baseline of fn on threads goroutines, in turns.
+func (b *env) versus(fn, threads int, fig side) (float64, *Figure, error) {
+	base, f, done, err := b.rawCalls(fn, threads)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer done()
+	v, bv, err := compare(b.ctx, b.opts.Duration, fig, base)
+	if err != nil {
+		return 0, nil, err
+	}
+	f.Value = bv
+	return v, f, nil
 }
 
 // take gets object h, releases it and checks it holds want.
@@ -80,7 +91,7 @@ func (b *env) noopTask() *abi.TaskRequest {
 	return &abi.TaskRequest{Module: b.module, Function: "noop"}
 }
 
-// submitGet submits inFlight noop tasks, then gets them all.
+// submitGet submits len(hs) noop tasks, then gets them all.
 func (b *env) submitGet(req *abi.TaskRequest, hs []int64) (int, error) {
 	for i := range hs {
 		h, err := b.eng.Submit(b.ctx, b.job, req, host.Grants{})
@@ -100,13 +111,9 @@ func (b *env) submitGet(req *abi.TaskRequest, hs []int64) (int, error) {
 // tasksSync is Ray's `ray.get(small_value.remote())` in a loop: Submit, Get and Release of a
 // noop task, one at a time.
 func tasksSync(b *env) (*Result, error) {
-	base, err := b.rawCalls(fnNoop, 1)
-	if err != nil {
-		return nil, err
-	}
 	req := b.noopTask()
 	var lat latencies
-	v, err := rate(b.ctx, b.opts.Duration, &lat, func() (int, error) {
+	v, base, err := b.versus(fnNoop, 1, one(func() (int, error) {
 		t0 := time.Now()
 		h, err := b.eng.Submit(b.ctx, b.job, req, host.Grants{})
 		if err != nil {
@@ -117,7 +124,7 @@ func tasksSync(b *env) (*Result, error) {
 		}
 		lat.add(time.Since(t0))
 		return 1, nil
-	})
+	}, &lat))
 	if err != nil {
 		return nil, err
 	}
@@ -127,12 +134,8 @@ func tasksSync(b *env) (*Result, error) {
 
 // tasksAsync is Ray's `ray.get([small_value.remote() for _ in range(1000)])`.
 func tasksAsync(b *env) (*Result, error) {
-	base, err := b.rawCalls(fnNoop, 1)
-	if err != nil {
-		return nil, err
-	}
 	req, hs := b.noopTask(), make([]int64, inFlight)
-	v, err := rate(b.ctx, b.opts.Duration, nil, func() (int, error) { return b.submitGet(req, hs) })
+	v, base, err := b.versus(fnNoop, 1, one(func() (int, error) { return b.submitGet(req, hs) }))
 	if err != nil {
 		return nil, err
 	}
@@ -143,16 +146,12 @@ func tasksAsync(b *env) (*Result, error) {
 // tasksMultiClient is tasksAsync from Clients goroutines at once.
 func tasksMultiClient(b *env) (*Result, error) {
 	n := b.opts.Clients
-	base, err := b.rawCalls(fnNoop, n)
-	if err != nil {
-		return nil, err
-	}
 	req := b.noopTask()
 	hs := make([][]int64, n)
 	for i := range hs {
 		hs[i] = make([]int64, inFlight)
 	}
-	v, err := parallelRate(b.ctx, b.opts.Duration, n, func(i int) (int, error) { return b.submitGet(req, hs[i]) })
+	v, base, err := b.versus(fnNoop, n, many(n, func(i int) (int, error) { return b.submitGet(req, hs[i]) }))
 	if err != nil {
 		return nil, err
 	}

@@ -28,7 +28,7 @@ func compiledExecute(b *env) (*Result, error) {
 	}
 	defer in.close(b.ctx)
 	input := []byte(chainInput)
-	rawRate, err := rate(b.ctx, b.baseDuration(), nil, func() (int, error) {
+	raw3 := one(func() (int, error) {
 		for range inFlight {
 			out := input
 			for range 3 {
@@ -42,16 +42,12 @@ func compiledExecute(b *env) (*Result, error) {
 		}
 		return inFlight, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-
 	id, err := b.eng.CompileWorkflow(b.ctx, b.chain(), b.job, nil)
 	if err != nil {
 		return nil, fmt.Errorf("compile workflow: %w", err)
 	}
 	var lat latencies
-	v, err := rate(b.ctx, b.opts.Duration, &lat, func() (int, error) {
+	exec := one(func() (int, error) {
 		t0 := time.Now()
 		out, err := b.eng.Execute(b.ctx, id, nil)
 		if err != nil {
@@ -62,7 +58,8 @@ func compiledExecute(b *env) (*Result, error) {
 			return 0, fmt.Errorf("execute returned %q, want %s", out, chainInput)
 		}
 		return 1, nil
-	})
+	}, &lat)
+	v, rawRate, err := compare(b.ctx, b.opts.Duration, exec, raw3)
 	if err != nil {
 		return nil, err
 	}
