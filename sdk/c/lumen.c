@@ -307,8 +307,9 @@ static void *pending_input; /* the buffer lumen_alloc last handed out */
 
 LUMEN_EXPORT("lumen_abi_v1") void lumen__abi_v1(void) {}
 
-LUMEN_EXPORT("lumen_alloc") void *lumen__alloc(int32_t size) {
-    void *p = malloc(size > 0 ? (size_t)size : 1);
+/* Sizes and lengths cross the ABI as i32s read unsigned. */
+LUMEN_EXPORT("lumen_alloc") void *lumen__alloc(uint32_t size) {
+    void *p = malloc(size ? (size_t)size : 1);
     if (p) {
         free(pending_input); /* an allocation the host never passed to lumen_call */
         pending_input = p;
@@ -362,7 +363,7 @@ static void report_status(const char *fn, int64_t st) {
     free(b.p);
 }
 
-LUMEN_EXPORT("lumen_call") uint64_t lumen__call(int32_t fn, uint8_t *in, int32_t len) {
+LUMEN_EXPORT("lumen_call") uint64_t lumen__call(int32_t fn, uint8_t *in, uint32_t len) {
     out.n = 0;
     out.oom = 0;
     failed = 0;
@@ -373,7 +374,7 @@ LUMEN_EXPORT("lumen_call") uint64_t lumen__call(int32_t fn, uint8_t *in, int32_t
         return 0;
     }
     pending_input = NULL;
-    size_t n = len > 0 ? (size_t)len : 0;
+    size_t n = len;
     if (fn < 0 || (size_t)fn >= ntable) {
         char msg[96];
         snprintf(msg, sizeof msg, "lumen: no function at index %d (this module has %zu)", fn, ntable);

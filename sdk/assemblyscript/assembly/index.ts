@@ -288,7 +288,8 @@ function pack(ptr: usize, len: i32): u64 {
 export function lumen_abi_v1(): void {}
 
 export function lumen_alloc(size: i32): usize {
-  const p = heap.alloc(size > 0 ? <usize>size : 1);
+  // Sizes and lengths cross the ABI as i32s read unsigned.
+  const p = heap.alloc(size != 0 ? <usize><u32>size : 1);
   if (pendingInput != 0) heap.free(pendingInput); // an input the host never passed on
   pendingInput = p;
   return p;
@@ -329,7 +330,7 @@ export function lumen_manifest(): u64 {
 export function lumen_call(fn: i32, ptr: usize, len: i32): u64 {
   failed = false;
   lastErr = null;
-  const n = len > 0 ? len : 0;
+  const n = <i32>min(<u32>len, <u32>0x7fffffff);
   const input = new Uint8Array(n);
   if (ptr != 0) {
     if (ptr != pendingInput) {

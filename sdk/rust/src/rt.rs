@@ -58,7 +58,8 @@ fn pack(p: *const u8, n: usize) -> u64 {
 }
 
 pub fn alloc(size: i32) -> *mut u8 {
-    let cap = if size > 0 { size as usize } else { 1 };
+    // Sizes and lengths cross the ABI as i32s read unsigned.
+    let cap = (size as u32 as usize).max(1);
     let mut v: Vec<u8> = Vec::new();
     if v.try_reserve_exact(cap).is_err() {
         return std::ptr::null_mut();
@@ -115,7 +116,7 @@ pub fn manifest(entries: &[Entry], caps: &[&str], hints: (f64, i64, f64)) -> u64
 }
 
 pub fn call(entries: &[Entry], f: i32, ptr: *mut u8, len: i32) -> u64 {
-    let n = if len > 0 { len as usize } else { 0 };
+    let n = len as u32 as usize;
     let input: Vec<u8> = if ptr.is_null() {
         Vec::new()
     } else {
