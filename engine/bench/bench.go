@@ -5,7 +5,12 @@
 //
 // Run opens an engine of its own in a temporary data directory and registers the bench guest
 // (testdata/bench.wat, embedded as bench.wasm), so it needs nothing installed and touches no
-// other engine. Figures run one after another; each is measured for a fixed duration or count.
+// other engine. Figures run one after another, each for a fixed duration or count; a figure and
+// its baseline are measured in turns, so that both see the same machine when its load changes.
+//
+// To see where a figure's time goes:
+//
+//	LUMEN_BENCH_PROFILE=many_actors go test ./engine/bench -run Profile -cpuprofile cpu.out
 package bench
 
 //go:generate wat2wasm testdata/bench.wat -o testdata/bench.wasm

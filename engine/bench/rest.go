@@ -126,6 +126,6 @@ func restSubmit(b *env) (*Result, error) {
 		Baseline: &Figure{Name: "engine_submit_workflow", Value: base, Unit: UnitOps, Lat: direct.summary(),
 			Notes: "Engine.SubmitWorkflow + WorkflowResult in process, same clients: the cost without HTTP"},
 		Extra: []Figure{{Name: "rest_round_trip", Value: total.summary().P50, Unit: UnitMicros, Lat: total.summary(),
-			Notes: "POST /v1/workflows, then GET its result with wait=true: submission to output"}},
+			Notes: "POST /v1/workflows, then GET its result with wait=true: submission to output; value is the p50"}},
 		Notes: fmt.Sprintf("%d clients on loopback HTTP, each submitting the 3-step echo chain and waiting for its result before the next; workflows counted; latency is of the POST, which answers once the workflow is stored durably (fsync)", n)}, nil
 }
