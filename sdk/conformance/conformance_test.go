@@ -300,6 +300,8 @@ func TestConformance_SameResultsInEveryLanguage(t *testing.T) {
 		{name: "guest error", fn: "fail", want: outcome{Kind: abi.KindGuest, Code: "E_CONF", Message: "conformance failure"}},
 		{name: "trap", fn: "trap", want: outcome{Kind: abi.KindTrap}},
 		{name: "nested task", fn: "nested", input: "nested bytes", want: outcome{Output: "nested bytes"}},
+		{name: "nested task fails", fn: "nested_fail",
+			want: outcome{Kind: abi.KindGuest, Message: "lumen: guest_error: conformance failure"}},
 		{name: "actor counter", fn: "counter", want: outcome{Output: "3"}},
 		{name: "object round trip", fn: "objects", input: "object\x00bytes", want: outcome{Output: "object\x00bytes"}},
 		{name: "host error surfaces", fn: "missing",

@@ -1,7 +1,7 @@
 // The conformance guest in AssemblyScript: the same functions, with the same results, as the Go,
 // C and Rust guests beside it (see ../conformance_test.go).
 import {
-  Actor, JsonValue, Ref, actor, bytesTask, fail, jsonQuote, jsonTask, log, method, put, require, submitBytes,
+  Actor, JsonValue, Ref, actor, bytesTask, fail, jsonQuote, jsonTask, log, method, put, require, submit, submitBytes,
 } from "../../assemblyscript/assembly/index";
 export { lumen_abi_v1, lumen_alloc, lumen_manifest, lumen_call } from "../../assemblyscript/assembly/index";
 
@@ -45,6 +45,12 @@ bytesTask("nested", (b: Uint8Array): Uint8Array | null => {
   const r = submitBytes("echo", b);
   if (r == null) return null;
   return r.getBytes();
+});
+
+jsonTask("nested_fail", (input: string): string | null => {
+  const r = submit("fail", "");
+  if (r == null) return null;
+  return r.getString(); // null: the SDK reports the child's failure
 });
 
 class Counter {

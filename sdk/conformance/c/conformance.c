@@ -53,6 +53,18 @@ static int nested(const uint8_t *in, size_t len) {
 }
 LUMEN_BYTES_TASK("nested", nested)
 
+static int nested_fail(const uint8_t *in, size_t len) {
+    (void)in, (void)len;
+    lumen_handle h = lumen_submit_json("fail", NULL);
+    if (h < 0) return (int)h;
+    lumen_bytes res;
+    int r = lumen_get(h, -1, &res);
+    if (r < 0) return r; /* LUMEN_FAILED: the SDK reports the child's failure */
+    lumen_bytes_free(&res);
+    return lumen_fail("E_CONF", "fail did not fail");
+}
+LUMEN_TASK("nested_fail", nested_fail)
+
 typedef struct counter {
     int64_t n;
 } counter;

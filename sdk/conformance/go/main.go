@@ -47,6 +47,14 @@ func init() {
 		return ref.GetBytes()
 	})
 
+	lumen.Task("nested_fail", func(struct{}) (int, error) {
+		ref, err := lumen.Submit("fail", nil)
+		if err != nil {
+			return 0, err
+		}
+		return lumen.Get[int](ref)
+	})
+
 	c := lumen.Actor("Counter", func(start int64) (*counter, error) { return &counter{N: start}, nil })
 	lumen.Method(c, "incr", func(s *counter, by int64) (int64, error) { s.N += by; return s.N, nil })
 	lumen.Task("counter", func(struct{}) (int64, error) {

@@ -30,6 +30,10 @@ fn nested(b: &[u8]) -> Result<Vec<u8>> {
     lumen::submit_bytes("echo", b)?.get_bytes()
 }
 
+fn nested_fail(_: ()) -> Result<i64> {
+    lumen::submit("fail", &())?.get::<i64>()
+}
+
 struct Counter {
     n: i64,
 }
@@ -97,6 +101,7 @@ lumen::export! {
     task "fail" => fail,
     task "trap" => trap,
     bytes_task "nested" => nested,
+    task "nested_fail" => nested_fail,
     actor "Counter" => Counter::new,
     method "Counter.incr" => Counter::incr,
     task "counter" => counter,
