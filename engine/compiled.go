@@ -87,7 +87,7 @@ func (e *Engine) Execute(ctx context.Context, id string, input []byte) ([]byte, 
 		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no compiled workflow %q", id)}
 	}
 	outputs := make(map[string][]byte, len(cw.steps)+1)
-	outputs[inputRef] = input
+	outputs[dag.InputRef] = input
 	done := make(map[string]bool, len(cw.steps))
 	for len(done) < len(cw.steps) {
 		ready := cw.plan.Ready(done)
@@ -183,6 +183,3 @@ func stepErr(id string, err error) error {
 	ae, _ := asABIError(err).(*abi.Error)
 	return &abi.Error{Kind: ae.Kind, Limit: ae.Limit, Code: ae.Code, Message: fmt.Sprintf("step %q: %s", id, ae.Message)}
 }
-
-// inputRef is the name under which an execution's input is offered to the steps.
-const inputRef = "input"

@@ -417,18 +417,11 @@ func (e *Engine) runStep(ctx context.Context, r *wfRun, s *dag.Step, outputs map
 	return joinJSON(s, results)
 }
 
-// mapItems renders a map step's array and splits it into elements.
+// mapItems renders a map step's array and splits it into elements (at most dag.MaxItems).
 func mapItems(s *dag.Step, outputs map[string][]byte) ([]json.RawMessage, error) {
-	over, err := s.Map.Render(outputs, nil, 0)
+	items, err := s.Items(outputs)
 	if err != nil {
 		return nil, &abi.Error{Kind: abi.KindBadInput, Message: err.Error()}
-	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(over, &items); err != nil {
-		return nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("map of step %q: not a JSON array: %v", s.ID, err)}
-	}
-	if len(items) > dag.MaxItems {
-		return nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("map of step %q: %d elements, at most %d", s.ID, len(items), dag.MaxItems)}
 	}
 	return items, nil
 }

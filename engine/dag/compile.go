@@ -541,6 +541,8 @@ func checkID(id string) string {
 		return fmt.Sprintf("invalid step id %s: want a letter or '_', then letters, digits, '_' or '-', at most %d bytes", quote(id), MaxIDLen)
 	case id == "item" || id == "index":
 		return fmt.Sprintf("step id %s is reserved: ${%s} means the current element of a map", quote(id), id)
+	case id == InputRef:
+		return fmt.Sprintf("step id %s is reserved: ${input} means the workflow's input", quote(id))
 	}
 	return ""
 }

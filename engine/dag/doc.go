@@ -23,7 +23,7 @@
 // A workflow has "version" (1), an optional "name", "steps" and an optional "output". The order
 // of steps is irrelevant: each runs once the steps it refers to have finished. A step has:
 //
-//   - "id": unique, [A-Za-z_][A-Za-z0-9_-]*, at most 64 bytes; "item" and "index" are reserved.
+//   - "id": unique, [A-Za-z_][A-Za-z0-9_-]*, at most 64 bytes; "item", "index" and "input" are reserved.
 //   - "module" and "function": the task to call ("name", "name@version" or a digest).
 //   - "args": any JSON value (default null), a template: see below.
 //   - "map": an array, or a "${ref}" string naming one. The step then runs once per element, and

@@ -42,7 +42,12 @@ const (
 	rootStep  rootKind = iota // a step's output
 	rootItem                  // the current element of a map step
 	rootIndex                 // the position of the current element
+	rootInput                 // the workflow's input
 )
+
+// InputRef is the key of outputs under which Render finds the workflow's input, read by
+// templates as ${input}. A workflow given no input sees null.
+const InputRef = "input"
 
 // ref is one "${...}" of a template.
 type ref struct {
@@ -134,6 +139,16 @@ func (t *Template) resolve(r *ref, outputs map[string][]byte, item json.RawMessa
 	switch r.root {
 	case rootIndex:
 		return value{index: true}, nil
+	case rootInput:
+		in, ok := outputs[InputRef]
+		if !ok || len(in) == 0 {
+			in = []byte("null")
+		}
+		b, err := lookup(in, "input", r.sels)
+		if err != nil {
+			return value{}, t.lookupFail(r, "the workflow's input", err)
+		}
+		return value{b: b}, nil
 	case rootItem:
 		if item == nil {
 			return value{}, t.fail(r, "no current element: the template is not being rendered for an element of a map")
@@ -375,6 +390,8 @@ func (c *tctx) check(r *ref) bool {
 		return false
 	}
 	switch r.root {
+	case rootInput:
+		return true
 	case rootItem, rootIndex:
 		name := "${" + r.text + "}"
 		if r.root == rootIndex {
@@ -426,6 +443,8 @@ func parseRef(s string) (*ref, string) {
 		r.root = rootItem
 	case "index":
 		r.root = rootIndex
+	case InputRef:
+		r.root = rootInput
 	}
 	for i < len(s) {
 		switch s[i] {

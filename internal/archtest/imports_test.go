@@ -20,9 +20,11 @@ var rules = []struct {
 	allowed []string
 	stdOnly bool // no third-party imports either
 }{
+	{pkg: "sdk", stdOnly: true}, // the SDKs' sources, embedded for lumen new
 	{pkg: "sdk/abi", stdOnly: true},
 	{pkg: "sdk/go", allowed: []string{"sdk/abi"}, stdOnly: true},
 	{pkg: "sdk/", allowed: []string{"sdk/abi"}},
+	{pkg: "sdk/conformance/", allowed: []string{"sdk/abi", "sdk/go"}}, // guests written with the SDKs
 	{pkg: "host", allowed: []string{"sdk/abi"}},
 	{pkg: "host/", allowed: []string{"sdk/abi", "host/"}},
 	{pkg: "plugins", allowed: []string{"sdk/abi"}},
@@ -37,9 +39,10 @@ var rules = []struct {
 	{pkg: "engine/scheduler", allowed: []string{"engine/model", "sdk/abi"}, stdOnly: true},
 	{pkg: "engine", allowed: []string{"engine", "engine/", "host", "host/", "raftstore", "plugins", "gpu", "gpu/", "model", "model/", "sdk/abi"}},
 	{pkg: "engine/", allowed: []string{"engine", "engine/", "host", "host/", "raftstore", "plugins", "gpu", "gpu/", "model", "model/", "sdk/abi"}},
-	{pkg: "cmd/", allowed: []string{"engine", "engine/", "host", "plugins", "raftstore", "gpu", "model", "sdk/abi", "internal/"}},
+	{pkg: "cmd/", allowed: []string{"engine", "engine/", "host", "plugins", "raftstore", "gpu", "model", "sdk", "sdk/abi", "internal/"}},
 	{pkg: "examples/", allowed: []string{"sdk/", "engine/client", "internal/"}},
 	{pkg: "internal/", allowed: []string{"internal/", "sdk/abi"}},
+	{pkg: "internal/lumentest", allowed: []string{"engine/client"}}, // drives a real lumen up in tests
 }
 
 func match(pattern, rel string) bool {
