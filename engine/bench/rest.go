@@ -77,7 +77,7 @@ func restSubmit(b *env) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	doc, n := b.chain(), b.opts.Clients
+	doc, n := b.chain(chainInput), b.opts.Clients
 	want := chainInput
 
 	var direct latencies
