@@ -14,7 +14,11 @@ import (
 // actor is a live actor: a dedicated instance holding its state, a mailbox of calls run one at a
 // time in the order they arrived, and a goroutine that runs them. Calls are at-most-once: a call
 // whose instance died is failed, not retried; the actor itself is restarted up to maxRestarts
-// times (-1: without limit) with its constructor run again, so its state starts afresh.
+// times (-1: without limit), with the state it saved after its last successful call when its type
+// has __save and __load methods, else with its constructor run again.
+//
+// An actor created by a call without Detached is owned by that call and killed when it ends; a
+// detached actor, or one created from outside WASM, lives until it is killed.
 type actor struct {
 	id          int64
 	job, typ    string
@@ -24,6 +28,11 @@ type actor struct {
 	res         scheduler.Resources // held while the actor lives
 	cc          *callContext
 	maxRestarts int
+	// canSave: the type has __save and __load methods and the actor may restart, so its state is
+	// saved after every call and loaded into a restarted instance instead of running the
+	// constructor again.
+	canSave bool
+	saved   []byte
 
 	mu       sync.Mutex
 	queue    []*actorCall
@@ -43,6 +52,10 @@ type actorCall struct {
 // createActor checks the actor type, registers the actor (and its name) and starts it in the
 // background; its constructor runs before its first call.
 func (e *Engine) createActor(ctx context.Context, job, module string, req *abi.ActorCreateRequest, cc *callContext) (int64, error) {
+	if req.MaxConcurrency > 1 {
+		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf(
+			"max_concurrency %d: an actor's state lives in one single-threaded WebAssembly instance, so its calls run one at a time; for parallel work use several actors or tasks", req.MaxConcurrency)}
+	}
 	fn, err := e.function(ctx, module, req.Actor, abi.KindActor)
 	if err != nil {
 		return 0, err
@@ -57,6 +70,8 @@ func (e *Engine) createActor(ctx context.Context, job, module string, req *abi.A
 		id: e.objects.handle(), job: job, typ: req.Actor, hm: fn.hm, args: []byte(req.Args), res: d,
 		cc: &callContext{grants: cc.grants, limits: cc.limits}, maxRestarts: req.MaxRestarts, signal: make(chan struct{}, 1),
 	}
+	m := fn.hm.Info.Manifest
+	a.canSave = req.MaxRestarts != 0 && m.Index(req.Actor+"."+abi.SaveMethod) >= 0 && m.Index(req.Actor+"."+abi.LoadMethod) >= 0
 	e.amu.Lock()
 	if e.closing {
 		e.amu.Unlock()
@@ -164,6 +179,21 @@ func (e *Engine) failQueued(a *actor) {
 	}
 }
 
+// killActors kills the actors of ids that still live.
+func (e *Engine) killActors(ids []int64) {
+	for _, id := range ids {
+		e.amu.Lock()
+		a := e.actors[id]
+		e.amu.Unlock()
+		if a != nil {
+			a.mu.Lock()
+			a.killed = true
+			a.mu.Unlock()
+			a.wake()
+		}
+	}
+}
+
 // runActor is the actor's goroutine: start the instance, then run calls until killed, dead or
 // the engine closes.
 func (e *Engine) runActor(a *actor) {
@@ -194,7 +224,12 @@ func (e *Engine) runActor(a *actor) {
 		if err != nil {
 			return err
 		}
-		if _, err := in.Call(e.ctx, a.typ, a.args); err != nil {
+		if a.saved != nil {
+			_, err = in.Call(e.ctx, a.typ+"."+abi.LoadMethod, a.saved)
+		} else {
+			_, err = in.Call(e.ctx, a.typ, a.args)
+		}
+		if err != nil {
 			in.Close(context.Background())
 			return err
 		}
@@ -237,6 +272,13 @@ func (e *Engine) runActor(a *actor) {
 			e.objects.adopt(c.obj, kept)
 			a.cc.owned = without(a.cc.owned, kept)
 			e.objects.complete(c.obj, res.Output, nil)
+			if a.canSave {
+				if st, err := inst.Call(e.ctx, a.typ+"."+abi.SaveMethod, nil); err == nil {
+					a.saved = st.Output
+				} else {
+					e.logf("actor %d: saving its state failed: %v", a.id, err)
+				}
+			}
 		}
 		if inst.Err() == nil {
 			continue

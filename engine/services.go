@@ -28,6 +28,8 @@ type callContext struct {
 	// started); borrowed are the objects passed to it, which it holds while it runs. endScope
 	// gives them up.
 	owned, borrowed []int64
+	// actors are the actors the call created without Detached: they end with it.
+	actors []int64
 }
 
 // endScope ends a call's hold on its objects: those its output refers to pass to holder (the
@@ -43,7 +45,8 @@ func (e *Engine) endScope(cc *callContext, out []byte, holder *object, keep bool
 	}
 	e.objects.releaseAll(dropped)
 	e.objects.releaseAll(cc.borrowed)
-	cc.owned, cc.borrowed = nil, nil
+	e.killActors(cc.actors)
+	cc.owned, cc.borrowed, cc.actors = nil, nil, nil
 }
 
 // demand is what a call needs: its request's resources, else its module's hints, else one cpu.
@@ -166,7 +169,12 @@ func (s services) ActorCreate(ctx context.Context, c *host.CallInfo, req *abi.Ac
 	if module == "" {
 		module = c.Module
 	}
-	return s.e.createActor(ctx, c.Job, module, req, callCtx(c))
+	cc := callCtx(c)
+	h, err := s.e.createActor(ctx, c.Job, module, req, cc)
+	if err == nil && !req.Detached {
+		cc.actors = append(cc.actors, h)
+	}
+	return h, err
 }
 
 func (s services) ActorCall(_ context.Context, c *host.CallInfo, req *abi.ActorCallRequest) (int64, error) {
@@ -248,7 +256,8 @@ func (e *Engine) runTask(ctx context.Context, fn fnRef, t task, d scheduler.Reso
 		}
 		// What the failed attempt made is not the next attempt's.
 		e.objects.releaseAll(t.cc.owned)
-		t.cc.owned = nil
+		e.killActors(t.cc.actors)
+		t.cc.owned, t.cc.actors = nil, nil
 	}
 }
 

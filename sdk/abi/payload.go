@@ -38,6 +38,14 @@ const (
 	EncBytes Encoding = "bytes"
 )
 
+// Methods an actor type may have so that the engine can save its state after each call and load
+// it into a restarted instance: Type.__save (no input; output: the state) and Type.__load (input:
+// the state).
+const (
+	SaveMethod = "__save"
+	LoadMethod = "__load"
+)
+
 // Manifest is what a module declares about itself: returned by lumen_manifest as JSON, and
 // extendable at upload. The index of a function in Functions is the fn argument of lumen_call.
 type Manifest struct {

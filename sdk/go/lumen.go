@@ -153,8 +153,8 @@ func BytesMethod[S any](t *ActorType[S], name string, fn func(*S, []byte) ([]byt
 // Names of the methods through which the engine saves and restores an actor's state across a
 // restart (see SaveLoad).
 const (
-	SaveMethod = "__save"
-	LoadMethod = "__load"
+	SaveMethod = abi.SaveMethod
+	LoadMethod = abi.LoadMethod
 )
 
 // SaveLoad gives an actor type a way to save its state and load it back, so that an actor

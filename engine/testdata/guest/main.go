@@ -205,6 +205,29 @@ func init() {
 		crash()
 		return 0, nil
 	})
+	lumen.SaveLoad(c,
+		func(c *Counter) ([]byte, error) { return []byte(itoa(c.N)), nil },
+		func(b []byte) (*Counter, error) {
+			n := 0
+			for _, d := range b {
+				n = n*10 + int(d-'0')
+			}
+			return &Counter{N: n}, nil
+		})
+	// leaky creates an owned and a detached actor and returns without killing either.
+	lumen.Task("leaky", func(int) (string, error) {
+		if _, err := lumen.NewActor("Counter", 1); err != nil {
+			return "", err
+		}
+		if _, err := lumen.NewActor("Counter", 2, lumen.Detached(), lumen.Named("kept", "")); err != nil {
+			return "", err
+		}
+		_, err := lumen.NewActor("Counter", 3, lumen.MaxConcurrency(4))
+		if err == nil {
+			return "", errors.New("max_concurrency 4 accepted")
+		}
+		return err.Error(), nil
+	})
 }
 
 // crash ends the instance the way a fatal runtime error does: the SDK cannot recover it.
