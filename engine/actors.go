@@ -99,11 +99,36 @@ func (e *Engine) createActor(ctx context.Context, job, module string, req *abi.A
 func (e *Engine) actor(job string, id int64) (*actor, error) {
 	e.amu.Lock()
 	a := e.actors[id]
+	gone, ended := e.ended[id]
 	e.amu.Unlock()
-	if a == nil || a.job != job {
+	switch {
+	case a == nil && ended && gone.job == job:
+		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("actor %d has ended: %s", id, gone.reason)}
+	case a == nil || a.job != job:
 		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no actor %d in job %q", id, job)}
 	}
 	return a, nil
+}
+
+// maxEnded bounds how many ended actors the engine remembers, to say why a call to one fails.
+const maxEnded = 10_000
+
+type endedActor struct {
+	job, reason string
+}
+
+// forget removes an ended actor, remembering why it ended. The caller holds e.amu.
+func (e *Engine) forgetLocked(a *actor, reason string) {
+	delete(e.actors, a.id)
+	if a.key != "" && e.named[a.key] == a.id {
+		delete(e.named, a.key)
+	}
+	e.ended[a.id] = endedActor{job: a.job, reason: reason}
+	e.endedOrder = append(e.endedOrder, a.id)
+	if len(e.endedOrder) > maxEnded {
+		delete(e.ended, e.endedOrder[0])
+		e.endedOrder = e.endedOrder[1:]
+	}
 }
 
 // callActor queues a method call and returns the handle of its result.
@@ -198,6 +223,14 @@ func (e *Engine) killActors(ids []int64) {
 // the engine closes.
 func (e *Engine) runActor(a *actor) {
 	defer e.wg.Done()
+	defer func() {
+		a.mu.Lock()
+		reason := a.dead.Error()
+		a.mu.Unlock()
+		e.amu.Lock()
+		e.forgetLocked(a, reason)
+		e.amu.Unlock()
+	}()
 	if err := e.adm.acquire(e.ctx, a.res); err != nil {
 		a.mu.Lock()
 		a.dead = &abi.Error{Kind: abi.KindCancelled, Message: "the engine closed before the actor could start"}
@@ -212,11 +245,6 @@ func (e *Engine) runActor(a *actor) {
 		if inst != nil {
 			inst.Close(context.Background())
 		}
-		e.amu.Lock()
-		if a.key != "" {
-			delete(e.named, a.key)
-		}
-		e.amu.Unlock()
 		e.failQueued(a)
 	}()
 	start := func() error {

@@ -9,8 +9,8 @@ import (
 )
 
 // admission lets work start when the node's resources allow: a ledger of what the node has, and
-// the waiters queued for what is in use. Waiters are served in arrival order, but one that does
-// not fit yet does not hold back smaller ones behind it. It is safe for concurrent use.
+// the waiters queued for what is in use, served strictly in arrival order (a large demand at the
+// head is not starved by small ones behind it). It is safe for concurrent use.
 type admission struct {
 	mu      sync.Mutex
 	ledger  *scheduler.Ledger
@@ -83,18 +83,13 @@ func (a *admission) release(d scheduler.Resources) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.ledger.Release(d)
-	kept := a.waiters[:0]
-	for _, w := range a.waiters {
-		if a.ledger.TryAcquire(w.d) {
-			close(w.granted)
-		} else {
-			kept = append(kept, w)
-		}
+	n := 0
+	for n < len(a.waiters) && a.ledger.TryAcquire(a.waiters[n].d) {
+		close(a.waiters[n].granted)
+		a.waiters[n] = nil
+		n++
 	}
-	for i := len(kept); i < len(a.waiters); i++ {
-		a.waiters[i] = nil
-	}
-	a.waiters = kept
+	a.waiters = a.waiters[n:]
 }
 
 // available reports what is free now.

@@ -58,6 +58,9 @@ type Engine struct {
 	actors  map[int64]*actor
 	named   map[string]int64 // "namespace/name" -> actor
 	closing bool
+	// ended remembers why recently ended actors ended (the oldest forgotten first).
+	ended      map[int64]endedActor
+	endedOrder []int64
 
 	state *state // workflows and their checkpoints
 	wmu   sync.Mutex
@@ -81,7 +84,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, started: time.Now(), objects: newObjectStore(cfg.ObjectStoreBytes), adm: newAdmission(cfg.Resources),
-		compiled: map[string]*host.Module{}, actors: map[int64]*actor{}, named: map[string]int64{},
+		compiled: map[string]*host.Module{}, actors: map[int64]*actor{}, named: map[string]int64{}, ended: map[int64]endedActor{},
 		runs: map[string]*wfRun{}, compiledWFs: map[string]*compiledWF{}, log: slog.Default(),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
@@ -211,21 +214,14 @@ type Stats struct {
 	Modules     int
 	Objects     int
 	ObjectBytes int64
-	Actors      int // live actors
+	Actors      int // actors not yet ended
 }
 
 // Stats reports the node's state.
 func (e *Engine) Stats() Stats {
 	n, b := e.objects.stats()
 	e.amu.Lock()
-	live := 0
-	for _, a := range e.actors {
-		a.mu.Lock()
-		if a.dead == nil {
-			live++
-		}
-		a.mu.Unlock()
-	}
+	live := len(e.actors)
 	e.amu.Unlock()
 	return Stats{
 		Started: e.started, Resources: e.cfg.Resources.Clone(), Available: e.adm.available(),

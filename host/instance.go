@@ -79,6 +79,11 @@ func fakeNanotime() sys.Nanotime {
 }
 
 // fakeRand is the deterministic source of random_get without abi.CapRandom.
+// zeroReader reads zeros, for modules that never read randomness.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
 func fakeRand() io.Reader { return rand.NewChaCha8([32]byte{'l', 'u', 'm', 'e', 'n'}) }
 
 // instantiate creates an instance for spec, running the module's _initialize if it has one, by
@@ -161,8 +166,9 @@ func (r *Runtime) instantiate(ctx context.Context, now, deadline time.Time, spec
 		}
 		return nil
 	}
+	// The trampoline reads no randomness; a fixed source spares wazero seeding one per instance.
 	tramp, err := r.wz.InstantiateModule(experimental.WithImportResolver(ctx, guest), r.trampoline,
-		wazero.NewModuleConfig().WithName("").WithStartFunctions())
+		wazero.NewModuleConfig().WithName("").WithStartFunctions().WithRandSource(zeroReader{}))
 	if err != nil {
 		in.close(ctx)
 		return nil, res, newErr(abi.KindSystem, "instantiate the call trampoline: %v", err)

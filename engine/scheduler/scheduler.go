@@ -139,10 +139,12 @@ func (l *Ledger) Check(d Resources) error {
 	return nil
 }
 
-// TryAcquire takes d if it fits in what is free now.
+// TryAcquire takes d if it fits in what is free now. It allocates nothing.
 func (l *Ledger) TryAcquire(d Resources) bool {
-	if !l.Available().Fits(d) {
-		return false
+	for k, v := range d {
+		if l.used[k]+v > l.total[k]+eps {
+			return false
+		}
 	}
 	for k, v := range d {
 		l.used[k] += v

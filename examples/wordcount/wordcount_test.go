@@ -26,7 +26,9 @@ func TestWordcount_EndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wf struct{ Steps []struct{ Args json.RawMessage } }
+	var wf struct {
+		Steps []struct{ Args json.RawMessage }
+	}
 	var split struct{ Text string }
 	if err := json.Unmarshal(doc, &wf); err != nil || json.Unmarshal(wf.Steps[0].Args, &split) != nil || split.Text+"\n" != string(text) {
 		t.Fatalf("workflow.json does not carry text.txt (%v)", err)

@@ -185,7 +185,10 @@ func init() {
 		var out []string
 		for _, m := range []string{"incr", "crash", "incr", "crash", "incr"} {
 			ref, err := a.Call(m, 5)
-			if err != nil {
+			if errors.Is(err, lumen.ErrNotFound) {
+				out = append(out, m+":ended") // the actor is gone: refused at once
+				continue
+			} else if err != nil {
 				return nil, err
 			}
 			v, err := lumen.Get[int](ref)
