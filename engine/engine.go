@@ -147,19 +147,63 @@ func (e *Engine) AddModule(ctx context.Context, wasm []byte, opts plugins.AddOpt
 	return e.reg.Add(ctx, wasm, opts)
 }
 
-// DeleteModule removes a module the engine holds no instance of.
+// DeleteModule removes a module that nothing uses: no live actor runs it, no running workflow or
+// compiled workflow has a step in it. A module in use is refused with plugins.ErrInUse, naming
+// what uses it.
 func (e *Engine) DeleteModule(ctx context.Context, ref string) error {
 	m, err := e.reg.Resolve(ref)
 	if err != nil {
 		return err
 	}
-	if err := e.reg.Delete(ctx, m.Digest, func(string) bool { return false }); err != nil {
+	var user string
+	inUse := func(digest string) bool {
+		user = e.moduleUser(digest)
+		return user != ""
+	}
+	if err := e.reg.Delete(ctx, m.Digest, inUse); err != nil {
+		if user != "" {
+			return fmt.Errorf("%w (%s)", err, user)
+		}
 		return err
 	}
 	e.mu.Lock()
 	delete(e.compiled, m.Digest)
 	e.mu.Unlock()
 	return nil
+}
+
+// moduleUser names something that uses the module of digest, or returns "".
+func (e *Engine) moduleUser(digest string) string {
+	e.amu.Lock()
+	for _, a := range e.actors {
+		if a.hm.Digest == digest {
+			e.amu.Unlock()
+			return fmt.Sprintf("actor %d runs it", a.id)
+		}
+	}
+	e.amu.Unlock()
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	for id, r := range e.runs {
+		select {
+		case <-r.done:
+			continue
+		default:
+		}
+		for _, d := range r.spec.Modules {
+			if d == digest {
+				return fmt.Sprintf("workflow %s is running a step of it", id)
+			}
+		}
+	}
+	for id, cw := range e.compiledWFs {
+		for _, s := range cw.steps {
+			if s.fn.hm.Digest == digest {
+				return fmt.Sprintf("compiled workflow %s has a step in it", id)
+			}
+		}
+	}
+	return ""
 }
 
 // CallRequest is one synchronous call of a registered module's function.

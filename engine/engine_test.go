@@ -267,3 +267,33 @@ func TestEngine_OwnedActorsEndWithTheirCall(t *testing.T) {
 		t.Fatalf("the detached actor: %v", err)
 	}
 }
+
+// A module is deleted only when nothing uses it.
+func TestEngine_DeleteModuleRefusedWhileInUse(t *testing.T) {
+	e, _ := open(t, engine.Config{})
+	ctx := context.Background()
+	id, err := e.CreateActor(ctx, "", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1")}, allCaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.DeleteModule(ctx, "svc"); !errors.Is(err, plugins.ErrInUse) || !strings.Contains(err.Error(), "actor") {
+		t.Fatalf("delete while an actor runs it: %v", err)
+	}
+	if err := e.KillActor("", id); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := e.DeleteModule(ctx, "svc")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, plugins.ErrInUse) || time.Now().After(deadline) {
+			t.Fatalf("delete after the actor ended: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := e.Registry().Resolve("svc"); !errors.Is(err, plugins.ErrNotFound) {
+		t.Fatalf("resolve after delete: %v", err)
+	}
+}
