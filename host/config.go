@@ -52,6 +52,9 @@ type Config struct {
 	// Services is the engine behind the object, task and actor host functions. Nil: those
 	// functions return abi.ErrUnavailable.
 	Services Services
+	// Tensors is the engine behind the tensor_* and optim_* host functions. Nil: those
+	// functions return abi.ErrUnavailable.
+	Tensors Tensors
 }
 
 // Limits bound one call. A zero field takes the Runtime's default.
@@ -123,7 +126,7 @@ type DirGrant struct {
 }
 
 // capSet is a set of capabilities, one bit each.
-type capSet uint8
+type capSet uint16
 
 const (
 	bitBase capSet = 1 << iota
@@ -134,6 +137,7 @@ const (
 	bitRandom
 	bitFS
 	bitEnv
+	bitTensors
 )
 
 var capBits = map[abi.Capability]capSet{
@@ -145,12 +149,13 @@ var capBits = map[abi.Capability]capSet{
 	abi.CapRandom:  bitRandom,
 	abi.CapFS:      bitFS,
 	abi.CapEnv:     bitEnv,
+	abi.CapTensors: bitTensors,
 }
 
 // capKeys holds one string per capSet so that pool keys need no allocation.
-var capKeys = func() (k [256]string) {
+var capKeys = func() (k [2 * bitTensors]string) {
 	for i := range k {
-		k[i] = string([]byte{byte(i)})
+		k[i] = string([]byte{byte(i), byte(i >> 8)})
 	}
 	return k
 }()

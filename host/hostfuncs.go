@@ -21,8 +21,8 @@ import (
 //   - recovers a panic of the engine into ErrInternal, except the output-limit panic that stops
 //     the call.
 //
-// The engine functions replace the pending result: the bytes-returning ones (object_get, wait)
-// with their bytes, the others with nothing. log, error, result_len and result_read leave it as it
+// The engine functions replace the pending result: the bytes-returning ones (object_get, wait,
+// tensor_read, tensor_info) with their bytes, the others with nothing. log, error, result_len and result_read leave it as it
 // is, so a guest may log between a get and its result_read, and retry a result_read whose buffer
 // was out of bounds.
 
@@ -44,6 +44,17 @@ func (r *Runtime) instantiateHostModule(ctx context.Context) error {
 		abi.FnActorCreate:   hostActorCreate,
 		abi.FnActorCall:     hostActorCall,
 		abi.FnActorKill:     hostActorKill,
+
+		abi.FnTensorCreate:   hostTensorCreate,
+		abi.FnTensorOp:       hostTensorOp,
+		abi.FnTensorRead:     hostTensorRead,
+		abi.FnTensorInfo:     hostTensorInfo,
+		abi.FnTensorBackward: hostTensorBackward,
+		abi.FnTensorGrad:     hostTensorGrad,
+		abi.FnTensorFree:     hostTensorFree,
+		abi.FnOptimCreate:    hostOptimCreate,
+		abi.FnOptimStep:      hostOptimStep,
+		abi.FnOptimZeroGrad:  hostOptimZeroGrad,
 	}
 	b := r.wz.NewHostModuleBuilder(abi.HostModule)
 	for _, name := range abi.HostFuncNames() {

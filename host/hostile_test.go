@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -214,7 +215,9 @@ func hostcallInput(fn byte, a, b, c int64, payload []byte) []byte {
 // hostcall function numbers, in hostcall.wat's order.
 var hostcallFns = []string{abi.FnLog, abi.FnError, abi.FnResultLen, abi.FnResultRead, abi.FnObjectPut,
 	abi.FnObjectGet, abi.FnObjectRelease, abi.FnTaskSubmit, abi.FnTaskCancel, abi.FnWait,
-	abi.FnActorCreate, abi.FnActorCall, abi.FnActorKill}
+	abi.FnActorCreate, abi.FnActorCall, abi.FnActorKill, abi.FnTensorCreate, abi.FnTensorOp,
+	abi.FnTensorRead, abi.FnTensorInfo, abi.FnTensorBackward, abi.FnTensorGrad, abi.FnTensorFree,
+	abi.FnOptimCreate, abi.FnOptimStep, abi.FnOptimZeroGrad}
 
 // takesPointer reports whether host function fn reads (ptr, len) from its first two arguments
 // (log: from its second and third).
@@ -222,7 +225,8 @@ func takesPointer(fn string) (first int, ok bool) {
 	switch fn {
 	case abi.FnLog:
 		return 1, true
-	case abi.FnError, abi.FnResultRead, abi.FnObjectPut, abi.FnTaskSubmit, abi.FnWait, abi.FnActorCreate, abi.FnActorCall:
+	case abi.FnError, abi.FnResultRead, abi.FnObjectPut, abi.FnTaskSubmit, abi.FnWait, abi.FnActorCreate, abi.FnActorCall,
+		abi.FnTensorCreate, abi.FnTensorOp, abi.FnOptimCreate:
 		return 0, true
 	}
 	return 0, false
@@ -246,7 +250,7 @@ func TestHostile_OutOfBoundsPointersToEveryHostFunction(t *testing.T) {
 func outOfBoundsSweep(t *testing.T, r *Runtime) (int, time.Duration) {
 	t.Helper()
 	m := mustCompile(t, r, "hostcall")
-	grants := Grants{Capabilities: []abi.Capability{abi.CapObjects, abi.CapTasks, abi.CapActors}}
+	grants := Grants{Capabilities: []abi.Capability{abi.CapObjects, abi.CapTasks, abi.CapActors, abi.CapTensors}}
 	checked := 0
 	start := time.Now()
 	for fi, fn := range hostcallFns {
@@ -269,6 +273,16 @@ func outOfBoundsSweep(t *testing.T, r *Runtime) (int, time.Duration) {
 			checked++
 		}
 	}
+	// tensor_create's second span, its data: (ptr, len) packed into the third argument.
+	create := int64(slices.Index(hostcallFns, abi.FnTensorCreate))
+	for _, span := range badSpans {
+		res := callOK(t, r, CallRequest{Module: m, Function: "call",
+			Input: hostcallInput(byte(create), 0, 0, span[0]|span[1]<<32, nil), Grants: grants})
+		if got := int64(binary.LittleEndian.Uint64(res.Output)); got != abi.ErrBadPointer.Code() {
+			t.Errorf("tensor_create data (%#x, %#x) = %d, want %d (bad_pointer)", span[0], span[1], got, abi.ErrBadPointer.Code())
+		}
+		checked++
+	}
 	// The handle-taking functions: garbage handles and timeouts get a negative status.
 	for fi, fn := range hostcallFns {
 		if _, ok := takesPointer(fn); ok || fn == abi.FnResultLen {
@@ -280,7 +294,7 @@ func outOfBoundsSweep(t *testing.T, r *Runtime) (int, time.Duration) {
 			got := int64(binary.LittleEndian.Uint64(res.Output))
 			want := abi.ErrNotFound.Code()
 			if h > 0 {
-				want = abi.ErrUnavailable.Code() // no Services behind this Runtime
+				want = abi.ErrUnavailable.Code() // no Services nor Tensors behind this Runtime
 			}
 			if got != want {
 				t.Errorf("%s(%d) = %d, want %d", fn, h, got, want)

@@ -291,7 +291,7 @@ func (s *testServices) ActorKill(ctx context.Context, _ *CallInfo, h int64) erro
 	return a.in.Close(ctx)
 }
 
-var allEngineGrants = Grants{Capabilities: []abi.Capability{abi.CapObjects, abi.CapTasks, abi.CapActors}}
+var allEngineGrants = Grants{Capabilities: []abi.Capability{abi.CapObjects, abi.CapTasks, abi.CapActors, abi.CapTensors}}
 
 // nestedCall calls a function of nested.wasm and splits its output into the host function's
 // return value and the pending result the guest read.

@@ -16,10 +16,11 @@ const (
 	CapRandom  Capability = "random"  // WASI random_get reads the host's crypto/rand
 	CapFS      Capability = "fs"      // WASI sees the directories the job grants (read-only unless granted writable)
 	CapEnv     Capability = "env"     // WASI sees the environment variables the job grants
+	CapTensors Capability = "tensors" // tensor_*, optim_*: host tensors, autograd and optimisers
 )
 
 // Capabilities lists every capability a manifest may request, in a stable order.
-var Capabilities = []Capability{CapObjects, CapTasks, CapActors, CapClock, CapRandom, CapFS, CapEnv}
+var Capabilities = []Capability{CapObjects, CapTasks, CapActors, CapClock, CapRandom, CapFS, CapEnv, CapTensors}
 
 // Known reports whether c is a capability of this ABI version.
 func (c Capability) Known() bool {
@@ -56,6 +57,17 @@ const (
 	FnActorCreate   = "actor_create"   // (ptr i32, len i32) -> i64 actor handle
 	FnActorCall     = "actor_call"     // (ptr i32, len i32) -> i64 handle of the call's result
 	FnActorKill     = "actor_kill"     // (handle i64) -> i32 status
+
+	FnTensorCreate   = "tensor_create"   // (spec_ptr, spec_len, data_ptr, data_len i32) -> i64 tensor handle
+	FnTensorOp       = "tensor_op"       // (ptr i32, len i32) -> i64 handle of the op's output
+	FnTensorRead     = "tensor_read"     // (handle i64) -> i64 length of the pending raw values
+	FnTensorInfo     = "tensor_info"     // (handle i64) -> i64 length of the pending TensorInfo JSON
+	FnTensorBackward = "tensor_backward" // (handle i64) -> i32 status
+	FnTensorGrad     = "tensor_grad"     // (handle i64) -> i64 handle of the gradient
+	FnTensorFree     = "tensor_free"     // (handle i64) -> i32 status
+	FnOptimCreate    = "optim_create"    // (ptr i32, len i32) -> i64 optimiser handle
+	FnOptimStep      = "optim_step"      // (handle i64) -> i32 status
+	FnOptimZeroGrad  = "optim_zero_grad" // (handle i64) -> i32 status
 )
 
 // HostFuncs is the "lumen" import module of ABI v1, by name.
@@ -73,6 +85,17 @@ var HostFuncs = map[string]HostFunc{
 	FnActorCreate:   {FnActorCreate, sig([]ValType{I32, I32}, I64), CapActors},
 	FnActorCall:     {FnActorCall, sig([]ValType{I32, I32}, I64), CapActors},
 	FnActorKill:     {FnActorKill, sig([]ValType{I64}, I32), CapActors},
+
+	FnTensorCreate:   {FnTensorCreate, sig([]ValType{I32, I32, I32, I32}, I64), CapTensors},
+	FnTensorOp:       {FnTensorOp, sig([]ValType{I32, I32}, I64), CapTensors},
+	FnTensorRead:     {FnTensorRead, sig([]ValType{I64}, I64), CapTensors},
+	FnTensorInfo:     {FnTensorInfo, sig([]ValType{I64}, I64), CapTensors},
+	FnTensorBackward: {FnTensorBackward, sig([]ValType{I64}, I32), CapTensors},
+	FnTensorGrad:     {FnTensorGrad, sig([]ValType{I64}, I64), CapTensors},
+	FnTensorFree:     {FnTensorFree, sig([]ValType{I64}, I32), CapTensors},
+	FnOptimCreate:    {FnOptimCreate, sig([]ValType{I32, I32}, I64), CapTensors},
+	FnOptimStep:      {FnOptimStep, sig([]ValType{I64}, I32), CapTensors},
+	FnOptimZeroGrad:  {FnOptimZeroGrad, sig([]ValType{I64}, I32), CapTensors},
 }
 
 // HostFuncNames returns the names of HostFuncs, sorted.
