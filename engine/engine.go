@@ -35,6 +35,9 @@ type Config struct {
 	// Resources are what the node offers to tasks and actors; nil means its cores ("cpu") and
 	// its memory ("memory_bytes"). Custom resources are any other name.
 	Resources scheduler.Resources
+	// TensorBytesPerJob caps the bytes of one job's live host tensors (default 1 GiB); past it
+	// the tensor host functions return abi.ErrLimit. See tensors.go.
+	TensorBytesPerJob int64
 }
 
 // Engine is one node's control plane. It runs the calls of registered modules and, behind the
@@ -46,6 +49,7 @@ type Engine struct {
 	reg     *plugins.Registry
 	objects *objectStore
 	adm     *admission
+	tensors *tensorStore
 
 	ctx    context.Context // ends when the engine closes; background work runs under it
 	cancel context.CancelFunc
@@ -86,6 +90,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg: cfg, started: time.Now(), objects: newObjectStore(cfg.ObjectStoreBytes), adm: newAdmission(cfg.Resources),
 		compiled: map[string]*host.Module{}, actors: map[int64]*actor{}, named: map[string]int64{}, ended: map[int64]endedActor{},
 		runs: map[string]*wfRun{}, compiledWFs: map[string]*compiledWF{}, log: slog.Default(),
+		tensors: newTensorStore(cfg.TensorBytesPerJob),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	rt, err := host.New(ctx, host.Config{
@@ -94,6 +99,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		Defaults:           cfg.Limits,
 		MaxModuleBytes:     cfg.MaxModuleBytes,
 		Services:           services{e},
+		Tensors:            tensorsImpl{e},
 	})
 	if err != nil {
 		e.cancel()

@@ -30,6 +30,8 @@ type callContext struct {
 	owned, borrowed []int64
 	// actors are the actors the call created without Detached: they end with it.
 	actors []int64
+	// tensors are the tensors and optimisers the call made (tensors.go); they end with it.
+	tensors []tensorRef
 }
 
 // endScope ends a call's hold on its objects: those its output refers to pass to holder (the
@@ -46,7 +48,8 @@ func (e *Engine) endScope(cc *callContext, out []byte, holder *object, keep bool
 	e.objects.releaseAll(dropped)
 	e.objects.releaseAll(cc.borrowed)
 	e.killActors(cc.actors)
-	cc.owned, cc.borrowed, cc.actors = nil, nil, nil
+	e.tensors.free(cc.tensors)
+	cc.owned, cc.borrowed, cc.actors, cc.tensors = nil, nil, nil, nil
 }
 
 // demand is what a call needs: its request's resources, else its module's hints, else one cpu.

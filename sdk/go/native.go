@@ -20,3 +20,14 @@ func hostActorCreate([]byte) int64     { return unavailable }
 func hostActorCall([]byte) int64       { return unavailable }
 func hostActorKill(int64) int32        { return int32(unavailable) }
 func takeResult(int64) []byte          { return []byte("not running under a Lumen host") }
+
+func hostTensorCreate(_, _ []byte) int64 { return unavailable }
+func hostTensorOp([]byte) int64          { return unavailable }
+func hostOptimCreate([]byte) int64       { return unavailable }
+func hostTensorRead(int64) int64         { return unavailable }
+func hostTensorInfo(int64) int64         { return unavailable }
+func hostTensorBackward(int64) int32     { return int32(unavailable) }
+func hostTensorGrad(int64) int64         { return unavailable }
+func hostTensorFree(int64) int32         { return int32(unavailable) }
+func hostOptimStep(int64) int32          { return int32(unavailable) }
+func hostOptimZeroGrad(int64) int32      { return int32(unavailable) }

@@ -182,3 +182,60 @@ func takeResult(n int64) []byte {
 
 //go:noinline
 func keep(b []byte) { _ = b }
+
+//go:wasmimport lumen tensor_create
+func lumen_tensor_create(specPtr, specLen, dataPtr, dataLen uint32) int64
+
+//go:wasmimport lumen tensor_op
+func lumen_tensor_op(ptr, n uint32) int64
+
+//go:wasmimport lumen tensor_read
+func lumen_tensor_read(h int64) int64
+
+//go:wasmimport lumen tensor_info
+func lumen_tensor_info(h int64) int64
+
+//go:wasmimport lumen tensor_backward
+func lumen_tensor_backward(h int64) int32
+
+//go:wasmimport lumen tensor_grad
+func lumen_tensor_grad(h int64) int64
+
+//go:wasmimport lumen tensor_free
+func lumen_tensor_free(h int64) int32
+
+//go:wasmimport lumen optim_create
+func lumen_optim_create(ptr, n uint32) int64
+
+//go:wasmimport lumen optim_step
+func lumen_optim_step(h int64) int32
+
+//go:wasmimport lumen optim_zero_grad
+func lumen_optim_zero_grad(h int64) int32
+
+func hostTensorCreate(spec, data []byte) int64 {
+	r := lumen_tensor_create(ptrOf(spec), uint32(len(spec)), ptrOf(data), uint32(len(data)))
+	runtime.KeepAlive(spec)
+	runtime.KeepAlive(data)
+	return r
+}
+
+func hostTensorOp(b []byte) int64 {
+	r := lumen_tensor_op(ptrOf(b), uint32(len(b)))
+	runtime.KeepAlive(b)
+	return r
+}
+
+func hostOptimCreate(b []byte) int64 {
+	r := lumen_optim_create(ptrOf(b), uint32(len(b)))
+	runtime.KeepAlive(b)
+	return r
+}
+
+func hostTensorRead(h int64) int64     { return lumen_tensor_read(h) }
+func hostTensorInfo(h int64) int64     { return lumen_tensor_info(h) }
+func hostTensorBackward(h int64) int32 { return lumen_tensor_backward(h) }
+func hostTensorGrad(h int64) int64     { return lumen_tensor_grad(h) }
+func hostTensorFree(h int64) int32     { return lumen_tensor_free(h) }
+func hostOptimStep(h int64) int32      { return lumen_optim_step(h) }
+func hostOptimZeroGrad(h int64) int32  { return lumen_optim_zero_grad(h) }
