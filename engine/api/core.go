@@ -19,7 +19,7 @@ import (
 // grantable are the capabilities a client may grant over the API. Directory and environment
 // grants name host paths and values, so only an operator's configuration may give them.
 var grantable = map[abi.Capability]bool{
-	abi.CapObjects: true, abi.CapTasks: true, abi.CapActors: true, abi.CapClock: true, abi.CapRandom: true,
+	abi.CapObjects: true, abi.CapTasks: true, abi.CapActors: true, abi.CapClock: true, abi.CapRandom: true, abi.CapTensors: true,
 }
 
 // taskBody is POST /v1/tasks: a task request, its job and what it is granted.
