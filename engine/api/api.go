@@ -312,10 +312,8 @@ func (s *Server) deleteModule(c *gin.Context) {
 // callFunction runs one function synchronously. The body is its input; ?job= picks the instance
 // pool and ?timeout_ms= the deadline. A JSON output is embedded as JSON, any other as a string.
 func (s *Server) callFunction(c *gin.Context) {
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
-	in, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		failErr(c, err, nil)
+	in, ok := body(c, s.cfg.MaxBodyBytes)
+	if !ok {
 		return
 	}
 	req := engine.CallRequest{Module: c.Param("ref"), Function: c.Param("function"), Input: in, Job: c.Query("job")}

@@ -42,21 +42,54 @@ type waitBody struct {
 	Job string `json:"job,omitempty"`
 }
 
-func grantsOf(caps []abi.Capability) (host.Grants, error) {
-	for _, c := range caps {
-		if !grantable[c] {
-			return host.Grants{}, fmt.Errorf("capability %q cannot be granted over the API (grantable: objects, tasks, actors, clock, random)", c)
+// grantsOf checks the capabilities a client grants, answering the error itself.
+func grantsOf(c *gin.Context, caps []abi.Capability) (host.Grants, bool) {
+	for _, cp := range caps {
+		if !grantable[cp] {
+			fail(c, http.StatusBadRequest, "bad_input", fmt.Sprintf("capability %q cannot be granted over the API (grantable: objects, tasks, actors, clock, random)", cp))
+			return host.Grants{}, false
 		}
 	}
-	return host.Grants{Capabilities: caps}, nil
+	return host.Grants{Capabilities: caps}, true
+}
+
+// body reads a request body of at most limit bytes, answering the error itself. A body whose
+// length is declared is read into one buffer of that size.
+func body(c *gin.Context, limit int64) ([]byte, bool) {
+	r := http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+	var b []byte
+	var err error
+	if n := c.Request.ContentLength; n > 0 && n <= limit {
+		b = make([]byte, n)
+		_, err = io.ReadFull(r, b)
+	} else {
+		b, err = io.ReadAll(r)
+	}
+	if err != nil {
+		failErr(c, err, nil)
+		return nil, false
+	}
+	return b, true
+}
+
+// viaABI passes a request decoded from a client's body through the ABI's strict decoder, so that
+// clients outside WASM and guests are held to the same rules, answering the error itself.
+func viaABI[T any](c *gin.Context, req any, decode func([]byte) (*T, error)) (*T, bool) {
+	raw, err := json.Marshal(req)
+	if err == nil {
+		var out *T
+		if out, err = decode(raw); err == nil {
+			return out, true
+		}
+	}
+	fail(c, http.StatusBadRequest, "bad_input", err.Error())
+	return nil, false
 }
 
 // readJSON decodes a capped JSON body strictly into v, answering the error itself.
 func (s *Server) readJSON(c *gin.Context, v any) bool {
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
-	b, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		failErr(c, err, nil)
+	b, ok := body(c, s.cfg.MaxBodyBytes)
+	if !ok {
 		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -78,28 +111,24 @@ func handleParam(c *gin.Context, name string) (int64, bool) {
 }
 
 func (s *Server) submitTask(c *gin.Context) {
-	var body taskBody
-	if !s.readJSON(c, &body) {
+	var b taskBody
+	if !s.readJSON(c, &b) {
 		return
 	}
-	// Validate through the same decoder guests go through.
-	raw, _ := json.Marshal(body.TaskRequest)
-	req, err := abi.DecodeTaskRequest(raw)
-	if err != nil {
-		fail(c, http.StatusBadRequest, "bad_input", err.Error())
+	req, ok := viaABI(c, b.TaskRequest, abi.DecodeTaskRequest)
+	if !ok {
 		return
 	}
-	grants, err := grantsOf(body.Grants)
-	if err != nil {
-		fail(c, http.StatusBadRequest, "bad_input", err.Error())
+	grants, ok := grantsOf(c, b.Grants)
+	if !ok {
 		return
 	}
-	h, err := s.eng.Submit(c.Request.Context(), body.Job, req, grants)
+	h, err := s.eng.Submit(c.Request.Context(), b.Job, req, grants)
 	if err != nil {
 		failErr(c, err, nil)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"ref": h, "job": jobOr(body.Job)})
+	c.JSON(http.StatusCreated, gin.H{"ref": h, "job": jobOr(b.Job)})
 }
 
 func jobOr(j string) string {
@@ -122,10 +151,8 @@ func (s *Server) cancelTask(c *gin.Context) {
 }
 
 func (s *Server) putObject(c *gin.Context) {
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
-	b, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		failErr(c, err, nil)
+	b, ok := body(c, s.cfg.MaxBodyBytes)
+	if !ok {
 		return
 	}
 	h, err := s.eng.Put(c.Query("job"), b)
@@ -178,17 +205,15 @@ func (s *Server) deleteObject(c *gin.Context) {
 }
 
 func (s *Server) wait(c *gin.Context) {
-	var body waitBody
-	if !s.readJSON(c, &body) {
+	var b waitBody
+	if !s.readJSON(c, &b) {
 		return
 	}
-	raw, _ := json.Marshal(body.WaitRequest)
-	req, err := abi.DecodeWaitRequest(raw)
-	if err != nil {
-		fail(c, http.StatusBadRequest, "bad_input", err.Error())
+	req, ok := viaABI(c, b.WaitRequest, abi.DecodeWaitRequest)
+	if !ok {
 		return
 	}
-	res, err := s.eng.Wait(c.Request.Context(), body.Job, req)
+	res, err := s.eng.Wait(c.Request.Context(), b.Job, req)
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -197,27 +222,24 @@ func (s *Server) wait(c *gin.Context) {
 }
 
 func (s *Server) createActor(c *gin.Context) {
-	var body actorBody
-	if !s.readJSON(c, &body) {
+	var b actorBody
+	if !s.readJSON(c, &b) {
 		return
 	}
-	raw, _ := json.Marshal(body.ActorCreateRequest)
-	req, err := abi.DecodeActorCreateRequest(raw)
-	if err != nil {
-		fail(c, http.StatusBadRequest, "bad_input", err.Error())
+	req, ok := viaABI(c, b.ActorCreateRequest, abi.DecodeActorCreateRequest)
+	if !ok {
 		return
 	}
-	grants, err := grantsOf(body.Grants)
-	if err != nil {
-		fail(c, http.StatusBadRequest, "bad_input", err.Error())
+	grants, ok := grantsOf(c, b.Grants)
+	if !ok {
 		return
 	}
-	h, err := s.eng.CreateActor(c.Request.Context(), body.Job, req, grants)
+	h, err := s.eng.CreateActor(c.Request.Context(), b.Job, req, grants)
 	if err != nil {
 		failErr(c, err, nil)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"actor": h, "job": jobOr(body.Job)})
+	c.JSON(http.StatusCreated, gin.H{"actor": h, "job": jobOr(b.Job)})
 }
 
 // findActor answers GET /v1/actors?namespace=&name=: a named actor's handle and job.
@@ -240,10 +262,8 @@ func (s *Server) callActor(c *gin.Context) {
 	if !ok {
 		return
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
-	in, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		failErr(c, err, nil)
+	in, ok := body(c, s.cfg.MaxBodyBytes)
+	if !ok {
 		return
 	}
 	h, err := s.eng.CallActor(c.Query("job"), id, c.Param("method"), in)

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,10 +16,8 @@ import (
 
 // workflowBody reads a workflow document and the ?job= and ?grants=a,b it runs with.
 func (s *Server) workflowBody(c *gin.Context) (doc []byte, job string, grants []abi.Capability, ok bool) {
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
-	doc, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		failErr(c, err, nil)
+	doc, ok = body(c, s.cfg.MaxBodyBytes)
+	if !ok {
 		return nil, "", nil, false
 	}
 	if g := c.Query("grants"); g != "" {
@@ -28,8 +25,7 @@ func (s *Server) workflowBody(c *gin.Context) (doc []byte, job string, grants []
 			grants = append(grants, abi.Capability(strings.TrimSpace(cp)))
 		}
 	}
-	if _, err := grantsOf(grants); err != nil {
-		fail(c, http.StatusBadRequest, "bad_input", err.Error())
+	if _, ok := grantsOf(c, grants); !ok {
 		return nil, "", nil, false
 	}
 	return doc, c.Query("job"), grants, true
@@ -122,10 +118,8 @@ func (s *Server) compileWorkflow(c *gin.Context) {
 
 // executeCompiled runs a compiled workflow on the body as its ${input}.
 func (s *Server) executeCompiled(c *gin.Context) {
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
-	in, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		failErr(c, err, nil)
+	in, ok := body(c, s.cfg.MaxBodyBytes)
+	if !ok {
 		return
 	}
 	out, err := s.eng.Execute(c.Request.Context(), c.Param("id"), in)
