@@ -19,6 +19,7 @@ const ToolchainHint = "install the guest toolchains with `make toolchain` (make 
 func C(t testing.TB, dir string) string {
 	t.Helper()
 	return build(t, "c", dir, func(abs, root, out string) {
+		t.Helper()
 		srcs, err := filepath.Glob(filepath.Join(abs, "*.c"))
 		if err != nil || len(srcs) == 0 {
 			t.Fatalf("build C guest %s: no .c files (%v)", dir, err)
@@ -38,6 +39,7 @@ func C(t testing.TB, dir string) string {
 func Rust(t testing.TB, dir string) string {
 	t.Helper()
 	return build(t, "rust", dir, func(abs, root, out string) {
+		t.Helper()
 		manifest, err := os.ReadFile(filepath.Join(abs, "Cargo.toml"))
 		if err != nil {
 			t.Fatalf("build Rust guest %s: %v", dir, err)
@@ -68,6 +70,7 @@ func Rust(t testing.TB, dir string) string {
 func AssemblyScript(t testing.TB, dir string) string {
 	t.Helper()
 	return build(t, "assemblyscript", dir, func(abs, root, out string) {
+		t.Helper()
 		entry := "index.ts"
 		if _, err := os.Stat(filepath.Join(abs, entry)); err != nil {
 			ts, _ := filepath.Glob(filepath.Join(abs, "*.ts"))
