@@ -46,29 +46,7 @@ func (e *Engine) Submit(ctx context.Context, job string, req *abi.TaskRequest, g
 	if req.Module == "" {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: "a task submitted from outside a module must name its module"}
 	}
-	input := []byte(req.Args)
-	if req.ArgsBytes != nil {
-		input = req.ArgsBytes
-	}
-	var lim host.Limits
-	if req.TimeoutMs > 0 {
-		lim.Timeout = time.Duration(req.TimeoutMs) * time.Millisecond
-	}
-	retries := DefaultMaxRetries
-	if req.MaxRetries != nil {
-		retries = *req.MaxRetries
-	}
-	if err := e.objects.retain(jobOr(job), req.Refs); err != nil {
-		return 0, err
-	}
-	h, err := e.submit(ctx, task{
-		job: jobOr(job), module: req.Module, function: req.Function, input: input, resources: req.Resources,
-		cc: &callContext{grants: grants, limits: lim, borrowed: req.Refs}, maxRetries: retries, retryGuest: req.RetryGuestErrors,
-	})
-	if err != nil {
-		e.objects.releaseAll(req.Refs)
-	}
-	return h, err
+	return e.submitRequest(ctx, jobOr(job), req.Module, req, grants, host.Limits{})
 }
 
 // Cancel cancels the task whose result is object h of job.

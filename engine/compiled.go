@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"time"
 
 	"github.com/lumenflow/lumen/engine/dag"
 	"github.com/lumenflow/lumen/engine/scheduler"
@@ -50,14 +49,8 @@ func (e *Engine) CompileWorkflow(ctx context.Context, doc []byte, job string, gr
 		if err := e.adm.check(d); err != nil {
 			return "", &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("step %q: %v", s.ID, err)}
 		}
-		var lim host.Limits
-		if s.TimeoutMs > 0 {
-			lim.Timeout = time.Duration(s.TimeoutMs) * time.Millisecond
-		}
-		retries := DefaultMaxRetries
-		if s.Retries != nil {
-			retries = *s.Retries
-		}
+		lim := withTimeout(host.Limits{}, s.TimeoutMs)
+		retries := retriesOr(s.Retries)
 		cw.steps[i] = compiledStep{s: s, fn: fn, d: d, lim: lim, t: task{
 			job: cw.job, module: pinned[s.Module], function: s.Function,
 			maxRetries: retries, retryGuest: s.RetryGuestErrors,

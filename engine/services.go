@@ -119,32 +119,51 @@ func (s services) TaskSubmit(ctx context.Context, c *host.CallInfo, req *abi.Tas
 	if module == "" {
 		module = c.Module
 	}
-	input := []byte(req.Args)
-	if req.ArgsBytes != nil {
-		input = req.ArgsBytes
-	}
 	cc := callCtx(c)
-	lim := cc.limits
-	if req.TimeoutMs > 0 {
-		lim.Timeout = time.Duration(req.TimeoutMs) * time.Millisecond
-	}
-	retries := DefaultMaxRetries
-	if req.MaxRetries != nil {
-		retries = *req.MaxRetries
-	}
-	if err := s.e.objects.retain(c.Job, req.Refs); err != nil {
-		return 0, err
-	}
-	h, err := s.e.submit(ctx, task{
-		job: c.Job, module: module, function: req.Function, input: input, resources: req.Resources,
-		cc: &callContext{grants: cc.grants, limits: lim, borrowed: req.Refs}, maxRetries: retries, retryGuest: req.RetryGuestErrors,
-	})
+	h, err := s.e.submitRequest(ctx, c.Job, module, req, cc.grants, cc.limits)
 	if err != nil {
-		s.e.objects.releaseAll(req.Refs)
 		return 0, err
 	}
 	cc.owned = append(cc.owned, h)
 	return h, nil
+}
+
+// submitRequest submits a task request of job running module, under grants and the limits base
+// (with the request's timeout), holding the objects it passes until it ends.
+func (e *Engine) submitRequest(ctx context.Context, job, module string, req *abi.TaskRequest, grants host.Grants, base host.Limits) (int64, error) {
+	input := []byte(req.Args)
+	if req.ArgsBytes != nil {
+		input = req.ArgsBytes
+	}
+	if err := e.objects.retain(job, req.Refs); err != nil {
+		return 0, err
+	}
+	h, err := e.submit(ctx, task{
+		job: job, module: module, function: req.Function, input: input, resources: req.Resources,
+		cc:         &callContext{grants: grants, limits: withTimeout(base, req.TimeoutMs), borrowed: req.Refs},
+		maxRetries: retriesOr(req.MaxRetries), retryGuest: req.RetryGuestErrors,
+	})
+	if err != nil {
+		e.objects.releaseAll(req.Refs)
+		return 0, err
+	}
+	return h, nil
+}
+
+// withTimeout returns lim with its timeout set to ms milliseconds when ms is positive.
+func withTimeout(lim host.Limits, ms int64) host.Limits {
+	if ms > 0 {
+		lim.Timeout = time.Duration(ms) * time.Millisecond
+	}
+	return lim
+}
+
+// retriesOr returns *n, or DefaultMaxRetries when n is nil.
+func retriesOr(n *int) int {
+	if n == nil {
+		return DefaultMaxRetries
+	}
+	return *n
 }
 
 func (s services) TaskCancel(_ context.Context, c *host.CallInfo, h int64) error {

@@ -331,14 +331,7 @@ func (e *Engine) runStep(ctx context.Context, r *wfRun, s *dag.Step, outputs map
 	if err != nil {
 		return nil, err
 	}
-	retries := DefaultMaxRetries
-	if s.Retries != nil {
-		retries = *s.Retries
-	}
-	var lim host.Limits
-	if s.TimeoutMs > 0 {
-		lim.Timeout = time.Duration(s.TimeoutMs) * time.Millisecond
-	}
+	retries, lim := retriesOr(s.Retries), withTimeout(host.Limits{}, s.TimeoutMs)
 	d := demand(s.Resources, fn.hints)
 	if err := e.adm.check(d); err != nil {
 		return nil, &abi.Error{Kind: abi.KindBadInput, Message: err.Error()}
