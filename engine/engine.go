@@ -57,6 +57,7 @@ type Engine struct {
 
 	mu       sync.Mutex
 	compiled map[string]*host.Module // by digest
+	fns      map[fnKey]fnRef         // resolved functions, dropped when the registry changes
 
 	amu     sync.Mutex
 	actors  map[int64]*actor
@@ -88,7 +89,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, started: time.Now(), objects: newObjectStore(cfg.ObjectStoreBytes), adm: newAdmission(cfg.Resources),
-		compiled: map[string]*host.Module{}, actors: map[int64]*actor{}, named: map[string]int64{}, ended: map[int64]endedActor{},
+		compiled: map[string]*host.Module{}, fns: map[fnKey]fnRef{}, actors: map[int64]*actor{}, named: map[string]int64{}, ended: map[int64]endedActor{},
 		runs: map[string]*wfRun{}, compiledWFs: map[string]*compiledWF{}, log: slog.Default(),
 		tensors: newTensorStore(cfg.TensorBytesPerJob),
 	}
@@ -150,7 +151,18 @@ func (e *Engine) Registry() *plugins.Registry { return e.reg }
 
 // AddModule checks, compiles and registers a module.
 func (e *Engine) AddModule(ctx context.Context, wasm []byte, opts plugins.AddOptions) (*plugins.Module, error) {
-	return e.reg.Add(ctx, wasm, opts)
+	m, err := e.reg.Add(ctx, wasm, opts)
+	if err == nil {
+		e.registryChanged() // a name may now resolve to this module
+	}
+	return m, err
+}
+
+// registryChanged drops the resolved functions, which a change of the registry may alter.
+func (e *Engine) registryChanged() {
+	e.mu.Lock()
+	clear(e.fns)
+	e.mu.Unlock()
 }
 
 // DeleteModule removes a module that nothing uses: no live actor runs it, no running workflow or
@@ -174,6 +186,7 @@ func (e *Engine) DeleteModule(ctx context.Context, ref string) error {
 	}
 	e.mu.Lock()
 	delete(e.compiled, m.Digest)
+	clear(e.fns)
 	e.mu.Unlock()
 	return nil
 }

@@ -310,7 +310,32 @@ type fnRef struct {
 }
 
 // function resolves a module reference and checks it has function name of the given kind.
+// Resolutions are cached until the registry next changes, as resolving copies the module's
+// description: half of a call's allocations before the cache.
 func (e *Engine) function(ctx context.Context, ref, name string, kind abi.FuncKind) (fnRef, error) {
+	key := fnKey{ref, name, kind}
+	e.mu.Lock()
+	f, ok := e.fns[key]
+	e.mu.Unlock()
+	if ok {
+		return f, nil
+	}
+	f, err := e.resolveFunction(ctx, ref, name, kind)
+	if err != nil {
+		return fnRef{}, err
+	}
+	e.mu.Lock()
+	e.fns[key] = f
+	e.mu.Unlock()
+	return f, nil
+}
+
+type fnKey struct {
+	ref, name string
+	kind      abi.FuncKind
+}
+
+func (e *Engine) resolveFunction(ctx context.Context, ref, name string, kind abi.FuncKind) (fnRef, error) {
 	m, err := e.reg.Resolve(ref)
 	if err != nil {
 		return fnRef{}, &abi.Error{Kind: abi.KindNotFound, Message: err.Error()}
