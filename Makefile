@@ -33,7 +33,7 @@ test: toolchain vet
 	$(GO) test -timeout 20m $$($(GO) list ./... | grep -E '$(NORACE)')
 
 ## bench: benchmarks, summarised as JSON in bench.json
-bench:
+bench: toolchain
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 30m ./... | tee /dev/stderr | $(GO) run ./internal/benchjson > bench.json
 	@echo "wrote bench.json"
 
