@@ -25,11 +25,11 @@ func C(t testing.TB, dir string) string {
 			t.Fatalf("build C guest %s: no .c files (%v)", dir, err)
 		}
 		sdk := filepath.Join(root, "sdk", "c")
-		trackSources(t, abs, sdk)
+		TrackSources(t, abs, sdk)
 		args := []string{"--target=wasm32-wasi", "-O2", "-mexec-model=reactor", "-Wl,--strip-debug",
 			"-Wall", "-Werror", "-I" + sdk, "-o", out}
 		args = append(append(args, srcs...), filepath.Join(sdk, "lumen.c"))
-		run(t, abs, nil, tool(t, "clang"), args...)
+		Run(t, abs, nil, Tool(t, "clang"), args...)
 	})
 }
 
@@ -48,10 +48,10 @@ func Rust(t testing.TB, dir string) string {
 		if m == nil {
 			t.Fatalf("build Rust guest %s: no package name in Cargo.toml", dir)
 		}
-		trackSources(t, abs, filepath.Join(root, "sdk", "rust", "src"), filepath.Join(root, "sdk", "rust", "Cargo.toml"))
+		TrackSources(t, abs, filepath.Join(root, "sdk", "rust", "src"), filepath.Join(root, "sdk", "rust", "Cargo.toml"))
 		target := strings.TrimSuffix(out, ".wasm") + "-target"
 		// The system's cargo first: a rustup toolchain earlier on PATH has no wasm32-wasi std.
-		run(t, abs, []string{"PATH=/usr/bin:/bin", "CARGO_TARGET_DIR=" + target}, tool(t, "cargo"),
+		Run(t, abs, []string{"PATH=/usr/bin:/bin", "CARGO_TARGET_DIR=" + target}, Tool(t, "cargo"),
 			"build", "--offline", "--release", "--target", "wasm32-wasi", "--quiet")
 		crate := strings.ReplaceAll(string(m[1]), "-", "_")
 		b, err := os.ReadFile(filepath.Join(target, "wasm32-wasi", "release", crate+".wasm"))
@@ -84,13 +84,13 @@ func AssemblyScript(t testing.TB, dir string) string {
 		if _, err := os.Stat(asc); err != nil {
 			t.Fatalf("AssemblyScript compiler not installed at %s: %s", asc, ToolchainHint)
 		}
-		trackSources(t, abs, filepath.Join(sdk, "assembly"), filepath.Join(sdk, "package.json"))
+		TrackSources(t, abs, filepath.Join(sdk, "assembly"), filepath.Join(sdk, "package.json"))
 		// asc takes the abort function's file as the compiler sees it: relative, without .ts.
 		index, err := filepath.Rel(abs, filepath.Join(sdk, "assembly", "index"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		run(t, abs, nil, tool(t, "node"), asc, entry, "-o", out, "-O3", "--noAssert",
+		Run(t, abs, nil, Tool(t, "node"), asc, entry, "-o", out, "-O3", "--noAssert",
 			"--exportStart", "_initialize", "--use", "abort="+filepath.ToSlash(index)+"/abort")
 	})
 }
@@ -109,17 +109,7 @@ func build(t testing.TB, lang, src string, compile func(abs, root, out string)) 
 	if p, ok := built[key]; ok {
 		return p
 	}
-	if dir == "" {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			cache = os.TempDir()
-		}
-		dir = filepath.Join(cache, "lumen", "guests")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, strings.ReplaceAll(strings.Trim(abs, "/"), "/", "_")+"."+lang+".wasm")
+	out := filepath.Join(cacheDirLocked(t), strings.ReplaceAll(strings.Trim(abs, "/"), "/", "_")+"."+lang+".wasm")
 	compile(abs, moduleRoot(t, abs), out)
 	built[key] = out
 	return out
@@ -138,10 +128,10 @@ func moduleRoot(t testing.TB, dir string) string {
 	}
 }
 
-// trackSources reads every file under paths, so that go test's cache, which knows the files a
+// TrackSources reads every file under paths, so that go test's cache, which knows the files a
 // test opens but not those a compiler it runs reads, reruns the test when a guest's source
 // changes.
-func trackSources(t testing.TB, paths ...string) {
+func TrackSources(t testing.TB, paths ...string) {
 	t.Helper()
 	for _, p := range paths {
 		err := filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
@@ -163,9 +153,9 @@ func trackSources(t testing.TB, paths ...string) {
 	}
 }
 
-// tool finds a program in the system's folders before PATH (rustup's cargo, often first on PATH,
+// Tool finds a program in the system's folders before PATH (rustup's cargo, often first on PATH,
 // has no wasm32-wasi standard library), failing with how to install it.
-func tool(t testing.TB, name string) string {
+func Tool(t testing.TB, name string) string {
 	t.Helper()
 	for _, d := range []string{"/usr/local/bin", "/usr/bin", "/bin"} {
 		p := filepath.Join(d, name)
@@ -180,8 +170,8 @@ func tool(t testing.TB, name string) string {
 	return ""
 }
 
-// run runs a compiler in dir, failing the test with its output and the toolchain hint.
-func run(t testing.TB, dir string, env []string, name string, args ...string) {
+// Run runs a compiler in dir, failing the test with its output and the toolchain hint.
+func Run(t testing.TB, dir string, env []string, name string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
@@ -189,4 +179,33 @@ func run(t testing.TB, dir string, env []string, name string, args ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s\n(if a toolchain is missing, %s)", filepath.Base(name), strings.Join(args, " "), err, out, ToolchainHint)
 	}
+}
+
+// CacheDir returns a folder named sub under the guests' build cache (under the user's cache
+// directory), for build state that should outlive a test run, such as cargo's target folder.
+func CacheDir(t testing.TB, sub string) string {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	d := filepath.Join(cacheDirLocked(t), sub)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// cacheDirLocked returns the build cache folder, creating it. The caller holds mu.
+func cacheDirLocked(t testing.TB) string {
+	t.Helper()
+	if dir == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			cache = os.TempDir()
+		}
+		dir = filepath.Join(cache, "lumen", "guests")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -3,13 +3,9 @@ package conformance
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -26,8 +22,6 @@ import (
 // languages are the guests, in the order results are compared: Go's is the reference.
 var languages = []string{"go", "c", "rust", "assemblyscript"}
 
-const toolchainHint = "install the guest toolchains with `make toolchain` (make test does it first)"
-
 // buildCache holds each language's module, built once per test binary run.
 var buildCache struct {
 	sync.Mutex
@@ -42,18 +36,18 @@ func guest(t testing.TB, lang string) []byte {
 	if b, ok := buildCache.wasm[lang]; ok {
 		return b
 	}
-	trackSources(t, sources[lang]...)
+	guestbuild.TrackSources(t, sources[lang]...)
 	start := time.Now()
 	var path string
 	switch lang {
 	case "go":
 		path = guestbuild.Go(t, "go")
 	case "c":
-		path = buildC(t)
+		path = guestbuild.C(t, "c")
 	case "rust":
-		path = buildRust(t)
+		path = guestbuild.Rust(t, "rust")
 	case "assemblyscript":
-		path = buildAS(t)
+		path = guestbuild.AssemblyScript(t, "assemblyscript")
 	default:
 		t.Fatalf("unknown language %q", lang)
 	}
@@ -75,109 +69,6 @@ var sources = map[string][]string{
 	"c":              {"c", "../c"},
 	"rust":           {"rust/src", "rust/Cargo.toml", "../rust/src", "../rust/Cargo.toml"},
 	"assemblyscript": {"assemblyscript", "../assemblyscript/assembly", "../assemblyscript/package.json"},
-}
-
-// trackSources reads every file under paths, so that go test's cache, which knows the files a
-// test opens but not what a compiler it runs reads, reruns the suite when a guest's source changes.
-func trackSources(t testing.TB, paths ...string) {
-	t.Helper()
-	for _, p := range paths {
-		err := filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				if n := d.Name(); n == "target" || n == "node_modules" {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			_, err = os.ReadFile(path)
-			return err
-		})
-		if err != nil {
-			t.Fatalf("read the guest sources: %v", err)
-		}
-	}
-}
-
-// outDir is where built guests go: a fixed place under the user's cache directory, so that
-// cargo's incremental state survives between runs.
-func outDir(t testing.TB, sub string) string {
-	t.Helper()
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	// One folder per checkout, so that test runs in two checkouts never overwrite each other's.
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256([]byte(wd))
-	d := filepath.Join(cache, "lumen", "conformance", hex.EncodeToString(sum[:6]), sub)
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-// tool finds a program on the system path (not a user's own toolchain manager first: rustup's
-// cargo has no wasm32-wasi standard library), failing with how to install it.
-func tool(t testing.TB, name string) string {
-	t.Helper()
-	for _, dir := range []string{"/usr/local/bin", "/usr/bin", "/bin"} {
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	t.Fatalf("%s not found: %s", name, toolchainHint)
-	return ""
-}
-
-func run(t testing.TB, dir string, env []string, name string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v\n%s\n(if a toolchain is missing, %s)", name, strings.Join(args, " "), err, out, toolchainHint)
-	}
-}
-
-func buildC(t testing.TB) string {
-	clang := tool(t, "clang")
-	out := filepath.Join(outDir(t, "c"), "conformance.wasm")
-	run(t, ".", nil, clang, "--target=wasm32-wasi", "-O2", "-mexec-model=reactor", "-Wl,--strip-debug",
-		"-Wall", "-Werror", "-I../c", "-o", out, "c/conformance.c", "../c/lumen.c")
-	return out
-}
-
-func buildRust(t testing.TB) string {
-	cargo := tool(t, "cargo")
-	target := outDir(t, "rust")
-	run(t, "rust", []string{"PATH=/usr/bin:/bin", "CARGO_TARGET_DIR=" + target}, cargo,
-		"build", "--offline", "--release", "--target", "wasm32-wasi", "--quiet")
-	return filepath.Join(target, "wasm32-wasi", "release", "lumen_conformance.wasm")
-}
-
-func buildAS(t testing.TB) string {
-	asc, err := filepath.Abs("../assemblyscript/node_modules/.bin/asc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(asc); err != nil {
-		t.Fatalf("AssemblyScript compiler not installed at %s: %s", asc, toolchainHint)
-	}
-	node := tool(t, "node")
-	out := filepath.Join(outDir(t, "assemblyscript"), "conformance.wasm")
-	run(t, "assemblyscript", nil, node, asc, "index.ts", "-o", out, "-O3", "--noAssert",
-		"--use", "abort=../../assemblyscript/assembly/index/abort", "--exportStart", "_initialize")
-	return out
 }
 
 // conformance is an engine with every language's guest registered.

@@ -3,11 +3,11 @@ package conformance
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/internal/guestbuild"
 	"github.com/lumenflow/lumen/plugins"
 )
 
@@ -17,28 +17,11 @@ func buildExample(t testing.TB, lang string) []byte {
 	var path string
 	switch lang {
 	case "c":
-		trackSources(t, "../c")
-		path = filepath.Join(outDir(t, "example-c"), "stats.wasm")
-		run(t, "../c/example", nil, tool(t, "clang"), "--target=wasm32-wasi", "-O2", "-mexec-model=reactor",
-			"-Wl,--strip-debug", "-Wall", "-Werror", "-I..", "-o", path, "stats.c", "../lumen.c")
+		path = guestbuild.C(t, "../c/example")
 	case "rust":
-		trackSources(t, "../rust/src", "../rust/example/src", "../rust/example/Cargo.toml")
-		target := outDir(t, "example-rust")
-		run(t, "../rust/example", []string{"PATH=/usr/bin:/bin", "CARGO_TARGET_DIR=" + target}, tool(t, "cargo"),
-			"build", "--offline", "--release", "--target", "wasm32-wasi", "--quiet")
-		path = filepath.Join(target, "wasm32-wasi", "release", "stats.wasm")
+		path = guestbuild.Rust(t, "../rust/example")
 	case "assemblyscript":
-		trackSources(t, "../assemblyscript/assembly", "../assemblyscript/example")
-		asc, err := filepath.Abs("../assemblyscript/node_modules/.bin/asc")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := os.Stat(asc); err != nil {
-			t.Fatalf("AssemblyScript compiler not installed at %s: %s", asc, toolchainHint)
-		}
-		path = filepath.Join(outDir(t, "example-assemblyscript"), "stats.wasm")
-		run(t, "../assemblyscript/example", nil, tool(t, "node"), asc, "stats.ts", "-o", path, "-O3", "--noAssert",
-			"--exportStart", "_initialize", "--use", "abort=../assembly/index/abort")
+		path = guestbuild.AssemblyScript(t, "../assemblyscript/example")
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
