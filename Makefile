@@ -57,7 +57,7 @@ fmt:
 
 vet:
 	$(GO) vet ./...
-	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/abi/ ./sdk/go/
 
 ## toolchain: the guest toolchains the tests build with, each installed only when missing: clang
 ## and wasi-libc for C, Debian's rustc and cargo with the wasm32-wasi std for Rust (apt-get),
