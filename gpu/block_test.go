@@ -5,38 +5,6 @@ import (
 	"testing"
 )
 
-// block is a pre-norm transformer block: RMSNorm, causal multi-head attention with RoPE (the
-// flash form), a residual, RMSNorm, a SiLU MLP and a residual.
-type block struct {
-	heads                    int
-	n1, n2, wqkv, wo, w1, w2 *Tensor
-}
-
-func newBlock(d, heads int, seed uint64) *block {
-	p := func(i uint64, shape ...int) *Tensor {
-		return Must(Randn(seed+i, 0.1, shape...)).SetRequiresGrad(true)
-	}
-	return &block{heads: heads,
-		n1: Must(Full(1, d)).SetRequiresGrad(true), n2: Must(Full(1, d)).SetRequiresGrad(true),
-		wqkv: p(1, 3*d, d), wo: p(2, d, d), w1: p(3, 4*d, d), w2: p(4, d, 4*d)}
-}
-
-func (b *block) params() []*Tensor { return []*Tensor{b.n1, b.n2, b.wqkv, b.wo, b.w1, b.w2} }
-
-func (b *block) forward(x *Tensor) *Tensor {
-	bs, t, d := x.Dim(0), x.Dim(1), x.Dim(2)
-	hd := d / b.heads
-	h := Must(RMSNorm(x, b.n1, 1e-5))
-	qkv := Must(Linear(h, b.wqkv, nil)).Reshape(bs, t, 3, b.heads, hd).Permute(2, 0, 3, 1, 4) // [3, B, H, T, hd]
-	q := Must(RoPE(qkv.Slice(0, 0, 1).Reshape(bs, b.heads, t, hd), 0, 10000))
-	k := Must(RoPE(qkv.Slice(0, 1, 2).Reshape(bs, b.heads, t, hd), 0, 10000))
-	v := qkv.Slice(0, 2, 3).Reshape(bs, b.heads, t, hd)
-	a := Must(FlashAttention(q, k, v, true, 64)).Permute(0, 2, 1, 3).Reshape(bs, t, d)
-	x = x.Add(Must(Linear(a, b.wo, nil)))
-	h = Must(RMSNorm(x, b.n2, 1e-5))
-	return x.Add(Must(Linear(Must(Linear(h, b.w1, nil)).SiLU(), b.w2, nil)))
-}
-
 func TestTransformerBlock_LearnsToCopyItsInput(t *testing.T) {
 	blk := newBlock(16, 2, 1)
 	x := Must(Randn(9, 1, 2, 8, 16))

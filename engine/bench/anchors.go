@@ -23,4 +23,8 @@ var anchors = map[string]anchor{
 	"many_actors":                    {ray: 551, goal: 20_000},                 // Ray's on 64 nodes
 	"compiled_workflow_execute":      {ray: 50, goal: 10, lowerIsBetter: true}, // Ray: "< 50 µs"
 	"rest_workflow_submit":           {},                                       // no Ray figure, no goal
+	// The gpu section: Lumen's goal is ≥ 70 GFLOP/s on one core (Ray has no such figure).
+	"matmul_f32_512_1core":  {goal: 70},
+	"matmul_f32_1024_1core": {goal: 70},
+	"matmul_f32_2048_1core": {goal: 70},
 }

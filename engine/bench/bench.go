@@ -184,6 +184,13 @@ var suite = []figure{
 	{"many_actors", manyActors},
 	{"compiled_workflow_execute", compiledExecute},
 	{"rest_workflow_submit", restSubmit},
+	{"matmul_f32_512_1core", matmulFigure(512, false)},
+	{"matmul_f32_512_all_cores", matmulFigure(512, true)},
+	{"matmul_f32_1024_1core", matmulFigure(1024, false)},
+	{"matmul_f32_1024_all_cores", matmulFigure(1024, true)},
+	{"matmul_f32_2048_1core", matmulFigure(2048, false)},
+	{"matmul_f32_2048_all_cores", matmulFigure(2048, true)},
+	{"transformer_block_fwd_bwd", transformerBlock},
 }
 
 // Names lists every figure Run measures, in order.
