@@ -61,7 +61,8 @@ vet:
 
 ## toolchain: the guest toolchains the tests build with, each installed only when missing: clang
 ## and wasi-libc for C, Debian's rustc and cargo with the wasm32-wasi std for Rust (apt-get),
-## AssemblyScript pinned by sdk/assemblyscript/package-lock.json (npm ci into its node_modules)
+## AssemblyScript pinned by sdk/assemblyscript/package-lock.json (npm ci into its node_modules), and
+## wabt, whose wat2wasm checks the committed .wasm of hand-written .wat guests
 GUEST_APT := clang lld wasi-libc libclang-rt-dev-wasm32 rustc cargo libstd-rust-dev-wasm32 wabt
 toolchain:
 	@$(GO) version
