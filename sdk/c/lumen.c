@@ -32,6 +32,17 @@ LUMEN_IMPORT("actor_kill") int32_t lumen__host_actor_kill(int64_t h);
 
 /* Extension point: later ABI additions (tensor_*, model_chat) are declared here the same way and
  * wrapped below; a module that does not call them does not import them. */
+LUMEN_IMPORT("tensor_create")
+int64_t lumen__host_tensor_create(const void *spec, int32_t spec_len, const void *data, int32_t data_len);
+LUMEN_IMPORT("tensor_op") int64_t lumen__host_tensor_op(const void *p, int32_t n);
+LUMEN_IMPORT("tensor_read") int64_t lumen__host_tensor_read(int64_t h);
+LUMEN_IMPORT("tensor_info") int64_t lumen__host_tensor_info(int64_t h);
+LUMEN_IMPORT("tensor_backward") int32_t lumen__host_tensor_backward(int64_t h);
+LUMEN_IMPORT("tensor_grad") int64_t lumen__host_tensor_grad(int64_t h);
+LUMEN_IMPORT("tensor_free") int32_t lumen__host_tensor_free(int64_t h);
+LUMEN_IMPORT("optim_create") int64_t lumen__host_optim_create(const void *p, int32_t n);
+LUMEN_IMPORT("optim_step") int32_t lumen__host_optim_step(int64_t h);
+LUMEN_IMPORT("optim_zero_grad") int32_t lumen__host_optim_zero_grad(int64_t h);
 
 /* ---- A growable byte buffer ---- */
 
@@ -257,7 +268,7 @@ static const char *enc_name(enum lumen_encoding e) { return e == LUMEN_BYTES ? "
 
 static void build_manifest(void) {
     static const char *const cap_names[] = {"objects", "tasks", "actors", "clock",
-                                            "random",  "fs",    "env"};
+                                            "random",  "fs",    "env",    "tensors"};
     buf *m = &manifest;
     buf_str(m, "{\"abi\":1,\"functions\":[");
     for (size_t i = 0; i < ntable; i++) {
@@ -277,7 +288,7 @@ static void build_manifest(void) {
     if (caps) {
         buf_str(m, ",\"capabilities\":[");
         int first = 1;
-        for (int i = 0; i < 7; i++) {
+        for (int i = 0; i < 8; i++) {
             if (!(caps & (1u << i))) continue;
             buf_printf(m, "%s\"%s\"", first ? "" : ",", cap_names[i]);
             first = 0;
@@ -899,4 +910,218 @@ int64_t lumen_json_string(const uint8_t *json, size_t len, const char *key, char
     if (p >= end) return LUMEN_BAD_PAYLOAD;
     if (dst && cap) dst[n < cap ? n : cap - 1] = 0;
     return (int64_t)n;
+}
+
+/* ---- Tensors ---- */
+
+static const char *const dtype_names[] = {"f32", "i32", "i64"};
+
+/* status32 turns an i32 host return into 0 or a recorded failure. */
+static int status32(int32_t r) { return r < 0 ? (int)host_fail(r) : 0; }
+
+/* bad_handle refuses a handle that is no handle: a status passed along from an earlier failure
+ * (which stands, its message included) or 0. */
+static int64_t bad_handle(const char *what, int64_t h) {
+    if (h > 0) return 0;
+    if (h < 0) return h;
+    return sdk_fail(LUMEN_BAD_ARGUMENT, what);
+}
+
+lumen_tensor lumen_tensor_create(enum lumen_dtype dtype, const int64_t *shape, size_t rank,
+                                 const void *data, size_t data_len, int requires_grad) {
+    if ((unsigned)dtype > LUMEN_I64)
+        return sdk_fail(LUMEN_BAD_ARGUMENT, "lumen_tensor_create: unknown dtype");
+    if (!shape && rank) return sdk_fail(LUMEN_BAD_ARGUMENT, "lumen_tensor_create: NULL shape");
+    if (!data) data_len = 0;
+    buf b = {0};
+    buf_printf(&b, "{\"dtype\":\"%s\",\"shape\":[", dtype_names[dtype]);
+    for (size_t i = 0; i < rank; i++) buf_printf(&b, "%s%lld", i ? "," : "", (long long)shape[i]);
+    buf_str(&b, "]");
+    if (requires_grad) buf_str(&b, ",\"requires_grad\":true");
+    buf_str(&b, "}");
+    if (b.oom) {
+        free(b.p);
+        return sdk_fail(LUMEN_NO_MEMORY, "out of memory encoding a tensor spec");
+    }
+    int64_t r = lumen__host_tensor_create(b.p, (int32_t)b.n, data, (int32_t)data_len);
+    free(b.p);
+    return r < 0 ? host_fail(r) : r;
+}
+
+static size_t numel(const int64_t *shape, size_t rank) {
+    size_t n = 1;
+    for (size_t i = 0; i < rank; i++) n *= shape[i] > 0 ? (size_t)shape[i] : 0;
+    return n;
+}
+
+/* wasm32 is little-endian, so the raw values are the arrays' own bytes. */
+lumen_tensor lumen_tensor_f32(const int64_t *shape, size_t rank, const float *data,
+                              int requires_grad) {
+    return lumen_tensor_create(LUMEN_F32, shape, rank, data,
+                               data ? numel(shape, rank) * sizeof(float) : 0, requires_grad);
+}
+
+lumen_tensor lumen_tensor_i64(const int64_t *shape, size_t rank, const int64_t *data) {
+    return lumen_tensor_create(LUMEN_I64, shape, rank, data,
+                               data ? numel(shape, rank) * sizeof(int64_t) : 0, 0);
+}
+
+lumen_tensor lumen_tensor_op(const char *name, const lumen_tensor *inputs, size_t n,
+                             const char *attrs_json) {
+    if (!name || !*name) return sdk_fail(LUMEN_BAD_ARGUMENT, "lumen_tensor_op: no op name");
+    if (!inputs && n) return sdk_fail(LUMEN_BAD_ARGUMENT, "lumen_tensor_op: NULL inputs");
+    for (size_t i = 0; i < n; i++) {
+        int64_t st = bad_handle("lumen_tensor_op: an input is not a tensor", inputs[i]);
+        if (st) return st;
+    }
+    buf b = {0};
+    buf_str(&b, "{\"op\":");
+    buf_json_string(&b, name, strlen(name));
+    buf_str(&b, ",\"inputs\":[");
+    for (size_t i = 0; i < n; i++) buf_printf(&b, "%s%lld", i ? "," : "", (long long)inputs[i]);
+    buf_str(&b, "]");
+    if (attrs_json && *attrs_json) buf_printf(&b, ",\"attrs\":%s", attrs_json);
+    buf_str(&b, "}");
+    return send(lumen__host_tensor_op, &b);
+}
+
+static lumen_tensor op2(const char *name, lumen_tensor a, lumen_tensor b) {
+    lumen_tensor in[2] = {a, b};
+    return lumen_tensor_op(name, in, 2, NULL);
+}
+lumen_tensor lumen_tensor_matmul(lumen_tensor a, lumen_tensor b) { return op2("matmul", a, b); }
+lumen_tensor lumen_tensor_add(lumen_tensor a, lumen_tensor b) { return op2("add", a, b); }
+lumen_tensor lumen_tensor_sub(lumen_tensor a, lumen_tensor b) { return op2("sub", a, b); }
+lumen_tensor lumen_tensor_mul(lumen_tensor a, lumen_tensor b) { return op2("mul", a, b); }
+lumen_tensor lumen_tensor_relu(lumen_tensor t) { return lumen_tensor_op("relu", &t, 1, NULL); }
+lumen_tensor lumen_tensor_sum(lumen_tensor t) { return lumen_tensor_op("sum", &t, 1, NULL); }
+lumen_tensor lumen_tensor_mean(lumen_tensor t) { return lumen_tensor_op("mean", &t, 1, NULL); }
+
+int lumen_tensor_read(lumen_tensor t, lumen_bytes *out_) {
+    if (!out_) return (int)sdk_fail(LUMEN_BAD_ARGUMENT, "lumen_tensor_read: NULL out");
+    out_->data = NULL;
+    out_->len = 0;
+    int64_t st = bad_handle("lumen_tensor_read: not a tensor", t);
+    if (st) return (int)st;
+    int64_t n = lumen__host_tensor_read(t);
+    if (n < 0) return (int)host_fail(n);
+    return take_result(n, out_);
+}
+
+int lumen_tensor_info(lumen_tensor t, lumen_tensor_meta *meta) {
+    if (!meta) return (int)sdk_fail(LUMEN_BAD_ARGUMENT, "lumen_tensor_info: NULL meta");
+    int64_t st = bad_handle("lumen_tensor_info: not a tensor", t);
+    if (st) return (int)st;
+    int64_t n = lumen__host_tensor_info(t);
+    if (n < 0) return (int)host_fail(n);
+    lumen_bytes res;
+    int r = take_result(n, &res);
+    if (r) return r;
+    const uint8_t *end = res.data + res.len;
+    char dt[8];
+    r = LUMEN_BAD_PAYLOAD;
+    meta->rank = 0;
+    if (lumen_json_string(res.data, res.len, "dtype", dt, sizeof dt) >= 0) {
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(dt, dtype_names[i])) meta->dtype = (enum lumen_dtype)i, r = 0;
+    }
+    const uint8_t *p = r == 0 ? json_find(res.data, res.len, "shape") : NULL;
+    if (!p || p >= end || *p != '[') r = LUMEN_BAD_PAYLOAD;
+    if (r == 0) {
+        p = ws(p + 1, end);
+        while (p && p < end && *p != ']') {
+            if (meta->rank == LUMEN_MAX_RANK || parse_int(p, end, &meta->shape[meta->rank]) < 0) {
+                r = LUMEN_BAD_PAYLOAD;
+                break;
+            }
+            meta->rank++;
+            p = json_skip(p, end);
+            if (p) p = ws(p, end);
+            if (p && p < end && *p == ',') p = ws(p + 1, end);
+        }
+        if (!p || p >= end) r = LUMEN_BAD_PAYLOAD;
+    }
+    lumen_bytes_free(&res);
+    return r ? (int)sdk_fail(r, "lumen_tensor_info: the host's answer does not decode") : 0;
+}
+
+int lumen_tensor_read_f32(lumen_tensor t, float **values, size_t *n) {
+    if (!values || !n) return (int)sdk_fail(LUMEN_BAD_ARGUMENT, "lumen_tensor_read_f32: NULL out");
+    *values = NULL;
+    *n = 0;
+    lumen_tensor_meta meta;
+    int r = lumen_tensor_info(t, &meta);
+    if (r) return r;
+    if (meta.dtype != LUMEN_F32)
+        return (int)sdk_fail(LUMEN_BAD_PAYLOAD, "lumen_tensor_read_f32: the tensor is not f32");
+    lumen_bytes raw;
+    r = lumen_tensor_read(t, &raw);
+    if (r) return r;
+    if (raw.len % sizeof(float)) {
+        lumen_bytes_free(&raw);
+        return (int)sdk_fail(LUMEN_BAD_PAYLOAD, "lumen_tensor_read_f32: a partial element");
+    }
+    *values = (float *)raw.data; /* malloc'd, so aligned for any type */
+    *n = raw.len / sizeof(float);
+    return 0;
+}
+
+int lumen_tensor_backward(lumen_tensor t) {
+    int64_t st = bad_handle("lumen_tensor_backward: not a tensor", t);
+    return st ? (int)st : status32(lumen__host_tensor_backward(t));
+}
+
+lumen_tensor lumen_tensor_grad(lumen_tensor t) {
+    int64_t st = bad_handle("lumen_tensor_grad: not a tensor", t);
+    if (st) return st;
+    int64_t r = lumen__host_tensor_grad(t);
+    return r < 0 ? host_fail(r) : r;
+}
+
+int lumen_tensor_free(lumen_tensor t) {
+    int64_t st = bad_handle("lumen_tensor_free: not a tensor", t);
+    return st ? (int)st : status32(lumen__host_tensor_free(t));
+}
+
+lumen_optim lumen_optim_create(const lumen_optim_opts *o, const lumen_tensor *params, size_t n) {
+    if (!o || !o->kind) return sdk_fail(LUMEN_BAD_ARGUMENT, "lumen_optim_create: no kind");
+    if (!params && n) return sdk_fail(LUMEN_BAD_ARGUMENT, "lumen_optim_create: NULL params");
+    for (size_t i = 0; i < n; i++) {
+        int64_t st = bad_handle("lumen_optim_create: a param is not a tensor", params[i]);
+        if (st) return st;
+    }
+    buf b = {0};
+    buf_str(&b, "{\"kind\":");
+    buf_json_string(&b, o->kind, strlen(o->kind));
+    buf_str(&b, ",\"params\":[");
+    for (size_t i = 0; i < n; i++) buf_printf(&b, "%s%lld", i ? "," : "", (long long)params[i]);
+    buf_printf(&b, "],\"lr\":%.17g", o->lr);
+    if (o->momentum >= 0) buf_printf(&b, ",\"momentum\":%.17g", o->momentum);
+    if (o->weight_decay >= 0) buf_printf(&b, ",\"weight_decay\":%.17g", o->weight_decay);
+    if (o->beta1 >= 0 || o->beta2 >= 0)
+        buf_printf(&b, ",\"betas\":[%.17g,%.17g]", o->beta1, o->beta2);
+    if (o->eps >= 0) buf_printf(&b, ",\"eps\":%.17g", o->eps);
+    buf_str(&b, "}");
+    return send(lumen__host_optim_create, &b);
+}
+
+lumen_optim lumen_optim_sgd(const lumen_tensor *params, size_t n, double lr, double momentum) {
+    lumen_optim_opts o = {"sgd", lr, momentum, -1, -1, -1, -1};
+    return lumen_optim_create(&o, params, n);
+}
+
+lumen_optim lumen_optim_adamw(const lumen_tensor *params, size_t n, double lr,
+                              double weight_decay) {
+    lumen_optim_opts o = {"adamw", lr, -1, weight_decay, -1, -1, -1};
+    return lumen_optim_create(&o, params, n);
+}
+
+int lumen_optim_step(lumen_optim o) {
+    int64_t st = bad_handle("lumen_optim_step: not an optimiser", o);
+    return st ? (int)st : status32(lumen__host_optim_step(o));
+}
+
+int lumen_optim_zero_grad(lumen_optim o) {
+    int64_t st = bad_handle("lumen_optim_zero_grad: not an optimiser", o);
+    return st ? (int)st : status32(lumen__host_optim_zero_grad(o));
 }

@@ -137,7 +137,8 @@ enum {
     LUMEN_CAP_CLOCK = 1 << 3,
     LUMEN_CAP_RANDOM = 1 << 4,
     LUMEN_CAP_FS = 1 << 5,
-    LUMEN_CAP_ENV = 1 << 6
+    LUMEN_CAP_ENV = 1 << 6,
+    LUMEN_CAP_TENSORS = 1 << 7
 };
 void lumen_require(unsigned caps);
 #define LUMEN_CAPABILITIES(caps)                                                            \
@@ -255,6 +256,86 @@ lumen_handle lumen_actor_call_bytes(lumen_handle actor, const char *method, cons
                                     size_t len);
 /* lumen_actor_kill stops the actor without restarting it. */
 int lumen_actor_kill(lumen_handle actor);
+
+/* ---- Tensors (capability tensors) ----
+ * Tensors live on the host (on its GPU when it has one); the guest drives them by handle. Ops
+ * return new tensors and autograd records them, so lumen_tensor_backward on a loss fills the
+ * gradients of the leaves made with requires_grad. A tensor lives until lumen_tensor_free or the
+ * end of the call that made it (an actor's, as long as the actor). Every function returning a
+ * lumen_tensor or lumen_optim returns a negative lumen_status on failure, with
+ * lumen_error_message() saying why; inputs that are negative statuses are refused, so calls may
+ * be chained and checked once at the end. */
+
+typedef int64_t lumen_tensor; /* > 0; a negative value is a lumen_status */
+typedef int64_t lumen_optim;  /* > 0; a negative value is a lumen_status */
+
+enum lumen_dtype { LUMEN_F32, LUMEN_I32, LUMEN_I64 };
+
+/* lumen_tensor_create makes a tensor of dtype and shape[0:rank] from data, its little-endian raw
+ * values in row-major order (data_len bytes: every element), or zeros when data is NULL.
+ * requires_grad (f32 only) makes a leaf whose gradient backward fills. */
+lumen_tensor lumen_tensor_create(enum lumen_dtype dtype, const int64_t *shape, size_t rank,
+                                 const void *data, size_t data_len, int requires_grad);
+/* lumen_tensor_f32 makes a float32 tensor from data (every element; NULL: zeros). */
+lumen_tensor lumen_tensor_f32(const int64_t *shape, size_t rank, const float *data,
+                              int requires_grad);
+/* lumen_tensor_i64 makes an int64 tensor (labels, indices) from data (NULL: zeros). */
+lumen_tensor lumen_tensor_i64(const int64_t *shape, size_t rank, const int64_t *data);
+
+/* lumen_tensor_op runs host op name (docs/abi.md §3: matmul, add, relu, sum, reshape, conv2d,
+ * ...) on inputs[0:n] with attrs_json, a JSON object of the op's attributes ({"axes":[1]}) or
+ * NULL for none, and returns the output tensor. */
+lumen_tensor lumen_tensor_op(const char *name, const lumen_tensor *inputs, size_t n,
+                             const char *attrs_json);
+lumen_tensor lumen_tensor_matmul(lumen_tensor a, lumen_tensor b);
+lumen_tensor lumen_tensor_add(lumen_tensor a, lumen_tensor b);
+lumen_tensor lumen_tensor_sub(lumen_tensor a, lumen_tensor b);
+lumen_tensor lumen_tensor_mul(lumen_tensor a, lumen_tensor b);
+lumen_tensor lumen_tensor_relu(lumen_tensor t);
+/* lumen_tensor_sum and lumen_tensor_mean reduce over every axis to one element. */
+lumen_tensor lumen_tensor_sum(lumen_tensor t);
+lumen_tensor lumen_tensor_mean(lumen_tensor t);
+
+/* lumen_tensor_read fills out with the tensor's raw little-endian values, row-major. */
+int lumen_tensor_read(lumen_tensor t, lumen_bytes *out);
+/* lumen_tensor_read_f32 reads a float32 tensor into a malloc'd array *values (free it with free)
+ * of *n elements. LUMEN_BAD_PAYLOAD when the tensor is not f32. */
+int lumen_tensor_read_f32(lumen_tensor t, float **values, size_t *n);
+
+#define LUMEN_MAX_RANK 8
+/* lumen_tensor_meta is what lumen_tensor_info says of a tensor. */
+typedef struct lumen_tensor_meta {
+    enum lumen_dtype dtype;
+    size_t rank;
+    int64_t shape[LUMEN_MAX_RANK];
+} lumen_tensor_meta;
+int lumen_tensor_info(lumen_tensor t, lumen_tensor_meta *meta);
+
+/* lumen_tensor_backward runs reverse-mode autograd from the one-element tensor t (a loss). */
+int lumen_tensor_backward(lumen_tensor t);
+/* lumen_tensor_grad returns a copy of the gradient backward accumulated in leaf t (LUMEN_NOT_FOUND
+ * before any backward). */
+lumen_tensor lumen_tensor_grad(lumen_tensor t);
+/* lumen_tensor_free frees the tensor now; freeing a view drops only its handle. */
+int lumen_tensor_free(lumen_tensor t);
+
+/* lumen_optim_opts is an optim_create request. Negative fields take the host's defaults. */
+typedef struct lumen_optim_opts {
+    const char *kind;    /* "sgd" or "adamw" */
+    double lr;
+    double momentum;     /* sgd */
+    double weight_decay;
+    double beta1, beta2; /* adamw: both or neither */
+    double eps;          /* adamw */
+} lumen_optim_opts;
+/* lumen_optim_create makes an optimiser over params[0:n], f32 leaves that require grad. */
+lumen_optim lumen_optim_create(const lumen_optim_opts *o, const lumen_tensor *params, size_t n);
+lumen_optim lumen_optim_sgd(const lumen_tensor *params, size_t n, double lr, double momentum);
+lumen_optim lumen_optim_adamw(const lumen_tensor *params, size_t n, double lr, double weight_decay);
+/* lumen_optim_step updates the parameters from their gradients. */
+int lumen_optim_step(lumen_optim o);
+/* lumen_optim_zero_grad clears the parameters' gradients; call it before each backward. */
+int lumen_optim_zero_grad(lumen_optim o);
 
 /* ---- Tiny JSON readers for flat inputs (no JSON library needed) ----
  * Each looks up key among the top-level members of the JSON object in json[0:len]. They return

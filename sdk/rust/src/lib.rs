@@ -35,6 +35,9 @@ use std::time::Duration;
 
 pub mod json;
 mod sys;
+mod tensor;
+
+pub use tensor::{DType, Optimizer, Tensor};
 
 #[doc(hidden)]
 pub mod rt;

@@ -33,6 +33,26 @@ mod imports {
         pub fn actor_kill(handle: i64) -> i32;
         // Extension point: later ABI additions (tensor_*, model_chat) are declared here and
         // wrapped in lib.rs; a module that does not call them does not import them.
+        #[link_name = "tensor_create"]
+        pub fn tensor_create(spec_ptr: *const u8, spec_len: i32, data_ptr: *const u8, data_len: i32) -> i64;
+        #[link_name = "tensor_op"]
+        pub fn tensor_op(ptr: *const u8, len: i32) -> i64;
+        #[link_name = "tensor_read"]
+        pub fn tensor_read(handle: i64) -> i64;
+        #[link_name = "tensor_info"]
+        pub fn tensor_info(handle: i64) -> i64;
+        #[link_name = "tensor_backward"]
+        pub fn tensor_backward(handle: i64) -> i32;
+        #[link_name = "tensor_grad"]
+        pub fn tensor_grad(handle: i64) -> i64;
+        #[link_name = "tensor_free"]
+        pub fn tensor_free(handle: i64) -> i32;
+        #[link_name = "optim_create"]
+        pub fn optim_create(ptr: *const u8, len: i32) -> i64;
+        #[link_name = "optim_step"]
+        pub fn optim_step(handle: i64) -> i32;
+        #[link_name = "optim_zero_grad"]
+        pub fn optim_zero_grad(handle: i64) -> i32;
     }
 }
 
@@ -79,6 +99,36 @@ mod host {
     pub fn actor_kill(h: i64) -> i32 {
         unsafe { i::actor_kill(h) }
     }
+    pub fn tensor_create(spec: &[u8], data: &[u8]) -> i64 {
+        unsafe { i::tensor_create(spec.as_ptr(), spec.len() as i32, data.as_ptr(), data.len() as i32) }
+    }
+    pub fn tensor_op(b: &[u8]) -> i64 {
+        unsafe { i::tensor_op(b.as_ptr(), b.len() as i32) }
+    }
+    pub fn tensor_read(h: i64) -> i64 {
+        unsafe { i::tensor_read(h) }
+    }
+    pub fn tensor_info(h: i64) -> i64 {
+        unsafe { i::tensor_info(h) }
+    }
+    pub fn tensor_backward(h: i64) -> i32 {
+        unsafe { i::tensor_backward(h) }
+    }
+    pub fn tensor_grad(h: i64) -> i64 {
+        unsafe { i::tensor_grad(h) }
+    }
+    pub fn tensor_free(h: i64) -> i32 {
+        unsafe { i::tensor_free(h) }
+    }
+    pub fn optim_create(b: &[u8]) -> i64 {
+        unsafe { i::optim_create(b.as_ptr(), b.len() as i32) }
+    }
+    pub fn optim_step(h: i64) -> i32 {
+        unsafe { i::optim_step(h) }
+    }
+    pub fn optim_zero_grad(h: i64) -> i32 {
+        unsafe { i::optim_zero_grad(h) }
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -124,6 +174,36 @@ mod host {
         UNAVAILABLE
     }
     pub fn actor_kill(_: i64) -> i32 {
+        UNAVAILABLE as i32
+    }
+    pub fn tensor_create(_: &[u8], _: &[u8]) -> i64 {
+        UNAVAILABLE
+    }
+    pub fn tensor_op(_: &[u8]) -> i64 {
+        UNAVAILABLE
+    }
+    pub fn tensor_read(_: i64) -> i64 {
+        UNAVAILABLE
+    }
+    pub fn tensor_info(_: i64) -> i64 {
+        UNAVAILABLE
+    }
+    pub fn tensor_backward(_: i64) -> i32 {
+        UNAVAILABLE as i32
+    }
+    pub fn tensor_grad(_: i64) -> i64 {
+        UNAVAILABLE
+    }
+    pub fn tensor_free(_: i64) -> i32 {
+        UNAVAILABLE as i32
+    }
+    pub fn optim_create(_: &[u8]) -> i64 {
+        UNAVAILABLE
+    }
+    pub fn optim_step(_: i64) -> i32 {
+        UNAVAILABLE as i32
+    }
+    pub fn optim_zero_grad(_: i64) -> i32 {
         UNAVAILABLE as i32
     }
 }
