@@ -144,7 +144,7 @@ func (o outcome) String() string {
 	return fmt.Sprintf("%s limit=%q code=%q message=%q", o.Kind, o.Limit, o.Code, o.Message)
 }
 
-var grants = host.Grants{Capabilities: []abi.Capability{abi.CapObjects, abi.CapTasks, abi.CapActors}}
+var grants = host.Grants{Capabilities: []abi.Capability{abi.CapObjects, abi.CapTasks, abi.CapActors, abi.CapTensors}}
 
 func (c *conformance) call(t *testing.T, lang, fn string, in []byte, limits host.Limits) (outcome, *host.Result) {
 	t.Helper()
@@ -195,6 +195,7 @@ func TestConformance_SameResultsInEveryLanguage(t *testing.T) {
 			want: outcome{Kind: abi.KindGuest, Message: "lumen: guest_error: conformance failure"}},
 		{name: "actor counter", fn: "counter", want: outcome{Output: "3"}},
 		{name: "object round trip", fn: "objects", input: "object\x00bytes", want: outcome{Output: "object\x00bytes"}},
+		{name: "tensors", fn: "tensors", want: outcome{Output: `{"c":[19,22,43,50],"grad":[11,15,11,15]}`}},
 		{name: "host error surfaces", fn: "missing",
 			check: func(t *testing.T, o outcome, _ *host.Result) {
 				if o.Kind != abi.KindGuest || !strings.HasPrefix(o.Message, "lumen: not_found: ") {

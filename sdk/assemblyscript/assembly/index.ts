@@ -43,6 +43,16 @@
 @external("lumen", "actor_kill") declare function host_actor_kill(h: i64): i32;
 // Extension point: later ABI additions (tensor_*, model_chat) are declared here the same way and
 // wrapped below; a module that does not call them does not import them.
+@external("lumen", "tensor_create") declare function host_tensor_create(specPtr: usize, specLen: i32, dataPtr: usize, dataLen: i32): i64;
+@external("lumen", "tensor_op") declare function host_tensor_op(ptr: usize, len: i32): i64;
+@external("lumen", "tensor_read") declare function host_tensor_read(h: i64): i64;
+@external("lumen", "tensor_info") declare function host_tensor_info(h: i64): i64;
+@external("lumen", "tensor_backward") declare function host_tensor_backward(h: i64): i32;
+@external("lumen", "tensor_grad") declare function host_tensor_grad(h: i64): i64;
+@external("lumen", "tensor_free") declare function host_tensor_free(h: i64): i32;
+@external("lumen", "optim_create") declare function host_optim_create(ptr: usize, len: i32): i64;
+@external("lumen", "optim_step") declare function host_optim_step(h: i64): i32;
+@external("lumen", "optim_zero_grad") declare function host_optim_zero_grad(h: i64): i32;
 
 export const ABI_VERSION: i32 = 1;
 
@@ -262,7 +272,8 @@ function actorOf(name: string): string {
 }
 
 /** require declares a capability the module asks for: "objects", "tasks", "actors", "clock",
- * "random", "fs" or "env". put/get need objects, submit/wait tasks, Actor actors. */
+ * "random", "fs", "env" or "tensors". put/get need objects, submit/wait tasks, Actor actors,
+ * Tensor and Optimizer tensors. */
 export function require(capability: string): void {
   if (!capabilities.includes(capability)) capabilities.push(capability);
 }
@@ -619,6 +630,225 @@ export class Actor {
   /** kill stops the actor without restarting it. */
   kill(): bool {
     return ok(host_actor_kill(this.handle));
+  }
+}
+
+// ---- Tensors ----
+
+// sdkFail records a failure of the SDK itself, worded as a host error of status st.
+function sdkFail(st: i32, message: string): void {
+  const e = new LumenError();
+  e.status = st;
+  e.message = message;
+  lastErr = e;
+}
+
+function tensorOrNull(r: i64): Tensor | null {
+  if (r < 0) {
+    hostFail(r);
+    return null;
+  }
+  return new Tensor(r);
+}
+
+function intsJSON(v: i64[]): string {
+  let s = "[";
+  for (let i = 0; i < v.length; i++) s += (i > 0 ? "," : "") + v[i].toString();
+  return s + "]";
+}
+
+/** TensorInfo is a tensor's dtype ("f32", "i32" or "i64") and shape. */
+export class TensorInfo {
+  dtype: string = "";
+  shape: i64[] = [];
+}
+
+/** Tensor is a tensor that lives on the host (on its GPU when it has one), driven by handle.
+ * Needs the tensors capability. Ops run on the host and return new tensors; autograd records
+ * them, so backward() on a loss fills the gradients of leaves made with requiresGrad. A tensor
+ * lives until free() or the end of the call that made it (an actor's, as long as the actor).
+ * Functions return null or false after a failure, with lastError() saying why. */
+export class Tensor {
+  constructor(public handle: i64) {}
+
+  /** fromRaw makes a tensor of dtype and shape from data, its little-endian raw values in
+   * row-major order (empty: zeros). requiresGrad (f32 only) makes a leaf with a gradient. */
+  static fromRaw(dtype: string, shape: i64[], data: Uint8Array, requiresGrad: bool = false): Tensor | null {
+    let spec = '{"dtype":' + jsonQuote(dtype) + ',"shape":' + intsJSON(shape);
+    if (requiresGrad) spec += ',"requires_grad":true';
+    const b = utf8(spec + "}");
+    return tensorOrNull(host_tensor_create(b.dataStart, b.length, data.dataStart, data.length));
+  }
+
+  /** create makes a float32 tensor of shape from data (empty: zeros). */
+  static create(shape: i64[], data: f32[], requiresGrad: bool = false): Tensor | null {
+    const raw = new Uint8Array(data.length * 4);
+    for (let i = 0; i < data.length; i++) store<f32>(raw.dataStart + (<usize>i << 2), data[i]);
+    return Tensor.fromRaw("f32", shape, raw, requiresGrad);
+  }
+
+  /** fromI64 makes an int64 tensor (labels, embedding indices) of shape from data. */
+  static fromI64(shape: i64[], data: i64[]): Tensor | null {
+    const raw = new Uint8Array(data.length * 8);
+    for (let i = 0; i < data.length; i++) store<i64>(raw.dataStart + (<usize>i << 3), data[i]);
+    return Tensor.fromRaw("i64", shape, raw);
+  }
+
+  /** op runs host op name (docs/abi.md §3: matmul, add, relu, sum, reshape, conv2d, ...) on
+   * inputs with attrsJSON, a JSON object of the op's attributes ("" for none). */
+  static op(name: string, inputs: Tensor[], attrsJSON: string = ""): Tensor | null {
+    let s = '{"op":' + jsonQuote(name) + ',"inputs":[';
+    for (let i = 0; i < inputs.length; i++) s += (i > 0 ? "," : "") + inputs[i].handle.toString();
+    s += "]";
+    if (attrsJSON.length > 0) s += ',"attrs":' + attrsJSON;
+    const b = utf8(s + "}");
+    return tensorOrNull(host_tensor_op(b.dataStart, b.length));
+  }
+
+  /** matmul is the (batched, broadcasting) matrix product this·other. */
+  matmul(other: Tensor): Tensor | null {
+    return Tensor.op("matmul", [this, other]);
+  }
+
+  /** add is this + other, broadcasting. */
+  add(other: Tensor): Tensor | null {
+    return Tensor.op("add", [this, other]);
+  }
+
+  /** sub is this - other, broadcasting. */
+  sub(other: Tensor): Tensor | null {
+    return Tensor.op("sub", [this, other]);
+  }
+
+  /** mul is this · other elementwise, broadcasting. */
+  mul(other: Tensor): Tensor | null {
+    return Tensor.op("mul", [this, other]);
+  }
+
+  /** relu is max(this, 0). */
+  relu(): Tensor | null {
+    return Tensor.op("relu", [this]);
+  }
+
+  /** reshape is a view with shape (one dim may be -1). */
+  reshape(shape: i64[]): Tensor | null {
+    return Tensor.op("reshape", [this], '{"shape":' + intsJSON(shape) + "}");
+  }
+
+  /** sum adds over every axis, to one element. */
+  sum(): Tensor | null {
+    return Tensor.op("sum", [this]);
+  }
+
+  /** mean averages over every axis, to one element. */
+  mean(): Tensor | null {
+    return Tensor.op("mean", [this]);
+  }
+
+  /** info returns the tensor's dtype and shape. */
+  info(): TensorInfo | null {
+    const n = host_tensor_info(this.handle);
+    if (n < 0) {
+      hostFail(n);
+      return null;
+    }
+    const b = takeResult(n);
+    const text = String.UTF8.decodeUnsafe(b.dataStart, b.length);
+    const v = JsonValue.parse(text);
+    const shape = v != null ? v.get("shape") : null;
+    if (v == null || shape == null || shape.kind != JsonKind.ARRAY || v.getString("dtype").length == 0) {
+      sdkFail(Status.INTERNAL, "tensor_info: " + text);
+      return null;
+    }
+    const info = new TensorInfo();
+    info.dtype = v.getString("dtype");
+    for (let i = 0; i < shape.items.length; i++) info.shape.push(shape.items[i].int);
+    return info;
+  }
+
+  /** readRaw returns the tensor's raw little-endian values, row-major. */
+  readRaw(): Uint8Array | null {
+    const n = host_tensor_read(this.handle);
+    if (n < 0) {
+      hostFail(n);
+      return null;
+    }
+    return takeResult(n);
+  }
+
+  /** toArray reads a float32 tensor's values, row-major. */
+  toArray(): f32[] | null {
+    const info = this.info();
+    if (info == null) return null;
+    if (info.dtype != "f32") {
+      sdkFail(Status.BAD_PAYLOAD, "tensor " + this.handle.toString() + ": a " + info.dtype + " tensor, not f32");
+      return null;
+    }
+    const raw = this.readRaw();
+    if (raw == null) return null;
+    if (raw.length % 4 != 0) {
+      sdkFail(Status.BAD_PAYLOAD, "tensor " + this.handle.toString() + ": no whole number of f32s");
+      return null;
+    }
+    const out = new Array<f32>(raw.length >> 2);
+    for (let i = 0; i < out.length; i++) out[i] = load<f32>(raw.dataStart + (<usize>i << 2));
+    return out;
+  }
+
+  /** backward runs reverse-mode autograd from this one-element tensor (a loss). */
+  backward(): bool {
+    return ok(host_tensor_backward(this.handle));
+  }
+
+  /** grad returns a copy of the gradient backward accumulated in this leaf. */
+  grad(): Tensor | null {
+    return tensorOrNull(host_tensor_grad(this.handle));
+  }
+
+  /** free frees the tensor now; its handle is unknown after. */
+  free(): bool {
+    return ok(host_tensor_free(this.handle));
+  }
+}
+
+/** Optimizer updates parameter tensors from their gradients, on the host. */
+export class Optimizer {
+  constructor(public handle: i64) {}
+
+  /** create makes an optimiser of kind ("sgd" or "adamw") with learning rate lr over params;
+   * optionsJSON holds the kind's other members without braces ('"momentum":0.9'), or "". */
+  static create(kind: string, params: Tensor[], lr: f64, optionsJSON: string = ""): Optimizer | null {
+    let s = '{"kind":' + jsonQuote(kind) + ',"params":[';
+    for (let i = 0; i < params.length; i++) s += (i > 0 ? "," : "") + params[i].handle.toString();
+    s += '],"lr":' + lr.toString();
+    if (optionsJSON.length > 0) s += "," + optionsJSON;
+    const b = utf8(s + "}");
+    const r = host_optim_create(b.dataStart, b.length);
+    if (r < 0) {
+      hostFail(r);
+      return null;
+    }
+    return new Optimizer(r);
+  }
+
+  /** sgd makes an SGD optimiser with momentum. */
+  static sgd(params: Tensor[], lr: f64, momentum: f64): Optimizer | null {
+    return Optimizer.create("sgd", params, lr, '"momentum":' + momentum.toString());
+  }
+
+  /** adamw makes an AdamW optimiser (decoupled weight decay; the host's betas and eps). */
+  static adamw(params: Tensor[], lr: f64, weightDecay: f64): Optimizer | null {
+    return Optimizer.create("adamw", params, lr, '"weight_decay":' + weightDecay.toString());
+  }
+
+  /** step updates the parameters from their gradients. */
+  step(): bool {
+    return ok(host_optim_step(this.handle));
+  }
+
+  /** zeroGrad clears the parameters' gradients; call it before each backward. */
+  zeroGrad(): bool {
+    return ok(host_optim_zero_grad(this.handle));
   }
 }
 

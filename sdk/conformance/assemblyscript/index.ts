@@ -1,13 +1,14 @@
 // The conformance guest in AssemblyScript: the same functions, with the same results, as the Go,
 // C and Rust guests beside it (see ../conformance_test.go).
 import {
-  Actor, JsonValue, Ref, actor, bytesTask, fail, jsonQuote, jsonTask, log, method, put, require, submit, submitBytes,
+  Actor, JsonValue, Ref, Tensor, actor, bytesTask, fail, jsonQuote, jsonTask, log, method, put, require, submit, submitBytes,
 } from "../../assemblyscript/assembly/index";
 export { lumen_abi_v1, lumen_alloc, lumen_manifest, lumen_call } from "../../assemblyscript/assembly/index";
 
 require("objects");
 require("tasks");
 require("actors");
+require("tensors");
 
 bytesTask("echo", (b: Uint8Array): Uint8Array | null => b);
 
@@ -85,6 +86,33 @@ bytesTask("objects", (b: Uint8Array): Uint8Array | null => {
   const out = r.getBytes();
   if (out == null || !r.release()) return null;
   return out;
+});
+
+// ints writes a float32 tensor's values as a JSON array of integers, or returns null.
+function ints(t: Tensor): string | null {
+  const v = t.toArray();
+  if (v == null) return null;
+  let s = "[";
+  for (let i = 0; i < v.length; i++) s += (i > 0 ? "," : "") + (<i64>v[i]).toString();
+  return s + "]";
+}
+
+jsonTask("tensors", (input: string): string | null => {
+  const a = Tensor.create([2, 2], [1, 2, 3, 4], true);
+  if (a == null) return null;
+  const b = Tensor.create([2, 2], [5, 6, 7, 8]);
+  if (b == null) return null;
+  const c = a.matmul(b);
+  if (c == null) return null;
+  const loss = c.sum();
+  if (loss == null || !loss.backward()) return null;
+  const grad = a.grad();
+  if (grad == null) return null;
+  const cs = ints(c);
+  if (cs == null) return null;
+  const gs = ints(grad);
+  if (gs == null || !grad.free()) return null;
+  return '{"c":' + cs + ',"grad":' + gs + "}";
 });
 
 jsonTask("missing", (input: string): string | null => {

@@ -5,7 +5,7 @@
 
 #include "lumen.h"
 
-LUMEN_CAPABILITIES(LUMEN_CAP_OBJECTS | LUMEN_CAP_TASKS | LUMEN_CAP_ACTORS)
+LUMEN_CAPABILITIES(LUMEN_CAP_OBJECTS | LUMEN_CAP_TASKS | LUMEN_CAP_ACTORS | LUMEN_CAP_TENSORS)
 
 static int echo(const uint8_t *in, size_t len) { return lumen_output(in, len); }
 LUMEN_BYTES_TASK("echo", echo)
@@ -119,6 +119,39 @@ static int objects(const uint8_t *in, size_t len) {
     return lumen_release(h);
 }
 LUMEN_BYTES_TASK("objects", objects)
+
+/* output_ints writes the values of a float32 tensor as a JSON array of integers. */
+static int output_ints(lumen_tensor t) {
+    float *v;
+    size_t n;
+    int r = lumen_tensor_read_f32(t, &v, &n);
+    if (r < 0) return r;
+    lumen_output_str("[");
+    for (size_t i = 0; i < n; i++) lumen_outputf("%s%lld", i ? "," : "", (long long)v[i]);
+    free(v);
+    return lumen_output_str("]");
+}
+
+static int tensors(const uint8_t *in, size_t len) {
+    (void)in, (void)len;
+    static const int64_t shape[] = {2, 2};
+    static const float a_data[] = {1, 2, 3, 4}, b_data[] = {5, 6, 7, 8};
+    lumen_tensor a = lumen_tensor_f32(shape, 2, a_data, 1);
+    lumen_tensor b = lumen_tensor_f32(shape, 2, b_data, 0);
+    lumen_tensor c = lumen_tensor_matmul(a, b); /* a failure above passes along as c */
+    lumen_tensor loss = lumen_tensor_sum(c);
+    int r = lumen_tensor_backward(loss);
+    if (r < 0) return r;
+    lumen_tensor grad = lumen_tensor_grad(a);
+    if (grad < 0) return (int)grad;
+    lumen_output_str("{\"c\":");
+    if ((r = output_ints(c)) < 0) return r;
+    lumen_output_str(",\"grad\":");
+    if ((r = output_ints(grad)) < 0) return r;
+    lumen_output_str("}");
+    return lumen_tensor_free(grad);
+}
+LUMEN_TASK("tensors", tensors)
 
 static int missing(const uint8_t *in, size_t len) {
     (void)in, (void)len;

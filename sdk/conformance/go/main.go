@@ -25,7 +25,7 @@ var hoard [][]byte
 var sink uint64
 
 func init() {
-	lumen.Require(abi.CapObjects, abi.CapTasks, abi.CapActors)
+	lumen.Require(abi.CapObjects, abi.CapTasks, abi.CapActors, abi.CapTensors)
 
 	lumen.BytesTask("echo", func(b []byte) ([]byte, error) { return b, nil })
 	lumen.Task("add", func(in addArgs) (int64, error) { return in.A + in.B, nil })
@@ -82,6 +82,39 @@ func init() {
 		}
 		return out, ref.Release()
 	})
+	lumen.Task("tensors", func(struct{}) (tensorResult, error) {
+		a, err := lumen.NewTensor([]int{2, 2}, []float32{1, 2, 3, 4}, true)
+		if err != nil {
+			return tensorResult{}, err
+		}
+		b, err := lumen.NewTensor([]int{2, 2}, []float32{5, 6, 7, 8}, false)
+		if err != nil {
+			return tensorResult{}, err
+		}
+		c, err := lumen.MatMul(a, b)
+		if err != nil {
+			return tensorResult{}, err
+		}
+		loss, err := c.Sum()
+		if err != nil {
+			return tensorResult{}, err
+		}
+		if err := loss.Backward(); err != nil {
+			return tensorResult{}, err
+		}
+		grad, err := a.Grad()
+		if err != nil {
+			return tensorResult{}, err
+		}
+		var res tensorResult
+		if res.C, err = ints(c); err != nil {
+			return res, err
+		}
+		if res.Grad, err = ints(grad); err != nil {
+			return res, err
+		}
+		return res, grad.Free()
+	})
 	lumen.Task("missing", func(struct{}) (int, error) {
 		var ref lumen.Ref
 		if err := json.Unmarshal([]byte(`{"$ref":999999}`), &ref); err != nil {
@@ -107,6 +140,25 @@ func init() {
 			hoard = append(hoard, b)
 		}
 	})
+}
+
+// tensorResult is what the tensors task returns: the product and the gradient, as integers.
+type tensorResult struct {
+	C    []int64 `json:"c"`
+	Grad []int64 `json:"grad"`
+}
+
+// ints reads a float32 tensor's values as integers.
+func ints(t *lumen.Tensor) ([]int64, error) {
+	v, err := t.Float32s()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int64, len(v))
+	for i, x := range v {
+		out[i] = int64(x)
+	}
+	return out, nil
 }
 
 func main() {}

@@ -2,7 +2,7 @@
 //! AssemblyScript guests beside it (see ../conformance_test.go).
 
 use lumen::json::Value;
-use lumen::{Actor, Error, Ref, Result};
+use lumen::{Actor, Error, Ref, Result, Tensor};
 
 fn echo(b: &[u8]) -> Result<Vec<u8>> {
     Ok(b.to_vec())
@@ -65,6 +65,21 @@ fn objects(b: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+fn ints(t: Tensor) -> Result<Vec<i64>> {
+    Ok(t.to_vec()?.into_iter().map(|x| x as i64).collect())
+}
+
+fn tensors(_: ()) -> Result<Value> {
+    let a = Tensor::new(&[2, 2], &[1.0, 2.0, 3.0, 4.0], true)?;
+    let b = Tensor::new(&[2, 2], &[5.0, 6.0, 7.0, 8.0], false)?;
+    let c = a.matmul(b)?;
+    c.sum()?.backward()?;
+    let grad = a.grad()?;
+    let out = Value::object().with("c", ints(c)?).with("grad", ints(grad)?);
+    grad.free()?;
+    Ok(out)
+}
+
 fn missing(_: ()) -> Result<()> {
     Ref::from_handle(999999).get_bytes_timeout(Some(std::time::Duration::ZERO))?;
     Err(Error::new("E_CONF", "object 999999 exists"))
@@ -94,7 +109,7 @@ fn grow(_: ()) -> Result<()> {
 }
 
 lumen::export! {
-    capabilities = ["objects", "tasks", "actors"];
+    capabilities = ["objects", "tasks", "actors", "tensors"];
     bytes_task "echo" => echo,
     task "add" => add,
     task "greet" => greet,
@@ -106,6 +121,7 @@ lumen::export! {
     method "Counter.incr" => Counter::incr,
     task "counter" => counter,
     bytes_task "objects" => objects,
+    task "tensors" => tensors,
     task "missing" => missing,
     task "loop" => spin,
     task "grow" => grow,
