@@ -54,6 +54,8 @@ type Engine struct {
 	ctx    context.Context // ends when the engine closes; background work runs under it
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background tasks and actors
+	// workers run tasks on goroutines whose stacks have grown already.
+	workers *workers
 
 	mu       sync.Mutex
 	compiled map[string]*host.Module // by digest
@@ -94,6 +96,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		tensors: newTensorStore(cfg.TensorBytesPerJob),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.workers = newWorkers(e.ctx.Done(), 10*time.Second)
 	rt, err := host.New(ctx, host.Config{
 		DataDir:            cfg.DataDir,
 		MaxConcurrentCalls: cfg.MaxConcurrentCalls,

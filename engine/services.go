@@ -246,13 +246,13 @@ func (e *Engine) submit(ctx context.Context, t task) (int64, error) {
 	tctx, cancel := context.WithCancel(e.ctx)
 	obj.cancel = cancel
 	e.wg.Add(1)
-	go func() {
+	e.workers.run(func() {
 		defer e.wg.Done()
 		defer cancel()
 		out, err := e.runTask(tctx, fn, t, d)
 		e.endScope(t.cc, out, obj, false)
 		e.objects.complete(obj, out, err)
-	}()
+	})
 	return h, nil
 }
 
