@@ -26,9 +26,14 @@ import (
 //     when the load is light. The loop does not wait for the commit: a goroutine per entry waits
 //     for the future and answers each caller with its own result, so the next batch is built
 //     while the previous one is being replicated.
-//  2. raft itself gathers the entries queued on its apply channel (up to MaxAppendEntries, see
-//     raft.Config.BatchApplyCh) into one StoreLogs call, which Store writes in one transaction,
-//     that is one fsync; followers likewise store each AppendEntries batch with one fsync.
+//  2. raft itself gathers the entries waiting on its apply channel (up to MaxAppendEntries)
+//     into one StoreLogs call, which Store writes in one transaction, that is one fsync;
+//     followers likewise store each AppendEntries batch with one fsync.
+//
+// Leave raft.Config.BatchApplyCh off (the default) under a Batcher. With it on, raft v1.8.0
+// never answers an entry still sitting in its buffered apply channel when it shuts down, so the
+// callers of those commands (and Close) would wait forever. The Batcher already feeds raft
+// large entries, so the buffer buys little.
 //
 // On every node FSM unpacks the entry and calls StateMachine.Apply once per command, in order.
 
@@ -254,7 +259,7 @@ func (b *Batcher) enqueue(ctx context.Context, req *request) error {
 
 // Close stops taking commands, fails queued ones with ErrClosed and waits for the entries
 // already handed to raft to be answered (raft answers them when they commit, or when it loses
-// leadership or shuts down). It is safe to call more than once.
+// leadership or shuts down; see BatchApplyCh above). It is safe to call more than once.
 func (b *Batcher) Close() error {
 	b.once.Do(func() {
 		b.mu.Lock()
