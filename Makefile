@@ -3,6 +3,7 @@ GO       ?= go
 DATA     ?= ./lumen-data
 ADDR     ?= 127.0.0.1:7070
 FUZZTIME ?= 20s
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 BENCHTIME ?= 1s
 export GOFLAGS := -buildvcs=false
 
@@ -12,7 +13,7 @@ all: build
 
 ## build: the single static lumen binary
 build:
-	CGO_ENABLED=0 $(GO) build -o bin/lumen ./cmd/lumen
+	CGO_ENABLED=0 $(GO) build -ldflags "-X github.com/lumenflow/lumen/engine/api.Version=$(VERSION)" -o bin/lumen ./cmd/lumen
 
 ## guests: build each example's guest (examples/<name>/guest) into examples/<name>/build/guest.wasm
 guests:
