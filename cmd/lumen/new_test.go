@@ -11,7 +11,7 @@ import (
 // Each language's scaffold builds, passes its own test and exports the ABI.
 func TestNew_ScaffoldsBuildAndPassTheirTests(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds four guest modules")
+		t.Skip("-short: skips building and testing a scaffold in each of the four languages")
 	}
 	root, err := filepath.Abs("../..")
 	if err != nil {
