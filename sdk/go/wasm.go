@@ -122,45 +122,32 @@ func lumen_actor_kill(h int64) int32
 
 // Each wrapper keeps its buffer alive across the import call: the import sees only an address.
 
+// withBytes calls a (ptr, len) -> i64 import on b, keeping b alive across the call.
+func withBytes(b []byte, imp func(ptr, n uint32) int64) int64 {
+	r := imp(ptrOf(b), uint32(len(b)))
+	runtime.KeepAlive(b)
+	return r
+}
+
 func hostLog(level int32, b []byte) {
 	lumen_log(level, ptrOf(b), uint32(len(b)))
 	runtime.KeepAlive(b)
 }
 
-func hostObjectPut(b []byte) int64 {
-	r := lumen_object_put(ptrOf(b), uint32(len(b)))
-	runtime.KeepAlive(b)
-	return r
-}
+func hostObjectPut(b []byte) int64 { return withBytes(b, lumen_object_put) }
 
 func hostObjectGet(h, timeoutMs int64) int64 { return lumen_object_get(h, timeoutMs) }
 func hostObjectRelease(h int64) int32        { return lumen_object_release(h) }
 
-func hostTaskSubmit(b []byte) int64 {
-	r := lumen_task_submit(ptrOf(b), uint32(len(b)))
-	runtime.KeepAlive(b)
-	return r
-}
+func hostTaskSubmit(b []byte) int64 { return withBytes(b, lumen_task_submit) }
 
 func hostTaskCancel(h int64) int32 { return lumen_task_cancel(h) }
 
-func hostWait(b []byte) int64 {
-	r := lumen_wait(ptrOf(b), uint32(len(b)))
-	runtime.KeepAlive(b)
-	return r
-}
+func hostWait(b []byte) int64 { return withBytes(b, lumen_wait) }
 
-func hostActorCreate(b []byte) int64 {
-	r := lumen_actor_create(ptrOf(b), uint32(len(b)))
-	runtime.KeepAlive(b)
-	return r
-}
+func hostActorCreate(b []byte) int64 { return withBytes(b, lumen_actor_create) }
 
-func hostActorCall(b []byte) int64 {
-	r := lumen_actor_call(ptrOf(b), uint32(len(b)))
-	runtime.KeepAlive(b)
-	return r
-}
+func hostActorCall(b []byte) int64 { return withBytes(b, lumen_actor_call) }
 
 func hostActorKill(h int64) int32 { return lumen_actor_kill(h) }
 
@@ -179,9 +166,6 @@ func takeResult(n int64) []byte {
 	}
 	return b[:got]
 }
-
-//go:noinline
-func keep(b []byte) { _ = b }
 
 //go:wasmimport lumen tensor_create
 func lumen_tensor_create(specPtr, specLen, dataPtr, dataLen uint32) int64
@@ -220,17 +204,9 @@ func hostTensorCreate(spec, data []byte) int64 {
 	return r
 }
 
-func hostTensorOp(b []byte) int64 {
-	r := lumen_tensor_op(ptrOf(b), uint32(len(b)))
-	runtime.KeepAlive(b)
-	return r
-}
+func hostTensorOp(b []byte) int64 { return withBytes(b, lumen_tensor_op) }
 
-func hostOptimCreate(b []byte) int64 {
-	r := lumen_optim_create(ptrOf(b), uint32(len(b)))
-	runtime.KeepAlive(b)
-	return r
-}
+func hostOptimCreate(b []byte) int64 { return withBytes(b, lumen_optim_create) }
 
 func hostTensorRead(h int64) int64     { return lumen_tensor_read(h) }
 func hostTensorInfo(h int64) int64     { return lumen_tensor_info(h) }
