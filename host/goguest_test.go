@@ -62,7 +62,7 @@ func needGoGuest(t testing.TB) []byte {
 	t.Helper()
 	b, err := goGuest()
 	if errors.Is(err, errNoGo) {
-		t.Skip(err)
+		t.Skipf("no Go toolchain to build the Go guest with: %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -104,7 +104,7 @@ func TestRun_CancelledFailsLoudly(t *testing.T) {
 // wabt's wat2wasm is installed (go generate ./engine/bench/ rebuilds it).
 func TestGuest_MatchesWAT(t *testing.T) {
 	if _, err := exec.LookPath("wat2wasm"); err != nil {
-		t.Skip("wat2wasm is not installed")
+		t.Skip("wat2wasm absent here (make toolchain installs wabt, so make test runs this check)")
 	}
 	out := filepath.Join(t.TempDir(), "bench.wasm")
 	if b, err := exec.Command("wat2wasm", "testdata/bench.wat", "-o", out).CombinedOutput(); err != nil {
@@ -126,7 +126,7 @@ func TestGuest_MatchesWAT(t *testing.T) {
 func TestRun_Profile(t *testing.T) {
 	names := os.Getenv("LUMEN_BENCH_PROFILE")
 	if names == "" {
-		t.Skip("set LUMEN_BENCH_PROFILE to the figures to profile")
+		t.Skip("opt-in: set LUMEN_BENCH_PROFILE to the figures to profile")
 	}
 	opts := bench.Options{Progress: os.Stderr}
 	if names != "all" {
