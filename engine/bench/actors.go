@@ -93,24 +93,8 @@ func actorCallsSync(b *env) (*Result, error) {
 		return nil, err
 	}
 	defer b.killActors(ids)
-	var lat latencies
-	v, base, err := b.versus(fnANoop, 1, one(func() (int, error) {
-		t0 := time.Now()
-		h, err := b.callNoop(ids[0])
-		if err != nil {
-			return 0, err
-		}
-		if err := b.take(h, "ok"); err != nil {
-			return 0, err
-		}
-		lat.add(time.Since(t0))
-		return 1, nil
-	}, &lat))
-	if err != nil {
-		return nil, err
-	}
-	return &Result{Value: v, Unit: UnitOps, Lat: lat.summary(), Baseline: base,
-		Notes: "Engine.CallActor + Get + Release of A.noop on one actor, one at a time"}, nil
+	return b.syncFigure(fnANoop, func() (int64, error) { return b.callNoop(ids[0]) },
+		"Engine.CallActor + Get + Release of A.noop on one actor, one at a time")
 }
 
 // actorCallsAsync is Ray's `ray.get([actor.small_value.remote() for _ in range(1000)])`.

@@ -112,12 +112,24 @@ func (b *env) submitGet(req *abi.TaskRequest, hs []int64) (int, error) {
 // noop task, one at a time.
 func tasksSync(b *env) (*Result, error) {
 	req := b.noopTask()
-	var lat latencies
-	v, base, err := b.versus(fnNoop, 1, one(func() (int, error) {
-		t0 := time.Now()
+	return b.syncFigure(fnNoop, func() (int64, error) {
 		h, err := b.eng.Submit(b.ctx, b.job, req, host.Grants{})
 		if err != nil {
 			return 0, fmt.Errorf("submit: %w", err)
+		}
+		return h, nil
+	}, "Engine.Submit + Get + Release of the noop task, one at a time")
+}
+
+// syncFigure measures start + Get + Release of one "ok" result at a time, with latencies,
+// beside raw wazero calls of export fn.
+func (b *env) syncFigure(fn int, start func() (int64, error), notes string) (*Result, error) {
+	var lat latencies
+	v, base, err := b.versus(fn, 1, one(func() (int, error) {
+		t0 := time.Now()
+		h, err := start()
+		if err != nil {
+			return 0, err
 		}
 		if err := b.take(h, "ok"); err != nil {
 			return 0, err
@@ -128,8 +140,7 @@ func tasksSync(b *env) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Value: v, Unit: UnitOps, Lat: lat.summary(), Baseline: base,
-		Notes: "Engine.Submit + Get + Release of the noop task, one at a time"}, nil
+	return &Result{Value: v, Unit: UnitOps, Lat: lat.summary(), Baseline: base, Notes: notes}, nil
 }
 
 // tasksAsync is Ray's `ray.get([small_value.remote() for _ in range(1000)])`.
