@@ -12,11 +12,7 @@ import (
 
 // MatmulGFLOPS measures square float32 matmul of side n with Lumen's CPU kernel on threads cores.
 func MatmulGFLOPS(n, threads int, d time.Duration) (float64, error) {
-	x, err := Randn(1, 1, n, n)
-	if err != nil {
-		return 0, err
-	}
-	y, err := Randn(2, 1, n, n)
+	x, y, err := squarePair(n)
 	if err != nil {
 		return 0, err
 	}
@@ -33,11 +29,7 @@ func OpenBLASGFLOPS(n, threads int, d time.Duration) (float64, error) {
 	if err := openblas.Load(); err != nil {
 		return 0, fmt.Errorf("OpenBLAS not available: %w", err)
 	}
-	x, err := Randn(1, 1, n, n)
-	if err != nil {
-		return 0, err
-	}
-	y, err := Randn(2, 1, n, n)
+	x, y, err := squarePair(n)
 	if err != nil {
 		return 0, err
 	}
@@ -65,6 +57,15 @@ func TransformerBlockPerSecond(d time.Duration) (float64, error) {
 		}
 		return err
 	})
+}
+
+// squarePair returns two random n×n float32 matrices.
+func squarePair(n int) (x, y *Tensor, err error) {
+	if x, err = Randn(1, 1, n, n); err != nil {
+		return nil, nil, err
+	}
+	y, err = Randn(2, 1, n, n)
+	return x, y, err
 }
 
 // rate runs fn for at least d, and at least once, and returns units per second.

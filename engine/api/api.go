@@ -317,13 +317,8 @@ func (s *Server) callFunction(c *gin.Context) {
 		return
 	}
 	req := engine.CallRequest{Module: c.Param("ref"), Function: c.Param("function"), Input: in, Job: c.Query("job")}
-	if t := c.Query("timeout_ms"); t != "" {
-		var ms int64
-		if _, err := fmt.Sscan(t, &ms); err != nil || ms <= 0 {
-			fail(c, http.StatusBadRequest, "bad_input", "timeout_ms must be a positive integer")
-			return
-		}
-		req.Limits.Timeout = time.Duration(ms) * time.Millisecond
+	if req.Limits.Timeout, ok = timeoutMs(c, 0, false); !ok {
+		return
 	}
 	res, err := s.eng.Call(c.Request.Context(), req)
 	var log string

@@ -101,6 +101,25 @@ func (s *Server) readJSON(c *gin.Context, v any) bool {
 	return true
 }
 
+// timeoutMs reads ?timeout_ms=, def when absent, answering a bad value itself. zeroOK allows 0
+// (do not wait).
+func timeoutMs(c *gin.Context, def time.Duration, zeroOK bool) (time.Duration, bool) {
+	t := c.Query("timeout_ms")
+	if t == "" {
+		return def, true
+	}
+	ms, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || ms < 0 || (ms == 0 && !zeroOK) {
+		want := "a positive integer"
+		if zeroOK {
+			want = "a non-negative integer"
+		}
+		fail(c, http.StatusBadRequest, "bad_input", "timeout_ms must be "+want)
+		return 0, false
+	}
+	return time.Duration(ms) * time.Millisecond, true
+}
+
 func handleParam(c *gin.Context, name string) (int64, bool) {
 	h, err := strconv.ParseInt(c.Param(name), 10, 64)
 	if err != nil || h <= 0 {
@@ -170,14 +189,9 @@ func (s *Server) getObject(c *gin.Context) {
 	if !ok {
 		return
 	}
-	timeout := 30 * time.Second
-	if t := c.Query("timeout_ms"); t != "" {
-		ms, err := strconv.ParseInt(t, 10, 64)
-		if err != nil || ms < 0 {
-			fail(c, http.StatusBadRequest, "bad_input", "timeout_ms must be a non-negative integer")
-			return
-		}
-		timeout = time.Duration(ms) * time.Millisecond
+	timeout, ok := timeoutMs(c, 30*time.Second, true)
+	if !ok {
+		return
 	}
 	b, err := s.eng.Get(c.Request.Context(), c.Query("job"), h, timeout)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -71,14 +70,9 @@ func (s *Server) workflowResult(c *gin.Context) {
 		c.JSON(http.StatusAccepted, st)
 		return
 	}
-	timeout := 60 * time.Second
-	if t := c.Query("timeout_ms"); t != "" {
-		ms, err := strconv.ParseInt(t, 10, 64)
-		if err != nil || ms <= 0 {
-			fail(c, http.StatusBadRequest, "bad_input", "timeout_ms must be a positive integer")
-			return
-		}
-		timeout = time.Duration(ms) * time.Millisecond
+	timeout, ok := timeoutMs(c, 60*time.Second, false)
+	if !ok {
+		return
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), timeout)
 	defer cancel()
