@@ -72,7 +72,10 @@ type node struct {
 	// kRef
 	ref *node
 
-	sat bool // some finite document validates
+	leaves []*node // kRef, kAnyOf: the satisfiable concrete nodes reached through $ref/anyOf
+
+	sat    bool // some document of at most MaxMinDocument bytes validates
+	minLen int  // length of the shortest valid document
 }
 
 type prop struct {
@@ -87,9 +90,9 @@ type Schema struct {
 	root *node
 }
 
-var anyNode = &node{kind: kAny, sat: true}
+var anyNode = &node{kind: kAny, sat: true, minLen: 1}
 
-var anyObjectSchema = &Schema{root: &node{kind: kObject, additional: true, generic: true, sat: true}}
+var anyObjectSchema = &Schema{root: &node{kind: kObject, additional: true, generic: true, sat: true, minLen: 2}}
 
 // AnyObject is the schema of response_format json_object: any JSON object.
 func AnyObject() *Schema { return anyObjectSchema }
@@ -138,6 +141,7 @@ func Compile(schema []byte) (*Schema, error) {
 	}
 	c.filterLiterals()
 	c.solveSat()
+	c.findLeaves()
 	if !n.sat {
 		return nil, &SchemaError{Msg: "no finite document satisfies this schema (a required property or minItems leads only to unsatisfiable or endlessly recursive subschemas)"}
 	}
@@ -188,6 +192,21 @@ func (c *compiler) compile(v value, ptr string, depth int) (*node, error) {
 	for _, m := range v.obj {
 		if !known[m.key] && !annotations[m.key] {
 			return nil, errAt(ptr+"/"+escapeToken(m.key), "keyword %q is not supported", m.key)
+		}
+	}
+	// Definitions are compiled even when nothing refers to them, so their errors surface.
+	for _, dk := range []string{"$defs", "definitions"} {
+		defs, ok := v.get(dk)
+		if !ok {
+			continue
+		}
+		if defs.kind != 'o' {
+			return nil, errAt(ptr+"/"+dk, "%s must be an object", dk)
+		}
+		for _, m := range defs.obj {
+			if _, err := c.compile(m.val, ptr+"/"+dk+"/"+escapeToken(m.key), depth+1); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if ref, ok := v.get("$ref"); ok {
@@ -628,6 +647,54 @@ func publicPtr(p string) string {
 	return p
 }
 
+// maxLeaves caps the alternatives one value start may open. Dropping the rest narrows what the
+// matcher accepts, never what it should refuse.
+const maxLeaves = 64
+
+// findLeaves records, for each $ref and anyOf node, the distinct satisfiable concrete nodes it
+// stands for, so that starting a value never walks anyOf/$ref diamonds again.
+func (c *compiler) findLeaves() {
+	done := map[*node]bool{}
+	var visit func(n *node) []*node
+	visit = func(n *node) []*node {
+		if n.kind != kRef && n.kind != kAnyOf {
+			if n.sat {
+				return []*node{n}
+			}
+			return nil
+		}
+		if done[n] {
+			return n.leaves
+		}
+		done[n] = true // cycles were refused by checkCycles
+		var kids []*node
+		if n.kind == kRef {
+			kids = []*node{n.ref}
+		} else {
+			kids = n.anyOf
+		}
+		var out []*node
+		for _, k := range kids {
+		leaves:
+			for _, l := range visit(k) {
+				for _, o := range out {
+					if o == l {
+						continue leaves
+					}
+				}
+				if len(out) < maxLeaves {
+					out = append(out, l)
+				}
+			}
+		}
+		n.leaves = out
+		return out
+	}
+	for _, n := range c.nodes {
+		visit(n)
+	}
+}
+
 // filterLiterals keeps the enum/const values that also satisfy the type keywords beside them,
 // and records their compact encodings.
 func (c *compiler) filterLiterals() {
@@ -652,42 +719,165 @@ func (c *compiler) filterLiterals() {
 	}
 }
 
-// solveSat marks the nodes some finite document satisfies (least fixed point).
+// MaxMinDocument is the longest "shortest document" a subschema may have: a subschema whose
+// shortest valid document is longer (minItems compounded through nesting) is treated as
+// unsatisfiable, so the matcher can always finish a document within this many bytes per level.
+const MaxMinDocument = 1 << 16
+
+// solveSat computes each node's shortest document length as a least fixed point; a node is
+// satisfiable when that length is finite and at most MaxMinDocument.
 func (c *compiler) solveSat() {
+	const inf = 1 << 40
+	for _, n := range c.nodes {
+		n.minLen = inf
+	}
 	for changed := true; changed; {
 		changed = false
 		for _, n := range c.nodes {
-			if n.sat {
-				continue
+			l := nodeMinLen(n, inf)
+			if l > MaxMinDocument {
+				l = inf
 			}
-			s := false
-			switch n.kind {
-			case kAny, kString, kNumber, kInteger:
-				s = true
-			case kLiteral:
-				s = len(n.lits) > 0
-			case kObject:
-				s = true
-				for _, p := range n.props {
-					if p.required && !p.schema.sat {
-						s = false
-					}
-				}
-			case kArray:
-				s = n.minItems == 0 || n.items == nil || n.items.sat
-			case kAnyOf:
-				for _, b := range n.anyOf {
-					s = s || b.sat
-				}
-			case kRef:
-				s = n.ref.sat
-			}
-			if s {
-				n.sat = true
+			if l < n.minLen {
+				n.minLen = l
 				changed = true
 			}
 		}
 	}
+	for _, n := range c.nodes {
+		n.sat = n.minLen <= MaxMinDocument
+	}
+}
+
+// nodeMinLen is the length of n's shortest document given its children's current estimates.
+func nodeMinLen(n *node, inf int) int {
+	sum := func(a, b int) int { return min(a+b, inf) }
+	switch n.kind {
+	case kAny, kNumber, kInteger:
+		return 1 // 0
+	case kString:
+		return 2 // ""
+	case kLiteral:
+		l := inf
+		for _, e := range n.enc {
+			l = min(l, len(e))
+		}
+		return l
+	case kObject:
+		l := 2
+		first := true
+		for _, p := range n.props {
+			if !p.required {
+				continue
+			}
+			if !first {
+				l = sum(l, 1)
+			}
+			first = false
+			l = sum(l, sum(len(p.key), p.schema.minLen))
+		}
+		return l
+	case kArray:
+		if n.minItems == 0 {
+			return 2
+		}
+		item := 1
+		if n.items != nil {
+			item = n.items.minLen
+		}
+		if item >= inf || n.minItems > inf/(item+1) {
+			return inf
+		}
+		return 2 + n.minItems*item + n.minItems - 1
+	case kAnyOf:
+		l := inf
+		for _, b := range n.anyOf {
+			l = min(l, b.minLen)
+		}
+		return l
+	case kRef:
+		return n.ref.minLen
+	}
+	return inf
+}
+
+// writeMin appends n's shortest document (n must be satisfiable).
+func writeMin(n *node, buf []byte) []byte {
+	switch n.kind {
+	case kAny, kNumber, kInteger:
+		return append(buf, '0')
+	case kString:
+		return append(buf, '"', '"')
+	case kLiteral:
+		best := n.enc[0]
+		for _, e := range n.enc {
+			if len(e) < len(best) {
+				best = e
+			}
+		}
+		return append(buf, best...)
+	case kObject:
+		return writeMembers(n, -1, append(buf, '{'), false, false)
+	case kArray:
+		buf = append(buf, '[')
+		buf = writeItems(n, 0, buf)
+		return append(buf, ']')
+	case kAnyOf:
+		for _, b := range n.anyOf {
+			if b.sat && b.minLen == n.minLen {
+				return writeMin(b, buf)
+			}
+		}
+	case kRef:
+		return writeMin(n.ref, buf)
+	}
+	return buf
+}
+
+// writeMembers appends the required members after property last, then '}'. lead says a comma
+// goes before the first member written; one says at least one member must be written (after a
+// comma already consumed).
+func writeMembers(n *node, last int, buf []byte, lead, one bool) []byte {
+	wrote := false
+	for p := last + 1; p < len(n.props); p++ {
+		pr := n.props[p]
+		if !pr.required && !(one && !wrote && pr.schema.sat && !requiredAfter(n, p)) {
+			continue
+		}
+		if lead || wrote {
+			buf = append(buf, ',')
+		}
+		wrote = true
+		buf = append(buf, pr.key...)
+		buf = writeMin(pr.schema, buf)
+	}
+	return append(buf, '}')
+}
+
+// requiredAfter says a required property follows p.
+func requiredAfter(n *node, p int) bool {
+	for q := p + 1; q < len(n.props); q++ {
+		if n.props[q].required {
+			return true
+		}
+	}
+	return false
+}
+
+// writeItems appends the items an array with have items needs to reach minItems, each preceded
+// by a comma when have > 0.
+func writeItems(n *node, have int, buf []byte) []byte {
+	for i := have; i < n.minItems; i++ {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		if n.items == nil {
+			buf = append(buf, '0')
+		} else {
+			buf = writeMin(n.items, buf)
+		}
+	}
+	return buf
 }
 
 // String describes the node kind, for errors.

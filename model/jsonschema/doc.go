@@ -21,7 +21,8 @@
 // The matcher accepts compact JSON only: no whitespace between tokens. Object properties come in
 // the schema's property order, each at most once, and every required property appears; optional
 // properties may be skipped. Properties the schema does not list are never emitted, even where
-// additionalProperties allows them (Validate accepts them). Numbers follow JSON's grammar;
+// additionalProperties allows them (Validate accepts them). Numbers follow JSON's grammar with
+// at most 16 integer digits, 16 fraction digits and 2 exponent digits (so each fits a float64);
 // integers are emitted without fraction or exponent. enum and const values are emitted in their
 // compact form with the key order of the schema. Strings are valid UTF-8 with JSON's escapes.
 // Every document the matcher accepts parses with encoding/json and passes Validate.

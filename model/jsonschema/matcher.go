@@ -210,17 +210,20 @@ func sameStack(a, b *frame) bool {
 // expand returns the frames that can start a value of n, each in its open state, above up.
 // Unsatisfiable branches are left out, so every frame returned can be completed.
 func expand(n *node, up *frame, out []*frame) []*frame {
+	if n.kind == kRef || n.kind == kAnyOf {
+		for _, l := range n.leaves {
+			out = expandLeaf(l, up, out)
+		}
+		return out
+	}
 	if !n.sat {
 		return out
 	}
+	return expandLeaf(n, up, out)
+}
+
+func expandLeaf(n *node, up *frame, out []*frame) []*frame {
 	switch n.kind {
-	case kRef:
-		return expand(n.ref, up, out)
-	case kAnyOf:
-		for _, b := range n.anyOf {
-			out = expand(b, up, out)
-		}
-		return out
 	case kAny:
 		return append(out,
 			&frame{up: up, k: fGObj},
@@ -369,9 +372,25 @@ func utf(f *frame, left int32, lo, hi uint8) *frame {
 	return c
 }
 
+// Digit limits of the numbers the matcher emits, so every one fits a float64 (encoding/json
+// refuses 1e400) and a decoder cannot spin on digits forever.
+const (
+	maxIntDigits  = 16
+	maxFracDigits = 16
+	maxExpDigits  = 2
+)
+
 func feedNumber(f *frame, b byte, out []*frame) []*frame {
 	integer := f.n != nil && f.n.kind == kInteger
 	next := uint8(255)
+	more := func(limit int32) []*frame { // one more digit in the current part
+		if f.j >= limit {
+			return out
+		}
+		c := f.with(f.st)
+		c.j = f.j + 1
+		return append(out, c)
+	}
 	switch f.st {
 	case stOpen:
 		switch {
@@ -392,7 +411,7 @@ func feedNumber(f *frame, b byte, out []*frame) []*frame {
 	case nZero, nInt:
 		switch {
 		case f.st == nInt && isDigit(b):
-			return append(out, f)
+			return more(maxIntDigits)
 		case b == '.' && !integer:
 			next = nDot
 		case (b == 'e' || b == 'E') && !integer:
@@ -405,7 +424,7 @@ func feedNumber(f *frame, b byte, out []*frame) []*frame {
 	case nFrac:
 		switch {
 		case isDigit(b):
-			return append(out, f)
+			return more(maxFracDigits)
 		case b == 'e' || b == 'E':
 			next = nExp
 		}
@@ -422,11 +441,13 @@ func feedNumber(f *frame, b byte, out []*frame) []*frame {
 		}
 	case nExpD:
 		if isDigit(b) {
-			return append(out, f)
+			return more(maxExpDigits)
 		}
 	}
 	if next != 255 {
-		return append(out, f.with(next))
+		c := f.with(next)
+		c.j = 1 // digits in the part just begun (when it is a digit part)
+		return append(out, c)
 	}
 	// b ends the number: it belongs to the enclosing value.
 	if complete(f) && f.up != nil {
@@ -630,4 +651,114 @@ func feedObject(f *frame, b byte, out []*frame) []*frame {
 func numberish(enc []byte) bool {
 	c := enc[len(enc)-1]
 	return c >= '0' && c <= '9'
+}
+
+// Completion returns bytes that take m to a complete document, short but not always the
+// shortest: the open frames are closed from the top with the shortest value each still needs.
+// A decoder near its token budget can force these bytes. It returns nil when m is accepting.
+func (m *Matcher) Completion() []byte {
+	if m.Accepting() || len(m.threads) == 0 {
+		return nil
+	}
+	var buf []byte
+	for f := m.threads[0]; f != nil && f != doneFrame; f = f.up {
+		buf = closeFrame(f, buf)
+	}
+	return buf
+}
+
+// closeFrame appends what f needs to complete; the frame below is already in its after-child
+// state.
+func closeFrame(f *frame, buf []byte) []byte {
+	switch f.k {
+	case fStr:
+		switch f.st {
+		case stOpen:
+			return append(buf, '"', '"')
+		case sEsc:
+			return append(buf, 'n', '"')
+		case sHex:
+			for i := int32(0); i < f.j; i++ {
+				buf = append(buf, '0')
+			}
+			return append(buf, '"')
+		case sUTF:
+			buf = append(buf, f.lo)
+			for i := int32(1); i < f.j; i++ {
+				buf = append(buf, 0x80)
+			}
+			return append(buf, '"')
+		}
+		return append(buf, '"')
+	case fNum:
+		if complete(f) {
+			return buf
+		}
+		return append(buf, '0')
+	case fLit:
+		best := -1
+		for _, c := range f.set {
+			e := f.n.enc[c]
+			if int(f.j) <= len(e) && (best < 0 || len(e) < len(f.n.enc[best])) {
+				best = int(c)
+			}
+		}
+		return append(buf, f.n.enc[best][f.j:]...)
+	case fArr:
+		minItems, _, items := arrayBounds(f)
+		have := int(f.i)
+		switch f.st {
+		case stOpen:
+			buf = append(buf, '[')
+			fallthrough
+		case aFirst:
+			have = 0
+		case aComma:
+			buf = writeMin(items, buf)
+			have++
+		}
+		for ; have < minItems; have++ {
+			if have > 0 {
+				buf = append(buf, ',')
+			}
+			buf = writeMin(items, buf)
+		}
+		return append(buf, ']')
+	case fGObj:
+		switch f.st {
+		case stOpen:
+			return append(buf, '{', '}')
+		case oComma:
+			return append(buf, `"":0}`...)
+		case gColon:
+			return append(buf, ":0}"...)
+		case oVal:
+			return append(buf, "0}"...)
+		}
+		return append(buf, '}')
+	case fObj:
+		n := f.n
+		switch f.st {
+		case stOpen:
+			return writeMembers(n, -1, append(buf, '{'), false, false)
+		case oFirst:
+			return writeMembers(n, -1, buf, false, false)
+		case oComma:
+			return writeMembers(n, int(f.i), buf, false, true)
+		case oKey:
+			c := int(f.set[0])
+			if last := int(f.set[len(f.set)-1]); n.props[last].required {
+				c = last
+			}
+			buf = append(buf, n.props[c].key[f.j:]...)
+			buf = writeMin(n.props[c].schema, buf)
+			return writeMembers(n, c, buf, true, false)
+		case oVal:
+			buf = writeMin(n.props[f.i].schema, buf)
+			return writeMembers(n, int(f.i), buf, true, false)
+		case oAfter:
+			return writeMembers(n, int(f.i), buf, true, false)
+		}
+	}
+	return buf
 }

@@ -30,13 +30,38 @@ func (s *Schema) Validate(doc []byte) error {
 	return validate(s.root, v, "", 0)
 }
 
+// validate checks v against n. Results are memoised per (node, value) so that anyOf branches
+// over shared subschemas cannot make validation exponential.
+func validate(n *node, v value, path string, depth int) error {
+	return (&validator{memo: map[vkey]error{}}).check(n, &v, path, depth)
+}
+
+type vkey struct {
+	n *node
+	v *value
+}
+
+type validator struct {
+	memo map[vkey]error
+}
+
+func (c *validator) check(n *node, v *value, path string, depth int) error {
+	k := vkey{n, v}
+	if err, ok := c.memo[k]; ok {
+		return err
+	}
+	err := c.checkNode(n, v, path, depth)
+	c.memo[k] = err
+	return err
+}
+
 func vErr(path, format string, args ...any) error {
 	return &ValidationError{Path: path, Msg: fmt.Sprintf(format, args...)}
 }
 
 var valueKinds = map[byte]string{'o': "object", 'a': "array", 's': "string", 'n': "number", 'b': "boolean", 'z': "null"}
 
-func validate(n *node, v value, path string, depth int) error {
+func (c *validator) checkNode(n *node, v *value, path string, depth int) error {
 	if depth > maxValidateDepth {
 		return vErr(path, "nested too deeply")
 	}
@@ -44,11 +69,11 @@ func validate(n *node, v value, path string, depth int) error {
 	case kAny:
 		return nil
 	case kRef:
-		return validate(n.ref, v, path, depth+1)
+		return c.check(n.ref, v, path, depth+1)
 	case kAnyOf:
 		var first error
 		for _, b := range n.anyOf {
-			err := validate(b, v, path, depth+1)
+			err := c.check(b, v, path, depth+1)
 			if err == nil {
 				return nil
 			}
@@ -59,7 +84,7 @@ func validate(n *node, v value, path string, depth int) error {
 		return vErr(path, "matches no branch of anyOf (first branch: %v)", first)
 	case kLiteral:
 		for _, l := range n.lits {
-			if equal(l, v) {
+			if equal(l, *v) {
 				return nil
 			}
 		}
@@ -93,8 +118,8 @@ func validate(n *node, v value, path string, depth int) error {
 			return vErr(path, "%d items, more than maxItems %d", len(v.arr), n.maxItems)
 		}
 		if n.items != nil {
-			for i, e := range v.arr {
-				if err := validate(n.items, e, path+"/"+strconv.Itoa(i), depth+1); err != nil {
+			for i := range v.arr {
+				if err := c.check(n.items, &v.arr[i], path+"/"+strconv.Itoa(i), depth+1); err != nil {
 					return err
 				}
 			}
@@ -104,11 +129,12 @@ func validate(n *node, v value, path string, depth int) error {
 			return vErr(path, "expected object, got %s", valueKinds[v.kind])
 		}
 	members:
-		for _, m := range v.obj {
+		for i := range v.obj {
+			m := &v.obj[i]
 			p := path + "/" + escapeToken(m.key)
 			for _, pr := range n.props {
 				if pr.name == m.key {
-					if err := validate(pr.schema, m.val, p, depth+1); err != nil {
+					if err := c.check(pr.schema, &m.val, p, depth+1); err != nil {
 						return err
 					}
 					continue members
