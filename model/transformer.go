@@ -399,7 +399,9 @@ func (m *Model) Loss(batch [][]Item, labels [][]int) (*gpu.Tensor, error) {
 		return nil, fmt.Errorf("model loss: %d streams and %d label rows", len(batch), len(labels))
 	}
 	t := len(batch[0])
-	lab := make([]int32, 0, len(batch)*t)
+	// Only labelled positions reach the output layer: gather their rows first, which saves
+	// the [B·T, vocab] logits of positions that are not scored.
+	var rows, lab []int32
 	for i, s := range batch {
 		if len(s) != t || len(labels[i]) != t {
 			return nil, fmt.Errorf("model loss: stream %d has %d items and %d labels, want %d", i, len(s), len(labels[i]), t)
@@ -407,18 +409,27 @@ func (m *Model) Loss(batch [][]Item, labels [][]int) (*gpu.Tensor, error) {
 		if err := m.checkItems(s); err != nil {
 			return nil, err
 		}
-		for _, l := range labels[i] {
-			lab = append(lab, int32(l))
+		for j, l := range labels[i] {
+			if l >= m.Config.Vocab {
+				return nil, fmt.Errorf("model loss: label %d at stream %d position %d outside the vocabulary", l, i, j)
+			}
+			if l >= 0 {
+				rows, lab = append(rows, int32(i*t+j)), append(lab, int32(l))
+			}
 		}
+	}
+	if len(rows) == 0 {
+		return nil, errors.New("model loss: no labelled positions")
 	}
 	if t > m.Config.MaxSeq {
 		return nil, fmt.Errorf("%w: %d positions, max_seq %d", ErrContext, t, m.Config.MaxSeq)
 	}
 	var loss *gpu.Tensor
 	err := gpu.Try(func() {
-		h := m.forward(m.embed(batch), nil)
-		logits := gpu.Must(gpu.Linear(h, m.p("lm_head"), nil)).Reshape(len(batch)*t, m.Config.Vocab)
-		loss = gpu.Must(gpu.CrossEntropy(logits, gpu.Must(gpu.FromInt32(lab, len(batch)*t))))
+		h := m.forward(m.embed(batch), nil).Reshape(len(batch)*t, m.Config.Dim)
+		h = gpu.Must(gpu.Embedding(h, gpu.Must(gpu.FromInt32(rows, len(rows)))))
+		logits := gpu.Must(gpu.Linear(h, m.p("lm_head"), nil))
+		loss = gpu.Must(gpu.CrossEntropy(logits, gpu.Must(gpu.FromInt32(lab, len(lab)))))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("model loss: %w", err)
