@@ -327,7 +327,7 @@ func appendRows(rows []map[string]any, rec arrow.Record, max int) []map[string]a
 			col := rec.Column(c)
 			if scalarType(col.DataType()) {
 				row[s.Field(c).Name] = getValue(col, i)
-			} else if col.IsNull(i) {
+			} else if col.IsNull(i) || col.DataType().ID() == arrow.NULL {
 				row[s.Field(c).Name] = nil
 			} else {
 				row[s.Field(c).Name] = col.ValueStr(i)

@@ -162,7 +162,7 @@ func (o *groupOp) plan(schema *arrow.Schema) ([]int, []aggPlan, error) {
 		case a.Func == AggCount:
 		case !scalarType(dt):
 			return nil, nil, fmt.Errorf("%w: aggregate %q: column %q has type %s", ErrUnsupportedType, a.Name, a.Column, dt)
-		case (a.Func == AggSum || a.Func == AggMean) && (!ok || (t != vInt && t != vFloat)):
+		case (a.Func == AggSum || a.Func == AggMean) && (!ok || (t != vInt && t != vFloat && t != vNull)):
 			return nil, nil, fmt.Errorf("%w: aggregate %q: %s of column %q of type %s", ErrUnsupportedType, a.Name, a.Func, a.Column, dt)
 		}
 		plans[k] = aggPlan{col: i, float: t == vFloat, dt: dt}
@@ -175,7 +175,7 @@ func (st *aggState) update(f AggFunc, p aggPlan, arr arrow.Array, r int) {
 		st.n++
 		return
 	}
-	if arr.IsNull(r) {
+	if arr.IsNull(r) || arr.DataType().ID() == arrow.NULL {
 		return
 	}
 	st.n++

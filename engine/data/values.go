@@ -25,7 +25,8 @@ func scalarType(t arrow.DataType) bool {
 		arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64,
 		arrow.FLOAT32, arrow.FLOAT64, arrow.STRING, arrow.LARGE_STRING,
 		arrow.BINARY, arrow.LARGE_BINARY, arrow.BOOL,
-		arrow.DATE32, arrow.DATE64, arrow.TIMESTAMP, arrow.TIME32, arrow.TIME64, arrow.DURATION:
+		arrow.DATE32, arrow.DATE64, arrow.TIMESTAMP, arrow.TIME32, arrow.TIME64, arrow.DURATION,
+		arrow.NULL:
 		return true
 	}
 	return false
@@ -138,6 +139,8 @@ func appendAny(b array.Builder, v any) error {
 		return fmt.Errorf("value %v (%T) does not fit type %s", v, v, b.Type())
 	}
 	switch bb := b.(type) {
+	case *array.NullBuilder:
+		return bad()
 	case *array.Int8Builder:
 		if !num || !intFits(math.MinInt8, math.MaxInt8) {
 			return bad()
@@ -391,7 +394,7 @@ func rowKey(buf []byte, cols []arrow.Array, i int) []byte {
 // keyHasNull reports whether any key column is null at row i.
 func keyHasNull(cols []arrow.Array, i int) bool {
 	for _, c := range cols {
-		if c.IsNull(i) {
+		if c.IsNull(i) || c.DataType().ID() == arrow.NULL {
 			return true
 		}
 	}
