@@ -254,7 +254,8 @@ func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
 		if c.Choices == nil {
 			c.Choices = []ChunkChoice{}
 		}
-		c.Usage = nil // sent once at the end when asked for
+		c.Usage = nil                 // sent once at the end when asked for
+		id, created = c.ID, c.Created // the closing chunks carry the backend's id
 		return send(c)
 	}
 	c, err := h.backend.ChatCompletion(r.Context(), req, emit)
