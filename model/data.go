@@ -270,8 +270,12 @@ func (g *Generator) audio() Example {
 	}
 	n := 1 + g.rng.IntN(3)
 	s := Beeps(n, freq)
-	for i := range s { // a little noise so no two clips are alike
-		s[i] += float32(0.01 * g.rng.NormFloat64())
+	noise := 0.02 * g.rng.Float64() // from clean to a little hiss, so no two clips are alike
+	if g.rng.IntN(4) == 0 {
+		noise = 0
+	}
+	for i := range s {
+		s[i] += float32(noise * g.rng.NormFloat64())
 	}
 	switch g.rng.IntN(3) {
 	case 0:
