@@ -72,8 +72,16 @@ func (m *mapOp) run(ctx context.Context, s *stage) error {
 	order := make(chan *mapJob, n) // bounds the jobs in flight and keeps output in input order
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The first real failure in time wins; the errors it causes elsewhere (cancelled calls) do not.
+	var (
+		failOnce sync.Once
+		failErr  error
+	)
+	fail := func(err error) {
+		failOnce.Do(func() { failErr = err })
+		cancel()
+	}
 	var wg sync.WaitGroup
-	errc := make(chan error, n)
 	for w := range n {
 		wg.Add(1)
 		go func() {
@@ -82,8 +90,7 @@ func (m *mapOp) run(ctx context.Context, s *stage) error {
 			if m.opts.Pool != nil {
 				f, c, err := m.opts.Pool(wctx, w)
 				if err != nil {
-					errc <- fmt.Errorf("%w: pool worker %d: %v", ErrUDF, w, err)
-					cancel()
+					fail(fmt.Errorf("%w: pool worker %d: %v", ErrUDF, w, err))
 					// Keep answering jobs so the dispatcher cannot block on this worker.
 					f = func(context.Context, arrow.Record) (arrow.Record, error) {
 						return nil, fmt.Errorf("%w: pool worker %d failed to start: %v", ErrUDF, w, err)
@@ -96,16 +103,20 @@ func (m *mapOp) run(ctx context.Context, s *stage) error {
 			}
 			defer func() {
 				if err := closeFn(); err != nil {
-					errc <- fmt.Errorf("%w: pool worker %d close: %v", ErrUDF, w, err)
+					fail(fmt.Errorf("%w: pool worker %d close: %v", ErrUDF, w, err))
 				}
 			}()
 			for j := range jobs {
-				j.done <- callBatch(wctx, fn, j.in.rec, j.seq)
+				r := callBatch(wctx, fn, j.in.rec, j.seq)
 				j.in.rec.Release()
+				if r.err != nil && wctx.Err() == nil {
+					fail(r.err)
+				}
+				j.done <- r
 			}
 		}()
 	}
-	// Collector: emits results in order.
+	// Collector: checks and emits results in input order.
 	var collErr error
 	collDone := make(chan struct{})
 	go func() {
@@ -113,24 +124,22 @@ func (m *mapOp) run(ctx context.Context, s *stage) error {
 		var schema *arrow.Schema
 		for j := range order {
 			r := <-j.done
-			if collErr != nil {
+			if collErr != nil || r.err != nil {
 				if r.rec != nil {
 					r.rec.Release()
 				}
+				if collErr == nil {
+					collErr = r.err
+				}
 				continue
 			}
-			if r.err == nil {
-				if schema == nil {
-					schema = r.rec.Schema()
-				}
-				if err := checkBatch(r.rec, schema); err != nil {
-					r.rec.Release()
-					r.err = fmt.Errorf("batch %d: %w", j.seq, err)
-				}
+			if schema == nil {
+				schema = r.rec.Schema()
 			}
-			if r.err != nil {
-				collErr = r.err
-				cancel()
+			if err := checkBatch(r.rec, schema); err != nil {
+				r.rec.Release()
+				collErr = fmt.Errorf("batch %d: %w", j.seq, err)
+				fail(collErr)
 				continue
 			}
 			if err := s.emit(ctx, r.rec, j.in.part); err != nil {
@@ -140,7 +149,6 @@ func (m *mapOp) run(ctx context.Context, s *stage) error {
 		}
 	}()
 	seq := 0
-	var dispErr error
 dispatch:
 	for it := range s.ins[0] {
 		s.counted(it)
@@ -164,17 +172,11 @@ dispatch:
 	close(order)
 	wg.Wait()
 	<-collDone
-	close(errc)
-	for err := range errc {
-		if dispErr == nil {
-			dispErr = err
-		}
+	if failErr != nil {
+		return failErr
 	}
 	if collErr != nil {
 		return collErr
-	}
-	if dispErr != nil {
-		return dispErr
 	}
 	return ctx.Err()
 }
