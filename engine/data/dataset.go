@@ -356,7 +356,8 @@ type OpStats struct {
 	BytesIn      int64  `json:"bytes_in"`
 	BytesOut     int64  `json:"bytes_out"`
 	SpilledBytes int64  `json:"spilled_bytes"`
-	HeldBytes    int64  `json:"held_bytes"` // bytes a blocking operator holds now
+	HeldBytes    int64  `json:"held_bytes"`      // bytes a blocking operator holds now
+	PeakHeld     int64  `json:"peak_held_bytes"` // the most it has held
 	Done         bool   `json:"done"`
 	Err          string `json:"error,omitempty"`
 }
@@ -365,9 +366,21 @@ type opCounters struct {
 	name                                   string
 	rowsIn, rowsOut, batchesIn, batchesOut atomic.Int64
 	bytesIn, bytesOut, spilled, held       atomic.Int64
+	peakHeld                               atomic.Int64
 	done                                   atomic.Bool
 	errMu                                  sync.Mutex
 	err                                    string
+}
+
+// setHeld records the bytes a blocking operator holds (its buffered batches and tables).
+func (c *opCounters) setHeld(n int64) {
+	c.held.Store(n)
+	for {
+		p := c.peakHeld.Load()
+		if n <= p || c.peakHeld.CompareAndSwap(p, n) {
+			return
+		}
+	}
 }
 
 func (c *opCounters) setErr(err error) {
@@ -411,7 +424,7 @@ func (p *Progress) Snapshot() []OpStats {
 			Op: c.name, RowsIn: c.rowsIn.Load(), RowsOut: c.rowsOut.Load(),
 			BatchesIn: c.batchesIn.Load(), BatchesOut: c.batchesOut.Load(),
 			BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
-			SpilledBytes: c.spilled.Load(), HeldBytes: c.held.Load(), Done: c.done.Load(), Err: e,
+			SpilledBytes: c.spilled.Load(), HeldBytes: c.held.Load(), PeakHeld: c.peakHeld.Load(), Done: c.done.Load(), Err: e,
 		}
 	}
 	return out

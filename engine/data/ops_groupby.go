@@ -327,7 +327,7 @@ func (o *groupOp) run(ctx context.Context, s *stage) error {
 			f.Close()
 			os.Remove(f.Name())
 		}
-		s.st.held.Store(0)
+		s.st.setHeld(0)
 	}()
 	spill := func() error {
 		if parts == nil {
@@ -355,7 +355,7 @@ func (o *groupOp) run(ctx context.Context, s *stage) error {
 		}
 		clear(groups)
 		held = 0
-		s.st.held.Store(0)
+		s.st.setHeld(0)
 		return nil
 	}
 	var keyBuf []byte
@@ -408,7 +408,7 @@ func (o *groupOp) run(ctx context.Context, s *stage) error {
 			}
 		}
 		rec.Release()
-		s.st.held.Store(held)
+		s.st.setHeld(held)
 		if held > s.x.opts.MemoryCap {
 			if err := spill(); err != nil {
 				return err
@@ -431,14 +431,69 @@ func (o *groupOp) run(ctx context.Context, s *stage) error {
 	if err := spill(); err != nil {
 		return err
 	}
+	var paths []string
 	for p, f := range parts {
 		if err := pw[p].Flush(); err != nil {
 			return fmt.Errorf("spill: %w", err)
 		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
+		paths = append(paths, f.Name())
+		if err := f.Close(); err != nil {
 			return fmt.Errorf("spill: %w", err)
 		}
-		br := bufio.NewReaderSize(f, 1<<15)
+	}
+	parts = nil
+	for k, path := range paths {
+		err := o.mergeFile(ctx, s, outSch, plans, path, 0)
+		if err != nil {
+			for _, p := range paths[k:] {
+				os.Remove(p)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// groupMemFactor estimates a group's bytes in memory from its spilled encoding.
+const groupMemFactor = 4
+
+// mergeFile merges the partial groups of one spilled partition and emits them. A partition
+// whose groups would not fit under the cap is split again by a fresh hash seed first.
+func (o *groupOp) mergeFile(ctx context.Context, s *stage, outSch *arrow.Schema, plans []aggPlan, path string, depth int) error {
+	defer os.Remove(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("spill: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("spill: %w", err)
+	}
+	br := bufio.NewReaderSize(f, 1<<15)
+	if groupMemFactor*st.Size() > s.x.opts.MemoryCap && depth < maxSplitDepth {
+		seed := maphash.MakeSeed()
+		dir, err := s.x.tempDir()
+		if err != nil {
+			return err
+		}
+		var subs []*os.File
+		var ws []*bufio.Writer
+		defer func() {
+			for _, sf := range subs {
+				sf.Close()
+				os.Remove(sf.Name())
+			}
+		}()
+		for p := range groupPartitions {
+			sf, err := os.CreateTemp(dir, fmt.Sprintf("groupby-d%d-p%02d-*.bin", depth+1, p))
+			if err != nil {
+				return fmt.Errorf("spill: %w", err)
+			}
+			subs = append(subs, sf)
+			ws = append(ws, bufio.NewWriterSize(sf, 1<<15))
+		}
+		var buf []byte
 		for {
 			key, g, err := decodeGroup(br, len(o.aggs))
 			if err == io.EOF {
@@ -447,23 +502,51 @@ func (o *groupOp) run(ctx context.Context, s *stage) error {
 			if err != nil {
 				return err
 			}
-			if have, ok := groups[key]; ok {
-				for k := range have.st {
-					have.st[k].merge(o.aggs[k].Func, g.st[k])
-				}
-			} else {
-				groups[key] = g
+			buf = encodeGroup(buf[:0], key, g)
+			if _, err := ws[maphash.String(seed, key)%groupPartitions].Write(buf); err != nil {
+				return fmt.Errorf("spill: %w", err)
 			}
 		}
-		if err := o.emitGroups(ctx, s, outSch, plans, groups); err != nil {
+		var names []string
+		for p, sf := range subs {
+			if err := ws[p].Flush(); err != nil {
+				return fmt.Errorf("spill: %w", err)
+			}
+			names = append(names, sf.Name())
+			sf.Close()
+		}
+		subs = nil
+		for k, name := range names {
+			if err := o.mergeFile(ctx, s, outSch, plans, name, depth+1); err != nil {
+				for _, n := range names[k+1:] {
+					os.Remove(n)
+				}
+				return err
+			}
+		}
+		return nil
+	}
+	groups := map[string]*group{}
+	var held int64
+	for {
+		key, g, err := decodeGroup(br, len(o.aggs))
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
 			return err
 		}
-		clear(groups)
-		f.Close()
-		os.Remove(f.Name())
+		if have, ok := groups[key]; ok {
+			for k := range have.st {
+				have.st[k].merge(o.aggs[k].Func, g.st[k])
+			}
+		} else {
+			groups[key] = g
+			held += int64(len(key)) + 96 + int64(len(o.aggs))*64
+			s.st.setHeld(held)
+		}
 	}
-	parts = nil
-	return nil
+	return o.emitGroups(ctx, s, outSch, plans, groups)
 }
 
 func (o *groupOp) outSchema(in *arrow.Schema, keyIdx []int, plans []aggPlan) *arrow.Schema {

@@ -24,6 +24,11 @@ const (
 // build side passes MemoryCap.
 const joinPartitions = 16
 
+// maxSplitDepth bounds how many times a spilled partition that is still over the cap is split
+// again (by a fresh hash seed). Keys that all hash alike (one huge key) cannot be split; past
+// this depth such a partition is processed over the cap.
+const maxSplitDepth = 3
+
 // Join is a hash join of d (the probe side, streamed) with right (the build side, held in memory
 // up to MemoryCap) on the columns named in on, which must exist with the same types on both
 // sides. Null keys match nothing. Output columns: d's columns, then right's other columns
@@ -214,7 +219,7 @@ func (o *joinOp) build(s *stage, out *arrow.Schema, l joinSide, rcols []int, h *
 func (o *joinOp) run(ctx context.Context, s *stage) error {
 	h := &hashTable{rows: map[string][]rowRef{}}
 	defer h.release()
-	defer s.st.held.Store(0)
+	defer s.st.setHeld(0)
 	var (
 		r      joinSide
 		keyBuf []byte
@@ -228,41 +233,10 @@ func (o *joinOp) run(ctx context.Context, s *stage) error {
 			}
 		}
 	}()
-	// partition writes rec's rows with non-null keys (all rows when keepNull) to parts by key hash;
-	// rows with a null key go to partition 0.
 	partition := func(rec arrow.Record, keys []int, parts []*spillWriter, keepNull bool) error {
-		cols := make([]arrow.Array, len(keys))
-		for k, i := range keys {
-			cols[k] = rec.Column(i)
-		}
-		refs := make([][]rowRef, len(parts))
-		for row := range int(rec.NumRows()) {
-			p := 0
-			if keyHasNull(cols, row) {
-				if !keepNull {
-					continue
-				}
-			} else {
-				keyBuf = rowKey(keyBuf[:0], cols, row)
-				p = int(maphash.Bytes(seed, keyBuf) % uint64(len(parts)))
-			}
-			refs[p] = append(refs[p], rowRef{0, int32(row)})
-		}
-		for p, rr := range refs {
-			if len(rr) == 0 {
-				continue
-			}
-			sub, err := gather(s.mem(), rec.Schema(), []arrow.Record{rec}, rr)
-			if err != nil {
-				return err
-			}
-			err = parts[p].write(sub)
-			sub.Release()
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		keyBuf, err = splitRecord(s, rec, keys, parts, keepNull, seed, keyBuf)
+		return err
 	}
 	newParts := func(tag string) ([]*spillWriter, error) {
 		parts := make([]*spillWriter, joinPartitions)
@@ -301,7 +275,7 @@ func (o *joinOp) run(ctx context.Context, s *stage) error {
 			continue
 		}
 		keyBuf = h.add(it.rec, r.keys, keyBuf)
-		s.st.held.Store(h.bytes)
+		s.st.setHeld(h.bytes)
 		if h.bytes > s.x.opts.MemoryCap {
 			var err error
 			if rparts, err = newParts("join-right"); err != nil {
@@ -314,7 +288,7 @@ func (o *joinOp) run(ctx context.Context, s *stage) error {
 			}
 			h.release()
 			h.rows = map[string][]rowRef{}
-			s.st.held.Store(0)
+			s.st.setHeld(0)
 		}
 	}
 	if ctx.Err() != nil {
@@ -395,14 +369,120 @@ func (o *joinOp) run(ctx context.Context, s *stage) error {
 		if err != nil {
 			return err
 		}
-		if err := o.joinPartition(ctx, s, out, l, r, rcols, rf, lf, p, keyBuf); err != nil {
+		if err := o.joinPartition(ctx, s, out, l, r, rcols, rf, lf, p, keyBuf, 0); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (o *joinOp) joinPartition(ctx context.Context, s *stage, out *arrow.Schema, l, r joinSide, rcols []int, rf, lf spillFile, p int, keyBuf []byte) error {
+// splitRecord writes rec's rows to parts by the hash of their key: rows with a null key go to
+// partition 0 when keepNull, and nowhere otherwise.
+func splitRecord(s *stage, rec arrow.Record, keys []int, parts []*spillWriter, keepNull bool, seed maphash.Seed, keyBuf []byte) ([]byte, error) {
+	cols := make([]arrow.Array, len(keys))
+	for k, i := range keys {
+		cols[k] = rec.Column(i)
+	}
+	refs := make([][]rowRef, len(parts))
+	for row := range int(rec.NumRows()) {
+		p := 0
+		if keyHasNull(cols, row) {
+			if !keepNull {
+				continue
+			}
+		} else {
+			keyBuf = rowKey(keyBuf[:0], cols, row)
+			p = int(maphash.Bytes(seed, keyBuf) % uint64(len(parts)))
+		}
+		refs[p] = append(refs[p], rowRef{0, int32(row)})
+	}
+	for p, rr := range refs {
+		if len(rr) == 0 {
+			continue
+		}
+		sub, err := gather(s.mem(), rec.Schema(), []arrow.Record{rec}, rr)
+		if err != nil {
+			return keyBuf, err
+		}
+		err = parts[p].write(sub)
+		sub.Release()
+		if err != nil {
+			return keyBuf, err
+		}
+	}
+	return keyBuf, nil
+}
+
+// splitFile re-partitions a spill file by key hash under a fresh seed, removing it.
+func splitFile(s *stage, sf spillFile, keys []int, keepNull bool, seed maphash.Seed, tag string) ([]spillFile, error) {
+	parts := make([]*spillWriter, joinPartitions)
+	defer func() {
+		for _, w := range parts {
+			if w != nil {
+				w.abort()
+			}
+		}
+	}()
+	for k := range parts {
+		w, err := s.newSpill(tag)
+		if err != nil {
+			return nil, err
+		}
+		parts[k] = w
+	}
+	r, err := openSpill(sf, s.mem())
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	var keyBuf []byte
+	for {
+		rec, err := r.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		keyBuf, err = splitRecord(s, rec, keys, parts, keepNull, seed, keyBuf)
+		rec.Release()
+		if err != nil {
+			return nil, err
+		}
+	}
+	out := make([]spillFile, len(parts))
+	for k, w := range parts {
+		f, err := w.finish()
+		parts[k] = nil
+		if err != nil {
+			return nil, err
+		}
+		out[k] = f
+	}
+	return out, nil
+}
+
+func (o *joinOp) joinPartition(ctx context.Context, s *stage, out *arrow.Schema, l, r joinSide, rcols []int, rf, lf spillFile, p int, keyBuf []byte, depth int) error {
+	// A build partition whose hash table would pass the cap (about twice its batches' bytes) is
+	// split again under a fresh seed, both sides alike.
+	if 2*rf.bytes > s.x.opts.MemoryCap && depth < maxSplitDepth {
+		seed := maphash.MakeSeed()
+		rsub, err := splitFile(s, rf, r.keys, false, seed, "join-right")
+		if err != nil {
+			os.Remove(lf.path)
+			return err
+		}
+		lsub, err := splitFile(s, lf, l.keys, o.how == JoinLeft, seed, "join-left")
+		if err != nil {
+			return err
+		}
+		for k := range rsub {
+			if err := o.joinPartition(ctx, s, out, l, r, rcols, rsub[k], lsub[k], p, keyBuf, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	h := &hashTable{rows: map[string][]rowRef{}}
 	defer h.release()
 	rr, err := openSpill(rf, s.mem())
@@ -419,7 +499,7 @@ func (o *joinOp) joinPartition(ctx context.Context, s *stage, out *arrow.Schema,
 			return err
 		}
 		keyBuf = h.add(rec, r.keys, keyBuf)
-		s.st.held.Store(h.bytes)
+		s.st.setHeld(h.bytes)
 	}
 	rr.close()
 	if len(h.batches) == 0 && o.how == JoinInner {

@@ -55,30 +55,9 @@ func (o *shuffleOp) run(ctx context.Context, s *stage) error {
 				w.abort()
 			}
 		}
-		s.st.held.Store(0)
+		s.st.setHeld(0)
 	}()
-	scatter := func(rec arrow.Record) error {
-		refs := make([][]rowRef, shuffleBuckets)
-		for r := range int(rec.NumRows()) {
-			k := rng.IntN(shuffleBuckets)
-			refs[k] = append(refs[k], rowRef{0, int32(r)})
-		}
-		for k, rr := range refs {
-			if len(rr) == 0 {
-				continue
-			}
-			part, err := gather(s.mem(), schema, []arrow.Record{rec}, rr)
-			if err != nil {
-				return err
-			}
-			err = buckets[k].write(part)
-			part.Release()
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	scatter := func(rec arrow.Record) error { return scatterRows(s, rng, schema, rec, buckets) }
 	batch := 0
 	for it := range s.ins[0] {
 		s.counted(it)
@@ -99,7 +78,7 @@ func (o *shuffleOp) run(ctx context.Context, s *stage) error {
 		}
 		buf = append(buf, it.rec)
 		held += recordBytes(it.rec) + 8*it.rec.NumRows()
-		s.st.held.Store(held)
+		s.st.setHeld(held)
 		if held >= s.x.opts.MemoryCap/2 {
 			buckets = make([]*spillWriter, shuffleBuckets)
 			for k := range buckets {
@@ -116,7 +95,7 @@ func (o *shuffleOp) run(ctx context.Context, s *stage) error {
 			}
 			releaseAll(buf)
 			buf, held = nil, 0
-			s.st.held.Store(0)
+			s.st.setHeld(0)
 		}
 	}
 	if ctx.Err() != nil {
@@ -135,27 +114,94 @@ func (o *shuffleOp) run(ctx context.Context, s *stage) error {
 		files[k] = sf
 	}
 	for _, sf := range files {
-		r, err := openSpill(sf, s.mem())
-		if err != nil {
+		if err := permuteFile(ctx, s, rng, schema, sf, 0); err != nil {
 			return err
 		}
-		var part []arrow.Record
+	}
+	return nil
+}
+
+// permuteFile emits the rows of a spilled bucket in random order: in memory when it fits under
+// half the cap, else scattered again into sub-buckets first.
+func permuteFile(ctx context.Context, s *stage, rng *rand.Rand, schema *arrow.Schema, sf spillFile, depth int) error {
+	r, err := openSpill(sf, s.mem())
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	if 2*sf.bytes > s.x.opts.MemoryCap && depth < maxSplitDepth {
+		subs := make([]*spillWriter, shuffleBuckets)
+		defer func() {
+			for _, w := range subs {
+				if w != nil {
+					w.abort()
+				}
+			}
+		}()
+		for k := range subs {
+			if subs[k], err = s.newSpill("shuffle"); err != nil {
+				return err
+			}
+		}
 		for {
 			rec, err := r.next()
 			if err == io.EOF {
 				break
 			}
 			if err != nil {
-				r.close()
-				releaseAll(part)
 				return err
 			}
-			part = append(part, rec)
+			err = scatterRows(s, rng, schema, rec, subs)
+			rec.Release()
+			if err != nil {
+				return err
+			}
 		}
-		r.close()
-		s.st.held.Store(sf.bytes)
-		err = permute(ctx, s, rng, part)
-		releaseAll(part)
+		for k, w := range subs {
+			f, err := w.finish()
+			subs[k] = nil
+			if err != nil {
+				return err
+			}
+			if err := permuteFile(ctx, s, rng, schema, f, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var part []arrow.Record
+	defer func() { releaseAll(part) }()
+	for {
+		rec, err := r.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		part = append(part, rec)
+	}
+	s.st.setHeld(sf.bytes)
+	return permute(ctx, s, rng, part)
+}
+
+// scatterRows writes each row of rec to a random one of buckets.
+func scatterRows(s *stage, rng *rand.Rand, schema *arrow.Schema, rec arrow.Record, buckets []*spillWriter) error {
+	refs := make([][]rowRef, len(buckets))
+	for r := range int(rec.NumRows()) {
+		k := rng.IntN(len(buckets))
+		refs[k] = append(refs[k], rowRef{0, int32(r)})
+	}
+	for k, rr := range refs {
+		if len(rr) == 0 {
+			continue
+		}
+		part, err := gather(s.mem(), schema, []arrow.Record{rec}, rr)
+		if err != nil {
+			return err
+		}
+		err = buckets[k].write(part)
+		part.Release()
 		if err != nil {
 			return err
 		}
@@ -190,7 +236,7 @@ func (o *repartitionOp) run(ctx context.Context, s *stage) error {
 		if w != nil {
 			w.abort()
 		}
-		s.st.held.Store(0)
+		s.st.setHeld(0)
 	}()
 	batch := 0
 	for it := range s.ins[0] {
@@ -213,7 +259,7 @@ func (o *repartitionOp) run(ctx context.Context, s *stage) error {
 		}
 		buf = append(buf, it.rec)
 		held += recordBytes(it.rec)
-		s.st.held.Store(held)
+		s.st.setHeld(held)
 		if held >= s.x.opts.MemoryCap {
 			var err error
 			if w, err = s.newSpill("repartition"); err != nil {
@@ -226,7 +272,7 @@ func (o *repartitionOp) run(ctx context.Context, s *stage) error {
 			}
 			releaseAll(buf)
 			buf, held = nil, 0
-			s.st.held.Store(0)
+			s.st.setHeld(0)
 		}
 	}
 	if ctx.Err() != nil {

@@ -198,7 +198,7 @@ func (o *sortOp) run(ctx context.Context, s *stage) error {
 	)
 	defer func() {
 		releaseAll(buf)
-		s.st.held.Store(0)
+		s.st.setHeld(0)
 	}()
 	memCap := s.x.opts.MemoryCap
 	flushRun := func() error {
@@ -225,7 +225,7 @@ func (o *sortOp) run(ctx context.Context, s *stage) error {
 		runs = append(runs, sf)
 		releaseAll(buf)
 		buf, held = nil, 0
-		s.st.held.Store(0)
+		s.st.setHeld(0)
 		return nil
 	}
 	batch := 0
@@ -246,7 +246,7 @@ func (o *sortOp) run(ctx context.Context, s *stage) error {
 		buf = append(buf, it.rec)
 		// Keys extracted for sorting cost about 24 bytes a row per key on the Go heap.
 		held += recordBytes(it.rec) + it.rec.NumRows()*int64(24*len(keyIdx)+16)
-		s.st.held.Store(held)
+		s.st.setHeld(held)
 		if held >= memCap*3/4 {
 			if err := flushRun(); err != nil {
 				return err
