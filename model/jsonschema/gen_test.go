@@ -311,5 +311,3 @@ func genDoc(t *rapid.T, g *gs, d *gdefs, depth int, buf *bytes.Buffer) {
 		panic(fmt.Sprintf("genDoc: type %q", g.typ))
 	}
 }
-
-type bytesBuffer struct{ bytes.Buffer }

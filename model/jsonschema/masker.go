@@ -9,11 +9,14 @@ type Masker struct {
 	size   int
 	maxLen int
 	nodes  []trieNode
+	order  []int32 // token ids in trie order: a node's subtree holds order[lo:hi]
 }
 
 type trieNode struct {
 	edges  []trieEdge // sorted by byte
 	tokens []int32    // tokens whose bytes end here
+	lo, hi int32      // the subtree's tokens in order
+	plain  bool       // every byte in the subtree is a printable ASCII string byte (not '"' or '\\')
 }
 
 type trieEdge struct {
@@ -53,7 +56,39 @@ func NewMasker(vocab [][]byte) *Masker {
 		}
 		k.nodes[cur].tokens = append(k.nodes[cur].tokens, int32(id))
 	}
+	k.number(0)
 	return k
+}
+
+// plainByte says b continues a string unchanged: printable ASCII other than '"' and '\\'.
+func plainByte(b byte) bool { return b >= 0x20 && b < 0x7f && b != '"' && b != '\\' }
+
+// number lays out the subtree of node at in k.order and computes its plain flag.
+func (k *Masker) number(at int32) bool {
+	n := &k.nodes[at]
+	n.lo = int32(len(k.order))
+	k.order = append(k.order, n.tokens...)
+	plain := true
+	for _, e := range n.edges {
+		if !k.number(e.child) || !plainByte(e.b) {
+			plain = false
+		}
+	}
+	n = &k.nodes[at] // re-take: nodes is not reallocated here, but stay safe
+	n.hi = int32(len(k.order))
+	n.plain = plain
+	return plain
+}
+
+// inPlainString says every reading of m is inside a string, where printable ASCII bytes other
+// than '"' and '\\' are always accepted and change nothing.
+func inPlainString(m *Matcher) bool {
+	for _, t := range m.threads {
+		if t.k != fStr || t.st != sIn {
+			return false
+		}
+	}
+	return len(m.threads) > 0
 }
 
 // Len is the size of the vocabulary.
@@ -74,7 +109,17 @@ func (k *Masker) Allowed(m *Matcher, dst []bool) []bool {
 
 func (k *Masker) walk(at int32, m *Matcher, depth int, levels []Matcher, dst []bool) {
 	next := &levels[depth]
+	plain := inPlainString(m)
 	for _, e := range k.nodes[at].edges {
+		if plain && plainByte(e.b) && k.nodes[e.child].plain {
+			// Inside a string, a token of plain bytes is always allowed: mark the whole
+			// subtree without walking it.
+			c := &k.nodes[e.child]
+			for _, t := range k.order[c.lo:c.hi] {
+				dst[t] = true
+			}
+			continue
+		}
 		if !advanceTo(next, m, e.b) {
 			continue
 		}

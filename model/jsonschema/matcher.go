@@ -624,7 +624,9 @@ func feedObject(f *frame, b byte, out []*frame) []*frame {
 		}
 		c := f.with(oKey)
 		c.j = f.j + 1
-		c.set = keep
+		if len(keep) < len(f.set) {
+			c.set = keep
+		} // else share f.set: nothing was dropped
 		return append(out, c)
 	case oVal:
 		return startValue(n.props[f.i].schema, f.with(oAfter), b, out)

@@ -1,13 +1,26 @@
 package jsonschema
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
-	"strings"
+	"os"
 	"testing"
 
 	"pgregory.net/rapid"
 )
+
+// check runs a property with rapid: 100 cases by default (-rapid.checks), 50 rounds of them
+// under LUMEN_ROBUSTNESS=1.
+func check(t *testing.T, prop func(*rapid.T)) {
+	rounds := 1
+	if os.Getenv("LUMEN_ROBUSTNESS") == "1" {
+		rounds = 50
+	}
+	for i := 0; i < rounds; i++ {
+		rapid.Check(t, prop)
+	}
+}
 
 // probeBytes are the bytes a random walk tries at each step: every byte JSON's structure can
 // use, some letters, escapes, UTF-8 lead and continuation bytes, and bytes that are never valid.
@@ -29,7 +42,7 @@ func compileGenerated(t *rapid.T) (*Schema, *gs, *gdefs, string) {
 // A random walk through the automaton, finished with Completion, always ends in a document that
 // encoding/json parses and Validate accepts.
 func TestProperty_RandomWalksEndInValidDocuments(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
+	check(t, func(t *rapid.T) {
 		s, _, _, text := compileGenerated(t)
 		m := s.Start()
 		var doc []byte
@@ -88,13 +101,11 @@ func TestProperty_RandomWalksEndInValidDocuments(t *testing.T) {
 
 // Documents drawn from the schema by an independent generator are accepted byte by byte.
 func TestProperty_GeneratedDocumentsAccepted(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
+	check(t, func(t *rapid.T) {
 		s, g, d, text := compileGenerated(t)
-		var buf strings.Builder
-		var bb = new(bytesBuffer)
-		genDoc(t, g, d, 0, &bb.Buffer)
+		var bb bytes.Buffer
+		genDoc(t, g, d, 0, &bb)
 		doc := bb.Bytes()
-		buf.Write(doc)
 		if err := s.Validate(doc); err != nil {
 			t.Fatalf("schema %s: generated %s does not validate: %v", text, doc, err)
 		}
@@ -126,7 +137,7 @@ func TestProperty_GeneratedDocumentsAccepted(t *testing.T) {
 
 // Invalid keywords injected anywhere are refused with their JSON pointer.
 func TestProperty_InvalidSchemasRefusedWithPointer(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
+	check(t, func(t *rapid.T) {
 		g, d := genRoot(t)
 		var nodes []*gs
 		var collect func(x *gs)
