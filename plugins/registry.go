@@ -63,6 +63,9 @@ type Inspector interface {
 type Config struct {
 	// Dir is where badger keeps the registry. Empty keeps it in memory, for tests.
 	Dir string
+	// Store, when set, is used instead of a badger database of the registry's own (Dir is then
+	// ignored): the engine passes the cluster's replicated state. The registry does not close it.
+	Store Store
 	// MaxModuleBytes caps a module's size; 0 means DefaultMaxModuleBytes.
 	MaxModuleBytes int64
 	// Inspector checks every new module. Required.
@@ -114,19 +117,19 @@ func (m *Module) Ref() string {
 // Bytes) run alongside each other and alongside a write's disk sync. Adds inspect in parallel;
 // the commits of Add, Tag and Delete run one at a time.
 type Registry struct {
-	db       *badger.DB
-	inMemory bool
-	max      int64
+	db     *badger.DB // the registry's own store; nil when Config.Store was given
+	st     Store
+	shared bool // st is Config.Store, written by others too
+	max    int64
 	insp     Inspector
 	now      func() time.Time
 
 	wmu sync.Mutex // serializes writers; held from their checks to their index update
 
-	mu     sync.RWMutex // guards the fields below; held by readers while they read badger
+	mu     sync.RWMutex // guards the fields below; held by readers while they read the store
 	closed bool
-	mods   map[string]*record    // by digest
-	names  map[string][]*binding // by name, sorted by version ascending
-	tags   map[string][]*binding // by digest, sorted by name then version
+	seen   uint64 // the store's Version the index was loaded at
+	*index
 }
 
 type binding struct {
@@ -155,22 +158,26 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	db, err := badger.Open(badgerOptions(cfg))
-	if err != nil {
-		return nil, fmt.Errorf("plugins: open store %q: %w", cfg.Dir, err)
+	r := &Registry{max: cfg.MaxModuleBytes, insp: cfg.Inspector, now: cfg.Now, index: newIndex()}
+	if cfg.Store != nil {
+		r.st, r.shared = cfg.Store, true
+	} else {
+		db, err := badger.Open(badgerOptions(cfg))
+		if err != nil {
+			return nil, fmt.Errorf("plugins: open store %q: %w", cfg.Dir, err)
+		}
+		r.db, r.st = db, &badgerStore{db: db, inMemory: cfg.Dir == ""}
 	}
-	r := &Registry{
-		db:       db,
-		inMemory: cfg.Dir == "",
-		max:      cfg.MaxModuleBytes,
-		insp:     cfg.Inspector,
-		now:      cfg.Now,
-		mods:     map[string]*record{},
-		names:    map[string][]*binding{},
-		tags:     map[string][]*binding{},
+	if err := r.stampFormat(); err != nil {
+		if r.db != nil {
+			r.db.Close()
+		}
+		return nil, fmt.Errorf("plugins: load %q: %w", cfg.Dir, err)
 	}
-	if err := r.load(); err != nil {
-		db.Close()
+	if err := r.reloadLocked(); err != nil {
+		if r.db != nil {
+			r.db.Close()
+		}
 		return nil, fmt.Errorf("plugins: load %q: %w", cfg.Dir, err)
 	}
 	return r, nil
@@ -186,6 +193,9 @@ func (r *Registry) Close() error {
 		return nil
 	}
 	r.closed = true
+	if r.db == nil {
+		return nil
+	}
 	if err := r.db.Close(); err != nil {
 		return fmt.Errorf("plugins: close store: %w", err)
 	}
@@ -220,6 +230,9 @@ func (r *Registry) Add(ctx context.Context, wasm []byte, opts AddOptions) (*Modu
 	sum := sha256.Sum256(wasm)
 	digest := DigestPrefix + hex.EncodeToString(sum[:])
 
+	if err := r.fresh(); err != nil {
+		return nil, err
+	}
 	r.mu.RLock()
 	closed, existing := r.closed, r.mods[digest] != nil
 	r.mu.RUnlock()
@@ -244,6 +257,9 @@ func (r *Registry) Add(ctx context.Context, wasm []byte, opts AddOptions) (*Modu
 	if r.closed {
 		return nil, ErrClosed
 	}
+	if err := r.fresh(); err != nil {
+		return nil, err
+	}
 	if r.mods[digest] != nil { // a concurrent Add of the same bytes won
 		return r.readdLocked(digest, opts)
 	}
@@ -258,41 +274,44 @@ func (r *Registry) Add(ctx context.Context, wasm []byte, opts AddOptions) (*Modu
 	if err != nil {
 		return nil, err
 	}
-	write := func(w writer) error {
-		if err := w.putChunks(binPrefix, digest, wasm, 0); err != nil {
-			return err
-		}
-		if err := w.putChunks(modPrefix, digest, data, 0); err != nil {
-			return err
-		}
+	write := func(w StoreWriter) error {
+		w.Set([]byte(formatKey), []byte(formatVersion))
+		w.RequireAbsent(chunkKey(modPrefix, digest, 0))
+		putChunks(w, binPrefix, digest, wasm, 0)
+		putChunks(w, modPrefix, digest, data, 0)
 		if b != nil {
-			return w.set(nameKey(b.name, b.version), []byte(digest))
+			w.RequireAbsent(nameKey(b.name, b.version))
+			w.Set(nameKey(b.name, b.version), []byte(digest))
 		}
 		return nil
 	}
-	if err := r.update(write); err != nil {
-		if r.inMemory { // a write batch may have committed part of it
-			r.update(func(w writer) error {
-				w.delChunks(binPrefix, digest, 0, chunksOf(len(wasm)))
-				w.delChunks(modPrefix, digest, 0, stored.recChunks)
-				if b != nil {
-					w.del(nameKey(b.name, b.version))
+	if err := r.st.Update(ctx, write); err != nil {
+		if errors.Is(err, ErrConflict) && r.shared {
+			// Another node registered the bytes or bound the name first: decide again on
+			// what the store holds now.
+			if err := r.reloadWrite(); err != nil {
+				return nil, err
+			}
+			if r.mods[digest] != nil {
+				return r.readdLocked(digest, opts)
+			}
+			if b != nil {
+				if _, err := r.checkBindingLocked(digest, b.name, b.version); err != nil {
+					return nil, err
 				}
-				return nil
-			})
+			}
+			return nil, fmt.Errorf("plugins: store module %s: %w", digest, err)
 		}
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			return nil, fmt.Errorf("%w: module %s (%d bytes) and its record (%d bytes) do not fit one transaction of this store", ErrTooLarge, digest, len(wasm), len(data))
 		}
 		return nil, fmt.Errorf("plugins: store module %s: %w", digest, err)
 	}
-
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.mods[digest] = stored
-	if b != nil {
-		r.bindIndex(b)
+	if err := r.reloadWrite(); err != nil {
+		return nil, err
 	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	return r.moduleLocked(stored, nil), nil
 }
 
@@ -397,6 +416,9 @@ func (r *Registry) readd(digest string, opts AddOptions) (*Module, error) {
 	if r.closed {
 		return nil, ErrClosed
 	}
+	if err := r.fresh(); err != nil {
+		return nil, err
+	}
 	if r.mods[digest] == nil {
 		return nil, errGone
 	}
@@ -437,6 +459,9 @@ func (r *Registry) Tag(digest, name, version string) error {
 	defer r.wmu.Unlock()
 	if r.closed {
 		return ErrClosed
+	}
+	if err := r.fresh(); err != nil {
+		return err
 	}
 	if r.mods[digest] == nil {
 		return fmt.Errorf("%w: module %s", ErrNotFound, digest)
@@ -480,34 +505,111 @@ func (r *Registry) bindLocked(digest, name, ver string) error {
 			return err
 		}
 	}
-	err = r.update(func(w writer) error {
+	err = r.st.Update(context.Background(), func(w StoreWriter) error {
+		w.RequireExists(chunkKey(modPrefix, digest, 0))
 		if named != nil {
-			if err := w.putChunks(modPrefix, digest, data, rec.recChunks); err != nil {
-				return err
-			}
+			putChunks(w, modPrefix, digest, data, rec.recChunks)
 		}
-		return w.set(nameKey(name, ver), []byte(digest))
+		w.RequireAbsent(nameKey(name, ver))
+		w.Set(nameKey(name, ver), []byte(digest))
+		return nil
 	})
 	if err != nil {
+		if errors.Is(err, ErrConflict) && r.shared {
+			if rerr := r.reloadWrite(); rerr != nil {
+				return rerr
+			}
+			if r.mods[digest] == nil {
+				return fmt.Errorf("%w: module %s was deleted", ErrNotFound, digest)
+			}
+			if _, cerr := r.checkBindingLocked(digest, name, ver); cerr != nil {
+				return cerr
+			}
+		}
 		return fmt.Errorf("plugins: bind %s@%s to %s: %w", name, ver, digest, err)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if named != nil {
-		r.mods[digest] = named
+	return r.reloadWrite()
+}
+
+// bind adds a binding to the index.
+func (ix *index) bind(b *binding) {
+	bs := append(ix.names[b.name], b)
+	sort.Slice(bs, func(i, j int) bool { return bs[i].v.compare(bs[j].v) < 0 })
+	ix.names[b.name] = bs
+	ts := append(ix.tags[b.digest], b)
+	sort.Slice(ts, func(i, j int) bool { return lessBinding(ts[i], ts[j]) })
+	ix.tags[b.digest] = ts
+}
+
+// stampFormat writes the storage format into the registry's own store when it is new, after
+// checking a stored one. A shared store is stamped by the first write instead, since a node
+// opening it may have no quorum yet.
+func (r *Registry) stampFormat() error {
+	if r.shared {
+		return nil
 	}
-	r.bindIndex(b)
+	var have []byte
+	err := r.st.View(func(rd StoreReader) (err error) {
+		have, err = rd.Get([]byte(formatKey))
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return r.st.Update(context.Background(), func(w StoreWriter) error {
+			w.Set([]byte(formatKey), []byte(formatVersion))
+			return nil
+		})
+	case err != nil:
+		return err
+	case string(have) != formatVersion:
+		return fmt.Errorf("storage format %q, this build reads %q", have, formatVersion)
+	}
 	return nil
 }
 
-// bindIndex adds a binding to the index. The caller holds mu for writing (or owns r).
-func (r *Registry) bindIndex(b *binding) {
-	bs := append(r.names[b.name], b)
-	sort.Slice(bs, func(i, j int) bool { return bs[i].v.compare(bs[j].v) < 0 })
-	r.names[b.name] = bs
-	ts := append(r.tags[b.digest], b)
-	sort.Slice(ts, func(i, j int) bool { return lessBinding(ts[i], ts[j]) })
-	r.tags[b.digest] = ts
+// reloadLocked loads the index from the store. The caller holds mu for writing (or owns r).
+func (r *Registry) reloadLocked() error {
+	v := r.st.Version() // before reading: a write racing the load makes the next reader reload
+	var ix *index
+	err := r.st.View(func(rd StoreReader) (err error) {
+		ix, err = loadIndex(rd, r.shared)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	r.index, r.seen = ix, v
+	return nil
+}
+
+// reloadWrite reloads the index after a write. The caller holds wmu.
+func (r *Registry) reloadWrite() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.reloadLocked(); err != nil {
+		return fmt.Errorf("plugins: reload: %w", err)
+	}
+	return nil
+}
+
+// fresh reloads the index when the store changed since it was loaded (another node's write, in
+// a shared store). It takes mu for writing only then; readers call it before taking mu.
+func (r *Registry) fresh() error {
+	r.mu.RLock()
+	stale := !r.closed && r.seen != r.st.Version()
+	r.mu.RUnlock()
+	if !stale {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.seen == r.st.Version() {
+		return nil
+	}
+	if err := r.reloadLocked(); err != nil {
+		return fmt.Errorf("plugins: reload: %w", err)
+	}
+	return nil
 }
 
 func lessBinding(a, b *binding) bool {
@@ -523,6 +625,9 @@ func lessBinding(a, b *binding) bool {
 func (r *Registry) Resolve(ref string) (*Module, error) {
 	p, err := ParseRef(ref)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.fresh(); err != nil {
 		return nil, err
 	}
 	r.mu.RLock()
@@ -577,6 +682,9 @@ func (r *Registry) Bytes(digest string) ([]byte, error) {
 	if err := checkDigest(digest); err != nil {
 		return nil, err
 	}
+	if err := r.fresh(); err != nil {
+		return nil, err
+	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.closed {
@@ -587,11 +695,11 @@ func (r *Registry) Bytes(digest string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: module %s", ErrNotFound, digest)
 	}
 	var out []byte
-	err := r.db.View(func(txn *badger.Txn) (err error) {
-		out, err = readChunks(txn, binPrefix, digest, chunksOf(int(rec.Size)), make([]byte, 0, rec.Size))
+	err := r.st.View(func(rd StoreReader) (err error) {
+		out, err = readChunks(rd, binPrefix, digest, chunksOf(int(rec.Size)), make([]byte, 0, rec.Size))
 		return err
 	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		// Delete commits before it updates the index: the module is gone.
 		return nil, fmt.Errorf("%w: module %s", ErrNotFound, digest)
 	}
@@ -605,8 +713,9 @@ func (r *Registry) Bytes(digest string) ([]byte, error) {
 }
 
 // List returns every module: named ones by first name and version, then unnamed ones by digest.
-// After Close it returns nil.
+// After Close it returns nil. When the store cannot be read it lists what it last read.
 func (r *Registry) List() []*Module {
+	r.fresh()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.closed {
@@ -647,6 +756,9 @@ func (r *Registry) Delete(ctx context.Context, digest string, inUse func(digest 
 	if r.closed {
 		return ErrClosed
 	}
+	if err := r.fresh(); err != nil {
+		return err
+	}
 	rec := r.mods[digest]
 	if rec == nil {
 		return fmt.Errorf("%w: module %s", ErrNotFound, digest)
@@ -658,36 +770,23 @@ func (r *Registry) Delete(ctx context.Context, digest string, inUse func(digest 
 		return err
 	}
 	tags := r.tags[digest]
-	err := r.update(func(w writer) error {
-		if err := w.delChunks(modPrefix, digest, 0, rec.recChunks); err != nil {
-			return err
-		}
-		if err := w.delChunks(binPrefix, digest, 0, chunksOf(int(rec.Size))); err != nil {
-			return err
-		}
+	err := r.st.Update(ctx, func(w StoreWriter) error {
+		w.RequireExists(chunkKey(modPrefix, digest, 0))
+		delChunks(w, modPrefix, digest, 0, rec.recChunks)
+		delChunks(w, binPrefix, digest, 0, chunksOf(int(rec.Size)))
 		for _, b := range tags {
-			if err := w.del(nameKey(b.name, b.version)); err != nil {
-				return err
-			}
+			w.Delete(nameKey(b.name, b.version))
 		}
 		return nil
 	})
 	if err != nil {
+		if errors.Is(err, ErrConflict) {
+			r.reloadWrite()
+			return fmt.Errorf("%w: module %s", ErrNotFound, digest)
+		}
 		return fmt.Errorf("plugins: delete module %s: %w", digest, err)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.mods, digest)
-	delete(r.tags, digest)
-	for _, b := range tags {
-		bs := slices.DeleteFunc(r.names[b.name], func(x *binding) bool { return x == b })
-		if len(bs) == 0 {
-			delete(r.names, b.name)
-		} else {
-			r.names[b.name] = bs
-		}
-	}
-	return nil
+	return r.reloadWrite()
 }
 
 // moduleLocked builds the caller's copy of a record, named by via when it is set. The caller

@@ -1,13 +1,14 @@
 package plugins
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -73,119 +74,247 @@ func encodeRecord(rec *record) ([]byte, *record, error) {
 	return data, &stored, nil
 }
 
-// writer is what a change to the store is made through: a transaction on disk, a write batch in
-// memory.
-type writer struct {
-	set func(k, v []byte) error
-	del func(k []byte) error
+// Store is where a Registry keeps its keys. By default a registry opens its own badger database
+// (Config.Dir); the engine gives it the cluster's replicated state instead (Config.Store), so
+// that every node sees the same modules. Implementations must be safe for concurrent use.
+type Store interface {
+	// View calls fn with one consistent view of the keys.
+	View(fn func(r StoreReader) error) error
+	// Update commits the writes fn makes atomically, once every condition fn set holds; it
+	// fails with an error wrapping ErrConflict when one does not.
+	Update(ctx context.Context, fn func(w StoreWriter) error) error
+	// Version changes whenever the keys may have changed, by this registry or by another
+	// writer of the same store; the registry reloads its index when it moves.
+	Version() uint64
+}
+
+// StoreReader reads a Store.
+type StoreReader interface {
+	// Get returns key's value; an error wrapping ErrNotFound when it is missing.
+	Get(key []byte) ([]byte, error)
+	// Scan calls fn for every key under prefix, in key order; key and value are fn's to keep.
+	Scan(prefix []byte, fn func(key, val []byte) error) error
+}
+
+// StoreWriter collects the writes and conditions of one Update.
+type StoreWriter interface {
+	Set(key, val []byte)
+	Delete(key []byte)
+	// RequireAbsent makes the update conditional on key not existing; RequireExists on key
+	// existing.
+	RequireAbsent(key []byte)
+	RequireExists(key []byte)
 }
 
 // putChunks writes data in chunks under prefix and digest, and deletes the chunks numbered from
 // its chunk count to had (the tail of a longer earlier value).
-func (w writer) putChunks(prefix, digest string, data []byte, had int) error {
+func putChunks(w StoreWriter, prefix, digest string, data []byte, had int) {
 	n := chunksOf(len(data))
 	for i := range n {
-		if err := w.set(chunkKey(prefix, digest, i), data[i*chunkSize:min((i+1)*chunkSize, len(data))]); err != nil {
-			return err
-		}
+		w.Set(chunkKey(prefix, digest, i), data[i*chunkSize:min((i+1)*chunkSize, len(data))])
 	}
-	return w.delChunks(prefix, digest, n, had)
+	delChunks(w, prefix, digest, n, had)
 }
 
 // delChunks deletes the chunks numbered from..to-1.
-func (w writer) delChunks(prefix, digest string, from, to int) error {
+func delChunks(w StoreWriter, prefix, digest string, from, to int) {
 	for i := from; i < to; i++ {
-		if err := w.del(chunkKey(prefix, digest, i)); err != nil {
+		w.Delete(chunkKey(prefix, digest, i))
+	}
+}
+
+// readChunks appends the n chunks under prefix and digest to out.
+func readChunks(r StoreReader, prefix, digest string, n int, out []byte) ([]byte, error) {
+	for i := range n {
+		v, err := r.Get(chunkKey(prefix, digest, i))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v...)
+	}
+	return out, nil
+}
+
+// badgerStore is the Store of a registry's own badger database.
+type badgerStore struct {
+	db       *badger.DB
+	inMemory bool
+	version  atomic.Uint64
+}
+
+// batchWriter records an Update's writes and conditions.
+type batchWriter struct {
+	sets    [][2][]byte
+	dels    [][]byte
+	absent  [][]byte
+	exists  [][]byte
+	setKeys [][]byte
+}
+
+func (w *batchWriter) Set(k, v []byte)        { w.sets = append(w.sets, [2][]byte{k, v}) }
+func (w *batchWriter) Delete(k []byte)        { w.dels = append(w.dels, k) }
+func (w *batchWriter) RequireAbsent(k []byte) { w.absent = append(w.absent, k) }
+func (w *batchWriter) RequireExists(k []byte) { w.exists = append(w.exists, k) }
+
+type txnReader struct{ txn *badger.Txn }
+
+func (r txnReader) Get(key []byte) ([]byte, error) {
+	item, err := r.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: key %q", ErrNotFound, key)
+	} else if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
+}
+
+func (r txnReader) Scan(prefix []byte, fn func(key, val []byte) error) error {
+	it := r.txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 16})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(item.KeyCopy(nil), v); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// update applies fn to the store. On disk it is one synchronous transaction: a crash keeps all
-// of it or none. In memory, where a transaction holds its values in full within 15% of the
-// memtable, it goes through a write batch, which commits in as many transactions as it needs;
-// nothing outlives the process there and the store is read only through the index, which the
-// caller updates after update returns, so no reader sees a partial change either way.
-func (r *Registry) update(fn func(w writer) error) error {
-	if r.inMemory {
-		wb := r.db.NewWriteBatch()
-		defer wb.Cancel()
-		if err := fn(writer{set: wb.Set, del: wb.Delete}); err != nil {
-			return err
-		}
-		return wb.Flush()
-	}
-	return r.db.Update(func(txn *badger.Txn) error {
-		return fn(writer{set: txn.Set, del: txn.Delete})
-	})
+func (s *badgerStore) View(fn func(r StoreReader) error) error {
+	return s.db.View(func(txn *badger.Txn) error { return fn(txnReader{txn}) })
 }
 
-// readChunks appends the n chunks under prefix and digest to out.
-func readChunks(txn *badger.Txn, prefix, digest string, n int, out []byte) ([]byte, error) {
-	for i := range n {
-		item, err := txn.Get(chunkKey(prefix, digest, i))
-		if err != nil {
-			return nil, err
-		}
-		if err := item.Value(func(v []byte) error {
-			out = append(out, v...)
-			return nil
-		}); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
+func (s *badgerStore) Version() uint64 { return s.version.Load() }
 
-// load reads every record and name into the index, and stamps a new store with its format.
-func (r *Registry) load() error {
-	fresh := false
-	err := r.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte(formatKey))
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-			fresh = true
-		case err != nil:
-			return err
-		default:
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if string(v) != formatVersion {
-				return fmt.Errorf("storage format %q, this build reads %q", v, formatVersion)
-			}
-		}
-		if err := r.loadRecords(txn); err != nil {
-			return err
-		}
-		return eachKey(txn, namePrefix, func(key string, val []byte) error {
-			name, ver, ok := strings.Cut(strings.TrimPrefix(key, namePrefix), "/")
-			if !ok || checkName(name) != nil {
-				return fmt.Errorf("name key %q is malformed", key)
-			}
-			v, err := parseVersion(ver)
-			if err != nil {
-				return fmt.Errorf("name key %q: %w", key, err)
-			}
-			if r.mods[string(val)] == nil {
-				return fmt.Errorf("name key %q binds %q, which is not stored", key, val)
-			}
-			r.bindIndex(&binding{name: name, version: ver, v: v, digest: string(val)})
-			return nil
-		})
-	})
-	if err != nil || !fresh {
+// Update applies the writes. On disk it is one synchronous transaction: a crash keeps all of it
+// or none. In memory, where a transaction holds its values in full within 15% of the memtable,
+// it goes through a write batch, which commits in as many transactions as it needs, and a failed
+// batch is undone; nothing outlives the process there. The registry's writers are serialised,
+// so the conditions checked before the batch still hold when it commits.
+func (s *badgerStore) Update(ctx context.Context, fn func(w StoreWriter) error) error {
+	w := &batchWriter{}
+	if err := fn(w); err != nil {
 		return err
 	}
-	return r.db.Update(func(txn *badger.Txn) error {
-		return txn.Set([]byte(formatKey), []byte(formatVersion))
+	defer s.version.Add(1)
+	check := func(txn *badger.Txn) error {
+		for _, k := range w.absent {
+			if _, err := txn.Get(k); err == nil {
+				return fmt.Errorf("%w: %q exists", ErrConflict, k)
+			}
+		}
+		for _, k := range w.exists {
+			if _, err := txn.Get(k); err != nil {
+				return fmt.Errorf("%w: %q is missing", ErrConflict, k)
+			}
+		}
+		return nil
+	}
+	if s.inMemory {
+		if err := s.db.View(check); err != nil {
+			return err
+		}
+		wb := s.db.NewWriteBatch()
+		defer wb.Cancel()
+		err := func() error {
+			for _, kv := range w.sets {
+				if err := wb.Set(kv[0], kv[1]); err != nil {
+					return err
+				}
+			}
+			for _, k := range w.dels {
+				if err := wb.Delete(k); err != nil {
+					return err
+				}
+			}
+			return wb.Flush()
+		}()
+		if err != nil { // a write batch may have committed part of it
+			undo := s.db.NewWriteBatch()
+			defer undo.Cancel()
+			for _, kv := range w.sets {
+				undo.Delete(kv[0])
+			}
+			undo.Flush()
+		}
+		return err
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		if err := check(txn); err != nil {
+			return err
+		}
+		for _, kv := range w.sets {
+			if err := txn.Set(kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+		for _, k := range w.dels {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+}
+
+// index is what a registry keeps in memory of its store.
+type index struct {
+	mods  map[string]*record    // by digest
+	names map[string][]*binding // by name, sorted by version ascending
+	tags  map[string][]*binding // by digest, sorted by name then version
+}
+
+func newIndex() *index {
+	return &index{mods: map[string]*record{}, names: map[string][]*binding{}, tags: map[string][]*binding{}}
+}
+
+// loadIndex reads every record and name of the store. A name bound to a module that is not
+// stored is an error in a registry's own store; in a shared one it is skipped, since a Delete on
+// one node and a Tag on another may both commit.
+func loadIndex(st StoreReader, shared bool) (*index, error) {
+	ix := newIndex()
+	v, err := st.Get([]byte(formatKey))
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return nil, err
+	case string(v) != formatVersion:
+		return nil, fmt.Errorf("storage format %q, this build reads %q", v, formatVersion)
+	}
+	if err := loadRecords(st, ix); err != nil {
+		return nil, err
+	}
+	err = st.Scan([]byte(namePrefix), func(k, val []byte) error {
+		key := string(k)
+		name, ver, ok := strings.Cut(strings.TrimPrefix(key, namePrefix), "/")
+		if !ok || checkName(name) != nil {
+			return fmt.Errorf("name key %q is malformed", key)
+		}
+		v, err := parseVersion(ver)
+		if err != nil {
+			return fmt.Errorf("name key %q: %w", key, err)
+		}
+		if ix.mods[string(val)] == nil {
+			if shared {
+				return nil
+			}
+			return fmt.Errorf("name key %q binds %q, which is not stored", key, val)
+		}
+		ix.bind(&binding{name: name, version: ver, v: v, digest: string(val)})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ix, nil
 }
 
 // loadRecords reads the records: runs of mod/<digest>/<i> keys, in order from chunk 0.
-func (r *Registry) loadRecords(txn *badger.Txn) error {
+func loadRecords(st StoreReader, ix *index) error {
 	var digest string
 	var buf []byte
 	var n int
@@ -201,10 +330,11 @@ func (r *Registry) loadRecords(txn *badger.Txn) error {
 			return fmt.Errorf("record of %s holds digest %q", digest, rec.Digest)
 		}
 		rec.recChunks = n
-		r.mods[digest] = &rec
+		ix.mods[digest] = &rec
 		return nil
 	}
-	err := eachKey(txn, modPrefix, func(key string, val []byte) error {
+	err := st.Scan([]byte(modPrefix), func(k, val []byte) error {
+		key := string(k)
 		d, idx, ok := strings.Cut(strings.TrimPrefix(key, modPrefix), "/")
 		i, err := strconv.ParseUint(idx, 16, 32)
 		if !ok || len(idx) != 8 || err != nil || checkDigest(d) != nil {
@@ -214,7 +344,7 @@ func (r *Registry) loadRecords(txn *badger.Txn) error {
 			if err := flush(); err != nil {
 				return err
 			}
-			digest, buf, n = d, buf[:0], 0
+			digest, buf, n = d, nil, 0
 		}
 		if int(i) != n {
 			return fmt.Errorf("record of %s lacks chunk %d", d, n)
@@ -227,21 +357,6 @@ func (r *Registry) loadRecords(txn *badger.Txn) error {
 		return err
 	}
 	return flush()
-}
-
-// eachKey calls fn with every key under prefix and its value, in key order. val is valid only
-// during the call.
-func eachKey(txn *badger.Txn, prefix string, fn func(key string, val []byte) error) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), PrefetchValues: true, PrefetchSize: 16})
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		item := it.Item()
-		key := string(item.Key())
-		if err := item.Value(func(val []byte) error { return fn(key, bytes.Clone(val)) }); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // inMemoryMemTable is the memtable of the in-memory store: small, since writes there are split

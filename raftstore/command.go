@@ -30,9 +30,10 @@ type Op struct {
 // ErrConflict. Conditions make check-then-write sequences safe when several nodes write at once.
 type Cond struct {
 	Key []byte
-	// Absent requires Key not to exist. Otherwise Key must exist and hold exactly Value.
-	Absent bool
-	Value  []byte
+	// Absent requires Key not to exist; Exists requires it to exist, with any value. With
+	// neither, Key must exist and hold exactly Value.
+	Absent, Exists bool
+	Value          []byte
 }
 
 // Command is the unit of change of the replicated key-value state: its conditions are checked
@@ -77,6 +78,9 @@ func (c *Command) Validate() error {
 		return fmt.Errorf("%w: %d operations and conditions, the cap is %d", ErrBadCommand, len(c.Ops)+len(c.Conds), MaxCommandOps)
 	}
 	for i, cd := range c.Conds {
+		if cd.Absent && cd.Exists {
+			return fmt.Errorf("%w: condition %d: both absent and exists", ErrBadCommand, i)
+		}
 		if err := checkKey(cd.Key); err != nil {
 			return fmt.Errorf("%w: condition %d: %v", ErrBadCommand, i, err)
 		}
@@ -112,7 +116,9 @@ const commandVersion = 1
 
 // EncodeCommand encodes c (which should pass Validate) as
 //
-//	version(1) id(bytes) nconds(uvarint) {absent(1) key(bytes) value(bytes)}* nops(uvarint) {kind(1) key(bytes) value(bytes)}*
+//	version(1) id(bytes) nconds(uvarint) {kind(1) key(bytes) value(bytes)}* nops(uvarint) {kind(1) key(bytes) value(bytes)}*
+//
+// where a condition's kind is 0 (equals), 1 (absent) or 2 (exists)
 //
 // where bytes is a uvarint length and that many bytes.
 func EncodeCommand(c *Command) []byte {
@@ -128,11 +134,13 @@ func EncodeCommand(c *Command) []byte {
 	b = appendBytes(b, []byte(c.ID))
 	b = binary.AppendUvarint(b, uint64(len(c.Conds)))
 	for _, cd := range c.Conds {
-		abs := byte(0)
+		kind := byte(0)
 		if cd.Absent {
-			abs = 1
+			kind = 1
+		} else if cd.Exists {
+			kind = 2
 		}
-		b = append(b, abs)
+		b = append(b, kind)
 		b = appendBytes(b, cd.Key)
 		b = appendBytes(b, cd.Value)
 	}
@@ -161,11 +169,11 @@ func DecodeCommand(b []byte) (*Command, error) {
 	c := &Command{ID: string(d.bytes())}
 	nc := d.count()
 	for i := uint64(0); i < nc && d.err == nil; i++ {
-		abs := d.byte()
-		if abs > 1 {
-			d.fail("condition %d: absent flag %d", i, abs)
+		kind := d.byte()
+		if kind > 2 {
+			d.fail("condition %d: kind %d", i, kind)
 		}
-		c.Conds = append(c.Conds, Cond{Absent: abs == 1, Key: d.bytes(), Value: d.bytes()})
+		c.Conds = append(c.Conds, Cond{Absent: kind == 1, Exists: kind == 2, Key: d.bytes(), Value: d.bytes()})
 	}
 	no := d.count()
 	for i := uint64(0); i < no && d.err == nil; i++ {

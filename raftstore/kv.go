@@ -364,6 +364,7 @@ func checkConds(txn *badger.Txn, conds []Cond) error {
 			return err
 		case cd.Absent:
 			return fmt.Errorf("%w: %q exists", ErrConflict, cd.Key)
+		case cd.Exists:
 		default:
 			same := false
 			if err := item.Value(func(v []byte) error { same = bytes.Equal(v, cd.Value); return nil }); err != nil {
