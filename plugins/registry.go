@@ -121,8 +121,8 @@ type Registry struct {
 	st     Store
 	shared bool // st is Config.Store, written by others too
 	max    int64
-	insp     Inspector
-	now      func() time.Time
+	insp   Inspector
+	now    func() time.Time
 
 	wmu sync.Mutex // serializes writers; held from their checks to their index update
 
