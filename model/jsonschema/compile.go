@@ -74,8 +74,12 @@ type node struct {
 
 	leaves []*node // kRef, kAnyOf: the satisfiable concrete nodes reached through $ref/anyOf
 
-	sat    bool // some document of at most MaxMinDocument bytes validates
-	minLen int  // length of the shortest valid document
+	sat        bool     // some document within MaxMinDocument bytes and MaxNesting levels validates
+	minLen     int      // length of the shortest valid document
+	minNest    int      // fewest nested containers a valid document needs
+	litNest    []int    // kLiteral: the nesting of each literal
+	maxLitNest int      // the deepest of them
+	allLits    []uint16 // 0..len(enc)-1, shared by frames that may take any literal
 }
 
 type prop struct {
@@ -92,7 +96,7 @@ type Schema struct {
 
 var anyNode = &node{kind: kAny, sat: true, minLen: 1}
 
-var anyObjectSchema = &Schema{root: &node{kind: kObject, additional: true, generic: true, sat: true, minLen: 2}}
+var anyObjectSchema = &Schema{root: &node{kind: kObject, additional: true, generic: true, sat: true, minLen: 2, minNest: 1}}
 
 // AnyObject is the schema of response_format json_object: any JSON object.
 func AnyObject() *Schema { return anyObjectSchema }
@@ -122,7 +126,8 @@ type compiler struct {
 // (a boolean), items, minItems, maxItems, enum, const, anyOf, and $ref to "#" or any "#/..."
 // pointer within the document ($defs and definitions included, recursion allowed). Annotations
 // (description, title, default, examples, $comment, ...) are ignored. Any other keyword, a
-// malformed one, or a schema no finite document satisfies is refused with a *SchemaError.
+// malformed one, or a schema no document within the limits (MaxMinDocument, MaxNesting)
+// satisfies is refused with a *SchemaError.
 func Compile(schema []byte) (*Schema, error) {
 	if len(schema) > MaxSchemaBytes {
 		return nil, &SchemaError{Msg: fmt.Sprintf("schema is %d bytes, over the limit of %d", len(schema), MaxSchemaBytes)}
@@ -140,10 +145,18 @@ func Compile(schema []byte) (*Schema, error) {
 		return nil, err
 	}
 	c.filterLiterals()
+	for _, n := range c.nodes {
+		if n.kind == kLiteral {
+			for i, d := range n.litNest {
+				n.maxLitNest = max(n.maxLitNest, d)
+				n.allLits = append(n.allLits, uint16(i))
+			}
+		}
+	}
 	c.solveSat()
 	c.findLeaves()
 	if !n.sat {
-		return nil, &SchemaError{Msg: "no finite document satisfies this schema (a required property or minItems leads only to unsatisfiable or endlessly recursive subschemas)"}
+		return nil, &SchemaError{Msg: fmt.Sprintf("no document satisfies this schema within the limits: a required property or minItems leads only to unsatisfiable or endlessly recursive subschemas, or every document is over %d bytes or nested over %d levels", MaxMinDocument, MaxNesting)}
 	}
 	return &Schema{root: n}, nil
 }
@@ -378,11 +391,13 @@ func (c *compiler) compileType(v value, ptr, ty string, depth int) (*node, error
 		if n, err = c.newNode(kLiteral, ptr); err == nil {
 			n.lits = []value{{kind: 'b', b: true}, {kind: 'b', b: false}}
 			n.enc = [][]byte{[]byte("true"), []byte("false")}
+			n.litNest = []int{0, 0}
 		}
 	case "null":
 		if n, err = c.newNode(kLiteral, ptr); err == nil {
 			n.lits = []value{{kind: 'z'}}
 			n.enc = [][]byte{[]byte("null")}
+			n.litNest = []int{0}
 		}
 	case "object":
 		if n, err = c.newNode(kObject, ptr); err != nil {
@@ -708,6 +723,7 @@ func (c *compiler) filterLiterals() {
 				continue
 			}
 			kept = append(kept, l)
+			n.litNest = append(n.litNest, nesting(l))
 			var buf bytes.Buffer
 			l.compact(&buf)
 			n.enc = append(n.enc, buf.Bytes())
@@ -717,167 +733,6 @@ func (c *compiler) filterLiterals() {
 			n.enc = [][]byte{}
 		}
 	}
-}
-
-// MaxMinDocument is the longest "shortest document" a subschema may have: a subschema whose
-// shortest valid document is longer (minItems compounded through nesting) is treated as
-// unsatisfiable, so the matcher can always finish a document within this many bytes per level.
-const MaxMinDocument = 1 << 16
-
-// solveSat computes each node's shortest document length as a least fixed point; a node is
-// satisfiable when that length is finite and at most MaxMinDocument.
-func (c *compiler) solveSat() {
-	const inf = 1 << 40
-	for _, n := range c.nodes {
-		n.minLen = inf
-	}
-	for changed := true; changed; {
-		changed = false
-		for _, n := range c.nodes {
-			l := nodeMinLen(n, inf)
-			if l > MaxMinDocument {
-				l = inf
-			}
-			if l < n.minLen {
-				n.minLen = l
-				changed = true
-			}
-		}
-	}
-	for _, n := range c.nodes {
-		n.sat = n.minLen <= MaxMinDocument
-	}
-}
-
-// nodeMinLen is the length of n's shortest document given its children's current estimates.
-func nodeMinLen(n *node, inf int) int {
-	sum := func(a, b int) int { return min(a+b, inf) }
-	switch n.kind {
-	case kAny, kNumber, kInteger:
-		return 1 // 0
-	case kString:
-		return 2 // ""
-	case kLiteral:
-		l := inf
-		for _, e := range n.enc {
-			l = min(l, len(e))
-		}
-		return l
-	case kObject:
-		l := 2
-		first := true
-		for _, p := range n.props {
-			if !p.required {
-				continue
-			}
-			if !first {
-				l = sum(l, 1)
-			}
-			first = false
-			l = sum(l, sum(len(p.key), p.schema.minLen))
-		}
-		return l
-	case kArray:
-		if n.minItems == 0 {
-			return 2
-		}
-		item := 1
-		if n.items != nil {
-			item = n.items.minLen
-		}
-		if item >= inf || n.minItems > inf/(item+1) {
-			return inf
-		}
-		return 2 + n.minItems*item + n.minItems - 1
-	case kAnyOf:
-		l := inf
-		for _, b := range n.anyOf {
-			l = min(l, b.minLen)
-		}
-		return l
-	case kRef:
-		return n.ref.minLen
-	}
-	return inf
-}
-
-// writeMin appends n's shortest document (n must be satisfiable).
-func writeMin(n *node, buf []byte) []byte {
-	switch n.kind {
-	case kAny, kNumber, kInteger:
-		return append(buf, '0')
-	case kString:
-		return append(buf, '"', '"')
-	case kLiteral:
-		best := n.enc[0]
-		for _, e := range n.enc {
-			if len(e) < len(best) {
-				best = e
-			}
-		}
-		return append(buf, best...)
-	case kObject:
-		return writeMembers(n, -1, append(buf, '{'), false, false)
-	case kArray:
-		buf = append(buf, '[')
-		buf = writeItems(n, 0, buf)
-		return append(buf, ']')
-	case kAnyOf:
-		for _, b := range n.anyOf {
-			if b.sat && b.minLen == n.minLen {
-				return writeMin(b, buf)
-			}
-		}
-	case kRef:
-		return writeMin(n.ref, buf)
-	}
-	return buf
-}
-
-// writeMembers appends the required members after property last, then '}'. lead says a comma
-// goes before the first member written; one says at least one member must be written (after a
-// comma already consumed).
-func writeMembers(n *node, last int, buf []byte, lead, one bool) []byte {
-	wrote := false
-	for p := last + 1; p < len(n.props); p++ {
-		pr := n.props[p]
-		if !pr.required && !(one && !wrote && pr.schema.sat && !requiredAfter(n, p)) {
-			continue
-		}
-		if lead || wrote {
-			buf = append(buf, ',')
-		}
-		wrote = true
-		buf = append(buf, pr.key...)
-		buf = writeMin(pr.schema, buf)
-	}
-	return append(buf, '}')
-}
-
-// requiredAfter says a required property follows p.
-func requiredAfter(n *node, p int) bool {
-	for q := p + 1; q < len(n.props); q++ {
-		if n.props[q].required {
-			return true
-		}
-	}
-	return false
-}
-
-// writeItems appends the items an array with have items needs to reach minItems, each preceded
-// by a comma when have > 0.
-func writeItems(n *node, have int, buf []byte) []byte {
-	for i := have; i < n.minItems; i++ {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		if n.items == nil {
-			buf = append(buf, '0')
-		} else {
-			buf = writeMin(n.items, buf)
-		}
-	}
-	return buf
 }
 
 // String describes the node kind, for errors.

@@ -23,8 +23,9 @@
 // properties may be skipped. Properties the schema does not list are never emitted, even where
 // additionalProperties allows them (Validate accepts them). Numbers follow JSON's grammar with
 // at most 16 integer digits, 16 fraction digits and 2 exponent digits (so each fits a float64);
-// integers are emitted without fraction or exponent. enum and const values are emitted in their
-// compact form with the key order of the schema. Strings are valid UTF-8 with JSON's escapes.
+// integers are emitted without fraction or exponent. Objects and arrays nest at most MaxNesting
+// deep. enum and const values are emitted in their compact form with the key order of the
+// schema. Strings are valid UTF-8 with JSON's escapes.
 // Every document the matcher accepts parses with encoding/json and passes Validate.
 //
 // # Concurrency

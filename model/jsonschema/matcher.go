@@ -63,6 +63,7 @@ type frame struct {
 	k      fkind
 	st     uint8
 	lo, hi uint8
+	depth  int32    // containers open from the root up to and including this frame
 	i      int32    // fObj: last emitted property (-1 none); fArr: items so far
 	j      int32    // position in a key or literal, or bytes left in an escape or UTF-8 sequence
 	set    []uint16 // fObj in oKey: candidate properties; fLit: candidate literals
@@ -212,52 +213,72 @@ func sameStack(a, b *frame) bool {
 func expand(n *node, up *frame, out []*frame) []*frame {
 	if n.kind == kRef || n.kind == kAnyOf {
 		for _, l := range n.leaves {
-			out = expandLeaf(l, up, out)
+			if fits(l, up) {
+				out = expandLeaf(l, up, out)
+			}
 		}
 		return out
 	}
-	if !n.sat {
+	if !fits(n, up) {
 		return out
 	}
 	return expandLeaf(n, up, out)
 }
 
 func expandLeaf(n *node, up *frame, out []*frame) []*frame {
+	d := depthOf(up)
 	switch n.kind {
 	case kAny:
-		return append(out,
-			&frame{up: up, k: fGObj},
-			&frame{up: up, k: fArr},
-			&frame{up: up, k: fStr},
-			&frame{up: up, k: fNum, n: n},
-			&frame{up: up, k: fLit, n: jsonLiterals, set: allOf(jsonLiterals)},
-		)
+		out = append(out, &frame{up: up, k: fStr, depth: d}, &frame{up: up, k: fNum, n: n, depth: d},
+			&frame{up: up, k: fLit, n: jsonLiterals, set: literalSet(jsonLiterals, d), depth: d})
+		if d < MaxNesting {
+			out = append(out, &frame{up: up, k: fGObj, depth: d + 1}, &frame{up: up, k: fArr, depth: d + 1})
+		}
+		return out
 	case kObject:
 		if n.generic {
-			return append(out, &frame{up: up, k: fGObj})
+			return append(out, &frame{up: up, k: fGObj, depth: d + 1})
 		}
-		return append(out, &frame{up: up, k: fObj, n: n, i: -1})
+		return append(out, &frame{up: up, k: fObj, n: n, i: -1, depth: d + 1})
 	case kArray:
-		return append(out, &frame{up: up, k: fArr, n: n})
+		return append(out, &frame{up: up, k: fArr, n: n, depth: d + 1})
 	case kString:
-		return append(out, &frame{up: up, k: fStr})
+		return append(out, &frame{up: up, k: fStr, depth: d})
 	case kNumber, kInteger:
-		return append(out, &frame{up: up, k: fNum, n: n})
+		return append(out, &frame{up: up, k: fNum, n: n, depth: d})
 	case kLiteral:
-		return append(out, &frame{up: up, k: fLit, n: n, set: allOf(n)})
+		return append(out, &frame{up: up, k: fLit, n: n, set: literalSet(n, d), depth: d})
 	}
 	return out
 }
 
-var jsonLiterals = &node{kind: kLiteral, sat: true,
-	enc: [][]byte{[]byte("true"), []byte("false"), []byte("null")}}
+var jsonLiterals = &node{kind: kLiteral, sat: true, minLen: 4,
+	enc: [][]byte{[]byte("true"), []byte("false"), []byte("null")}, litNest: []int{0, 0, 0}, allLits: []uint16{0, 1, 2}}
 
-func allOf(n *node) []uint16 {
-	s := make([]uint16, len(n.enc))
-	for i := range s {
-		s[i] = uint16(i)
+// literalSet lists the literals of n that fit below depth containers.
+func literalSet(n *node, depth int32) []uint16 {
+	if int(depth)+n.maxLitNest <= MaxNesting && n.allLits != nil {
+		return n.allLits // shared: frames never modify their sets
+	}
+	s := make([]uint16, 0, len(n.enc))
+	for i := range n.enc {
+		if int(depth)+n.litNest[i] <= MaxNesting {
+			s = append(s, uint16(i))
+		}
 	}
 	return s
+}
+
+func depthOf(f *frame) int32 {
+	if f == nil {
+		return 0
+	}
+	return f.depth
+}
+
+// fits says a value of n can start above up within MaxNesting.
+func fits(n *node, up *frame) bool {
+	return n.sat && int(depthOf(up))+n.minNest <= MaxNesting
 }
 
 // pop is what remains once f's value completes.
@@ -506,7 +527,7 @@ func arrayBounds(f *frame) (minItems, maxItems int, items *node) {
 func feedArray(f *frame, b byte, out []*frame) []*frame {
 	minItems, maxItems, items := arrayBounds(f)
 	canClose := int(f.i) >= minItems
-	canAdd := maxItems < 0 || int(f.i) < maxItems
+	canAdd := (maxItems < 0 || int(f.i) < maxItems) && fits(items, f)
 	switch f.st {
 	case stOpen:
 		if b == '[' {
@@ -543,7 +564,7 @@ func feedGenericObject(f *frame, b byte, out []*frame) []*frame {
 			return append(out, pop(f))
 		}
 		if b == '"' {
-			return append(out, &frame{up: f.with(gColon), k: fStr, st: sIn})
+			return append(out, &frame{up: f.with(gColon), k: fStr, st: sIn, depth: f.depth})
 		}
 	case gColon:
 		if b == ':' {
@@ -590,7 +611,7 @@ func feedObject(f *frame, b byte, out []*frame) []*frame {
 		// required one, whose schema can be satisfied.
 		var set []uint16
 		for p := int(f.i) + 1; p < len(n.props); p++ {
-			if n.props[p].schema.sat {
+			if fits(n.props[p].schema, f) {
 				set = append(set, uint16(p))
 			}
 			if n.props[p].required {
@@ -637,7 +658,7 @@ func feedObject(f *frame, b byte, out []*frame) []*frame {
 		if b == ',' {
 			// A comma needs a property to follow.
 			for p := int(f.i) + 1; p < len(n.props); p++ {
-				if n.props[p].schema.sat {
+				if fits(n.props[p].schema, f) {
 					return append(out, f.with(oComma))
 				}
 				if n.props[p].required {
@@ -670,8 +691,9 @@ func (m *Matcher) Completion() []byte {
 }
 
 // closeFrame appends what f needs to complete; the frame below is already in its after-child
-// state.
+// state. Values inside f nest at most budget levels, so the bytes stay within MaxNesting.
 func closeFrame(f *frame, buf []byte) []byte {
+	budget := MaxNesting - int(f.depth)
 	switch f.k {
 	case fStr:
 		switch f.st {
@@ -716,14 +738,14 @@ func closeFrame(f *frame, buf []byte) []byte {
 		case aFirst:
 			have = 0
 		case aComma:
-			buf = writeMin(items, buf)
+			buf = writeMin(items, budget, buf)
 			have++
 		}
 		for ; have < minItems; have++ {
 			if have > 0 {
 				buf = append(buf, ',')
 			}
-			buf = writeMin(items, buf)
+			buf = writeMin(items, budget, buf)
 		}
 		return append(buf, ']')
 	case fGObj:
@@ -742,24 +764,24 @@ func closeFrame(f *frame, buf []byte) []byte {
 		n := f.n
 		switch f.st {
 		case stOpen:
-			return writeMembers(n, -1, append(buf, '{'), false, false)
+			return writeMembers(n, -1, budget, append(buf, '{'), false, false)
 		case oFirst:
-			return writeMembers(n, -1, buf, false, false)
+			return writeMembers(n, -1, budget, buf, false, false)
 		case oComma:
-			return writeMembers(n, int(f.i), buf, false, true)
+			return writeMembers(n, int(f.i), budget, buf, false, true)
 		case oKey:
 			c := int(f.set[0])
 			if last := int(f.set[len(f.set)-1]); n.props[last].required {
 				c = last
 			}
 			buf = append(buf, n.props[c].key[f.j:]...)
-			buf = writeMin(n.props[c].schema, buf)
-			return writeMembers(n, c, buf, true, false)
+			buf = writeMin(n.props[c].schema, budget, buf)
+			return writeMembers(n, c, budget, buf, true, false)
 		case oVal:
-			buf = writeMin(n.props[f.i].schema, buf)
-			return writeMembers(n, int(f.i), buf, true, false)
+			buf = writeMin(n.props[f.i].schema, budget, buf)
+			return writeMembers(n, int(f.i), budget, buf, true, false)
 		case oAfter:
-			return writeMembers(n, int(f.i), buf, true, false)
+			return writeMembers(n, int(f.i), budget, buf, true, false)
 		}
 	}
 	return buf
