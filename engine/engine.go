@@ -10,13 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/plugins"
+	"github.com/lumenflow/lumen/raftstore"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
 
@@ -38,6 +38,9 @@ type Config struct {
 	// TensorBytesPerJob caps the bytes of one job's live host tensors (default 1 GiB); past it
 	// the tensor host functions return abi.ErrLimit. See tensors.go.
 	TensorBytesPerJob int64
+	// Cluster says how the node takes part in the replicated control plane; the zero value runs
+	// a single node.
+	Cluster ClusterConfig
 }
 
 // Engine is one node's control plane. It runs the calls of registered modules and, behind the
@@ -68,6 +71,10 @@ type Engine struct {
 	// ended remembers why recently ended actors ended (the oldest forgotten first).
 	ended      map[int64]endedActor
 	endedOrder []int64
+
+	node       *raftstore.Node // the replicated control plane
+	regVersion func() uint64   // moves when the registry's keys change, on any node
+	fnsVersion uint64          // the regVersion e.fns was filled at; guarded by mu
 
 	state *state // workflows and their checkpoints
 	wmu   sync.Mutex
@@ -109,24 +116,24 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		e.cancel()
 		return nil, fmt.Errorf("engine: start host: %w", err)
 	}
+	if err := e.openCluster(ctx); err != nil {
+		e.cancel()
+		rt.Close(ctx)
+		return nil, err
+	}
 	reg, err := plugins.Open(ctx, plugins.Config{
-		Dir:            filepath.Join(cfg.DataDir, "registry"),
+		Store:          registryStore{e},
 		MaxModuleBytes: cfg.MaxModuleBytes,
 		Inspector:      rt,
 	})
 	if err != nil {
 		e.cancel()
+		e.wg.Wait()
+		e.node.Close()
 		rt.Close(ctx)
 		return nil, fmt.Errorf("engine: open registry: %w", err)
 	}
-	st, err := openState(filepath.Join(cfg.DataDir, "state"))
-	if err != nil {
-		e.cancel()
-		reg.Close()
-		rt.Close(ctx)
-		return nil, err
-	}
-	e.rt, e.reg, e.state = rt, reg, st
+	e.rt, e.reg, e.state = rt, reg, &state{node: e.node, ctx: e.ctx}
 	if err := e.resumeWorkflows(); err != nil {
 		e.Close(ctx)
 		return nil, err
@@ -143,7 +150,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.amu.Unlock()
 	e.cancel()
 	e.wg.Wait()
-	return errors.Join(e.rt.Close(ctx), e.reg.Close(), e.state.close())
+	return errors.Join(e.rt.Close(ctx), e.reg.Close(), e.node.Close())
 }
 
 // DataDir returns the engine's data directory.

@@ -314,7 +314,12 @@ type fnRef struct {
 // description: half of a call's allocations before the cache.
 func (e *Engine) function(ctx context.Context, ref, name string, kind abi.FuncKind) (fnRef, error) {
 	key := fnKey{ref, name, kind}
+	v := e.regVersion()
 	e.mu.Lock()
+	if e.fnsVersion != v { // the registry changed, maybe on another node
+		clear(e.fns)
+		e.fnsVersion = v
+	}
 	f, ok := e.fns[key]
 	e.mu.Unlock()
 	if ok {
@@ -325,7 +330,9 @@ func (e *Engine) function(ctx context.Context, ref, name string, kind abi.FuncKi
 		return fnRef{}, err
 	}
 	e.mu.Lock()
-	e.fns[key] = f
+	if e.fnsVersion == v {
+		e.fns[key] = f
+	}
 	e.mu.Unlock()
 	return f, nil
 }

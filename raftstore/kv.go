@@ -37,6 +37,54 @@ type KV struct {
 
 	mu      sync.Mutex
 	advance chan struct{} // closed and replaced when applied moves
+
+	watches atomic.Pointer[[]*watch] // copy on write
+}
+
+// watch counts the applied changes under one key prefix.
+type watch struct {
+	prefix []byte
+	n      atomic.Uint64
+}
+
+// Watch returns a counter that moves whenever a command that sets or deletes a key under prefix
+// is applied, or a snapshot is restored, once the change is readable. A reader caching what it
+// derived from those keys reloads it when the counter moved; changes elsewhere leave it alone.
+func (k *KV) Watch(prefix string) func() uint64 {
+	w := &watch{prefix: []byte(prefix)}
+	k.mu.Lock()
+	var ws []*watch
+	if old := k.watches.Load(); old != nil {
+		ws = append(ws, *old...)
+	}
+	ws = append(ws, w)
+	k.watches.Store(&ws)
+	k.mu.Unlock()
+	return w.n.Load
+}
+
+// touched returns the watches a command's operations change.
+func (k *KV) touched(c *Command, into map[*watch]bool) {
+	ws := k.watches.Load()
+	if ws == nil {
+		return
+	}
+	for _, w := range *ws {
+		for _, op := range c.Ops {
+			if bytes.HasPrefix(op.Key, w.prefix) {
+				into[w] = true
+				break
+			}
+		}
+	}
+}
+
+func (k *KV) bumpAll() {
+	if ws := k.watches.Load(); ws != nil {
+		for _, w := range *ws {
+			w.n.Add(1)
+		}
+	}
 }
 
 // Internal keys, all under internalPrefix.
@@ -236,8 +284,10 @@ func (k *KV) Apply(l *raft.Log) any { return k.ApplyBatch([]*raft.Log{l})[0] }
 func (k *KV) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	last := k.applied.Load()
+	touched := map[*watch]bool{}
 	apply := func(logs []*raft.Log, out []any) error {
-		return k.db.Update(func(txn *badger.Txn) error {
+		clear(touched)
+		err := k.db.Update(func(txn *badger.Txn) error {
 			top := last
 			for i, l := range logs {
 				if l.Index <= last {
@@ -247,7 +297,7 @@ func (k *KV) ApplyBatch(logs []*raft.Log) []any {
 				if l.Type != raft.LogCommand {
 					continue
 				}
-				r, err := applyEntry(txn, l.Data)
+				r, err := k.applyEntry(txn, l.Data, touched)
 				if err != nil {
 					return err
 				}
@@ -258,6 +308,12 @@ func (k *KV) ApplyBatch(logs []*raft.Log) []any {
 			}
 			return txn.Set(appliedKey, binary.BigEndian.AppendUint64(nil, top))
 		})
+		if err == nil {
+			for w := range touched {
+				w.n.Add(1)
+			}
+		}
+		return err
 	}
 	err := apply(logs, out)
 	if errors.Is(err, badger.ErrTxnTooBig) && len(logs) > 1 {
@@ -283,7 +339,7 @@ func (k *KV) ApplyBatch(logs []*raft.Log) []any {
 }
 
 // applyEntry applies the commands of one entry within txn.
-func applyEntry(txn *badger.Txn, data []byte) (any, error) {
+func (k *KV) applyEntry(txn *badger.Txn, data []byte, touched map[*watch]bool) (any, error) {
 	cmds, err := DecodeBatch(data)
 	if err != nil {
 		return err, nil
@@ -301,6 +357,8 @@ func applyEntry(txn *badger.Txn, data []byte) (any, error) {
 		}
 		if outcome != nil {
 			res[i] = outcome
+		} else {
+			k.touched(c, touched)
 		}
 	}
 	return res, nil
@@ -492,6 +550,7 @@ func (k *KV) Restore(rc io.ReadCloser) error {
 	}
 	k.applied.Store(0)
 	k.setApplied(applied)
+	k.bumpAll()
 	return nil
 }
 

@@ -5,15 +5,12 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
 	_ "embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -28,10 +25,11 @@ import (
 	"github.com/lumenflow/lumen/sdk/abi"
 )
 
-// Token file names in the data directory, each holding one hex token, mode 0600.
+// Token file names in the data directory, each holding one hex token, mode 0600. Every node of
+// a cluster holds the same tokens: a joining node receives them from the leader.
 const (
-	AdminTokenFile = "token"      // may read and write
-	ReadTokenFile  = "token.read" // may only read
+	AdminTokenFile = engine.AdminTokenFile // may read and write
+	ReadTokenFile  = engine.ReadTokenFile  // may only read
 )
 
 // Config configures a Server.
@@ -83,36 +81,11 @@ func (s *Server) AdminToken() string { return s.adminToken }
 // LoadOrCreateToken reads a token file, or creates it with a fresh random token and mode 0600.
 // A token file readable by others is refused.
 func LoadOrCreateToken(path string) (string, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		st, err := os.Stat(path)
-		if err != nil {
-			return "", err
-		}
-		if st.Mode().Perm()&0o077 != 0 {
-			return "", fmt.Errorf("api: token file %s has mode %v; it must be 0600", path, st.Mode().Perm())
-		}
-		tok := strings.TrimSpace(string(b))
-		if len(tok) < 32 {
-			return "", fmt.Errorf("api: token file %s holds no token", path)
-		}
-		return tok, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("api: read token: %w", err)
-	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", err
-	}
-	tok := hex.EncodeToString(raw[:])
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	tok, err := engine.LoadOrCreateSecret(path)
 	if err != nil {
-		return "", fmt.Errorf("api: create token: %w", err)
+		return "", fmt.Errorf("api: token: %w", err)
 	}
-	if _, err := f.WriteString(tok + "\n"); err != nil {
-		f.Close()
-		return "", err
-	}
-	return tok, f.Close()
+	return tok, nil
 }
 
 func (s *Server) routes() {
@@ -149,6 +122,15 @@ func (s *Server) routes() {
 	v1.DELETE("/workflows/:id", s.cancelWorkflow)
 	v1.POST("/compiled", s.compileWorkflow)
 	v1.POST("/compiled/:id/execute", s.executeCompiled)
+	v1.GET("/cluster", s.clusterStatus)
+	v1.DELETE("/cluster/nodes/:id", s.removeNode)
+
+	// Node-to-node routes, authenticated by the cluster's join token.
+	internal := r.Group("/v1/cluster", s.nodeAuth)
+	internal.POST("/join", s.join)
+	internal.POST("/apply", s.clusterApply)
+	internal.GET("/readindex", s.readIndex)
+	internal.GET("/self", s.clusterSelf)
 }
 
 // auth checks the bearer token (or ?token= for the dashboard page) and refuses writes with the

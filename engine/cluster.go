@@ -1,0 +1,575 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/lumenflow/lumen/plugins"
+	"github.com/lumenflow/lumen/raftstore"
+)
+
+// ClusterConfig says how a node takes part in the replicated control plane. The zero value runs
+// a single node: a one-voter raft on an in-memory transport, the same code path as a cluster.
+type ClusterConfig struct {
+	// NodeID names the node; default "local". It must not change across restarts.
+	NodeID string
+	// RaftBind is the TCP address raft listens on; empty runs a single node reachable by none.
+	// RaftAdvertise is the address other nodes dial (default RaftBind).
+	RaftBind, RaftAdvertise string
+	// APIURL is the URL other nodes reach this node's REST API at (for forwarded writes and
+	// reads). Required with RaftBind.
+	APIURL string
+	// Join is the API URL of a member to join through. Empty bootstraps a new cluster when the
+	// data directory holds none.
+	Join string
+	// JoinToken authenticates node-to-node requests. A bootstrapping node generates one and
+	// keeps it in DataDir/join-token; a joining node must be given it (and keeps it there).
+	JoinToken string
+	// TLS, when set, makes raft traffic mutual TLS; HTTPClient, when set, carries node-to-node
+	// API requests (give it the same certificates when the APIs serve TLS).
+	TLS        *tls.Config
+	HTTPClient *http.Client
+	// HeartbeatTimeout and ElectionTimeout tune failure detection (default 500 ms; 100 ms for
+	// a single node, which has no peer to wait for).
+	HeartbeatTimeout, ElectionTimeout time.Duration
+	// SnapshotThreshold and TrailingLogs tune snapshots (see raftstore.NodeConfig).
+	SnapshotThreshold, TrailingLogs uint64
+}
+
+// Keys of the replicated state, by owner.
+const (
+	registryPrefix = "reg/"          // the module registry's keys
+	memberPrefix   = "cluster/node/" // one record per node: its raft address and API URL
+)
+
+// JoinTokenFile is the file in the data directory that holds the cluster's join token.
+const JoinTokenFile = "join-token"
+
+// member is what the replicated state records of a node.
+type member struct {
+	ID      string `json:"id"`
+	Raft    string `json:"raft"`
+	API     string `json:"api"`
+	Joined  int64  `json:"joined_unix"`
+	Version string `json:"version,omitempty"`
+}
+
+// ErrJoin wraps a refused join.
+var ErrJoin = errors.New("engine: join refused")
+
+// openCluster starts the node's raft. It runs before the registry opens, which reads through it.
+func (e *Engine) openCluster(ctx context.Context) error {
+	cc := &e.cfg.Cluster
+	if cc.NodeID == "" {
+		cc.NodeID = "local"
+	}
+	single := cc.RaftBind == ""
+	if single && cc.Join != "" {
+		return errors.New("engine: joining a cluster needs a raft address")
+	}
+	if !single && cc.APIURL == "" {
+		return errors.New("engine: a cluster node needs the URL of its API (ClusterConfig.APIURL)")
+	}
+	if cc.HeartbeatTimeout == 0 && single {
+		cc.HeartbeatTimeout, cc.ElectionTimeout = 100*time.Millisecond, 100*time.Millisecond
+	}
+	tokPath := filepath.Join(e.cfg.DataDir, JoinTokenFile)
+	if cc.JoinToken != "" {
+		if err := writeSecret(tokPath, cc.JoinToken); err != nil {
+			return err
+		}
+	} else {
+		tok, err := LoadOrCreateSecret(tokPath)
+		if err != nil {
+			return err
+		}
+		cc.JoinToken = tok
+	}
+	if cc.HTTPClient == nil {
+		cc.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	raftDir := filepath.Join(e.cfg.DataDir, "raft")
+	fresh := true
+	if _, err := os.Stat(filepath.Join(raftDir, "log")); err == nil {
+		fresh = false
+	}
+	node, err := raftstore.OpenNode(ctx, raftstore.NodeConfig{
+		ID: cc.NodeID, Dir: raftDir, Bind: cc.RaftBind, Advertise: cc.RaftAdvertise, TLS: cc.TLS,
+		Bootstrap: cc.Join == "", Forwarder: forwarder{e}, Logger: e.log,
+		HeartbeatTimeout: cc.HeartbeatTimeout, ElectionTimeout: cc.ElectionTimeout,
+		SnapshotThreshold: cc.SnapshotThreshold, TrailingLogs: cc.TrailingLogs,
+	})
+	if err != nil {
+		return fmt.Errorf("engine: start the control plane: %w", err)
+	}
+	e.node = node
+	e.regVersion = node.KV().Watch(registryPrefix)
+	if cc.Join != "" && fresh {
+		if err := e.join(ctx); err != nil {
+			node.Close()
+			return err
+		}
+	}
+	// Record (or refresh) this node's addresses once a leader can commit it.
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		rec, _ := json.Marshal(member{ID: cc.NodeID, Raft: node.Address(), API: cc.APIURL, Joined: time.Now().Unix()})
+		e.node.Apply(e.ctx, &raftstore.Command{Ops: []raftstore.Op{{Kind: raftstore.OpSet, Key: []byte(memberPrefix + cc.NodeID), Value: rec}}})
+	}()
+	return nil
+}
+
+// LoadOrCreateSecret reads a secret file, or creates it with 32 random bytes in hex and mode
+// 0600. A file readable by others is refused.
+func LoadOrCreateSecret(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		st, err := os.Stat(path)
+		if err != nil {
+			return "", err
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			return "", fmt.Errorf("secret file %s has mode %v; it must be 0600", path, st.Mode().Perm())
+		}
+		tok := strings.TrimSpace(string(b))
+		if len(tok) < 32 {
+			return "", fmt.Errorf("secret file %s holds no secret", path)
+		}
+		return tok, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read secret: %w", err)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(raw[:])
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("create secret: %w", err)
+	}
+	if _, err := f.WriteString(tok + "\n"); err != nil {
+		f.Close()
+		return "", err
+	}
+	return tok, f.Close()
+}
+
+// writeSecret writes a secret given from outside (a join token, API tokens from the cluster)
+// with mode 0600, replacing what the file held.
+func writeSecret(path, secret string) error {
+	if len(secret) < 32 {
+		return fmt.Errorf("engine: a secret of %d characters is too short (at least 32)", len(secret))
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(secret+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// JoinRequest is what a node sends to join the cluster.
+type JoinRequest struct {
+	ID   string `json:"id"`
+	Raft string `json:"raft"`
+	API  string `json:"api"`
+}
+
+// JoinResponse carries the cluster's API tokens to a joining node, so that every node accepts
+// the same tokens.
+type JoinResponse struct {
+	Leader      string            `json:"leader"`
+	LeaderAPI   string            `json:"leader_api,omitempty"`
+	Secrets     map[string]string `json:"secrets,omitempty"`
+	NotLeader   bool              `json:"not_leader,omitempty"`
+	ErrorDetail string            `json:"error,omitempty"`
+}
+
+// API token files in the data directory, each holding one hex token, mode 0600.
+const (
+	AdminTokenFile = "token"      // may read and write
+	ReadTokenFile  = "token.read" // may only read
+)
+
+// APISecretFiles are the data-directory files that a joining node receives from the leader,
+// so that every node of a cluster accepts the same API tokens.
+var APISecretFiles = []string{AdminTokenFile, ReadTokenFile}
+
+// join asks the cluster (through cfg.Join, following the leader) to add this node.
+func (e *Engine) join(ctx context.Context) error {
+	cc := e.cfg.Cluster
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	target := strings.TrimRight(cc.Join, "/")
+	body, _ := json.Marshal(JoinRequest{ID: cc.NodeID, Raft: e.node.Address(), API: cc.APIURL})
+	var last error
+	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		var resp JoinResponse
+		status, err := e.post(ctx, target+"/v1/cluster/join", body, &resp)
+		switch {
+		case err == nil && status == http.StatusOK:
+			for name, v := range resp.Secrets {
+				if filepath.Base(name) != name {
+					return fmt.Errorf("%w: the leader sent a secret named %q", ErrJoin, name)
+				}
+				if err := writeSecret(filepath.Join(e.cfg.DataDir, name), v); err != nil {
+					return fmt.Errorf("engine: keep the cluster's %s: %w", name, err)
+				}
+			}
+			return nil
+		case err == nil && status == http.StatusMisdirectedRequest && resp.LeaderAPI != "":
+			target = strings.TrimRight(resp.LeaderAPI, "/")
+			last = fmt.Errorf("%s is not the leader", cc.Join)
+		case err == nil && (status == http.StatusUnauthorized || status == http.StatusForbidden):
+			return fmt.Errorf("%w by %s: %s (check --join-token; the token is in the first node's %s)", ErrJoin, target, resp.ErrorDetail, JoinTokenFile)
+		case err == nil && (status == http.StatusConflict || status == http.StatusBadRequest):
+			return fmt.Errorf("%w by %s: %s", ErrJoin, target, resp.ErrorDetail)
+		case err == nil:
+			last = fmt.Errorf("%s answered %d: %s", target, status, resp.ErrorDetail)
+		default:
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("engine: join through %s: %v", cc.Join, last)
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// post sends a node-to-node request with the join token and decodes a JSON answer into out.
+func (e *Engine) post(ctx context.Context, url string, body []byte, out any) (int, error) {
+	method := http.MethodPost
+	if body == nil {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+e.cfg.Cluster.JoinToken)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := e.cfg.Cluster.HTTPClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, err
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s answered %d with %q", url, resp.StatusCode, truncate(data, 200))
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
+
+// CheckJoinToken says whether tok is the cluster's join token.
+func (e *Engine) CheckJoinToken(tok string) bool {
+	return subtle.ConstantTimeCompare([]byte(tok), []byte(e.cfg.Cluster.JoinToken)) == 1
+}
+
+// ClusterJoin adds a node to the cluster (on the leader) and returns the secrets it must share.
+// On a follower it fails with raft.ErrNotLeader; LeaderAPI names where to go.
+func (e *Engine) ClusterJoin(ctx context.Context, req JoinRequest) (map[string]string, error) {
+	if req.ID == "" || req.Raft == "" || req.API == "" {
+		return nil, fmt.Errorf("%w: id, raft and api are required", raftstore.ErrMembership)
+	}
+	if err := e.node.AddVoter(ctx, req.ID, req.Raft); err != nil {
+		return nil, err
+	}
+	rec, _ := json.Marshal(member{ID: req.ID, Raft: req.Raft, API: req.API, Joined: time.Now().Unix()})
+	if err := e.node.Apply(ctx, &raftstore.Command{Ops: []raftstore.Op{{Kind: raftstore.OpSet, Key: []byte(memberPrefix + req.ID), Value: rec}}}); err != nil {
+		return nil, err
+	}
+	secrets := map[string]string{}
+	for _, name := range APISecretFiles {
+		tok, err := LoadOrCreateSecret(filepath.Join(e.cfg.DataDir, name))
+		if err != nil {
+			return nil, fmt.Errorf("engine: read %s: %w", name, err)
+		}
+		secrets[name] = tok
+	}
+	return secrets, nil
+}
+
+// LeaderAPI returns the API URL of the leader, empty when unknown.
+func (e *Engine) LeaderAPI() string {
+	id, _ := e.node.Leader()
+	if id == "" {
+		return ""
+	}
+	m, err := e.member(id)
+	if err != nil {
+		return ""
+	}
+	return m.API
+}
+
+func (e *Engine) member(id string) (*member, error) {
+	b, err := e.node.KV().Get([]byte(memberPrefix + id))
+	if err != nil {
+		return nil, fmt.Errorf("%w: no record of node %s yet", raftstore.ErrUnreachable, id)
+	}
+	var m member
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("engine: record of node %s: %w", id, err)
+	}
+	return &m, nil
+}
+
+// ClusterApply applies a command forwarded by a follower; it must run on the leader.
+func (e *Engine) ClusterApply(ctx context.Context, cmd []byte) error {
+	return e.node.ApplyEncoded(ctx, cmd)
+}
+
+// ClusterReadIndex returns the leader's read index (see raftstore.Node.ReadIndex).
+func (e *Engine) ClusterReadIndex(ctx context.Context) (uint64, error) {
+	return e.node.ReadIndex(ctx)
+}
+
+// ClusterRemove removes a node from the cluster (through the leader).
+func (e *Engine) ClusterRemove(ctx context.Context, id string) error {
+	if !e.node.IsLeader() {
+		return fmt.Errorf("%w: ask the leader (%s)", raft.ErrNotLeader, e.LeaderAPI())
+	}
+	if err := e.node.RemoveServer(ctx, id); err != nil {
+		return err
+	}
+	return e.node.Apply(ctx, &raftstore.Command{Ops: []raftstore.Op{{Kind: raftstore.OpDelete, Key: []byte(memberPrefix + id)}}})
+}
+
+// NodeStatus is what a node says of itself.
+type NodeStatus struct {
+	raftstore.Stats
+	API       string `json:"api"`
+	StateHash string `json:"state_hash"`
+	StateKeys int    `json:"state_keys"`
+}
+
+// ClusterSelf reports this node's raft state and the hash of its replicated state.
+func (e *Engine) ClusterSelf() NodeStatus {
+	h, n, _ := e.node.KV().Hash()
+	return NodeStatus{Stats: e.node.Stats(), API: e.cfg.Cluster.APIURL, StateHash: h, StateKeys: n}
+}
+
+// MemberStatus is one member as the cluster status shows it.
+type MemberStatus struct {
+	ID      string `json:"id"`
+	Raft    string `json:"raft"`
+	API     string `json:"api,omitempty"`
+	Voter   bool   `json:"voter"`
+	Leader  bool   `json:"leader"`
+	Reached bool   `json:"reached"`
+	Error   string `json:"error,omitempty"`
+	State   string `json:"state,omitempty"`
+	Applied uint64 `json:"applied_index"`
+	Lag     uint64 `json:"lag"` // entries behind the leader's commit index
+	Hash    string `json:"state_hash,omitempty"`
+}
+
+// ClusterStatus is the whole cluster as one node sees it.
+type ClusterStatus struct {
+	Node        string         `json:"node"`
+	Leader      string         `json:"leader"`
+	Term        uint64         `json:"term"`
+	CommitIndex uint64         `json:"commit_index"`
+	Members     []MemberStatus `json:"members"`
+}
+
+// ClusterStatus asks every member for its state (in parallel, each within a second) and
+// reports the leader, term, commit index and each member's lag.
+func (e *Engine) ClusterStatus(ctx context.Context) ClusterStatus {
+	self := e.ClusterSelf()
+	out := ClusterStatus{Node: self.ID, Leader: self.Leader, Term: self.Term, CommitIndex: self.CommitIndex}
+	ms := make([]MemberStatus, len(self.Members))
+	done := make(chan struct{}, len(ms))
+	for i, m := range self.Members {
+		ms[i] = MemberStatus{ID: m.ID, Raft: m.Address, Voter: m.Voter, Leader: m.ID == self.Leader}
+		go func(ms *MemberStatus) {
+			defer func() { done <- struct{}{} }()
+			var ns NodeStatus
+			if ms.ID == self.ID {
+				ns = self
+			} else {
+				rec, err := e.member(ms.ID)
+				if err != nil {
+					ms.Error = err.Error()
+					return
+				}
+				ms.API = rec.API
+				cctx, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				status, err := e.post(cctx, strings.TrimRight(rec.API, "/")+"/v1/cluster/self", nil, &ns)
+				if err != nil || status != http.StatusOK {
+					ms.Error = fmt.Sprintf("unreachable: %v (status %d)", err, status)
+					return
+				}
+			}
+			ms.API, ms.Reached, ms.State, ms.Applied, ms.Hash = ns.API, true, ns.State, ns.AppliedIndex, ns.StateHash
+		}(&ms[i])
+	}
+	for range ms {
+		<-done
+	}
+	commit := out.CommitIndex
+	for _, m := range ms {
+		if m.Leader && m.Reached {
+			commit = max(commit, m.Applied)
+		}
+	}
+	for i := range ms {
+		if ms[i].Reached && commit > ms[i].Applied {
+			ms[i].Lag = commit - ms[i].Applied
+		}
+	}
+	out.Members = ms
+	return out
+}
+
+// forwarder carries a follower's writes and reads to the leader's API.
+type forwarder struct{ e *Engine }
+
+func (f forwarder) leaderURL(id raft.ServerID) (string, error) {
+	m, err := f.e.member(string(id))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(m.API, "/"), nil
+}
+
+// errorBody is the API's error shape.
+type errorBody struct {
+	Error struct {
+		Kind    string `json:"kind"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func (f forwarder) Apply(ctx context.Context, leader raft.ServerID, cmd []byte) error {
+	url, err := f.leaderURL(leader)
+	if err != nil {
+		return err
+	}
+	var eb errorBody
+	status, err := f.e.post(ctx, url+"/v1/cluster/apply", cmd, &eb)
+	return forwardedError(status, err, eb)
+}
+
+func (f forwarder) ReadIndex(ctx context.Context, leader raft.ServerID) (uint64, error) {
+	url, err := f.leaderURL(leader)
+	if err != nil {
+		return 0, err
+	}
+	var out struct {
+		Index uint64 `json:"index"`
+		errorBody
+	}
+	status, err := f.e.post(ctx, url+"/v1/cluster/readindex", nil, &out)
+	if err := forwardedError(status, err, out.errorBody); err != nil {
+		return 0, err
+	}
+	return out.Index, nil
+}
+
+// forwardedError turns the leader's answer back into the error the leader had.
+func forwardedError(status int, err error, eb errorBody) error {
+	msg := eb.Error.Message
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %v", raftstore.ErrUnreachable, err)
+	case status == http.StatusOK:
+		return nil
+	case status == http.StatusMisdirectedRequest:
+		return fmt.Errorf("%w: %s", raft.ErrNotLeader, msg)
+	case status == http.StatusConflict:
+		return fmt.Errorf("%w: %s", raftstore.ErrConflict, msg)
+	case status == http.StatusBadRequest:
+		return fmt.Errorf("%w: %s", raftstore.ErrBadCommand, msg)
+	case status >= 500 || status == http.StatusServiceUnavailable:
+		return fmt.Errorf("%w: leader answered %d: %s", raftstore.ErrUnreachable, status, msg)
+	}
+	return fmt.Errorf("engine: leader answered %d: %s", status, msg)
+}
+
+// registryStore is the registry's plugins.Store on the replicated state, under registryPrefix.
+type registryStore struct{ e *Engine }
+
+func (s registryStore) View(fn func(plugins.StoreReader) error) error {
+	return s.e.node.KV().View(func(r raftstore.Reader) error { return fn(prefixReader{r}) })
+}
+
+func (s registryStore) Version() uint64 { return s.e.regVersion() }
+
+func (s registryStore) Update(ctx context.Context, fn func(plugins.StoreWriter) error) error {
+	w := &commandWriter{}
+	if err := fn(w); err != nil {
+		return err
+	}
+	if len(w.c.Ops) == 0 {
+		return nil
+	}
+	err := s.e.node.Apply(ctx, &w.c)
+	if errors.Is(err, raftstore.ErrConflict) {
+		return fmt.Errorf("%w: %v", plugins.ErrConflict, err)
+	}
+	return err
+}
+
+type prefixReader struct{ r raftstore.Reader }
+
+func (p prefixReader) Get(key []byte) ([]byte, error) {
+	v, err := p.r.Get(append([]byte(registryPrefix), key...))
+	if errors.Is(err, raftstore.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: key %q", plugins.ErrNotFound, key)
+	}
+	return v, err
+}
+
+func (p prefixReader) Scan(prefix []byte, fn func(key, val []byte) error) error {
+	return p.r.Scan(append([]byte(registryPrefix), prefix...), func(k, v []byte) error {
+		return fn(k[len(registryPrefix):], v)
+	})
+}
+
+// commandWriter collects a registry update as one command.
+type commandWriter struct{ c raftstore.Command }
+
+func regKey(k []byte) []byte { return append([]byte(registryPrefix), k...) }
+
+func (w *commandWriter) Set(k, v []byte) {
+	w.c.Ops = append(w.c.Ops, raftstore.Op{Kind: raftstore.OpSet, Key: regKey(k), Value: v})
+}
+func (w *commandWriter) Delete(k []byte) {
+	w.c.Ops = append(w.c.Ops, raftstore.Op{Kind: raftstore.OpDelete, Key: regKey(k)})
+}
+func (w *commandWriter) RequireAbsent(k []byte) {
+	w.c.Conds = append(w.c.Conds, raftstore.Cond{Key: regKey(k), Absent: true})
+}
+func (w *commandWriter) RequireExists(k []byte) {
+	w.c.Conds = append(w.c.Conds, raftstore.Cond{Key: regKey(k), Exists: true})
+}
