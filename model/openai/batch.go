@@ -77,13 +77,17 @@ func RunOne(ctx context.Context, b Backend, r BatchRequest) BatchResult {
 	case r.Err != nil:
 		res.Err = r.Err
 	case ctx.Err() != nil:
-		res.Err = &Error{Status: 499, Type: TypeServer, Message: "The batch was cancelled before this request ran.", Code: strp("batch_cancelled")}
+		res.Err = errCancelled()
 	default:
 		if e := checkModel(b, r.Request.Model); e != nil {
 			res.Err = e
 			break
 		}
 		c, err := b.ChatCompletion(ctx, r.Request, nil)
+		if err != nil && ctx.Err() != nil {
+			res.Err = errCancelled()
+			break
+		}
 		if err != nil {
 			res.Err = AsError(err)
 			break
@@ -92,6 +96,10 @@ func RunOne(ctx context.Context, b Backend, r BatchRequest) BatchResult {
 		res.Completion = c
 	}
 	return res
+}
+
+func errCancelled() *Error {
+	return &Error{Status: 499, Type: TypeServer, Message: "The batch was cancelled before this request finished.", Code: strp("batch_cancelled")}
 }
 
 // MaxBatchLines is the most requests one batch input file may hold.

@@ -246,7 +246,7 @@ func (h *Handler) run(ctx context.Context, b *Batch) {
 		}
 		if results[i].Err != nil || results[i].Completion == nil {
 			if results[i].Err == nil {
-				results[i].Err = &Error{Status: 499, Type: TypeServer, Message: "The request did not run.", Code: strp("batch_cancelled")}
+				results[i].Err = errCancelled()
 			}
 			counts.Failed++
 		} else {

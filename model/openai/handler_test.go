@@ -640,3 +640,65 @@ func TestParseBatchInput_Table(t *testing.T) {
 		t.Fatal("request not decoded")
 	}
 }
+
+func TestHandler_BatchCancelAndFileListing(t *testing.T) {
+	blocked := &scripted{gate: make(chan struct{})}
+	_, _, client := newServer(t, blocked, nil)
+	ctx := context.Background()
+	var input strings.Builder
+	for _, id := range []string{"a", "b", "c"} {
+		input.WriteString(`{"custom_id":"` + id + `","method":"POST","url":"/v1/chat/completions","body":{"model":"lumen-test","messages":[{"role":"user","content":"hi"}]}}` + "\n")
+	}
+	f, err := client.Files.New(ctx, oa.FileNewParams{File: oa.File(strings.NewReader(input.String()), "in.jsonl", "application/jsonl"), Purpose: oa.FilePurposeBatch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := client.Batches.New(ctx, oa.BatchNewParams{InputFileID: f.ID, Endpoint: oa.BatchNewParamsEndpointV1ChatCompletions,
+		CompletionWindow: oa.BatchNewParamsCompletionWindow24h, Metadata: map[string]string{"job": "nightly"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for blocked.calls.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("batch never reached the backend")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c, err := client.Batches.Cancel(ctx, b.ID)
+	if err != nil || (c.Status != "cancelling" && c.Status != "cancelled") {
+		t.Fatalf("cancel: %v %+v", err, c)
+	}
+	b = waitBatch(t, client, b.ID)
+	if b.Status != "cancelled" || b.RequestCounts.Total != 3 || b.RequestCounts.Failed != 3 || b.Metadata["job"] != "nightly" {
+		t.Fatalf("cancelled batch %s %+v %v", b.Status, b.RequestCounts, b.Metadata)
+	}
+	if _, err := client.Batches.Cancel(ctx, b.ID); err == nil {
+		t.Fatal("cancelling a finished batch succeeded")
+	}
+	resp, err := client.Files.Content(ctx, b.ErrorFileID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Count(string(body), "\n") != 3 || strings.Count(string(body), "batch_cancelled") != 3 {
+		t.Fatalf("error file:\n%s", body)
+	}
+
+	page, err := client.Files.List(ctx, oa.FileListParams{})
+	if err != nil || len(page.Data) != 2 { // the input and the error file
+		t.Fatalf("files: %v %+v", err, page)
+	}
+	list, err := client.Batches.List(ctx, oa.BatchListParams{})
+	if err != nil || len(list.Data) != 1 || list.Data[0].ID != b.ID {
+		t.Fatalf("batches: %v %+v", err, list)
+	}
+	del, err := client.Files.Delete(ctx, f.ID)
+	if err != nil || !del.Deleted {
+		t.Fatalf("delete: %v %+v", err, del)
+	}
+	if _, err := client.Files.Get(ctx, f.ID); err == nil {
+		t.Fatal("deleted file still there")
+	}
+}

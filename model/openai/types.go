@@ -241,8 +241,9 @@ type File struct {
 
 // FileList is the body of GET /v1/files.
 type FileList struct {
-	Object string `json:"object"`
-	Data   []File `json:"data"`
+	Object  string `json:"object"`
+	Data    []File `json:"data"`
+	HasMore bool   `json:"has_more"`
 }
 
 // Batch statuses.
