@@ -2,6 +2,8 @@ package openai
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 )
 
 // Backend serves chat completions: a local model or a remote provider.
@@ -26,3 +28,23 @@ func checkModel(b Backend, model string) *Error {
 	e.Code = strp("model_not_found")
 	return e
 }
+
+// safeCall runs b.ChatCompletion, turning a panic into a 500 error (with the stack in its
+// unexported detail) so that one bad request cannot take the server or a batch down.
+func safeCall(ctx context.Context, b Backend, req *ChatCompletionRequest, emit func(*ChatCompletionChunk) error) (c *ChatCompletion, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c, err = nil, &panicError{msg: fmt.Sprintf("backend panic: %v\n%s", p, debug.Stack())}
+		}
+	}()
+	c, err = b.ChatCompletion(ctx, req, emit)
+	if err == nil && c == nil {
+		err = &panicError{msg: "backend returned neither a completion nor an error"}
+	}
+	return c, err
+}
+
+// panicError is a backend failure whose text is for the server log only.
+type panicError struct{ msg string }
+
+func (e *panicError) Error() string { return e.msg }

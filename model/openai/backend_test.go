@@ -16,7 +16,7 @@ import (
 //   - a user text containing "weather" with tools offered calls get_weather (twice, in
 //     parallel, when the text says "two cities");
 //   - a json_schema or json_object response_format answers the schema's shortest document;
-//   - "explode" fails with a plain error, "too long" with context_length_exceeded;
+//   - "panic" panics, "explode" fails with a plain error, "too long" with context_length_exceeded;
 //   - "secret" answers with a phrase of the weapons category (to test output filtering);
 //   - anything else echoes the last user text word by word, cut at max_tokens.
 type scripted struct {
@@ -55,6 +55,8 @@ func (s *scripted) answer(req *ChatCompletionRequest, choice int) (answer, error
 	text, media := lastUser(req)
 	tc, _ := req.ParseToolChoice()
 	switch {
+	case strings.Contains(text, "panic"):
+		panic("scripted backend panicked")
 	case strings.Contains(text, "explode"):
 		return answer{}, errors.New("scripted backend exploded")
 	case strings.Contains(text, "too long"):

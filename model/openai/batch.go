@@ -83,7 +83,7 @@ func RunOne(ctx context.Context, b Backend, r BatchRequest) BatchResult {
 			res.Err = e
 			break
 		}
-		c, err := b.ChatCompletion(ctx, r.Request, nil)
+		c, err := safeCall(ctx, b, r.Request, nil)
 		if err != nil && ctx.Err() != nil {
 			res.Err = errCancelled()
 			break

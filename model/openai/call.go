@@ -24,7 +24,7 @@ func Call(ctx context.Context, b Backend, body []byte, opt ValidateOptions) (int
 		e = checkModel(b, req.Model)
 	}
 	if e == nil {
-		c, err := b.ChatCompletion(ctx, req, nil)
+		c, err := safeCall(ctx, b, req, nil)
 		if err == nil {
 			fillCompletion(c, req.Model)
 			out, err := json.Marshal(c)

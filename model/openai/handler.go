@@ -206,7 +206,7 @@ func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !req.Stream {
-		c, err := h.backend.ChatCompletion(r.Context(), req, nil)
+		c, err := safeCall(r.Context(), h.backend, req, nil)
 		if err != nil {
 			h.serverError(w, "chat completion", err)
 			return
@@ -258,7 +258,7 @@ func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
 		id, created = c.ID, c.Created // the closing chunks carry the backend's id
 		return send(c)
 	}
-	c, err := h.backend.ChatCompletion(r.Context(), req, emit)
+	c, err := safeCall(r.Context(), h.backend, req, emit)
 	if err != nil {
 		if !started {
 			h.serverError(w, "chat completion", err)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	"image/png"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -700,5 +702,51 @@ func TestHandler_BatchCancelAndFileListing(t *testing.T) {
 	}
 	if _, err := client.Files.Get(ctx, f.ID); err == nil {
 		t.Fatal("deleted file still there")
+	}
+}
+
+func TestHandler_BackendPanicIsA500AndServingGoesOn(t *testing.T) {
+	var logged strings.Builder
+	var mu sync.Mutex
+	srv, _, client := newServer(t, &scripted{}, func(c *HandlerConfig) {
+		c.Logf = func(format string, args ...any) {
+			mu.Lock()
+			fmt.Fprintf(&logged, format+"\n", args...)
+			mu.Unlock()
+		}
+	})
+	for _, stream := range []string{"false", "true"} {
+		resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json",
+			strings.NewReader(`{"model":"lumen-test","stream":`+stream+`,"messages":[{"role":"user","content":"panic now"}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 500 || !strings.Contains(string(body), `"type":"server_error"`) || strings.Contains(string(body), "goroutine") {
+			t.Fatalf("stream=%s: %d %s", stream, resp.StatusCode, body)
+		}
+	}
+	// In a batch the panic is that line's error; the others run.
+	ctx := context.Background()
+	in := `{"custom_id":"p","method":"POST","url":"/v1/chat/completions","body":{"model":"lumen-test","messages":[{"role":"user","content":"panic"}]}}
+{"custom_id":"ok","method":"POST","url":"/v1/chat/completions","body":{"model":"lumen-test","messages":[{"role":"user","content":"hi"}]}}
+`
+	f, err := client.Files.New(ctx, oa.FileNewParams{File: oa.File(strings.NewReader(in), "in.jsonl", "application/jsonl"), Purpose: oa.FilePurposeBatch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := client.Batches.New(ctx, oa.BatchNewParams{InputFileID: f.ID, Endpoint: oa.BatchNewParamsEndpointV1ChatCompletions, CompletionWindow: oa.BatchNewParamsCompletionWindow24h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = waitBatch(t, client, b.ID)
+	if b.Status != "completed" || b.RequestCounts.Completed != 1 || b.RequestCounts.Failed != 1 {
+		t.Fatalf("batch %s %+v", b.Status, b.RequestCounts)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logged.String(), "backend panic: scripted backend panicked") {
+		t.Fatalf("panic not logged: %q", logged.String())
 	}
 }
