@@ -80,6 +80,7 @@ const maxThreads = 32
 // Clone it to explore alternatives.
 type Matcher struct {
 	threads []*frame
+	spare   []*frame // the previous thread list's storage, reused by the next Advance
 }
 
 // Start returns a matcher at the start of a document.
@@ -95,11 +96,12 @@ func (m *Matcher) Clone() *Matcher {
 // Advance feeds one byte. It returns false, leaving m unchanged, when b cannot continue a valid
 // document.
 func (m *Matcher) Advance(b byte) bool {
-	out := step(m.threads, b, nil)
+	out := step(m.threads, b, m.spare[:0])
 	if len(out) == 0 {
+		m.spare = out
 		return false
 	}
-	m.threads = out
+	m.spare, m.threads = m.threads[:0], out
 	return true
 }
 
@@ -107,13 +109,19 @@ func (m *Matcher) Advance(b byte) bool {
 // continue a valid document.
 func (m *Matcher) AdvanceBytes(bs []byte) bool {
 	cur := m.threads
-	for _, b := range bs {
-		cur = step(cur, b, nil)
-		if len(cur) == 0 {
+	var bufs [2][]*frame
+	bufs[0] = m.spare[:0]
+	for i, b := range bs {
+		next := step(cur, b, bufs[i%2][:0])
+		if len(next) == 0 {
 			return false
 		}
+		bufs[i%2] = next
+		cur = next
 	}
-	m.threads = cur
+	if len(bs) > 0 {
+		m.spare, m.threads = m.threads[:0], append(m.threads[:0:0], cur...)
+	}
 	return true
 }
 
