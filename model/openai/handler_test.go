@@ -284,6 +284,7 @@ func TestHandler_ErrorsNameTheField(t *testing.T) {
 		{"required without tools", `{"model":"lumen-test","messages":[` + user + `],"tool_choice":"required"}`, 400, "tool_choice", CodeInvalidValue},
 		{"bad tool schema", `{"model":"lumen-test","messages":[` + user + `],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"strin"}}}}}]}`, 400, "tools[0].function.parameters", CodeInvalidSchema},
 		{"bad response schema", `{"model":"lumen-test","messages":[` + user + `],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object","properties":{"a":{"type":"string","pattern":"^a"}}}}}}`, 400, "response_format.json_schema.schema", CodeInvalidSchema},
+		{"response schema missing", `{"model":"lumen-test","messages":[` + user + `],"response_format":{"type":"json_schema","json_schema":{"name":"x"}}}`, 400, "response_format.json_schema.schema", CodeMissing},
 		{"bad response type", `{"model":"lumen-test","messages":[` + user + `],"response_format":{"type":"yaml"}}`, 400, "response_format.type", CodeInvalidValue},
 		{"n zero", `{"model":"lumen-test","messages":[` + user + `],"n":0}`, 400, "n", CodeInvalidValue},
 		{"n huge", `{"model":"lumen-test","messages":[` + user + `],"n":1000}`, 400, "n", CodeInvalidValue},

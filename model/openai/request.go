@@ -277,10 +277,10 @@ func (r *ChatCompletionRequest) OutputSchema() (*jsonschema.Schema, error) {
 	if f.Type == "json_object" {
 		return jsonschema.AnyObject(), nil
 	}
-	if f.JSONSchema == nil {
-		return nil, errors.New("json_schema is required")
+	if f.JSONSchema == nil || isNull(f.JSONSchema.Schema) {
+		return nil, errors.New("json_schema.schema is required")
 	}
-	return compileSchema(f.JSONSchema.Schema)
+	return jsonschema.Compile(f.JSONSchema.Schema)
 }
 
 // ParametersSchema compiles a function tool's parameters; absent parameters take no arguments
@@ -289,8 +289,13 @@ func (t *Tool) ParametersSchema() (*jsonschema.Schema, error) {
 	return compileSchema(t.Function.Parameters)
 }
 
+func isNull(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) == 0 || string(t) == "null"
+}
+
 func compileSchema(raw json.RawMessage) (*jsonschema.Schema, error) {
-	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+	if isNull(raw) {
 		return jsonschema.Compile([]byte(`{"type":"object","properties":{},"additionalProperties":false}`))
 	}
 	return jsonschema.Compile(raw)
@@ -357,7 +362,10 @@ func (r *ChatCompletionRequest) Validate(opt ValidateOptions) *Error {
 			if !nameRE.MatchString(f.JSONSchema.Name) {
 				return Invalid("response_format.json_schema.name", CodeInvalidValue, "Invalid name %q: it must be 1-64 characters of a-z, A-Z, 0-9, _ and -.", f.JSONSchema.Name)
 			}
-			if _, err := compileSchema(f.JSONSchema.Schema); err != nil {
+			if isNull(f.JSONSchema.Schema) {
+				return Invalid("response_format.json_schema.schema", CodeMissing, "Missing required parameter: 'response_format.json_schema.schema'.")
+			}
+			if _, err := jsonschema.Compile(f.JSONSchema.Schema); err != nil {
 				return schemaErr("response_format.json_schema.schema", err)
 			}
 		default:
