@@ -206,6 +206,10 @@ func (g *gs) render(buf *strings.Builder, ptr string) string {
 		kw("pattern")
 		buf.WriteString(`"^a"`)
 		bad = ptr + "/pattern"
+	case "minItems":
+		kw("minItems")
+		buf.WriteString("-1")
+		bad = ptr + "/minItems"
 	case "oneOf":
 		kw("oneOf")
 		buf.WriteString(`[{"type":"string"}]`)

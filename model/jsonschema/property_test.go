@@ -163,7 +163,7 @@ func TestProperty_InvalidSchemasRefusedWithPointer(t *testing.T) {
 			return
 		}
 		victim := rapid.SampledFrom(nodes).Draw(t, "victim")
-		victim.bad = rapid.SampledFrom([]string{"pattern", "oneOf"}).Draw(t, "bad")
+		victim.bad = rapid.SampledFrom([]string{"pattern", "oneOf", "minItems"}).Draw(t, "bad")
 		text, ptr := renderRoot(g, d)
 		_, err := Compile([]byte(text))
 		var se *SchemaError
