@@ -15,11 +15,11 @@ import (
 
 // tinyTrain is the training run of the tiny test model: text and audio, 120 steps of 32
 // (about 10 s on one core). Under the race detector, which slows gpu's loops about twelve-fold,
-// the run is audio only, 40 steps of 16, and only the audio accuracy is asserted; the text
+// the run is audio only, 60 steps of 16, and only the audio accuracy is asserted; the text
 // assertion runs in every build without -race.
 func tinyTrain() TrainConfig {
 	if raceDetector {
-		return TrainConfig{Steps: 40, Batch: 16, LR: 4e-3, Warmup: 10, Seed: 1, Tasks: []string{TaskAudio}}
+		return TrainConfig{Steps: 60, Batch: 16, LR: 4e-3, Warmup: 10, Seed: 1, Tasks: []string{TaskAudio}}
 	}
 	return TrainConfig{Steps: 120, Batch: 32, LR: 3e-3, Warmup: 20, Seed: 1, Tasks: []string{TaskText, TaskAudio}}
 }
