@@ -345,3 +345,25 @@ func TestUTF8DFA_AgreesWithTheStandardLibrary(t *testing.T) {
 		}
 	}
 }
+
+func TestLocal_ConcurrentRequestsShareTheModel(t *testing.T) {
+	l := randomLocal(t, LocalConfig{})
+	req := `{"model":"lumen-mm","messages":[{"role":"user","content":"hi"}],"max_tokens":10,"seed":11,"temperature":1}`
+	want := *complete(t, l, req).Choices[0].Message.Content
+	errs := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		r := chatReq(t, req)
+		go func() {
+			c, err := l.ChatCompletion(context.Background(), r, nil)
+			if err == nil && *c.Choices[0].Message.Content != want {
+				err = errors.New("content " + *c.Choices[0].Message.Content + " differs from " + want)
+			}
+			errs <- err
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
