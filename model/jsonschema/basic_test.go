@@ -3,6 +3,7 @@ package jsonschema
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -114,5 +115,46 @@ func TestCompile_RefusesWithPointer(t *testing.T) {
 		if se.Pointer != c.ptr || !strings.Contains(se.Msg, c.msg) {
 			t.Errorf("Compile(%s) = %q at %q, want %q at %q", c.schema, se.Msg, se.Pointer, c.msg, c.ptr)
 		}
+	}
+}
+
+func TestCompile_EnumDuplicatesByValue(t *testing.T) {
+	for _, c := range []struct{ schema, ptr string }{
+		{`{"enum":[1,"a",1.0]}`, "/enum/2"},
+		{`{"enum":[{"a":1,"b":[2]},{"b":[2],"a":1e0}]}`, "/enum/1"},
+		{`{"enum":[{"a":1,"a":2}]}`, "/enum/0"},
+		{`{"const":{"x":{"k":1,"k":1}}}`, "/const"},
+	} {
+		_, err := Compile([]byte(c.schema))
+		var se *SchemaError
+		if !errors.As(err, &se) || se.Pointer != c.ptr {
+			t.Errorf("Compile(%s) = %v, want an error at %s", c.schema, err, c.ptr)
+		}
+	}
+	s := mustCompile(t, `{"enum":[1,"1",{"a":1},{"a":"1"}]}`)
+	for _, doc := range []string{`1`, `"1"`, `{"a":1}`, `{"a":"1"}`} {
+		if !accepts(s, doc) {
+			t.Errorf("%s refused", doc)
+		}
+	}
+}
+
+func TestCompile_LargeEnumIsFast(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"enum":[`)
+	for i := 0; i < MaxEnum; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%d", i)
+	}
+	b.WriteString(`]}`)
+	s := mustCompile(t, b.String())
+	if !accepts(s, "9999") || accepts(s, "10000") {
+		t.Fatal("large enum matches wrongly")
+	}
+	over := strings.Replace(b.String(), `]}`, `,10000]}`, 1)
+	if _, err := Compile([]byte(over)); err == nil {
+		t.Fatal("an enum over MaxEnum was accepted")
 	}
 }

@@ -29,6 +29,8 @@ const (
 	MaxSchemaDepth = 64
 	// MaxNodes is the most subschemas one schema may hold.
 	MaxNodes = 10000
+	// MaxEnum is the most values one enum may list.
+	MaxEnum = 10000
 )
 
 type kind uint8
@@ -53,8 +55,9 @@ type node struct {
 
 	// kObject
 	props      []prop
-	additional bool // members not in props are valid (Validate); the matcher never emits them
-	generic    bool // no props and extras allowed: the matcher emits any members
+	propIndex  map[string]int // name -> index in props
+	additional bool           // members not in props are valid (Validate); the matcher never emits them
+	generic    bool           // no props and extras allowed: the matcher emits any members
 
 	// kArray
 	items    *node // nil: any values
@@ -456,6 +459,7 @@ func (c *compiler) compileObject(n *node, v value, ptr string, depth int) error 
 		}
 	}
 	n.generic = len(n.props) == 0 && n.additional
+	n.propIndex = idx
 	return nil
 }
 
@@ -564,20 +568,51 @@ func literals(v value, ptr string) ([]value, bool, error) {
 	case hasEnum && hasConst:
 		return nil, false, errAt(ptr+"/const", "const beside enum is not supported")
 	case hasConst:
+		if dupKeys(k) {
+			return nil, false, errAt(ptr+"/const", "an object in const repeats a key")
+		}
 		return []value{k}, true, nil
 	case hasEnum:
+		if len(e.arr) > MaxEnum {
+			return nil, false, errAt(ptr+"/enum", "enum has %d values, more than %d", len(e.arr), MaxEnum)
+		}
 		var out []value
+		seen := map[string]bool{}
 		for i, a := range e.arr {
-			for _, b := range out {
-				if equal(a, b) {
-					return nil, false, errAt(ptr+"/enum/"+strconv.Itoa(i), "enum value repeated")
-				}
+			if dupKeys(a) {
+				return nil, false, errAt(ptr+"/enum/"+strconv.Itoa(i), "an object in enum repeats a key")
 			}
+			k := canonical(a)
+			if seen[k] {
+				return nil, false, errAt(ptr+"/enum/"+strconv.Itoa(i), "enum value repeated")
+			}
+			seen[k] = true
 			out = append(out, a)
 		}
 		return out, true, nil
 	}
 	return nil, false, nil
+}
+
+// dupKeys says an object within v repeats a key.
+func dupKeys(v value) bool {
+	switch v.kind {
+	case 'o':
+		seen := map[string]bool{}
+		for _, m := range v.obj {
+			if seen[m.key] || dupKeys(m.val) {
+				return true
+			}
+			seen[m.key] = true
+		}
+	case 'a':
+		for _, e := range v.arr {
+			if dupKeys(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // resolve finds the subschema a $ref points to.

@@ -132,13 +132,11 @@ func (c *validator) checkNode(n *node, v *value, path string, depth int) error {
 		for i := range v.obj {
 			m := &v.obj[i]
 			p := path + "/" + escapeToken(m.key)
-			for _, pr := range n.props {
-				if pr.name == m.key {
-					if err := c.check(pr.schema, &m.val, p, depth+1); err != nil {
-						return err
-					}
-					continue members
+			if j, ok := n.propIndex[m.key]; ok {
+				if err := c.check(n.props[j].schema, &m.val, p, depth+1); err != nil {
+					return err
 				}
+				continue members
 			}
 			if !n.additional {
 				return vErr(p, "property %q is not allowed (additionalProperties is false)", m.key)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -224,4 +225,55 @@ func isInteger(n json.Number) bool {
 		return !strings.Contains(s, ".")
 	}
 	return r.IsInt()
+}
+
+// canonical is a string that is the same exactly for values equal reports equal (for values
+// without repeated object keys): numbers by value, objects with sorted keys.
+func canonical(v value) string {
+	var b strings.Builder
+	writeCanonical(&b, v)
+	return b.String()
+}
+
+func writeCanonical(b *strings.Builder, v value) {
+	switch v.kind {
+	case 'o':
+		keys := make([]string, 0, len(v.obj))
+		vals := map[string]value{}
+		for _, m := range v.obj {
+			if _, dup := vals[m.key]; !dup {
+				keys = append(keys, m.key)
+				vals[m.key] = m.val // the first, as get returns
+			}
+		}
+		sort.Strings(keys)
+		b.WriteByte('{')
+		for _, k := range keys {
+			b.Write(encodeString(k))
+			b.WriteByte(':')
+			writeCanonical(b, vals[k])
+			b.WriteByte(',')
+		}
+		b.WriteByte('}')
+	case 'a':
+		b.WriteByte('[')
+		for _, e := range v.arr {
+			writeCanonical(b, e)
+			b.WriteByte(',')
+		}
+		b.WriteByte(']')
+	case 'n':
+		if r, ok := numRat(v.num); ok {
+			b.WriteString("n" + r.RatString())
+		} else {
+			b.WriteString("N" + v.num.String())
+		}
+	case 's':
+		b.WriteByte('s')
+		b.Write(encodeString(v.str))
+	case 'b':
+		b.WriteString(strconv.FormatBool(v.b))
+	default:
+		b.WriteString("null")
+	}
 }
