@@ -18,6 +18,7 @@ const (
 	Audio
 )
 
+// String names the modality: text, image or audio.
 func (m Modality) String() string {
 	switch m {
 	case Text:
