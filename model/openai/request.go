@@ -23,6 +23,8 @@ type ValidateOptions struct {
 	MaxN int
 	// MaxMediaBytes caps one decoded image or audio part. Default 20 MiB.
 	MaxMediaBytes int
+	// MaxTools is the most tools a request may offer. Default 128, as OpenAI.
+	MaxTools int
 }
 
 func (o ValidateOptions) withDefaults() ValidateOptions {
@@ -37,6 +39,9 @@ func (o ValidateOptions) withDefaults() ValidateOptions {
 	}
 	if o.MaxMediaBytes == 0 {
 		o.MaxMediaBytes = 20 << 20
+	}
+	if o.MaxTools == 0 {
+		o.MaxTools = 128
 	}
 	return o
 }
@@ -324,6 +329,9 @@ func (r *ChatCompletionRequest) Validate(opt ValidateOptions) *Error {
 		if err := r.validateMessage(i, opt, toolCallIDs); err != nil {
 			return err
 		}
+	}
+	if len(r.Tools) > opt.MaxTools {
+		return Invalid("tools", CodeInvalidValue, "Invalid 'tools': at most %d tools, got %d.", opt.MaxTools, len(r.Tools))
 	}
 	names := map[string]bool{}
 	for i, t := range r.Tools {
