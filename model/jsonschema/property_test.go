@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"sync"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -196,4 +197,62 @@ func vocabFrom(doc string) [][]byte {
 		add(s)
 	}
 	return vocab
+}
+
+var sharedVocab struct {
+	once  sync.Once
+	vocab [][]byte
+	k     *Masker
+}
+
+// Decoding token by token through the Masker, as a model does (a random model: any allowed
+// token), always ends in a valid document: every masked-in token is accepted whole.
+func TestProperty_MaskedDecodingEndsValid(t *testing.T) {
+	sharedVocab.once.Do(func() {
+		sharedVocab.vocab = benchVocab(t)
+		sharedVocab.k = NewMasker(sharedVocab.vocab)
+	})
+	vocab, k := sharedVocab.vocab, sharedVocab.k
+	check(t, func(t *rapid.T) {
+		s, _, _, text := compileGenerated(t)
+		m := s.Start()
+		var doc []byte
+		var allowed []bool
+		steps := rapid.IntRange(0, 40).Draw(t, "steps")
+		for i := 0; i < steps; i++ {
+			allowed = k.Allowed(m, allowed)
+			var ids []int
+			for id, ok := range allowed {
+				if ok {
+					ids = append(ids, id)
+				}
+			}
+			if len(ids) == 0 {
+				if !m.Accepting() {
+					t.Fatalf("schema %s: no token allowed after %q", text, doc)
+				}
+				break
+			}
+			if m.Accepting() && rapid.IntRange(0, 4).Draw(t, "eos") == 0 {
+				break
+			}
+			id := rapid.SampledFrom(ids).Draw(t, "token")
+			if !m.AdvanceBytes(vocab[id]) {
+				t.Fatalf("schema %s: allowed token %q refused after %q", text, vocab[id], doc)
+			}
+			doc = append(doc, vocab[id]...)
+		}
+		comp := m.Completion()
+		if !m.AdvanceBytes(comp) || !m.Accepting() {
+			t.Fatalf("schema %s: completion %q of %q refused", text, comp, doc)
+		}
+		doc = append(doc, comp...)
+		var v any
+		if err := json.Unmarshal(doc, &v); err != nil {
+			t.Fatalf("schema %s: %q does not parse: %v", text, doc, err)
+		}
+		if err := s.Validate(doc); err != nil {
+			t.Fatalf("schema %s: %q does not validate: %v", text, doc, err)
+		}
+	})
 }
