@@ -16,6 +16,7 @@ type SchemaError struct {
 	Msg     string
 }
 
+// Error says where and what.
 func (e *SchemaError) Error() string {
 	return "jsonschema: #" + e.Pointer + ": " + e.Msg
 }

@@ -12,6 +12,7 @@ type ValidationError struct {
 	Msg  string
 }
 
+// Error says where and what.
 func (e *ValidationError) Error() string {
 	return "jsonschema: document at #" + e.Path + ": " + e.Msg
 }

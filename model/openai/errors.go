@@ -35,6 +35,7 @@ const (
 	CodeBodyTooLarge          = "request_too_large"
 )
 
+// Error renders status, type, code, param and message on one line.
 func (e *Error) Error() string {
 	s := fmt.Sprintf("openai: %d %s", e.Status, e.Type)
 	if e.Code != nil {
