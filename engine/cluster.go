@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -104,10 +105,9 @@ func (e *Engine) openCluster(ctx context.Context) error {
 		cc.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
 	raftDir := filepath.Join(e.cfg.DataDir, "raft")
-	fresh := true
-	if _, err := os.Stat(filepath.Join(raftDir, "log")); err == nil {
-		fresh = false
-	}
+	joinedMark := filepath.Join(e.cfg.DataDir, "cluster-joined")
+	_, err := os.Stat(joinedMark)
+	joined := err == nil
 	node, err := raftstore.OpenNode(ctx, raftstore.NodeConfig{
 		ID: cc.NodeID, Dir: raftDir, Bind: cc.RaftBind, Advertise: cc.RaftAdvertise, TLS: cc.TLS,
 		Bootstrap: cc.Join == "", Forwarder: forwarder{e}, Logger: e.log,
@@ -119,8 +119,12 @@ func (e *Engine) openCluster(ctx context.Context) error {
 	}
 	e.node = node
 	e.regVersion = node.KV().Watch(registryPrefix)
-	if cc.Join != "" && fresh {
+	if cc.Join != "" && !joined {
 		if err := e.join(ctx); err != nil {
+			node.Close()
+			return err
+		}
+		if err := os.WriteFile(joinedMark, []byte(cc.NodeID+"\n"), 0o600); err != nil {
 			node.Close()
 			return err
 		}
@@ -193,11 +197,10 @@ type JoinRequest struct {
 // JoinResponse carries the cluster's API tokens to a joining node, so that every node accepts
 // the same tokens.
 type JoinResponse struct {
-	Leader      string            `json:"leader"`
-	LeaderAPI   string            `json:"leader_api,omitempty"`
-	Secrets     map[string]string `json:"secrets,omitempty"`
-	NotLeader   bool              `json:"not_leader,omitempty"`
-	ErrorDetail string            `json:"error,omitempty"`
+	Secrets map[string]string `json:"secrets,omitempty"`
+	// LeaderAPI is set with status 421 when the node asked is not the leader.
+	LeaderAPI string `json:"leader_api,omitempty"`
+	errorBody
 }
 
 // API token files in the data directory, each holding one hex token, mode 0600.
@@ -236,11 +239,11 @@ func (e *Engine) join(ctx context.Context) error {
 			target = strings.TrimRight(resp.LeaderAPI, "/")
 			last = fmt.Errorf("%s is not the leader", cc.Join)
 		case err == nil && (status == http.StatusUnauthorized || status == http.StatusForbidden):
-			return fmt.Errorf("%w by %s: %s (check --join-token; the token is in the first node's %s)", ErrJoin, target, resp.ErrorDetail, JoinTokenFile)
+			return fmt.Errorf("%w by %s: %s (check --join-token; the token is in the first node's %s)", ErrJoin, target, resp.Error.Message, JoinTokenFile)
 		case err == nil && (status == http.StatusConflict || status == http.StatusBadRequest):
-			return fmt.Errorf("%w by %s: %s", ErrJoin, target, resp.ErrorDetail)
+			return fmt.Errorf("%w by %s: %s", ErrJoin, target, resp.Error.Message)
 		case err == nil:
-			last = fmt.Errorf("%s answered %d: %s", target, status, resp.ErrorDetail)
+			last = fmt.Errorf("%s answered %d: %s", target, status, resp.Error.Message)
 		default:
 			last = err
 		}
@@ -366,15 +369,16 @@ func (e *Engine) ClusterRemove(ctx context.Context, id string) error {
 // NodeStatus is what a node says of itself.
 type NodeStatus struct {
 	raftstore.Stats
-	API       string `json:"api"`
-	StateHash string `json:"state_hash"`
-	StateKeys int    `json:"state_keys"`
+	API        string `json:"api"`
+	StateHash  string `json:"state_hash"`
+	StateKeys  int    `json:"state_keys"`
+	Goroutines int    `json:"goroutines"`
 }
 
 // ClusterSelf reports this node's raft state and the hash of its replicated state.
 func (e *Engine) ClusterSelf() NodeStatus {
 	h, n, _ := e.node.KV().Hash()
-	return NodeStatus{Stats: e.node.Stats(), API: e.cfg.Cluster.APIURL, StateHash: h, StateKeys: n}
+	return NodeStatus{Stats: e.node.Stats(), API: e.cfg.Cluster.APIURL, StateHash: h, StateKeys: n, Goroutines: runtime.NumGoroutine()}
 }
 
 // MemberStatus is one member as the cluster status shows it.
@@ -390,6 +394,8 @@ type MemberStatus struct {
 	Applied uint64 `json:"applied_index"`
 	Lag     uint64 `json:"lag"` // entries behind the leader's commit index
 	Hash    string `json:"state_hash,omitempty"`
+	// Goroutines is the member's goroutine count, for leak checks.
+	Goroutines int `json:"goroutines,omitempty"`
 }
 
 // ClusterStatus is the whole cluster as one node sees it.
@@ -401,7 +407,7 @@ type ClusterStatus struct {
 	Members     []MemberStatus `json:"members"`
 }
 
-// ClusterStatus asks every member for its state (in parallel, each within a second) and
+// ClusterStatus asks every member for its state (in parallel, each within half a second) and
 // reports the leader, term, commit index and each member's lag.
 func (e *Engine) ClusterStatus(ctx context.Context) ClusterStatus {
 	self := e.ClusterSelf()
@@ -422,7 +428,7 @@ func (e *Engine) ClusterStatus(ctx context.Context) ClusterStatus {
 					return
 				}
 				ms.API = rec.API
-				cctx, cancel := context.WithTimeout(ctx, time.Second)
+				cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 				defer cancel()
 				status, err := e.post(cctx, strings.TrimRight(rec.API, "/")+"/v1/cluster/self", nil, &ns)
 				if err != nil || status != http.StatusOK {
@@ -431,6 +437,7 @@ func (e *Engine) ClusterStatus(ctx context.Context) ClusterStatus {
 				}
 			}
 			ms.API, ms.Reached, ms.State, ms.Applied, ms.Hash = ns.API, true, ns.State, ns.AppliedIndex, ns.StateHash
+			ms.Goroutines = ns.Goroutines
 		}(&ms[i])
 	}
 	for range ms {
@@ -572,4 +579,63 @@ func (w *commandWriter) RequireAbsent(k []byte) {
 }
 func (w *commandWriter) RequireExists(k []byte) {
 	w.c.Conds = append(w.c.Conds, raftstore.Cond{Key: regKey(k), Exists: true})
+}
+
+// The small internal key-value store of the control plane (Ray's internal KV): keys under
+// kvPrefix of the replicated state, for configuration and coordination. Writes go through raft;
+// reads are linearizable.
+const (
+	kvPrefix      = "kv/"
+	MaxKVKeyLen   = 512
+	MaxKVValueLen = 1 << 20
+)
+
+// ErrKVNotFound is returned by KVGet for a missing key.
+var ErrKVNotFound = errors.New("engine: no such key")
+
+func checkKVKey(key string) error {
+	if key == "" || len(key) > MaxKVKeyLen {
+		return fmt.Errorf("%w: a key has 1 to %d bytes", raftstore.ErrBadCommand, MaxKVKeyLen)
+	}
+	return nil
+}
+
+// KVPut sets key to val. requestID, when set, makes the write idempotent: a retry with the same
+// id after an unknown outcome is applied once. ifAbsent makes it create-only (ErrConflict when
+// the key exists).
+func (e *Engine) KVPut(ctx context.Context, key string, val []byte, requestID string, ifAbsent bool) error {
+	if err := checkKVKey(key); err != nil {
+		return err
+	}
+	if len(val) > MaxKVValueLen {
+		return fmt.Errorf("%w: a value has at most %d bytes", raftstore.ErrBadCommand, MaxKVValueLen)
+	}
+	c := &raftstore.Command{ID: requestID, Ops: []raftstore.Op{{Kind: raftstore.OpSet, Key: []byte(kvPrefix + key), Value: val}}}
+	if ifAbsent {
+		c.Conds = []raftstore.Cond{{Key: []byte(kvPrefix + key), Absent: true}}
+	}
+	return e.node.Apply(ctx, c)
+}
+
+// KVDelete deletes key (a missing key is not an error).
+func (e *Engine) KVDelete(ctx context.Context, key, requestID string) error {
+	if err := checkKVKey(key); err != nil {
+		return err
+	}
+	return e.node.Apply(ctx, &raftstore.Command{ID: requestID, Ops: []raftstore.Op{{Kind: raftstore.OpDelete, Key: []byte(kvPrefix + key)}}})
+}
+
+// KVGet reads key linearizably: it sees every write that completed before the call, on any node.
+func (e *Engine) KVGet(ctx context.Context, key string) ([]byte, error) {
+	if err := checkKVKey(key); err != nil {
+		return nil, err
+	}
+	if err := e.node.Linearize(ctx); err != nil {
+		return nil, err
+	}
+	v, err := e.node.KV().Get([]byte(kvPrefix + key))
+	if errors.Is(err, raftstore.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrKVNotFound, key)
+	}
+	return v, err
 }

@@ -69,7 +69,7 @@ type NodeConfig struct {
 	Logger *slog.Logger
 
 	// HeartbeatTimeout and ElectionTimeout default to 500 ms (a leader's death is noticed
-	// within 0.5 to 1 s); LeaderLeaseTimeout to half of HeartbeatTimeout.
+	// within 0.5 to 1 s); the leader's lease is HeartbeatTimeout too.
 	HeartbeatTimeout, ElectionTimeout time.Duration
 	// SnapshotThreshold (default 8192 entries), SnapshotInterval (default 60 s) and TrailingLogs
 	// (default 10240 entries) tune snapshots and log compaction.
@@ -136,7 +136,7 @@ func OpenNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
 	rc.ElectionTimeout = cfg.ElectionTimeout
-	rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
+	rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout
 	rc.CommitTimeout = 5 * time.Millisecond
 	rc.MaxAppendEntries = 256
 	if cfg.SnapshotThreshold > 0 {

@@ -185,6 +185,26 @@ func statusCommand(args []string) error {
 	for state, n := range st.Workflows {
 		fmt.Printf("workflows %s: %d\n", state, n)
 	}
+	if cl := st.Cluster; cl != nil {
+		leader := cl.Leader
+		if leader == "" {
+			leader = "none"
+		}
+		fmt.Printf("control plane: leader %s, term %d, commit index %d\n", leader, cl.Term, cl.CommitIndex)
+		for _, m := range cl.Members {
+			role := "follower"
+			if m.Leader {
+				role = "leader"
+			} else if !m.Voter {
+				role = "non-voter"
+			}
+			if !m.Reached {
+				fmt.Printf("  %-10s %-9s %-21s unreachable: %s\n", m.ID, role, m.Raft, m.Error)
+				continue
+			}
+			fmt.Printf("  %-10s %-9s %-21s applied %d, lag %d\n", m.ID, role, m.Raft, m.Applied, m.Lag)
+		}
+	}
 	return nil
 }
 

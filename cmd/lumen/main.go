@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -26,6 +27,9 @@ const usage = `lumen — tasks, actors and workflows of sandboxed WebAssembly
 
 Usage:
   lumen up [--data DIR] [--http ADDR] [--examples DIR]   start the single-node engine
+  lumen server --id ID --data DIR --raft ADDR --http ADDR [--join URL --join-token T]
+                                                         start a node of a replicated cluster
+  lumen cluster remove ID                                remove a node from the cluster
   lumen module push FILE [--name N --version V]          upload a module
   lumen module ls                                        list modules
   lumen call MODULE FUNCTION [INPUT | -]                 run a task function and print its output
@@ -37,7 +41,7 @@ Usage:
 Client commands take --url, --token (or LUMEN_URL, LUMEN_TOKEN; the token of ./lumen-data is
 found by itself) and --json.
 
-Run "lumen up -h" for its flags.
+Run "lumen up -h" or "lumen server -h" for their flags; docs/cluster.md explains clusters.
 `
 
 func main() {
@@ -49,6 +53,10 @@ func main() {
 	switch os.Args[1] {
 	case "up":
 		err = up(os.Args[2:])
+	case "server":
+		err = serverCommand(os.Args[2:])
+	case "cluster":
+		err = clusterCommand(os.Args[2:])
 	case "module":
 		err = moduleCommand(os.Args[2:])
 	case "call":
@@ -76,22 +84,54 @@ func main() {
 
 func up(args []string) error {
 	fl := flag.NewFlagSet("up", flag.ContinueOnError)
-	data := fl.String("data", "./lumen-data", "data directory: registry, compilation cache, API tokens")
+	data := fl.String("data", "./lumen-data", "data directory: control-plane state, compilation cache, API tokens")
 	addr := fl.String("http", "127.0.0.1:7070", "address of the REST API and dashboard")
 	examples := fl.String("examples", "", "load the built examples under this directory")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
+	return serve(nodeOptions{data: *data, http: *addr, examples: *examples})
+}
+
+// nodeOptions are what `lumen up` and `lumen server` start a node with.
+type nodeOptions struct {
+	data, http, examples string
+	cluster              engine.ClusterConfig
+	tls                  *tlsFiles
+}
+
+// serve opens the engine, loads the examples, and serves the API until SIGINT or SIGTERM.
+func serve(o nodeOptions) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	eng, err := engine.Open(ctx, engine.Config{DataDir: *data})
+	ln, err := net.Listen("tcp", o.http)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	scheme := "http"
+	var serverTLS *tls.Config
+	if o.tls != nil {
+		var clientTLS *tls.Config
+		if serverTLS, clientTLS, err = o.tls.load(); err != nil {
+			return err
+		}
+		scheme = "https"
+		o.cluster.TLS = serverTLS
+		o.cluster.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: clientTLS}}
+	}
+	url := scheme + "://" + ln.Addr().String()
+	if o.cluster.RaftBind != "" && o.cluster.APIURL == "" {
+		o.cluster.APIURL = url
+	}
+	eng, err := engine.Open(ctx, engine.Config{DataDir: o.data, Cluster: o.cluster})
 	if err != nil {
 		return err
 	}
 	defer eng.Close(context.Background())
-	if *examples != "" {
-		if err := loadExamples(ctx, eng, *examples); err != nil {
+	if o.examples != "" {
+		if err := loadExamples(ctx, eng, o.examples); err != nil {
 			return err
 		}
 	}
@@ -99,21 +139,26 @@ func up(args []string) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: apiTLS(serverTLS)}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		hs.Shutdown(sctx)
 	}()
-	url := "http://" + ln.Addr().String()
-	fmt.Printf("Lumen is up.\n  API:       %s/v1\n  Dashboard: %s/?token=%s\n  Token:     %s\n  Data:      %s\nStop with Ctrl-C.\n",
+	if o.cluster.RaftBind != "" {
+		fmt.Printf("Lumen node %s is up (raft %s).\n", o.cluster.NodeID, o.cluster.RaftBind)
+	} else {
+		fmt.Printf("Lumen is up.\n")
+	}
+	fmt.Printf("  API:       %s/v1\n  Dashboard: %s/?token=%s\n  Token:     %s\n  Data:      %s\nStop with Ctrl-C.\n",
 		url, url, srv.AdminToken(), filepath.Join(eng.DataDir(), api.AdminTokenFile), eng.DataDir())
-	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if serverTLS != nil {
+		err = hs.ServeTLS(ln, "", "")
+	} else {
+		err = hs.Serve(ln)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

@@ -124,6 +124,9 @@ func (s *Server) routes() {
 	v1.POST("/compiled/:id/execute", s.executeCompiled)
 	v1.GET("/cluster", s.clusterStatus)
 	v1.DELETE("/cluster/nodes/:id", s.removeNode)
+	v1.PUT("/kv/*key", s.kvPut)
+	v1.GET("/kv/*key", s.kvGet)
+	v1.DELETE("/kv/*key", s.kvDelete)
 
 	// Node-to-node routes, authenticated by the cluster's join token.
 	internal := r.Group("/v1/cluster", s.nodeAuth)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -23,6 +24,8 @@ func (s *Server) nodeAuth(c *gin.Context) {
 		fail(c, http.StatusUnauthorized, "unauthorized", "missing join token (Authorization: Bearer <the cluster's join token>)")
 	case !s.eng.CheckJoinToken(tok):
 		fail(c, http.StatusForbidden, "forbidden", "wrong join token")
+	case c.Request.TLS != nil && len(c.Request.TLS.VerifiedChains) == 0:
+		fail(c, http.StatusForbidden, "forbidden", "node-to-node requests need a client certificate signed by the cluster's CA")
 	default:
 		c.Next()
 	}
@@ -95,4 +98,55 @@ func (s *Server) removeNode(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"removed": c.Param("id")})
+}
+
+// The internal key-value store: PUT/GET/DELETE /v1/kv/*key. PUT takes the raw value as its body,
+// an optional Idempotency-Key header (a retry with the same key is applied once) and
+// ?if_absent=true (create only: 409 when the key exists).
+func (s *Server) kvPut(c *gin.Context) {
+	val, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, engine.MaxKVValueLen))
+	if err != nil {
+		failErr(c, err, nil)
+		return
+	}
+	err = s.eng.KVPut(c.Request.Context(), kvKey(c), val, c.GetHeader("Idempotency-Key"), c.Query("if_absent") == "true")
+	if err != nil {
+		s.failKV(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"key": kvKey(c)})
+}
+
+func (s *Server) kvGet(c *gin.Context) {
+	v, err := s.eng.KVGet(c.Request.Context(), kvKey(c))
+	if err != nil {
+		s.failKV(c, err)
+		return
+	}
+	c.Data(http.StatusOK, "application/octet-stream", v)
+}
+
+func (s *Server) kvDelete(c *gin.Context) {
+	if err := s.eng.KVDelete(c.Request.Context(), kvKey(c), c.GetHeader("Idempotency-Key")); err != nil {
+		s.failKV(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"deleted": kvKey(c)})
+}
+
+func kvKey(c *gin.Context) string { return strings.TrimPrefix(c.Param("key"), "/") }
+
+func (s *Server) failKV(c *gin.Context, err error) {
+	switch {
+	case errors.Is(err, engine.ErrKVNotFound):
+		fail(c, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, raftstore.ErrOutcomeUnknown):
+		fail(c, http.StatusGatewayTimeout, "outcome_unknown", err.Error()+" (retry with the same Idempotency-Key)")
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		fail(c, http.StatusServiceUnavailable, "unavailable", err.Error())
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raftstore.ErrNoLeader):
+		fail(c, http.StatusServiceUnavailable, "unavailable", err.Error())
+	default:
+		s.failCluster(c, err)
+	}
 }

@@ -70,11 +70,18 @@ func (e *Error) Error() string {
 
 // Do sends a request and returns the body of a 2xx answer; any other answer is an *Error.
 func (c *Client) Do(ctx context.Context, method, path string, body []byte) ([]byte, int, error) {
+	return c.do(ctx, method, path, body, nil)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body []byte, hdr map[string]string) ([]byte, int, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.URL+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return nil, 0, err
@@ -185,13 +192,88 @@ type Status struct {
 	Bytes     int64              `json:"object_bytes"`
 	Actors    int                `json:"actors"`
 	Workflows map[string]int     `json:"workflows,omitempty"`
+	// Cluster is filled by Status from GET /v1/cluster.
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
 }
 
 // Status reports the node's state.
 func (c *Client) Status(ctx context.Context) (*Status, error) {
 	var s Status
-	err := c.JSON(ctx, "GET", "/v1/status", nil, &s)
+	if err := c.JSON(ctx, "GET", "/v1/status", nil, &s); err != nil {
+		return &s, err
+	}
+	cl, err := c.Cluster(ctx)
+	if err != nil {
+		return &s, err
+	}
+	s.Cluster = cl
+	return &s, nil
+}
+
+// ClusterStatus is the replicated control plane as one node sees it (GET /v1/cluster).
+type ClusterStatus struct {
+	Node        string          `json:"node"`
+	Leader      string          `json:"leader"`
+	Term        uint64          `json:"term"`
+	CommitIndex uint64          `json:"commit_index"`
+	Members     []ClusterMember `json:"members"`
+}
+
+// ClusterMember is one node of ClusterStatus.
+type ClusterMember struct {
+	ID      string `json:"id"`
+	Raft    string `json:"raft"`
+	API     string `json:"api,omitempty"`
+	Voter   bool   `json:"voter"`
+	Leader  bool   `json:"leader"`
+	Reached bool   `json:"reached"`
+	Error   string `json:"error,omitempty"`
+	State   string `json:"state,omitempty"`
+	Applied uint64 `json:"applied_index"`
+	Lag     uint64 `json:"lag"`
+	Hash    string `json:"state_hash,omitempty"`
+	// Goroutines is the member's goroutine count, for leak checks.
+	Goroutines int `json:"goroutines,omitempty"`
+}
+
+// Cluster reports the members, the leader, the term, the commit index and each member's lag.
+func (c *Client) Cluster(ctx context.Context) (*ClusterStatus, error) {
+	var s ClusterStatus
+	err := c.JSON(ctx, "GET", "/v1/cluster", nil, &s)
 	return &s, err
+}
+
+// RemoveNode removes a node from the cluster; the node answering must be the leader.
+func (c *Client) RemoveNode(ctx context.Context, id string) error {
+	return c.JSON(ctx, "DELETE", "/v1/cluster/nodes/"+url.PathEscape(id), nil, nil)
+}
+
+// KVPut sets key to val in the control plane's key-value store. idempotencyKey, when set, makes
+// a retry after an unknown outcome (a timeout, a lost connection) apply at most once.
+func (c *Client) KVPut(ctx context.Context, key string, val []byte, idempotencyKey string) error {
+	var hdr map[string]string
+	if idempotencyKey != "" {
+		hdr = map[string]string{"Idempotency-Key": idempotencyKey}
+	}
+	_, _, err := c.do(ctx, "PUT", "/v1/kv/"+kvPath(key), val, hdr)
+	return err
+}
+
+// KVGet reads key linearizably; an *Error with Status 404 when it is missing.
+func (c *Client) KVGet(ctx context.Context, key string) ([]byte, error) {
+	b, _, err := c.do(ctx, "GET", "/v1/kv/"+kvPath(key), nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func kvPath(key string) string {
+	parts := strings.Split(key, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
 }
 
 // WorkflowStatus is a workflow's state as the API reports it.

@@ -70,9 +70,11 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
-// Node is one running `lumen up`.
+// Node is one running `lumen up` or `lumen server`.
 type Node struct {
 	t       testing.TB
+	ID      string   // the node's id in a cluster
+	args    []string // the command line after the binary; nil runs `lumen up` on a free port
 	DataDir string
 	URL     string
 	Token   string
@@ -97,7 +99,11 @@ func Start(t testing.TB, dataDir string) *Node {
 
 func (n *Node) start() {
 	n.t.Helper()
-	n.cmd = exec.Command(Binary(n.t), "up", "--data", n.DataDir, "--http", "127.0.0.1:0")
+	args := n.args
+	if args == nil {
+		args = []string{"up", "--data", n.DataDir, "--http", "127.0.0.1:0"}
+	}
+	n.cmd = exec.Command(Binary(n.t), args...)
 	stdout, err := n.cmd.StdoutPipe()
 	if err != nil {
 		n.t.Fatal(err)
@@ -178,8 +184,24 @@ func (n *Node) Kill() {
 	if n.cmd == nil || n.cmd.Process == nil {
 		return
 	}
+	n.cmd.Process.Signal(syscall.SIGCONT) // a paused process dies only once resumed
 	n.cmd.Process.Signal(syscall.SIGKILL)
 	<-n.exited
+}
+
+// Pause stops the process with SIGSTOP (it holds its sockets but answers nothing, as a node cut
+// off the network would); Resume continues it.
+func (n *Node) Pause()  { n.cmd.Process.Signal(syscall.SIGSTOP) }
+func (n *Node) Resume() { n.cmd.Process.Signal(syscall.SIGCONT) }
+
+// Alive says whether the process is running.
+func (n *Node) Alive() bool {
+	select {
+	case <-n.exited:
+		return false
+	default:
+		return true
+	}
 }
 
 // Restart starts the node again on the same data directory (on a new port).
