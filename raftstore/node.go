@@ -60,6 +60,9 @@ type NodeConfig struct {
 	// needs a certificate, ClientCAs with ClientAuth set to RequireAndVerifyClientCert, and
 	// RootCAs.
 	TLS *tls.Config
+	// Transport, when set, replaces the TCP transport (Bind and TLS are then ignored): tests
+	// give in-memory transports they can cut to make partitions.
+	Transport raft.Transport
 	// Bootstrap forms a new cluster of this node alone when Dir holds no raft state yet.
 	Bootstrap bool
 	// Forwarder carries writes and reads from a follower to the leader. Nil makes a follower
@@ -183,6 +186,13 @@ func OpenNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 }
 
 func (n *Node) openTransport() error {
+	if t := n.cfg.Transport; t != nil {
+		n.addr, n.trans = t.LocalAddr(), t
+		if c, ok := t.(io.Closer); ok {
+			n.transCloser = c
+		}
+		return nil
+	}
 	if n.cfg.Bind == "" {
 		addr, t := raft.NewInmemTransport(raft.ServerAddress("inmem:" + n.cfg.ID))
 		n.addr, n.trans, n.transCloser = addr, t, t

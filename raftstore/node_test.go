@@ -417,3 +417,99 @@ func testLogger() *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, nil))
 }
+
+// A leader cut off from both followers (its in-memory transport disconnected) stops
+// acknowledging writes, the majority elects a new leader and commits, and once the partition
+// heals every node holds the same state, the writes refused on the minority side included
+// nowhere.
+func TestNode_PartitionedLeaderStopsAcceptingWritesAndHealedNodesConverge(t *testing.T) {
+	s := newNodeSet(t)
+	trans := map[string]*raft.InmemTransport{}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		_, tr := raft.NewInmemTransport(raft.ServerAddress("mem-" + id))
+		trans[id] = tr
+	}
+	for a, ta := range trans {
+		for b, tb := range trans {
+			if a != b {
+				ta.Connect(tb.LocalAddr(), tb)
+			}
+		}
+	}
+	tune := func(id string) func(*NodeConfig) {
+		return func(c *NodeConfig) { c.Transport = trans[id]; c.Bind = "" }
+	}
+	s.start("n1", true, tune("n1"))
+	for _, id := range []string{"n2", "n3"} {
+		n := s.start(id, false, tune(id))
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := s.leader(5*time.Second).AddVoter(context.Background(), id, n.Address())
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("add %s: %v", id, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	ctx := context.Background()
+	old := s.leader(5 * time.Second)
+	if err := old.Apply(ctx, set("before", "1")); err != nil {
+		t.Fatal(err)
+	}
+	s.converge()
+
+	// Cut the leader off.
+	oldT := trans[old.ID()]
+	oldT.DisconnectAll()
+	for id, tr := range trans {
+		if id != old.ID() {
+			tr.Disconnect(oldT.LocalAddr())
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	err := old.Apply(wctx, set("minority", "x"))
+	cancel()
+	if err == nil {
+		t.Fatal("the cut-off leader acknowledged a write")
+	}
+	var nl *Node
+	deadline := time.Now().Add(10 * time.Second)
+	for nl == nil && time.Now().Before(deadline) {
+		for _, id := range []string{"n1", "n2", "n3"} {
+			if n := s.node(id); n != old && n.IsLeader() {
+				nl = n
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if nl == nil {
+		t.Fatal("the majority elected no leader")
+	}
+	if err := nl.Apply(ctx, set("majority", "y")); err != nil {
+		t.Fatal(err)
+	}
+	if old.IsLeader() {
+		t.Fatal("the cut-off node still believes it leads")
+	}
+
+	// Heal.
+	for a, ta := range trans {
+		for b, tb := range trans {
+			if a != b {
+				ta.Connect(tb.LocalAddr(), tb)
+			}
+		}
+	}
+	s.converge()
+	if _, err := old.KV().Get([]byte("majority")); err != nil {
+		t.Fatalf("healed node lacks the majority's write: %v", err)
+	}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		if _, err := s.node(id).KV().Get([]byte("minority")); err == nil {
+			t.Fatalf("%s holds the write the cut-off leader refused", id)
+		}
+	}
+}
