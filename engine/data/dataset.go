@@ -330,13 +330,24 @@ func appendRows(rows []map[string]any, rec arrow.Record, max int) []map[string]a
 			} else if col.IsNull(i) || col.DataType().ID() == arrow.NULL {
 				row[s.Field(c).Name] = nil
 			} else {
-				row[s.Field(c).Name] = col.ValueStr(i)
+				row[s.Field(c).Name] = valueString(col, i)
 			}
 		}
 		rows = append(rows, row)
 		max--
 	}
 	return rows
+}
+
+// valueString renders a nested value. Arrow's ValueStr panics on some values (a struct holding
+// an infinite float goes through encoding/json); those fall back to fmt.
+func valueString(col arrow.Array, i int) (s string) {
+	defer func() {
+		if recover() != nil {
+			s = fmt.Sprint(col.GetOneForMarshal(i))
+		}
+	}()
+	return col.ValueStr(i)
 }
 
 // Progress collects per-operator counters of a running execution for display. It is safe for

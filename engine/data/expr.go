@@ -61,7 +61,7 @@ func (e *Expr) String() string {
 		case nil:
 			return "null"
 		case string:
-			return strconv.Quote(v)
+			return quoteExprString(v)
 		case float64:
 			s := strconv.FormatFloat(v, 'g', -1, 64)
 			if !strings.ContainsAny(s, ".eEn") {
@@ -82,6 +82,29 @@ func (e *Expr) String() string {
 		}
 	}
 	return "(" + e.Args[0].String() + " " + e.Op + " " + e.Args[1].String() + ")"
+}
+
+// quoteExprString writes s as a double-quoted string literal of the expression language.
+func quoteExprString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '"', '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\r':
+			b.WriteString(`\r`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 // Columns lists the columns e refers to, each once, in first-use order.
@@ -130,6 +153,9 @@ type exprParser struct {
 func ParseExpr(src string) (*Expr, error) {
 	if len(src) > maxExprLen {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrBadExpr, len(src), maxExprLen)
+	}
+	if !utf8.ValidString(src) {
+		return nil, fmt.Errorf("%w: %q is not valid UTF-8", ErrBadExpr, src)
 	}
 	toks, err := lexExpr(src)
 	if err != nil {

@@ -100,12 +100,23 @@ func sameRows(t tb, what string, got, want []map[string]any) {
 
 func sameRowSet(t tb, what string, got, want []map[string]any) {
 	t.Helper()
-	sortRows := func(rs []map[string]any) []map[string]any {
-		out := append([]map[string]any(nil), rs...)
-		sort.SliceStable(out, func(i, j int) bool { return rowString(out[i]) < rowString(out[j]) })
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d rows, want %d\n got: %v\nwant: %v", what, len(got), len(want), head(got), head(want))
+	}
+	keys := func(rs []map[string]any) []string {
+		out := make([]string, len(rs))
+		for i, r := range rs {
+			out[i] = rowString(r)
+		}
+		sort.Strings(out)
 		return out
 	}
-	sameRows(t, what, sortRows(got), sortRows(want))
+	g, w := keys(got), keys(want)
+	for i := range g {
+		if g[i] != w[i] {
+			t.Fatalf("%s: sorted row %d\n got %s\nwant %s", what, i, g[i], w[i])
+		}
+	}
 }
 
 func head(rs []map[string]any) []string {

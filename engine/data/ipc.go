@@ -90,6 +90,13 @@ func DecodeIPC(b []byte, mem memory.Allocator) (rec arrow.Record, err error) {
 		rec.Release()
 		return nil, fmt.Errorf("%w: IPC stream after the batch: %v", ErrBadInput, r.Err())
 	}
+	// Every row costs at least a bit somewhere, except in all-null columns: a batch claiming more
+	// rows than that is forged, and would make every row loop downstream spin.
+	if maxRows := 8*int64(len(b)) + 1024; rec.NumRows() > maxRows || rec.NumRows() < 0 {
+		n := rec.NumRows()
+		rec.Release()
+		return nil, fmt.Errorf("%w: IPC batch claims %d rows in %d bytes", ErrTooLarge, n, len(b))
+	}
 	if err := validateRecord(rec); err != nil {
 		rec.Release()
 		return nil, err
@@ -156,6 +163,9 @@ func scanIPC(b []byte) (err error) {
 		if bodyLen < 0 || uint64(bodyLen) > uint64(len(b)-off) {
 			return fmt.Errorf("%w: IPC message %d: body length %d, %d bytes left", ErrBadInput, len(kinds), bodyLen, len(b)-off)
 		}
+		if err := verifyMessage(meta, tab, kind); err != nil {
+			return fmt.Errorf("%w: IPC message %d: %v", ErrBadInput, len(kinds), err)
+		}
 		off += int(bodyLen)
 		kinds = append(kinds, kind)
 	}
@@ -170,6 +180,165 @@ func scanIPC(b []byte) (err error) {
 		return fmt.Errorf("%w: IPC dictionaries are not supported", ErrUnsupportedType)
 	case kinds[1] != hdrRecordBatch:
 		return fmt.Errorf("%w: IPC message 1 must be a record batch, got kind %d", ErrBadInput, kinds[1])
+	}
+	return nil
+}
+
+// The arrow IPC reader sizes Go slices from flatbuffer vector lengths before reading them, so a
+// forged length could demand gigabytes. verifyMessage walks every vector the reader will use
+// (schema fields, children, metadata, batch nodes and buffers) and checks that its declared
+// length fits in the metadata bytes, and refuses the types it does not walk (unions, maps,
+// run-end encoded, views, dictionaries).
+type fbCheck struct{ buf []byte }
+
+var errFlatbuffer = errors.New("malformed flatbuffer")
+
+// table checks that a table at pos and its vtable lie inside the buffer.
+func (c fbCheck) table(pos flatbuffers.UOffsetT) (flatbuffers.Table, error) {
+	n := uint64(len(c.buf))
+	if uint64(pos)+4 > n {
+		return flatbuffers.Table{}, errFlatbuffer
+	}
+	t := flatbuffers.Table{Bytes: c.buf, Pos: pos}
+	vt := int64(pos) - int64(t.GetSOffsetT(pos))
+	if vt < 0 || uint64(vt)+4 > n {
+		return flatbuffers.Table{}, errFlatbuffer
+	}
+	if size := uint64(t.GetVOffsetT(flatbuffers.UOffsetT(vt))); uint64(vt)+size > n {
+		return flatbuffers.Table{}, errFlatbuffer
+	}
+	return t, nil
+}
+
+// vector returns the element start and length of the vector in slot, checking that n elements
+// of elem bytes fit. n is 0 when the slot is absent.
+func (c fbCheck) vector(t flatbuffers.Table, slot flatbuffers.VOffsetT, elem uint64) (flatbuffers.UOffsetT, int, error) {
+	o := t.Offset(slot)
+	if o == 0 {
+		return 0, 0, nil
+	}
+	at := uint64(t.Pos) + uint64(o)
+	if at+4 > uint64(len(c.buf)) {
+		return 0, 0, errFlatbuffer
+	}
+	vec := at + uint64(flatbuffers.GetUOffsetT(c.buf[at:]))
+	if vec+4 > uint64(len(c.buf)) {
+		return 0, 0, errFlatbuffer
+	}
+	n := uint64(flatbuffers.GetUOffsetT(c.buf[vec:]))
+	if vec+4+n*elem > uint64(len(c.buf)) {
+		return 0, 0, fmt.Errorf("vector of %d elements past the %d metadata bytes", n, len(c.buf))
+	}
+	return flatbuffers.UOffsetT(vec + 4), int(n), nil
+}
+
+// tables checks a vector of tables and each table in it with check.
+func (c fbCheck) tables(t flatbuffers.Table, slot flatbuffers.VOffsetT, check func(flatbuffers.Table) error) error {
+	start, n, err := c.vector(t, slot, 4)
+	if err != nil {
+		return err
+	}
+	for j := range n {
+		at := uint64(start) + uint64(j)*4
+		sub, err := c.table(flatbuffers.UOffsetT(at + uint64(flatbuffers.GetUOffsetT(c.buf[at:]))))
+		if err != nil {
+			return err
+		}
+		if err := check(sub); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c fbCheck) keyValue(t flatbuffers.Table) error {
+	if _, _, err := c.vector(t, 4, 1); err != nil {
+		return err
+	}
+	_, _, err := c.vector(t, 6, 1)
+	return err
+}
+
+func (c fbCheck) field(t flatbuffers.Table, depth int) error {
+	if depth > 64 {
+		return errors.New("types nested deeper than 64")
+	}
+	if _, _, err := c.vector(t, 4, 1); err != nil { // name
+		return err
+	}
+	var typ byte
+	if o := t.Offset(8); o != 0 {
+		typ = t.GetByte(flatbuffers.UOffsetT(o) + t.Pos)
+	}
+	switch typ {
+	case 14, 17, 22, 23, 24, 25, 26:
+		return fmt.Errorf("%w: IPC type id %d (union, map, run-end encoded or view)", ErrUnsupportedType, typ)
+	}
+	if o := t.Offset(10); o != 0 {
+		at := uint64(t.Pos) + uint64(o)
+		if at+4 > uint64(len(c.buf)) {
+			return errFlatbuffer
+		}
+		if _, err := c.table(flatbuffers.UOffsetT(at + uint64(flatbuffers.GetUOffsetT(c.buf[at:])))); err != nil {
+			return err
+		}
+	}
+	if t.Offset(12) != 0 {
+		return fmt.Errorf("%w: IPC dictionaries are not supported", ErrUnsupportedType)
+	}
+	if err := c.tables(t, 14, func(ch flatbuffers.Table) error { return c.field(ch, depth+1) }); err != nil {
+		return err
+	}
+	return c.tables(t, 16, c.keyValue)
+}
+
+func verifyMessage(meta []byte, msg flatbuffers.Table, kind byte) error {
+	c := fbCheck{meta}
+	if _, err := c.table(msg.Pos); err != nil {
+		return err
+	}
+	if err := c.tables(msg, 12, c.keyValue); err != nil {
+		return err
+	}
+	o := msg.Offset(8)
+	if o == 0 {
+		return errors.New("message without a header")
+	}
+	at := uint64(msg.Pos) + uint64(o)
+	if at+4 > uint64(len(meta)) {
+		return errFlatbuffer
+	}
+	h, err := c.table(flatbuffers.UOffsetT(at + uint64(flatbuffers.GetUOffsetT(meta[at:]))))
+	if err != nil {
+		return err
+	}
+	switch kind {
+	case 1: // Schema
+		if err := c.tables(h, 6, func(f flatbuffers.Table) error { return c.field(f, 0) }); err != nil {
+			return err
+		}
+		if err := c.tables(h, 8, c.keyValue); err != nil {
+			return err
+		}
+		_, _, err = c.vector(h, 10, 8)
+		return err
+	case 3: // RecordBatch
+		for _, v := range []struct {
+			slot flatbuffers.VOffsetT
+			elem uint64
+		}{{6, 16}, {8, 16}, {12, 8}} {
+			if _, _, err := c.vector(h, v.slot, v.elem); err != nil {
+				return err
+			}
+		}
+		if o := h.Offset(10); o != 0 {
+			at := uint64(h.Pos) + uint64(o)
+			if at+4 > uint64(len(meta)) {
+				return errFlatbuffer
+			}
+			_, err := c.table(flatbuffers.UOffsetT(at + uint64(flatbuffers.GetUOffsetT(meta[at:]))))
+			return err
+		}
 	}
 	return nil
 }
@@ -229,8 +398,8 @@ func validateData(name string, d arrow.ArrayData) error {
 		return fmt.Errorf("%w: column %q: %s", ErrBadInput, name, fmt.Sprintf(format, args...))
 	}
 	n, off := int64(d.Len()), int64(d.Offset())
-	if n < 0 || off < 0 {
-		return bad("negative length or offset")
+	if n < 0 || off < 0 || n > 1<<40 || off > 1<<40 {
+		return bad("length %d or offset %d out of range", n, off)
 	}
 	end := n + off
 	if d.NullN() > int(n) {

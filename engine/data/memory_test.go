@@ -36,9 +36,9 @@ func writeBigCSV(t testing.TB, dir string, n int) string {
 // near the cap (not near the data size), that the operator spilled, and that nothing leaked.
 func TestMemory_JobsOverTheirCapStayUnderIt(t *testing.T) {
 	const (
-		rows      = 60_000
-		memCap    = 256 << 10
-		batchRows = 1024
+		rows      = 30_000
+		memCap    = 128 << 10
+		batchRows = 512
 	)
 	dir := t.TempDir()
 	path := writeBigCSV(t, dir, rows)

@@ -32,7 +32,7 @@ func drawCase(t *rapid.T) propCase {
 	seed := rapid.Uint64().Draw(t, "seed")
 	n := rapid.IntRange(0, 300).Draw(t, "rows")
 	batch := rapid.IntRange(1, 64).Draw(t, "batch_rows")
-	memCap := rapid.SampledFrom([]int64{0, 1 << 10, 8 << 10, 64 << 10}).Draw(t, "memory_cap")
+	memCap := rapid.SampledFrom([]int64{0, 4 << 10, 16 << 10, 64 << 10}).Draw(t, "memory_cap")
 	opts, mem := testOptions(batch, memCap)
 	return propCase{rows: genRows(rand.New(rand.NewPCG(seed, 1)), n), opts: opts, mem: mem, seed: seed}
 }

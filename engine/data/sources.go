@@ -181,7 +181,12 @@ func readCSVFile(ctx context.Context, mem memory.Allocator, batchRows int, path 
 		return nil, err
 	}
 	defer f.Close()
-	r := csv.NewReader(bufio.NewReaderSize(f, 1<<16))
+	return decodeCSV(ctx, mem, batchRows, f, o, schema, emit)
+}
+
+// decodeCSV reads CSV with a header from in: the types of schema, or inferred when it is nil.
+func decodeCSV(ctx context.Context, mem memory.Allocator, batchRows int, in io.Reader, o CSVOptions, schema *arrow.Schema, emit func(arrow.Record) error) (*arrow.Schema, error) {
+	r := csv.NewReader(bufio.NewReaderSize(in, 1<<16))
 	r.Comma = o.Delimiter
 	r.ReuseRecord = false
 	header, err := r.Read()
