@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -108,9 +109,14 @@ func (e *Engine) openCluster(ctx context.Context) error {
 	joinedMark := filepath.Join(e.cfg.DataDir, "cluster-joined")
 	_, err := os.Stat(joinedMark)
 	joined := err == nil
+	logger := e.log
+	if single {
+		// A single node's elections are its own start-up: only errors are news.
+		logger = slog.New(minLevel{e.log.Handler(), slog.LevelError})
+	}
 	node, err := raftstore.OpenNode(ctx, raftstore.NodeConfig{
 		ID: cc.NodeID, Dir: raftDir, Bind: cc.RaftBind, Advertise: cc.RaftAdvertise, TLS: cc.TLS,
-		Bootstrap: cc.Join == "", Forwarder: forwarder{e}, Logger: e.log,
+		Bootstrap: cc.Join == "", Forwarder: forwarder{e}, Logger: logger,
 		HeartbeatTimeout: cc.HeartbeatTimeout, ElectionTimeout: cc.ElectionTimeout,
 		SnapshotThreshold: cc.SnapshotThreshold, TrailingLogs: cc.TrailingLogs,
 	})
@@ -137,6 +143,16 @@ func (e *Engine) openCluster(ctx context.Context) error {
 		e.node.Apply(e.ctx, &raftstore.Command{Ops: []raftstore.Op{{Kind: raftstore.OpSet, Key: []byte(memberPrefix + cc.NodeID), Value: rec}}})
 	}()
 	return nil
+}
+
+// minLevel passes on the records of at least its level.
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.level && m.Handler.Enabled(ctx, l)
 }
 
 // LoadOrCreateSecret reads a secret file, or creates it with 32 random bytes in hex and mode

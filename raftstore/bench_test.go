@@ -113,3 +113,36 @@ func benchApply(b *testing.B, apply func([]byte) error) {
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	}
 }
+
+func BenchmarkCluster_Writes3Nodes(b *testing.B) {
+	for _, batch := range []int{0, 1} {
+		name := "batched"
+		if batch == 1 {
+			name = "one_per_entry"
+		}
+		b.Run(name, func(b *testing.B) {
+			m, err := MeasureWrites(context.Background(), 3, 256, batch, time.Duration(b.N)*time.Millisecond)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(m.WritesPerSecond, "writes/s")
+			b.ReportMetric(float64(m.P50.Microseconds()), "p50_µs")
+			b.ReportMetric(float64(m.P99.Microseconds()), "p99_µs")
+		})
+	}
+}
+
+func TestMeasureWritesAndFailover(t *testing.T) {
+	m, err := MeasureWrites(context.Background(), 3, 32, 0, 500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Writes == 0 || m.P99 < m.P50 {
+		t.Fatalf("measure %+v", m)
+	}
+	d, err := MeasureFailover(context.Background(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("writes %+v; failover %v", m, d)
+}

@@ -79,6 +79,9 @@ type NodeConfig struct {
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
+	// MaxBatch caps the commands packed in one log entry (default 1024); 1 turns batching
+	// off, which only a benchmark wants.
+	MaxBatch int
 }
 
 // Node is one member of a replicated key-value state: raft with its log in a Store, snapshots in
@@ -177,7 +180,7 @@ func OpenNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if n.raft, err = raft.NewRaft(rc, n.kv, n.store, n.store, snaps, n.trans); err != nil {
 		return nil, fmt.Errorf("raftstore: start raft: %w", err)
 	}
-	if n.batch, err = NewBatcher(n.raft, BatcherConfig{EnqueueTimeout: 5 * time.Second}); err != nil {
+	if n.batch, err = NewBatcher(n.raft, BatcherConfig{EnqueueTimeout: 5 * time.Second, MaxCommands: cfg.MaxBatch}); err != nil {
 		return nil, err
 	}
 	go n.watchLeadership()

@@ -23,6 +23,10 @@ var anchors = map[string]anchor{
 	"many_actors":                    {ray: 551, goal: 20_000},                 // Ray's on 64 nodes
 	"compiled_workflow_execute":      {ray: 50, goal: 10, lowerIsBetter: true}, // Ray: "< 50 µs"
 	"rest_workflow_submit":           {},                                       // no Ray figure, no goal
+	// The cluster section: rqlite-style unbatched raft reaches hundreds of writes/s; Ray's GCS
+	// needs Redis for HA. Goals: ≥ 20,000 writes/s on 3 nodes with fsync, failover ≤ 2 s.
+	"cluster_writes_3_nodes": {goal: 20_000},
+	"cluster_failover":       {goal: 2_000, lowerIsBetter: true},
 	// The gpu section: Lumen's goal is ≥ 70 GFLOP/s on one core (Ray has no such figure).
 	"matmul_f32_512_1core":  {goal: 70},
 	"matmul_f32_1024_1core": {goal: 70},

@@ -184,6 +184,8 @@ var suite = []figure{
 	{"many_actors", manyActors},
 	{"compiled_workflow_execute", compiledExecute},
 	{"rest_workflow_submit", restSubmit},
+	{"cluster_writes_3_nodes", clusterWrites},
+	{"cluster_failover", clusterFailover},
 	{"matmul_f32_512_1core", matmulFigure(512, false)},
 	{"matmul_f32_512_all_cores", matmulFigure(512, true)},
 	{"matmul_f32_1024_1core", matmulFigure(1024, false)},
