@@ -321,6 +321,17 @@ func (o *groupOp) run(ctx context.Context, s *stage) error {
 		pw     []*bufio.Writer
 	)
 	groups := map[string]*group{}
+	// With one integer key column, non-null keys live in intGroups (hashing an int64 is several
+	// times cheaper than hashing its encoded bytes) and are folded into groups before a spill or
+	// the output.
+	var intFast bool
+	intGroups := map[int64]*group{}
+	fold := func() {
+		for k, g := range intGroups {
+			groups[string(appendKeyValue(nil, k))] = g
+		}
+		clear(intGroups)
+	}
 	seed := maphash.MakeSeed()
 	defer func() {
 		for _, f := range parts {
@@ -344,6 +355,7 @@ func (o *groupOp) run(ctx context.Context, s *stage) error {
 				pw = append(pw, bufio.NewWriterSize(f, 1<<15))
 			}
 		}
+		fold()
 		var buf []byte
 		for key, g := range groups {
 			p := maphash.String(seed, key) % groupPartitions
@@ -359,6 +371,7 @@ func (o *groupOp) run(ctx context.Context, s *stage) error {
 		return nil
 	}
 	var keyBuf []byte
+	var gs []*group
 	var keyCols, aggCols []arrow.Array
 	batch := 0
 	for it := range s.ins[0] {
@@ -370,6 +383,13 @@ func (o *groupOp) run(ctx context.Context, s *stage) error {
 			if keyIdx, plans, err = o.plan(schema); err != nil {
 				rec.Release()
 				return err
+			}
+			if len(keyIdx) == 1 {
+				switch schema.Field(keyIdx[0]).Type.ID() {
+				case arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64, arrow.DATE32, arrow.DATE64,
+					arrow.TIMESTAMP, arrow.TIME32, arrow.TIME64, arrow.DURATION:
+					intFast = true
+				}
 			}
 		} else if d := schemaDiff(schema, rec.Schema()); d != "" {
 			rec.Release()
@@ -388,7 +408,34 @@ func (o *groupOp) run(ctx context.Context, s *stage) error {
 				aggCols = append(aggCols, nil)
 			}
 		}
-		for r := range int(rec.NumRows()) {
+		n := int(rec.NumRows())
+		if cap(gs) < n {
+			gs = make([]*group, n)
+		}
+		gs = gs[:n]
+		var ints []int64
+		if intFast {
+			if a, ok := keyCols[0].(*array.Int64); ok {
+				ints = a.Int64Values()
+			}
+		}
+		for r := range n {
+			if intFast && keyCols[0].IsValid(r) {
+				var v int64
+				if ints != nil {
+					v = ints[r]
+				} else {
+					v = getValue(keyCols[0], r).(int64)
+				}
+				g, ok := intGroups[v]
+				if !ok {
+					g = &group{st: make([]aggState, len(o.aggs))}
+					intGroups[v] = g
+					held += 9 + 96 + int64(len(o.aggs))*64
+				}
+				gs[r] = g
+				continue
+			}
 			keyBuf = rowKey(keyBuf[:0], keyCols, r)
 			g, ok := groups[string(keyBuf)]
 			if !ok {
@@ -396,17 +443,44 @@ func (o *groupOp) run(ctx context.Context, s *stage) error {
 				groups[string(keyBuf)] = g
 				held += int64(len(keyBuf)) + 96 + int64(len(o.aggs))*64
 			}
-			for k := range g.st {
-				st := &g.st[k]
-				if o.aggs[k].Func == AggMin || o.aggs[k].Func == AggMax {
+			gs[r] = g
+		}
+		// One aggregate at a time over the batch, with typed loops for the common cases.
+		for k, a := range o.aggs {
+			arr := aggCols[k]
+			switch {
+			case plans[k].col < 0:
+				for _, g := range gs {
+					g.st[k].n++
+				}
+			case (a.Func == AggSum || a.Func == AggMean || a.Func == AggCount) && arr.NullN() == 0 && arr.DataType().ID() == arrow.INT64:
+				vals := arr.(*array.Int64).Int64Values()
+				for r, g := range gs {
+					st := &g.st[k]
+					st.n++
+					st.sumI += vals[r]
+				}
+			case (a.Func == AggSum || a.Func == AggMean || a.Func == AggCount) && arr.NullN() == 0 && arr.DataType().ID() == arrow.FLOAT64:
+				vals := arr.(*array.Float64).Float64Values()
+				for r, g := range gs {
+					st := &g.st[k]
+					st.n++
+					st.sumF += vals[r]
+				}
+			case a.Func == AggMin || a.Func == AggMax:
+				for r, g := range gs {
+					st := &g.st[k]
 					before := st.size()
-					st.update(o.aggs[k].Func, plans[k], aggCols[k], r)
+					st.update(a.Func, plans[k], arr, r)
 					held += st.size() - before
-				} else {
-					st.update(o.aggs[k].Func, plans[k], aggCols[k], r)
+				}
+			default:
+				for r, g := range gs {
+					g.st[k].update(a.Func, plans[k], arr, r)
 				}
 			}
 		}
+		clear(gs)
 		rec.Release()
 		s.st.setHeld(held)
 		if held > s.x.opts.MemoryCap {
@@ -426,6 +500,7 @@ func (o *groupOp) run(ctx context.Context, s *stage) error {
 	}
 	outSch := o.outSchema(schema, keyIdx, plans)
 	if parts == nil {
+		fold()
 		return o.emitGroups(ctx, s, outSch, plans, groups)
 	}
 	if err := spill(); err != nil {

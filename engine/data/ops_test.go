@@ -147,7 +147,7 @@ func TestOps_GroupByAggregateMatchesMapLoop(t *testing.T) {
 		if len(c.rows) == 0 {
 			return
 		}
-		keys := rapid.SampledFrom([][]string{{"k"}, {"k", "flag"}, {}}).Draw(rt, "keys")
+		keys := rapid.SampledFrom([][]string{{"k"}, {"k", "flag"}, {}, {"v"}, {"v", "k"}}).Draw(rt, "keys")
 		got := takeAll(rt, c.ds().GroupBy(keys...).Aggregate(
 			Agg{"n", AggCount, ""}, Agg{"nv", AggCount, "v"}, Agg{"s", AggSum, "v"}, Agg{"m", AggMean, "f"},
 			Agg{"lo", AggMin, "v"}, Agg{"hi", AggMax, "k"}, Agg{"fs", AggSum, "f"}))

@@ -818,3 +818,36 @@ func (s *itemsSource) run(ctx context.Context, st *stage) error {
 	}
 	return nil
 }
+
+// FromRecords makes a dataset of existing record batches (all with the same schema), one
+// partition. It retains them until the Dataset is garbage: each run emits them again; the caller
+// keeps its own references and must not modify the batches.
+func FromRecords(recs []arrow.Record) *Dataset {
+	if len(recs) > 0 {
+		for i, r := range recs {
+			if r == nil {
+				return failed("from_records", fmt.Errorf("%w: record %d is nil", ErrBadInput, i))
+			}
+			if d := schemaDiff(recs[0].Schema(), r.Schema()); d != "" {
+				return failed("from_records", fmt.Errorf("record %d: %w: %s", i, ErrSchemaMismatch, d))
+			}
+		}
+	}
+	return newDataset(&recordsSource{recs: append([]arrow.Record(nil), recs...)})
+}
+
+type recordsSource struct{ recs []arrow.Record }
+
+func (s *recordsSource) name() string { return fmt.Sprintf("from_records(%d)", len(s.recs)) }
+
+func (s *recordsSource) run(ctx context.Context, st *stage) error {
+	for _, r := range s.recs {
+		r.Retain()
+		st.st.batchesIn.Add(1)
+		st.st.rowsIn.Add(r.NumRows())
+		if err := st.emit(ctx, r, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}

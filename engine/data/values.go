@@ -386,9 +386,35 @@ func readKeyValue(b []byte) (any, []byte, error) {
 // rowKey appends the key of row i over cols to buf.
 func rowKey(buf []byte, cols []arrow.Array, i int) []byte {
 	for _, c := range cols {
-		buf = appendKeyValue(buf, getValue(c, i))
+		buf = appendKeyAt(buf, c, i)
 	}
 	return buf
+}
+
+// appendKeyAt is appendKeyValue(buf, getValue(arr, i)) without boxing for the common types.
+func appendKeyAt(buf []byte, arr arrow.Array, i int) []byte {
+	if arr.IsNull(i) {
+		return append(buf, kNull)
+	}
+	switch a := arr.(type) {
+	case *array.Int64:
+		buf = append(buf, kInt)
+		return binary.BigEndian.AppendUint64(buf, uint64(a.Value(i)))
+	case *array.Int32:
+		buf = append(buf, kInt)
+		return binary.BigEndian.AppendUint64(buf, uint64(int64(a.Value(i))))
+	case *array.String:
+		v := a.Value(i)
+		buf = append(buf, kString)
+		buf = binary.AppendUvarint(buf, uint64(len(v)))
+		return append(buf, v...)
+	case *array.Boolean:
+		if a.Value(i) {
+			return append(buf, kTrue)
+		}
+		return append(buf, kFalse)
+	}
+	return appendKeyValue(buf, getValue(arr, i))
 }
 
 // keyHasNull reports whether any key column is null at row i.
