@@ -73,6 +73,7 @@ type Engine struct {
 	endedOrder []int64
 
 	node       *raftstore.Node // the replicated control plane
+	live       liveness        // heartbeats and the view of the live nodes (placement.go)
 	regVersion func() uint64   // moves when the registry's keys change, on any node
 	fnsVersion uint64          // the regVersion e.fns was filled at; guarded by mu
 

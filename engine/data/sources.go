@@ -246,9 +246,25 @@ func decodeCSV(ctx context.Context, mem memory.Allocator, batchRows int, in io.R
 				b.Field(c).AppendNull()
 				continue
 			}
-			v, err := parseCell(schema.Field(c).Type, cell)
-			if err == nil {
-				err = appendAny(b.Field(c), v)
+			var err error
+			switch fb := b.Field(c).(type) {
+			case *array.Int64Builder:
+				var v int64
+				if v, err = strconv.ParseInt(cell, 10, 64); err == nil {
+					fb.Append(v)
+				}
+			case *array.Float64Builder:
+				var v float64
+				if v, err = strconv.ParseFloat(cell, 64); err == nil {
+					fb.Append(v)
+				}
+			case *array.StringBuilder:
+				fb.Append(cell)
+			default:
+				var v any
+				if v, err = parseCell(schema.Field(c).Type, cell); err == nil {
+					err = appendAny(fb, v)
+				}
 			}
 			if err != nil {
 				return fmt.Errorf("%w: line %d column %q: %q: %v", ErrBadInput, line, schema.Field(c).Name, cell, err)
