@@ -340,8 +340,35 @@ func TestProgress_CountsRowsPerOperator(t *testing.T) {
 	if lim.RowsOut != 100 || filt.RowsOut < 100 || filt.RowsIn < filt.RowsOut || filt.BytesIn == 0 || !lim.Done {
 		t.Fatalf("counters %+v", snap)
 	}
-	// Limit stopped its input early: the source did not read all 1000 rows.
-	if src.RowsOut == 1000 && filt.RowsIn == 1000 {
-		t.Logf("source ran to the end before limit stopped it (allowed, but unexpected): %+v", src)
+	// Limit stopped its input early: the source did not read all 1000 rows (it can run ahead
+	// of the limit by the batches in flight and queued, a handful of 64-row batches).
+	if src.RowsOut > 640 {
+		t.Fatalf("source produced %d of 1000 rows for a limit of 100", src.RowsOut)
 	}
+}
+
+func TestSpill_FolderRemovedAfterFailure(t *testing.T) {
+	tmp := t.TempDir()
+	rows := genRows(rand.New(rand.NewPCG(8, 8)), 3000)
+	failAt := func(_ context.Context, in arrow.Record) (arrow.Record, error) {
+		return nil, errors.New("downstream failure")
+	}
+	var p Progress
+	opts := Options{BatchRows: 100, MemoryCap: 16 << 10, TempDir: tmp, Progress: &p}
+	_, err := FromItems(rows).Sort([]string{"f"}, false).MapBatches(failAt, MapOptions{}).WithOptions(opts).Count(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "downstream failure") {
+		t.Fatalf("got %v", err)
+	}
+	spilled := false
+	for _, s := range p.Snapshot() {
+		spilled = spilled || s.SpilledBytes > 0
+	}
+	if !spilled {
+		t.Fatal("the sort did not spill; the test checks nothing")
+	}
+	left, _ := os.ReadDir(tmp)
+	if len(left) != 0 {
+		t.Fatalf("spill folder left behind: %v", left)
+	}
+	goleak.VerifyNone(t)
 }

@@ -34,7 +34,8 @@ const maxSplitDepth = 3
 // sides. Null keys match nothing. Output columns: d's columns, then right's other columns
 // (renamed name_right where they clash). Output follows d's order unless the build side
 // spilled, in which case both sides are hash partitioned to disk and joined partition by
-// partition (a grace hash join) and the order is unspecified.
+// partition (a grace hash join) and the order is unspecified. A left join whose right side
+// yields no batches fails: the right columns are unknown.
 func (d *Dataset) Join(right *Dataset, on []string, how JoinType) *Dataset {
 	if len(on) == 0 {
 		return failed("join", fmt.Errorf("%w: no join keys", ErrBadExpr))
