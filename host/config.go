@@ -55,6 +55,8 @@ type Config struct {
 	// Tensors is the engine behind the tensor_* and optim_* host functions. Nil: those
 	// functions return abi.ErrUnavailable.
 	Tensors Tensors
+	// Models is the engine behind model_chat. Nil: model_chat returns abi.ErrUnavailable.
+	Models Models
 }
 
 // Limits bound one call. A zero field takes the Runtime's default.
@@ -138,6 +140,7 @@ const (
 	bitFS
 	bitEnv
 	bitTensors
+	bitModel
 )
 
 var capBits = map[abi.Capability]capSet{
@@ -150,10 +153,11 @@ var capBits = map[abi.Capability]capSet{
 	abi.CapFS:      bitFS,
 	abi.CapEnv:     bitEnv,
 	abi.CapTensors: bitTensors,
+	abi.CapModel:   bitModel,
 }
 
 // capKeys holds one string per capSet so that pool keys need no allocation.
-var capKeys = func() (k [2 * bitTensors]string) {
+var capKeys = func() (k [2 * bitModel]string) {
 	for i := range k {
 		k[i] = string([]byte{byte(i), byte(i >> 8)})
 	}

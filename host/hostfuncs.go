@@ -55,6 +55,8 @@ func (r *Runtime) instantiateHostModule(ctx context.Context) error {
 		abi.FnOptimCreate:    hostOptimCreate,
 		abi.FnOptimStep:      hostOptimStep,
 		abi.FnOptimZeroGrad:  hostOptimZeroGrad,
+
+		abi.FnModelChat: hostModelChat,
 	}
 	b := r.wz.NewHostModuleBuilder(abi.HostModule)
 	for _, name := range abi.HostFuncNames() {

@@ -17,10 +17,11 @@ const (
 	CapFS      Capability = "fs"      // WASI sees the directories the job grants (read-only unless granted writable)
 	CapEnv     Capability = "env"     // WASI sees the environment variables the job grants
 	CapTensors Capability = "tensors" // tensor_*, optim_*: host tensors, autograd and optimisers
+	CapModel   Capability = "model"   // model_chat: chat completions from the models the node serves
 )
 
 // Capabilities lists every capability a manifest may request, in a stable order.
-var Capabilities = []Capability{CapObjects, CapTasks, CapActors, CapClock, CapRandom, CapFS, CapEnv, CapTensors}
+var Capabilities = []Capability{CapObjects, CapTasks, CapActors, CapClock, CapRandom, CapFS, CapEnv, CapTensors, CapModel}
 
 // Known reports whether c is a capability of this ABI version.
 func (c Capability) Known() bool {
@@ -68,6 +69,8 @@ const (
 	FnOptimCreate    = "optim_create"    // (ptr i32, len i32) -> i64 optimiser handle
 	FnOptimStep      = "optim_step"      // (handle i64) -> i32 status
 	FnOptimZeroGrad  = "optim_zero_grad" // (handle i64) -> i32 status
+
+	FnModelChat = "model_chat" // (ptr i32, len i32) -> i64 length of the pending chat-completions JSON
 )
 
 // HostFuncs is the "lumen" import module of ABI v1, by name.
@@ -96,6 +99,8 @@ var HostFuncs = map[string]HostFunc{
 	FnOptimCreate:    {FnOptimCreate, sig([]ValType{I32, I32}, I64), CapTensors},
 	FnOptimStep:      {FnOptimStep, sig([]ValType{I64}, I32), CapTensors},
 	FnOptimZeroGrad:  {FnOptimZeroGrad, sig([]ValType{I64}, I32), CapTensors},
+
+	FnModelChat: {FnModelChat, sig([]ValType{I32, I32}, I64), CapModel},
 }
 
 // HostFuncNames returns the names of HostFuncs, sorted.
