@@ -41,10 +41,28 @@ func (e *Engine) Wait(ctx context.Context, job string, req *abi.WaitRequest) (*a
 }
 
 // Submit starts a task of job with grants and returns the handle of its result. req.Module is
-// required.
+// required. In a cluster, a task that does not fit on this node now runs on a node where it does
+// (see placement.go); its result is still this node's object h.
 func (e *Engine) Submit(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants) (int64, error) {
 	if req.Module == "" {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: "a task submitted from outside a module must name its module"}
+	}
+	if h, placed, err := e.submitPlaced(ctx, jobOr(job), req, grants); placed {
+		return h, err
+	}
+	return e.submitRequest(ctx, jobOr(job), req.Module, req, grants, host.Limits{})
+}
+
+// SubmitHere is Submit for a task another node placed on this one: it runs here, once this node
+// has applied the state up to index (the placing node's), so the task's module is known here.
+func (e *Engine) SubmitHere(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants, index uint64) (int64, error) {
+	if req.Module == "" {
+		return 0, &abi.Error{Kind: abi.KindBadInput, Message: "a task submitted from outside a module must name its module"}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := e.node.KV().WaitApplied(wctx, index); err != nil {
+		return 0, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("this node is behind the one that placed the task: %v", err)}
 	}
 	return e.submitRequest(ctx, jobOr(job), req.Module, req, grants, host.Limits{})
 }

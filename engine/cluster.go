@@ -36,6 +36,9 @@ type ClusterConfig struct {
 	// APIURL is the URL other nodes reach this node's REST API at (for forwarded writes and
 	// reads). Required with RaftBind.
 	APIURL string
+	// Worker joins as a non-voting member: a host that runs work and holds a copy of the
+	// state but takes no part in elections.
+	Worker bool
 	// Join is the API URL of a member to join through. Empty bootstraps a new cluster when the
 	// data directory holds none.
 	Join string
@@ -51,6 +54,10 @@ type ClusterConfig struct {
 	HeartbeatTimeout, ElectionTimeout time.Duration
 	// SnapshotThreshold and TrailingLogs tune snapshots (see raftstore.NodeConfig).
 	SnapshotThreshold, TrailingLogs uint64
+	// HeartbeatInterval is how often a node tells the leader its resources (default 1 s);
+	// DeadAfter is how long the leader waits without one before it declares the node dead
+	// (default 10 s).
+	HeartbeatInterval, DeadAfter time.Duration
 }
 
 // Keys of the replicated state, by owner.
@@ -64,11 +71,11 @@ const JoinTokenFile = "join-token"
 
 // member is what the replicated state records of a node.
 type member struct {
-	ID      string `json:"id"`
-	Raft    string `json:"raft"`
-	API     string `json:"api"`
-	Joined  int64  `json:"joined_unix"`
-	Version string `json:"version,omitempty"`
+	ID     string `json:"id"`
+	Raft   string `json:"raft"`
+	API    string `json:"api"`
+	Joined int64  `json:"joined_unix"`
+	Worker bool   `json:"worker,omitempty"`
 }
 
 // ErrJoin wraps a refused join.
@@ -135,11 +142,12 @@ func (e *Engine) openCluster(ctx context.Context) error {
 			return err
 		}
 	}
+	e.startLiveness()
 	// Record (or refresh) this node's addresses once a leader can commit it.
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		rec, _ := json.Marshal(member{ID: cc.NodeID, Raft: node.Address(), API: cc.APIURL, Joined: time.Now().Unix()})
+		rec, _ := json.Marshal(member{ID: cc.NodeID, Raft: node.Address(), API: cc.APIURL, Joined: time.Now().Unix(), Worker: cc.Worker})
 		e.node.Apply(e.ctx, &raftstore.Command{Ops: []raftstore.Op{{Kind: raftstore.OpSet, Key: []byte(memberPrefix + cc.NodeID), Value: rec}}})
 	}()
 	return nil
@@ -208,6 +216,9 @@ type JoinRequest struct {
 	ID   string `json:"id"`
 	Raft string `json:"raft"`
 	API  string `json:"api"`
+	// Worker joins as a non-voter: it receives the state and runs work but takes no part in
+	// elections and commits.
+	Worker bool `json:"worker,omitempty"`
 }
 
 // JoinResponse carries the cluster's API tokens to a joining node, so that every node accepts
@@ -235,7 +246,7 @@ func (e *Engine) join(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	target := strings.TrimRight(cc.Join, "/")
-	body, _ := json.Marshal(JoinRequest{ID: cc.NodeID, Raft: e.node.Address(), API: cc.APIURL})
+	body, _ := json.Marshal(JoinRequest{ID: cc.NodeID, Raft: e.node.Address(), API: cc.APIURL, Worker: cc.Worker})
 	var last error
 	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
 		var resp JoinResponse
@@ -318,10 +329,14 @@ func (e *Engine) ClusterJoin(ctx context.Context, req JoinRequest) (map[string]s
 	if req.ID == "" || req.Raft == "" || req.API == "" {
 		return nil, fmt.Errorf("%w: id, raft and api are required", raftstore.ErrMembership)
 	}
-	if err := e.node.AddVoter(ctx, req.ID, req.Raft); err != nil {
+	add := e.node.AddVoter
+	if req.Worker {
+		add = e.node.AddNonvoter
+	}
+	if err := add(ctx, req.ID, req.Raft); err != nil {
 		return nil, err
 	}
-	rec, _ := json.Marshal(member{ID: req.ID, Raft: req.Raft, API: req.API, Joined: time.Now().Unix()})
+	rec, _ := json.Marshal(member{ID: req.ID, Raft: req.Raft, API: req.API, Joined: time.Now().Unix(), Worker: req.Worker})
 	if err := e.node.Apply(ctx, &raftstore.Command{Ops: []raftstore.Op{{Kind: raftstore.OpSet, Key: []byte(memberPrefix + req.ID), Value: rec}}}); err != nil {
 		return nil, err
 	}
@@ -389,12 +404,18 @@ type NodeStatus struct {
 	StateHash  string `json:"state_hash"`
 	StateKeys  int    `json:"state_keys"`
 	Goroutines int    `json:"goroutines"`
+	// TasksRun counts the tasks this node ran; PlacedOut those it placed on other nodes, and
+	// Retried the placed tasks it ran again after their node failed.
+	TasksRun  int64 `json:"tasks_run"`
+	PlacedOut int64 `json:"placed_out"`
+	Retried   int64 `json:"retried"`
 }
 
 // ClusterSelf reports this node's raft state and the hash of its replicated state.
 func (e *Engine) ClusterSelf() NodeStatus {
 	h, n, _ := e.node.KV().Hash()
-	return NodeStatus{Stats: e.node.Stats(), API: e.cfg.Cluster.APIURL, StateHash: h, StateKeys: n, Goroutines: runtime.NumGoroutine()}
+	return NodeStatus{Stats: e.node.Stats(), API: e.cfg.Cluster.APIURL, StateHash: h, StateKeys: n, Goroutines: runtime.NumGoroutine(),
+		TasksRun: e.live.tasksRun.Load(), PlacedOut: e.live.placedOut.Load(), Retried: e.live.retried.Load()}
 }
 
 // MemberStatus is one member as the cluster status shows it.
@@ -412,6 +433,13 @@ type MemberStatus struct {
 	Hash    string `json:"state_hash,omitempty"`
 	// Goroutines is the member's goroutine count, for leak checks.
 	Goroutines int `json:"goroutines,omitempty"`
+	// Worker is set for a non-voting worker; Dead when the cluster declared it dead.
+	Worker bool `json:"worker,omitempty"`
+	Dead   bool `json:"dead,omitempty"`
+	// TasksRun, PlacedOut and Retried are the member's task counters (see NodeStatus).
+	TasksRun  int64 `json:"tasks_run"`
+	PlacedOut int64 `json:"placed_out"`
+	Retried   int64 `json:"retried"`
 }
 
 // ClusterStatus is the whole cluster as one node sees it.
@@ -421,6 +449,8 @@ type ClusterStatus struct {
 	Term        uint64         `json:"term"`
 	CommitIndex uint64         `json:"commit_index"`
 	Members     []MemberStatus `json:"members"`
+	// Nodes is the live nodes' resources as the leader last told this node.
+	Nodes []NodeView `json:"nodes"`
 }
 
 // ClusterStatus asks every member for its state (in parallel, each within half a second) and
@@ -431,7 +461,7 @@ func (e *Engine) ClusterStatus(ctx context.Context) ClusterStatus {
 	ms := make([]MemberStatus, len(self.Members))
 	done := make(chan struct{}, len(ms))
 	for i, m := range self.Members {
-		ms[i] = MemberStatus{ID: m.ID, Raft: m.Address, Voter: m.Voter, Leader: m.ID == self.Leader}
+		ms[i] = MemberStatus{ID: m.ID, Raft: m.Address, Voter: m.Voter, Leader: m.ID == self.Leader, Worker: !m.Voter, Dead: e.isDead(m.ID)}
 		go func(ms *MemberStatus) {
 			defer func() { done <- struct{}{} }()
 			var ns NodeStatus
@@ -453,7 +483,7 @@ func (e *Engine) ClusterStatus(ctx context.Context) ClusterStatus {
 				}
 			}
 			ms.API, ms.Reached, ms.State, ms.Applied, ms.Hash = ns.API, true, ns.State, ns.AppliedIndex, ns.StateHash
-			ms.Goroutines = ns.Goroutines
+			ms.Goroutines, ms.TasksRun, ms.PlacedOut, ms.Retried = ns.Goroutines, ns.TasksRun, ns.PlacedOut, ns.Retried
 		}(&ms[i])
 	}
 	for range ms {
@@ -471,6 +501,7 @@ func (e *Engine) ClusterStatus(ctx context.Context) ClusterStatus {
 		}
 	}
 	out.Members = ms
+	out.Nodes = e.ClusterNodes()
 	return out
 }
 

@@ -265,6 +265,7 @@ func (e *Engine) runTask(ctx context.Context, fn fnRef, t task, d scheduler.Reso
 	}
 	t.cc.held = d
 	defer func() { e.adm.release(t.cc.held) }()
+	e.live.tasksRun.Add(1)
 	for attempt := 0; ; attempt++ {
 		res, err := e.rt.Call(ctx, host.CallRequest{
 			Module: fn.hm, Function: t.function, Input: t.input, Job: t.job,

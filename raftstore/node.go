@@ -532,6 +532,16 @@ func cmpString(a, b string) int {
 // the same address succeeds (a node rejoining after a restart); an id already used at another
 // address, or an address used by another id, is refused.
 func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
+	return n.addServer(ctx, id, addr, true)
+}
+
+// AddNonvoter adds a node that receives the log but does not vote (a worker): it holds the
+// whole state without weighing on elections or commits. The same checks as AddVoter apply.
+func (n *Node) AddNonvoter(ctx context.Context, id, addr string) error {
+	return n.addServer(ctx, id, addr, false)
+}
+
+func (n *Node) addServer(ctx context.Context, id, addr string, voter bool) error {
 	if id == "" || addr == "" {
 		return fmt.Errorf("%w: node id and address are required", ErrMembership)
 	}
@@ -544,7 +554,7 @@ func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
 	}
 	for _, m := range members {
 		switch {
-		case m.ID == id && m.Address == addr:
+		case m.ID == id && m.Address == addr && m.Voter == voter:
 			return nil
 		case m.ID == id:
 			return fmt.Errorf("%w: node id %q is already a member at %s; remove it first or choose another id", ErrMembership, id, m.Address)
@@ -552,7 +562,10 @@ func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
 			return fmt.Errorf("%w: address %s already belongs to node %q", ErrMembership, addr, m.ID)
 		}
 	}
-	return n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeoutOf(ctx)).Error()
+	if voter {
+		return n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeoutOf(ctx)).Error()
+	}
+	return n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeoutOf(ctx)).Error()
 }
 
 // RemoveServer removes a node (alive or dead) from the cluster. It runs on the leader and

@@ -20,6 +20,7 @@ import (
 
 	"github.com/lumenflow/lumen/engine"
 	"github.com/lumenflow/lumen/engine/api"
+	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/plugins"
 )
 
@@ -29,6 +30,8 @@ Usage:
   lumen up [--data DIR] [--http ADDR] [--examples DIR]   start the single-node engine
   lumen server --id ID --data DIR --raft ADDR --http ADDR [--join URL --join-token T]
                                                          start a node of a replicated cluster
+  lumen worker --join URL --join-token T --id ID --data DIR --raft ADDR --http ADDR [--resources cpu=4,gpu=1]
+                                                         start a worker that runs tasks placed on it
   lumen cluster remove ID                                remove a node from the cluster
   lumen module push FILE [--name N --version V]          upload a module
   lumen module ls                                        list modules
@@ -57,6 +60,8 @@ func main() {
 		err = serverCommand(os.Args[2:])
 	case "cluster":
 		err = clusterCommand(os.Args[2:])
+	case "worker":
+		err = workerCommand(os.Args[2:])
 	case "module":
 		err = moduleCommand(os.Args[2:])
 	case "call":
@@ -97,6 +102,7 @@ func up(args []string) error {
 type nodeOptions struct {
 	data, http, examples string
 	cluster              engine.ClusterConfig
+	resources            scheduler.Resources
 	tls                  *tlsFiles
 }
 
@@ -125,7 +131,7 @@ func serve(o nodeOptions) error {
 	if o.cluster.RaftBind != "" && o.cluster.APIURL == "" {
 		o.cluster.APIURL = url
 	}
-	eng, err := engine.Open(ctx, engine.Config{DataDir: o.data, Cluster: o.cluster})
+	eng, err := engine.Open(ctx, engine.Config{DataDir: o.data, Cluster: o.cluster, Resources: o.resources})
 	if err != nil {
 		return err
 	}

@@ -7,11 +7,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/engine/scheduler"
 )
 
 const serverUsage = `Usage: lumen server --id ID --data DIR --raft ADDR --http ADDR [flags]
@@ -23,10 +26,30 @@ rejoins by itself.
 
 `
 
+const workerUsage = `Usage: lumen worker --join URL --join-token TOKEN --id ID --data DIR --raft ADDR --http ADDR [flags]
+
+Starts a worker: a sandboxed host that joins the cluster as a non-voting member. It receives the
+control plane's state (modules included) without taking part in elections, heartbeats its
+resources to the leader, and runs the tasks placed on it.
+
+`
+
 // serverCommand is `lumen server`.
-func serverCommand(args []string) error {
-	fl := flag.NewFlagSet("server", flag.ContinueOnError)
-	fl.Usage = func() { fmt.Fprint(fl.Output(), serverUsage); fl.PrintDefaults() }
+func serverCommand(args []string) error { return nodeCommand("server", args) }
+
+// workerCommand is `lumen worker`.
+func workerCommand(args []string) error { return nodeCommand("worker", args) }
+
+func nodeCommand(kind string, args []string) error {
+	fl := flag.NewFlagSet(kind, flag.ContinueOnError)
+	fl.Usage = func() {
+		if kind == "worker" {
+			fmt.Fprint(fl.Output(), workerUsage)
+		} else {
+			fmt.Fprint(fl.Output(), serverUsage)
+		}
+		fl.PrintDefaults()
+	}
 	id := fl.String("id", "", "this node's id, stable across restarts (required)")
 	data := fl.String("data", "", "data directory (required)")
 	raftAddr := fl.String("raft", "", "address raft listens on, e.g. 10.0.0.1:7000 (required)")
@@ -41,6 +64,9 @@ func serverCommand(args []string) error {
 	fl.StringVar(&tf.key, "tls-key", "", "the certificate's private key (PEM)")
 	fl.StringVar(&tf.ca, "tls-ca", "", "the CA that signs every node's certificate (PEM)")
 	heartbeat := fl.Duration("heartbeat", 0, "raft heartbeat and election timeout (default 500ms)")
+	beat := fl.Duration("heartbeat-interval", 0, "how often the node reports its resources to the leader (default 1s)")
+	deadAfter := fl.Duration("dead-after", 0, "silence after which the leader declares a node dead (default 10s)")
+	resources := fl.String("resources", "", "resources the node offers, e.g. cpu=4,memory_bytes=8e9,gpu=1,custom=2 (default: its cores and memory)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -50,10 +76,17 @@ func serverCommand(args []string) error {
 		return errors.New("--id, --data and --raft are required")
 	case *join != "" && *token == "":
 		return errors.New("--join needs --join-token (the first node keeps it in its data directory, file join-token)")
+	case kind == "worker" && *join == "":
+		return errors.New("a worker needs --join URL: the API of a server of the cluster")
 	}
-	o := nodeOptions{data: *data, http: *httpAddr, examples: *examples, cluster: engine.ClusterConfig{
-		NodeID: *id, RaftBind: *raftAddr, RaftAdvertise: *advertise, APIURL: *apiURL,
+	res, err := parseResources(*resources)
+	if err != nil {
+		return err
+	}
+	o := nodeOptions{data: *data, http: *httpAddr, examples: *examples, resources: res, cluster: engine.ClusterConfig{
+		NodeID: *id, RaftBind: *raftAddr, RaftAdvertise: *advertise, APIURL: *apiURL, Worker: kind == "worker",
 		Join: *join, JoinToken: *token, HeartbeatTimeout: *heartbeat, ElectionTimeout: *heartbeat,
+		HeartbeatInterval: *beat, DeadAfter: *deadAfter,
 	}}
 	if tf != (tlsFiles{}) {
 		if tf.cert == "" || tf.key == "" || tf.ca == "" {
@@ -62,6 +95,23 @@ func serverCommand(args []string) error {
 		o.tls = &tf
 	}
 	return serve(o)
+}
+
+// parseResources reads "name=amount,…"; empty gives nil (the engine's default).
+func parseResources(s string) (scheduler.Resources, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := scheduler.Resources{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		f, err := strconv.ParseFloat(v, 64)
+		if !ok || k == "" || err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, fmt.Errorf("--resources: %q is not name=amount (a non-negative number)", kv)
+		}
+		out[k] = f
+	}
+	return out, nil
 }
 
 // tlsFiles name a node's certificate, key and the cluster's CA.

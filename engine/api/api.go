@@ -134,6 +134,7 @@ func (s *Server) routes() {
 	internal.POST("/apply", s.clusterApply)
 	internal.GET("/readindex", s.readIndex)
 	internal.GET("/self", s.clusterSelf)
+	internal.POST("/heartbeat", s.heartbeat)
 }
 
 // auth checks the bearer token (or ?token= for the dashboard page) and refuses writes with the

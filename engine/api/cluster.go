@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -149,4 +150,17 @@ func (s *Server) failKV(c *gin.Context, err error) {
 	default:
 		s.failCluster(c, err)
 	}
+}
+
+func (s *Server) heartbeat(c *gin.Context) {
+	var hb engine.Heartbeat
+	if !s.readJSON(c, &hb) {
+		return
+	}
+	view, err := s.eng.Heartbeat(c.Request.Context(), hb)
+	if err != nil {
+		s.failCluster(c, fmt.Errorf("%w: %v", raft.ErrNotLeader, err))
+		return
+	}
+	c.JSON(http.StatusOK, view)
 }

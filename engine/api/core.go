@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/lumenflow/lumen/engine"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
@@ -142,7 +143,19 @@ func (s *Server) submitTask(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h, err := s.eng.Submit(c.Request.Context(), b.Job, req, grants)
+	var h int64
+	var err error
+	if placed := c.GetHeader(engine.PlacedHeader); placed != "" {
+		// Placed here by another node, whose applied index it carries: run it here.
+		idx, perr := strconv.ParseUint(placed, 10, 64)
+		if perr != nil {
+			fail(c, http.StatusBadRequest, "bad_input", engine.PlacedHeader+" is not an index")
+			return
+		}
+		h, err = s.eng.SubmitHere(c.Request.Context(), b.Job, req, grants, idx)
+	} else {
+		h, err = s.eng.Submit(c.Request.Context(), b.Job, req, grants)
+	}
 	if err != nil {
 		failErr(c, err, nil)
 		return

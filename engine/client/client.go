@@ -217,6 +217,7 @@ type ClusterStatus struct {
 	Term        uint64          `json:"term"`
 	CommitIndex uint64          `json:"commit_index"`
 	Members     []ClusterMember `json:"members"`
+	Nodes       []ClusterNode   `json:"nodes"`
 }
 
 // ClusterMember is one node of ClusterStatus.
@@ -233,7 +234,25 @@ type ClusterMember struct {
 	Lag     uint64 `json:"lag"`
 	Hash    string `json:"state_hash,omitempty"`
 	// Goroutines is the member's goroutine count, for leak checks.
-	Goroutines int `json:"goroutines,omitempty"`
+	Goroutines int  `json:"goroutines,omitempty"`
+	Worker     bool `json:"worker,omitempty"`
+	Dead       bool `json:"dead,omitempty"`
+	// TasksRun counts the tasks the member ran; PlacedOut those it placed on other nodes;
+	// Retried the placed tasks it ran again after their node failed.
+	TasksRun  int64 `json:"tasks_run"`
+	PlacedOut int64 `json:"placed_out"`
+	Retried   int64 `json:"retried"`
+}
+
+// ClusterNode is a live node's resources in ClusterStatus.
+type ClusterNode struct {
+	ID        string             `json:"id"`
+	API       string             `json:"api"`
+	Total     map[string]float64 `json:"total"`
+	Available map[string]float64 `json:"available"`
+	TasksRun  int64              `json:"tasks_run"`
+	SeenAgoMs int64              `json:"seen_ago_ms"`
+	Dead      bool               `json:"dead,omitempty"`
 }
 
 // Cluster reports the members, the leader, the term, the commit index and each member's lag.

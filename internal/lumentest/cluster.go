@@ -18,14 +18,32 @@ type Cluster struct {
 	t     testing.TB
 	Nodes []*Node
 	Token string // the join token
+	base  string
+	extra []string
+}
+
+// AddWorker starts a `lumen worker` that joins through node 0, with extra flags (e.g.
+// "--resources", "cpu=2"), and appends it to Nodes.
+func (c *Cluster) AddWorker(extra ...string) *Node {
+	c.t.Helper()
+	id := fmt.Sprintf("w%d", len(c.Nodes)+1)
+	nd := &Node{t: c.t, ID: id, DataDir: filepath.Join(c.base, id)}
+	nd.args = append([]string{"worker", "--id", id, "--data", nd.DataDir, "--raft", freePort(c.t), "--http", freePort(c.t),
+		"--join", c.Nodes[0].URL, "--join-token", c.Token}, c.extra...)
+	nd.args = append(nd.args, extra...)
+	nd.start()
+	c.t.Cleanup(nd.Kill)
+	c.Nodes = append(c.Nodes, nd)
+	return nd
 }
 
 // StartCluster starts n nodes and waits until each serves. Each node keeps its ports and data
-// directory across Restart. heartbeat tunes raft's timeouts (0 keeps the default).
-func StartCluster(t testing.TB, n int, heartbeat time.Duration) *Cluster {
+// directory across Restart. heartbeat tunes raft's timeouts (0 keeps the default); extra flags
+// go to every node.
+func StartCluster(t testing.TB, n int, heartbeat time.Duration, extra ...string) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t}
-	base := t.TempDir()
+	c := &Cluster{t: t, base: t.TempDir(), extra: extra}
+	base := c.base
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("n%d", i)
 		nd := &Node{t: t, ID: id, DataDir: filepath.Join(base, id)}
@@ -33,6 +51,7 @@ func StartCluster(t testing.TB, n int, heartbeat time.Duration) *Cluster {
 		if heartbeat > 0 {
 			args = append(args, "--heartbeat", heartbeat.String())
 		}
+		args = append(args, extra...)
 		if i > 1 {
 			args = append(args, "--join", c.Nodes[0].URL, "--join-token", c.Token)
 		}

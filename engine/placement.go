@@ -1,0 +1,463 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lumenflow/lumen/engine/scheduler"
+	"github.com/lumenflow/lumen/host"
+	"github.com/lumenflow/lumen/raftstore"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// Liveness and placement across nodes, as in Ray: every node heartbeats its resources to the
+// leader, which keeps liveness in memory and commits only the decision "node dead" (and its
+// reversal) through raft. The heartbeat's answer is the leader's view of every live node, which
+// a node uses to place the tasks submitted to it: where they fit now, spreading load, the node
+// itself first when it has room. The node that accepted a task owns it: it keeps its result
+// object, and when the node running the task dies it runs the task again elsewhere
+// (at-least-once execution, exactly-once result).
+
+// deadPrefix holds the committed decisions "node dead", by node id.
+const deadPrefix = "cluster/dead/"
+
+// Heartbeat is what a node tells the leader every heartbeat interval.
+type Heartbeat struct {
+	ID        string              `json:"id"`
+	API       string              `json:"api"`
+	Total     scheduler.Resources `json:"total"`
+	Available scheduler.Resources `json:"available"`
+	TasksRun  int64               `json:"tasks_run"`
+}
+
+// NodeView is one live node as placement sees it.
+type NodeView struct {
+	Heartbeat
+	SeenAgoMs int64 `json:"seen_ago_ms"`
+	Dead      bool  `json:"dead,omitempty"`
+}
+
+// liveness is the leader's memory of heartbeats, and every node's copy of the leader's view.
+type liveness struct {
+	mu        sync.Mutex
+	seen      map[string]time.Time
+	last      map[string]Heartbeat
+	leadSince time.Time // when this node last became leader; no node is declared dead before DeadAfter from it
+	view      []NodeView
+	viewAt    time.Time
+	tasksRun  atomic.Int64
+	placedOut atomic.Int64 // tasks this node placed elsewhere
+	retried   atomic.Int64 // placed tasks run again after their node failed
+}
+
+func (c *ClusterConfig) intervals() (beat, dead time.Duration) {
+	beat, dead = c.HeartbeatInterval, c.DeadAfter
+	if beat <= 0 {
+		beat = time.Second
+	}
+	if dead <= 0 {
+		dead = 10 * time.Second
+	}
+	return beat, dead
+}
+
+// startLiveness runs the heartbeat loop of every node and the leader's monitor.
+func (e *Engine) startLiveness() {
+	e.live.seen, e.live.last = map[string]time.Time{}, map[string]Heartbeat{}
+	beat, _ := e.cfg.Cluster.intervals()
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		t := time.NewTicker(beat)
+		defer t.Stop()
+		for {
+			e.heartbeat()
+			e.monitor()
+			select {
+			case <-e.ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+func (e *Engine) myHeartbeat() Heartbeat {
+	return Heartbeat{ID: e.cfg.Cluster.NodeID, API: e.cfg.Cluster.APIURL, Total: e.cfg.Resources.Clone(),
+		Available: e.adm.available(), TasksRun: e.live.tasksRun.Load()}
+}
+
+// heartbeat sends this node's heartbeat to the leader (or records it, on the leader) and keeps
+// the view the leader answers with.
+func (e *Engine) heartbeat() {
+	hb := e.myHeartbeat()
+	if e.node.IsLeader() {
+		e.live.mu.Lock()
+		if e.live.leadSince.IsZero() {
+			e.live.leadSince = time.Now()
+		}
+		e.live.mu.Unlock()
+		e.Heartbeat(e.ctx, hb)
+		return
+	}
+	e.live.mu.Lock()
+	e.live.leadSince = time.Time{}
+	e.live.mu.Unlock()
+	api := e.LeaderAPI()
+	if api == "" {
+		return
+	}
+	body, _ := json.Marshal(hb)
+	var view []NodeView
+	ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
+	defer cancel()
+	status, err := e.post(ctx, strings.TrimRight(api, "/")+"/v1/cluster/heartbeat", body, &view)
+	if err != nil || status != http.StatusOK {
+		return
+	}
+	e.live.mu.Lock()
+	e.live.view, e.live.viewAt = view, time.Now()
+	e.live.mu.Unlock()
+}
+
+// Heartbeat records a node's heartbeat on the leader and returns the leader's view of the live
+// nodes. A node declared dead that heartbeats again is declared alive.
+func (e *Engine) Heartbeat(ctx context.Context, hb Heartbeat) ([]NodeView, error) {
+	if !e.node.IsLeader() {
+		return nil, fmt.Errorf("engine: heartbeat: %w", errNotLeader)
+	}
+	e.live.mu.Lock()
+	e.live.seen[hb.ID] = time.Now()
+	e.live.last[hb.ID] = hb
+	e.live.mu.Unlock()
+	if _, err := e.node.KV().Get([]byte(deadPrefix + hb.ID)); err == nil {
+		e.node.Apply(ctx, &raftstore.Command{Ops: []raftstore.Op{{Kind: raftstore.OpDelete, Key: []byte(deadPrefix + hb.ID)}}})
+	}
+	view := e.leaderView()
+	e.live.mu.Lock()
+	e.live.view, e.live.viewAt = view, time.Now()
+	e.live.mu.Unlock()
+	return view, nil
+}
+
+var errNotLeader = errors.New("not the leader")
+
+// leaderView lists the nodes that heartbeat, with how long ago, and whether they are dead.
+func (e *Engine) leaderView() []NodeView {
+	e.live.mu.Lock()
+	defer e.live.mu.Unlock()
+	out := make([]NodeView, 0, len(e.live.last))
+	for id, hb := range e.live.last {
+		_, err := e.node.KV().Get([]byte(deadPrefix + id))
+		out = append(out, NodeView{Heartbeat: hb, SeenAgoMs: time.Since(e.live.seen[id]).Milliseconds(), Dead: err == nil})
+	}
+	slices.SortFunc(out, func(a, b NodeView) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// monitor, on the leader, declares dead the members not heard from for DeadAfter.
+func (e *Engine) monitor() {
+	if !e.node.IsLeader() {
+		return
+	}
+	_, deadAfter := e.cfg.Cluster.intervals()
+	members, err := e.node.Members()
+	if err != nil {
+		return
+	}
+	e.live.mu.Lock()
+	since := e.live.leadSince
+	var dead []string
+	for _, m := range members {
+		seen, ok := e.live.seen[m.ID]
+		if !ok {
+			seen = since // not heard from since this node leads
+		}
+		if time.Since(seen) > deadAfter && time.Since(since) > deadAfter {
+			dead = append(dead, m.ID)
+		}
+	}
+	e.live.mu.Unlock()
+	for _, id := range dead {
+		if _, err := e.node.KV().Get([]byte(deadPrefix + id)); err == nil {
+			continue
+		}
+		e.log.Warn("node declared dead", "node", id, "silent_for", deadAfter)
+		e.node.Apply(e.ctx, &raftstore.Command{Ops: []raftstore.Op{{Kind: raftstore.OpSet, Key: []byte(deadPrefix + id), Value: []byte(time.Now().UTC().Format(time.RFC3339))}}})
+	}
+}
+
+// isDead says whether the cluster has declared node id dead.
+func (e *Engine) isDead(id string) bool {
+	_, err := e.node.KV().Get([]byte(deadPrefix + id))
+	return err == nil
+}
+
+// ClusterNodes returns this node's latest view of the live nodes (the leader's, from the last
+// heartbeat).
+func (e *Engine) ClusterNodes() []NodeView {
+	e.live.mu.Lock()
+	defer e.live.mu.Unlock()
+	return slices.Clone(e.live.view)
+}
+
+// placeTask picks the node for a task with demand d: "" for this node. It places elsewhere only
+// when this node lacks room now and another live node (seen within two heartbeats) has it.
+func (e *Engine) placeTask(d scheduler.Resources, exclude map[string]bool) string {
+	self := e.cfg.Cluster.NodeID
+	if !exclude[self] && e.adm.available().Fits(d) {
+		return ""
+	}
+	beat, _ := e.cfg.Cluster.intervals()
+	e.live.mu.Lock()
+	defer e.live.mu.Unlock()
+	if time.Since(e.live.viewAt) > 3*beat {
+		return ""
+	}
+	var nodes []scheduler.Node
+	for _, v := range e.live.view {
+		if v.ID == self || v.Dead || exclude[v.ID] || v.API == "" || v.SeenAgoMs > 3*beat.Milliseconds() {
+			continue
+		}
+		nodes = append(nodes, scheduler.Node{ID: v.ID, Total: v.Total, Available: v.Available})
+	}
+	id, err := scheduler.Place(nodes, d)
+	if err != nil || id == "" {
+		return ""
+	}
+	// Count the placement against the node until its next heartbeat says how busy it is, so a
+	// burst of tasks spreads instead of piling onto the node that looked freest.
+	for i := range e.live.view {
+		if v := &e.live.view[i]; v.ID == id {
+			avail := v.Available.Clone()
+			for k, amt := range d {
+				avail[k] -= amt
+			}
+			v.Available = avail
+		}
+	}
+	return id
+}
+
+// remoteTask is a task this node placed on another: enough to submit it again elsewhere.
+type remoteTask struct {
+	job, digest, function string
+	args                  json.RawMessage
+	argsBytes             []byte
+	grants                []abi.Capability
+	timeoutMs             int64
+	retries               int
+	retryGuest            bool
+	demand                scheduler.Resources
+}
+
+// runRemote runs t on node first and, when a node fails or dies under it, on another, until
+// t.retries are spent; then completes obj with the result.
+func (e *Engine) runRemote(ctx context.Context, obj *object, first string, t remoteTask) {
+	exclude := map[string]bool{}
+	node := first
+	var last error
+	for attempt := 0; attempt <= t.retries; attempt++ {
+		if attempt > 0 {
+			e.live.retried.Add(1)
+			node = e.placeTask(t.demand, exclude)
+		}
+		var out []byte
+		var err error
+		if node == "" {
+			out, err = e.runHere(ctx, t)
+		} else {
+			out, err = e.runOn(ctx, node, t)
+		}
+		var ae *abi.Error
+		switch {
+		case err == nil:
+			e.objects.complete(obj, out, nil)
+			return
+		case errors.As(err, &ae):
+			e.objects.complete(obj, nil, ae) // the task's own outcome
+			return
+		case ctx.Err() != nil:
+			e.objects.complete(obj, nil, &abi.Error{Kind: abi.KindCancelled, Message: "task cancelled"})
+			return
+		}
+		last = err
+		if node != "" {
+			exclude[node] = true
+		}
+		e.log.Warn("placed task failed on its node; running it again elsewhere", "node", node, "function", t.function, "err", err)
+	}
+	e.objects.complete(obj, nil, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("task %s: every node it was placed on failed (last: %v)", t.function, last)})
+}
+
+// runHere runs a placed task on this node after all (no other node has room).
+func (e *Engine) runHere(ctx context.Context, t remoteTask) ([]byte, error) {
+	req := &abi.TaskRequest{Function: t.function, Args: t.args, ArgsBytes: t.argsBytes, TimeoutMs: t.timeoutMs, MaxRetries: &t.retries, RetryGuestErrors: t.retryGuest}
+	h, err := e.submitRequest(ctx, t.job, t.digest, req, host.Grants{Capabilities: t.grants}, host.Limits{})
+	if err != nil {
+		return nil, err
+	}
+	defer e.objects.release(t.job, h)
+	return e.objects.get(ctx, t.job, h, -1)
+}
+
+// runOn submits t to node's API and waits for its result there. An error that is not an
+// *abi.Error means the node failed (unreachable, dead): the caller places the task again.
+func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) ([]byte, error) {
+	rec, err := e.member(node)
+	if err != nil {
+		return nil, err
+	}
+	api := strings.TrimRight(rec.API, "/")
+	body, _ := json.Marshal(struct {
+		abi.TaskRequest
+		Job    string           `json:"job,omitempty"`
+		Grants []abi.Capability `json:"grants,omitempty"`
+	}{abi.TaskRequest{Module: t.digest, Function: t.function, Args: t.args, ArgsBytes: t.argsBytes, TimeoutMs: t.timeoutMs,
+		MaxRetries: &t.retries, RetryGuestErrors: t.retryGuest}, t.job, t.grants})
+	var sub struct {
+		Ref int64  `json:"ref"`
+		Job string `json:"job"`
+		errorBody
+	}
+	status, err := e.apiCall(ctx, "POST", api+"/v1/tasks", body, &sub, PlacedHeader, strconv.FormatUint(e.node.KV().Applied(), 10))
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusCreated {
+		return nil, remoteError(status, sub.errorBody)
+	}
+	// Poll the result, a few seconds at a time, so a node that dies is noticed.
+	for {
+		if e.isDead(node) {
+			return nil, fmt.Errorf("node %s was declared dead", node)
+		}
+		q := url.Values{"job": {sub.Job}, "timeout_ms": {"2000"}}
+		out, status, eb, err := e.apiGetRaw(ctx, fmt.Sprintf("%s/v1/objects/%d?%s", api, sub.Ref, q.Encode()))
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case status == http.StatusOK:
+			e.apiCall(context.WithoutCancel(ctx), "DELETE", fmt.Sprintf("%s/v1/objects/%d?job=%s", api, sub.Ref, url.QueryEscape(sub.Job)), nil, nil)
+			return out, nil
+		case status == http.StatusAccepted: // not ready yet
+			continue
+		default:
+			return nil, remoteError(status, eb)
+		}
+	}
+}
+
+// remoteError turns another node's error answer into the task's *abi.Error when it is the
+// task's outcome (4xx other than not-found of the module, which a lagging node may answer), or
+// a node failure otherwise.
+func remoteError(status int, eb errorBody) error {
+	if status >= 500 || status == http.StatusMisdirectedRequest || status == 0 {
+		return fmt.Errorf("node answered %d: %s", status, eb.Error.Message)
+	}
+	return &abi.Error{Kind: abi.ErrorKind(eb.Error.Kind), Message: eb.Error.Message}
+}
+
+// PlacedHeader marks a task submission that another node placed here: it runs here, and is not
+// placed again. Its value is the placing node's applied index: the node waits until it holds
+// that much of the state (the module, above all) before it resolves the task.
+const PlacedHeader = "Lumen-Placed"
+
+// apiCall sends a request to another node's API with this cluster's admin token and the given
+// headers (name, value pairs).
+func (e *Engine) apiCall(ctx context.Context, method, u string, body []byte, out any, headers ...string) (int, error) {
+	b, status, _, err := e.apiDo(ctx, method, u, body, headers...)
+	if err != nil {
+		return 0, err
+	}
+	if out != nil && len(b) > 0 {
+		json.Unmarshal(b, out)
+	}
+	return status, nil
+}
+
+func (e *Engine) apiGetRaw(ctx context.Context, u string) ([]byte, int, errorBody, error) {
+	b, status, eb, err := e.apiDo(ctx, "GET", u, nil)
+	return b, status, eb, err
+}
+
+func (e *Engine) apiDo(ctx context.Context, method, u string, body []byte, headers ...string) ([]byte, int, errorBody, error) {
+	var eb errorBody
+	tok, err := os.ReadFile(filepath.Join(e.cfg.DataDir, AdminTokenFile))
+	if err != nil {
+		return nil, 0, eb, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, eb, err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := e.cfg.Cluster.HTTPClient.Do(req)
+	if err != nil {
+		return nil, 0, eb, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRemoteResult))
+	if err != nil {
+		return nil, 0, eb, err
+	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		json.Unmarshal(b, &eb)
+	}
+	return b, resp.StatusCode, eb, nil
+}
+
+// maxRemoteResult caps a result fetched from another node.
+const maxRemoteResult = 1 << 30
+
+// submitPlaced places a task submitted to this node from outside. It returns ok false when the
+// task should run here (it fits here, passes objects by reference, or no other node has room).
+func (e *Engine) submitPlaced(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants) (h int64, ok bool, err error) {
+	if len(req.Refs) > 0 || len(grants.Dirs) > 0 || grants.Env != nil {
+		return 0, false, nil
+	}
+	fn, err := e.function(ctx, req.Module, req.Function, abi.KindTask)
+	if err != nil {
+		return 0, true, err
+	}
+	d := demand(req.Resources, fn.hints)
+	node := e.placeTask(d, nil)
+	if node == "" {
+		return 0, false, nil
+	}
+	m, err := e.reg.Resolve(req.Module)
+	if err != nil {
+		return 0, true, err
+	}
+	t := remoteTask{job: job, digest: m.Digest, function: req.Function, args: req.Args, argsBytes: req.ArgsBytes,
+		grants: grants.Capabilities, timeoutMs: req.TimeoutMs, retries: retriesOr(req.MaxRetries), retryGuest: req.RetryGuestErrors, demand: d}
+	h, obj := e.objects.pending(job)
+	tctx, cancel := context.WithCancel(e.ctx)
+	obj.cancel = cancel
+	e.live.placedOut.Add(1)
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer cancel()
+		e.runRemote(tctx, obj, node, t)
+	}()
+	return h, true, nil
+}
