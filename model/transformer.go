@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/lumenflow/lumen/gpu"
 )
@@ -182,7 +183,7 @@ func fromTensors(cfg Config, tok *Tokenizer, ts map[string]*gpu.Tensor) (*Model,
 		if !ok {
 			return nil, fmt.Errorf("model weights: tensor %q missing", n)
 		}
-		if !equalInts(t.Shape(), shapes[i]) {
+		if !slices.Equal(t.Shape(), shapes[i]) {
 			return nil, fmt.Errorf("model weights: tensor %q has shape %v, want %v", n, t.Shape(), shapes[i])
 		}
 		m.params = append(m.params, t)
