@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -251,4 +252,27 @@ func decodeFuzz(t *testing.T, run func(emit func(arrow.Record) error) error) {
 	if err != nil && !errors.Is(err, ErrBadInput) && !errors.Is(err, ErrSchemaMismatch) && !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("error wraps no sentinel: %v", err)
 	}
+}
+
+func FuzzReadParquet(f *testing.F) {
+	dir := f.TempDir()
+	if _, err := FromItems(genRows(rand.New(rand.NewPCG(9, 9)), 40)).WithOptions(Options{BatchRows: 16}).WriteParquet(context.Background(), dir); err != nil {
+		f.Fatal(err)
+	}
+	seed, err := os.ReadFile(filepath.Join(dir, "part-00000.parquet"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte("PAR1PAR1"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "f.parquet")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadParquet(path).WithOptions(Options{BatchRows: 16}).Count(context.Background())
+		if err != nil && !errors.Is(err, ErrBadInput) && !errors.Is(err, ErrSchemaMismatch) && !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("error wraps no sentinel: %v", err)
+		}
+	})
 }

@@ -107,67 +107,16 @@ func DecodeIPC(b []byte, mem memory.Allocator) (rec arrow.Record, err error) {
 // scanIPC walks the stream framing (continuation marker, metadata length, flatbuffer Message,
 // body) checking every length against the bytes present, and that the stream is one schema then
 // one record batch.
-func scanIPC(b []byte) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: IPC message metadata is malformed: %v", ErrBadInput, p)
-		}
-	}()
-	const (
-		hdrSchema      = 1
-		hdrDictionary  = 2
-		hdrRecordBatch = 3
-	)
-	var kinds []byte
-	for off := 0; off < len(b); {
-		if len(b)-off < 4 {
-			return fmt.Errorf("%w: IPC message %d: truncated length at byte %d", ErrBadInput, len(kinds), off)
-		}
-		n := binary.LittleEndian.Uint32(b[off:])
-		off += 4
-		if n == 0xFFFFFFFF {
-			if len(b)-off < 4 {
-				return fmt.Errorf("%w: IPC message %d: truncated length at byte %d", ErrBadInput, len(kinds), off)
-			}
-			n = binary.LittleEndian.Uint32(b[off:])
-			off += 4
-		}
-		if n == 0 {
-			if off != len(b) {
-				return fmt.Errorf("%w: %d bytes after the IPC end-of-stream marker", ErrBadInput, len(b)-off)
-			}
-			break
-		}
-		if uint64(n) > uint64(len(b)-off) || n < 8 {
-			return fmt.Errorf("%w: IPC message %d: metadata length %d, %d bytes left", ErrBadInput, len(kinds), int32(n), len(b)-off)
-		}
-		meta := b[off : off+int(n)]
-		off += int(n)
-		root := flatbuffers.GetUOffsetT(meta)
-		if uint64(root)+4 > uint64(len(meta)) {
-			return fmt.Errorf("%w: IPC message %d: bad metadata root", ErrBadInput, len(kinds))
-		}
-		tab := flatbuffers.Table{Bytes: meta, Pos: root}
-		vt := int(tab.Pos) - int(tab.GetSOffsetT(tab.Pos))
-		if vt < 0 || vt+4 > len(meta) {
-			return fmt.Errorf("%w: IPC message %d: bad metadata vtable", ErrBadInput, len(kinds))
-		}
-		var kind byte
-		if o := tab.Offset(6); o != 0 {
-			kind = tab.GetByte(flatbuffers.UOffsetT(o) + tab.Pos)
-		}
-		var bodyLen int64
-		if o := tab.Offset(10); o != 0 {
-			bodyLen = tab.GetInt64(flatbuffers.UOffsetT(o) + tab.Pos)
-		}
-		if bodyLen < 0 || uint64(bodyLen) > uint64(len(b)-off) {
-			return fmt.Errorf("%w: IPC message %d: body length %d, %d bytes left", ErrBadInput, len(kinds), bodyLen, len(b)-off)
-		}
-		if err := verifyMessage(meta, tab, kind); err != nil {
-			return fmt.Errorf("%w: IPC message %d: %v", ErrBadInput, len(kinds), err)
-		}
-		off += int(bodyLen)
-		kinds = append(kinds, kind)
+const (
+	hdrSchema      = 1
+	hdrDictionary  = 2
+	hdrRecordBatch = 3
+)
+
+func scanIPC(b []byte) error {
+	kinds, err := scanMessages(b)
+	if err != nil {
+		return err
 	}
 	switch {
 	case len(kinds) == 0:
@@ -180,6 +129,81 @@ func scanIPC(b []byte) (err error) {
 		return fmt.Errorf("%w: IPC dictionaries are not supported", ErrUnsupportedType)
 	case kinds[1] != hdrRecordBatch:
 		return fmt.Errorf("%w: IPC message 1 must be a record batch, got kind %d", ErrBadInput, kinds[1])
+	}
+	return nil
+}
+
+// scanMessages walks the framing of an IPC stream and verifies each message's metadata,
+// returning the header kind of each message.
+func scanMessages(b []byte) (kinds []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			kinds, err = nil, fmt.Errorf("%w: IPC message metadata is malformed: %v", ErrBadInput, p)
+		}
+	}()
+
+	for off := 0; off < len(b); {
+		if len(b)-off < 4 {
+			return nil, fmt.Errorf("%w: IPC message %d: truncated length at byte %d", ErrBadInput, len(kinds), off)
+		}
+		n := binary.LittleEndian.Uint32(b[off:])
+		off += 4
+		if n == 0xFFFFFFFF {
+			if len(b)-off < 4 {
+				return nil, fmt.Errorf("%w: IPC message %d: truncated length at byte %d", ErrBadInput, len(kinds), off)
+			}
+			n = binary.LittleEndian.Uint32(b[off:])
+			off += 4
+		}
+		if n == 0 {
+			if off != len(b) {
+				return nil, fmt.Errorf("%w: %d bytes after the IPC end-of-stream marker", ErrBadInput, len(b)-off)
+			}
+			break
+		}
+		if uint64(n) > uint64(len(b)-off) || n < 8 {
+			return nil, fmt.Errorf("%w: IPC message %d: metadata length %d, %d bytes left", ErrBadInput, len(kinds), int32(n), len(b)-off)
+		}
+		meta := b[off : off+int(n)]
+		off += int(n)
+		root := flatbuffers.GetUOffsetT(meta)
+		if uint64(root)+4 > uint64(len(meta)) {
+			return nil, fmt.Errorf("%w: IPC message %d: bad metadata root", ErrBadInput, len(kinds))
+		}
+		tab := flatbuffers.Table{Bytes: meta, Pos: root}
+		vt := int(tab.Pos) - int(tab.GetSOffsetT(tab.Pos))
+		if vt < 0 || vt+4 > len(meta) {
+			return nil, fmt.Errorf("%w: IPC message %d: bad metadata vtable", ErrBadInput, len(kinds))
+		}
+		var kind byte
+		if o := tab.Offset(6); o != 0 {
+			kind = tab.GetByte(flatbuffers.UOffsetT(o) + tab.Pos)
+		}
+		var bodyLen int64
+		if o := tab.Offset(10); o != 0 {
+			bodyLen = tab.GetInt64(flatbuffers.UOffsetT(o) + tab.Pos)
+		}
+		if bodyLen < 0 || uint64(bodyLen) > uint64(len(b)-off) {
+			return nil, fmt.Errorf("%w: IPC message %d: body length %d, %d bytes left", ErrBadInput, len(kinds), bodyLen, len(b)-off)
+		}
+		if err := verifyMessage(meta, tab, kind); err != nil {
+			return nil, fmt.Errorf("%w: IPC message %d: %v", ErrBadInput, len(kinds), err)
+		}
+		off += int(bodyLen)
+		kinds = append(kinds, kind)
+	}
+	return kinds, nil
+}
+
+// checkStoredSchema verifies an IPC-serialized schema (as Parquet files written by Arrow keep
+// in their ARROW:schema metadata) before the arrow reader decodes it.
+func checkStoredSchema(b []byte) error {
+	kinds, err := scanMessages(b)
+	if err != nil {
+		return err
+	}
+	if len(kinds) != 1 || kinds[0] != hdrSchema {
+		return fmt.Errorf("%w: stored Arrow schema holds messages %v, want one schema", ErrBadInput, kinds)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/apache/arrow/go/v17/parquet"
 	"github.com/apache/arrow/go/v17/parquet/file"
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 )
@@ -654,15 +656,44 @@ func ReadParquet(path string) *Dataset {
 func readParquetFile(ctx context.Context, s *stage, path string, _ *arrow.Schema, emit func(arrow.Record) error) (sch *arrow.Schema, err error) {
 	defer func() {
 		if p := recover(); p != nil {
+			if e, ok := p.(errAllocLimit); ok {
+				err = fmt.Errorf("%w: corrupt Parquet: %v", ErrTooLarge, e)
+				return
+			}
 			err = fmt.Errorf("%w: corrupt Parquet: %v", ErrBadInput, p)
 		}
 	}()
-	pf, err := file.OpenParquetFile(path, false)
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	// Forged lengths inside a Parquet file make the reader allocate what they say: cap what it may
+	// hold at once well above what a real file of this size needs.
+	mem := &limitAllocator{mem: s.mem(), limit: 64*st.Size() + 64<<20}
+	props := parquet.NewReaderProperties(mem)
+	props.BufferedStreamEnabled = true // read column chunks through a small buffer, not one slice of their claimed size
+	pf, err := file.OpenParquetFile(path, false, file.WithReadProps(props))
 	if err != nil {
 		return nil, fmt.Errorf("%w: not a readable Parquet file: %v", ErrBadInput, err)
 	}
 	defer pf.Close()
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: int64(s.x.opts.BatchRows)}, s.mem())
+	if err := checkParquetChunks(pf, st.Size()); err != nil {
+		return nil, err
+	}
+	// The Arrow schema stored in the metadata is IPC bytes the arrow reader trusts: verify it.
+	if v := pf.MetaData().KeyValueMetadata().FindValue("ARROW:schema"); v != nil {
+		decoded, err := base64.StdEncoding.DecodeString(*v)
+		if err != nil || len(decoded) == 0 {
+			decoded, err = base64.RawStdEncoding.DecodeString(*v)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: corrupt Parquet: ARROW:schema metadata: %v", ErrBadInput, err)
+		}
+		if err := checkStoredSchema(decoded); err != nil {
+			return nil, fmt.Errorf("corrupt Parquet: ARROW:schema metadata: %w", err)
+		}
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: int64(s.x.opts.BatchRows)}, mem)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Parquet schema: %v", ErrBadInput, err)
 	}
@@ -686,6 +717,34 @@ func readParquetFile(ctx context.Context, s *stage, path string, _ *arrow.Schema
 		return nil, fmt.Errorf("%w: corrupt Parquet: %v", ErrBadInput, err)
 	}
 	return sch, nil
+}
+
+// checkParquetChunks checks that every column chunk lies inside the file. pqarrow reads column
+// chunks from goroutines of its own, where a forged offset or length would panic out of reach of
+// any recover and take the process down.
+func checkParquetChunks(pf *file.Reader, size int64) error {
+	md := pf.MetaData()
+	for rg := range len(md.RowGroups) {
+		rgm := md.RowGroup(rg)
+		if rgm.NumRows() < 0 {
+			return fmt.Errorf("%w: corrupt Parquet: row group %d has %d rows", ErrBadInput, rg, rgm.NumRows())
+		}
+		for c := range rgm.NumColumns() {
+			col, err := rgm.ColumnChunk(c)
+			if err != nil {
+				return fmt.Errorf("%w: corrupt Parquet: row group %d column %d: %v", ErrBadInput, rg, c, err)
+			}
+			start := col.DataPageOffset()
+			if col.HasDictionaryPage() && col.DictionaryPageOffset() > 0 && start > col.DictionaryPageOffset() {
+				start = col.DictionaryPageOffset()
+			}
+			n := col.TotalCompressedSize()
+			if start < 0 || n < 0 || start > size || n > size-start {
+				return fmt.Errorf("%w: corrupt Parquet: row group %d column %q spans bytes %d+%d of a %d-byte file", ErrBadInput, rg, col.PathInSchema().String(), start, n, size)
+			}
+		}
+	}
+	return nil
 }
 
 // FromItems makes a dataset of Go rows. Columns are the union of the maps' keys, sorted by name;
