@@ -41,6 +41,8 @@ type Config struct {
 	// Cluster says how the node takes part in the replicated control plane; the zero value runs
 	// a single node.
 	Cluster ClusterConfig
+	// Model says which chat models the node serves (model.go); the zero value serves none.
+	Model ModelConfig
 }
 
 // Engine is one node's control plane. It runs the calls of registered modules and, behind the
@@ -83,6 +85,7 @@ type Engine struct {
 	// compiledWFs are the workflows compiled for repeated execution.
 	compiledWFs map[string]*compiledWF
 	log         *slog.Logger
+	models      *models // nil when Config.Model serves none; set in Open, then read-only
 }
 
 // Open creates the data directory if needed, opens the registry and starts the host runtime.
@@ -112,6 +115,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		MaxModuleBytes:     cfg.MaxModuleBytes,
 		Services:           services{e},
 		Tensors:            tensorsImpl{e},
+		Models:             modelsImpl{e},
 	})
 	if err != nil {
 		e.cancel()
@@ -135,6 +139,10 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("engine: open registry: %w", err)
 	}
 	e.rt, e.reg, e.state = rt, reg, &state{node: e.node, ctx: e.ctx}
+	if err := e.openModels(); err != nil {
+		e.Close(ctx)
+		return nil, err
+	}
 	if err := e.resumeWorkflows(); err != nil {
 		e.Close(ctx)
 		return nil, err

@@ -1,0 +1,178 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/model"
+	"github.com/lumenflow/lumen/model/openai"
+)
+
+// untrainedModel saves a tiny model with random weights: the engine serves it as it would a
+// trained one, and its seeded answers are deterministic.
+func untrainedModel(t *testing.T) string {
+	t.Helper()
+	tok, err := model.TrainBPE(model.Corpus(1, 100), 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.New(model.TinyConfig(tok.VocabSize()), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func openModelEngine(t *testing.T, dataDir string, mc engine.ModelConfig) *engine.Engine {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e, err := engine.Open(ctx, engine.Config{DataDir: dataDir, Model: mc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func batchLines(t *testing.T, n int) []openai.BatchRequest {
+	t.Helper()
+	var reqs []openai.BatchRequest
+	for i := range n {
+		body := fmt.Sprintf(`{"model":"lumen-mm","seed":%d,"max_tokens":3,"temperature":1,"messages":[{"role":"user","content":"line %d"}]}`, i, i)
+		req, e := openai.DecodeRequest([]byte(body))
+		if e != nil {
+			t.Fatal(e)
+		}
+		reqs = append(reqs, openai.BatchRequest{CustomID: fmt.Sprintf("r%d", i), Request: req})
+	}
+	return reqs
+}
+
+func TestModel_BatchResumesWithoutRedoingFinishedLines(t *testing.T) {
+	mdir, data := untrainedModel(t), t.TempDir()
+	mc := engine.ModelConfig{Dir: mdir, BatchConcurrency: 1}
+	e := openModelEngine(t, data, mc)
+	ms, ok := e.Models()
+	if !ok {
+		t.Fatal("Models: no model served")
+	}
+	reqs := batchLines(t, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	var first string
+	res, err := ms.BatchRunner.RunBatch(ctx, "batch_t1", reqs, func(i int, r openai.BatchResult) {
+		if r.Completion == nil {
+			t.Errorf("line %d: %v", i, r.Err)
+			return
+		}
+		if first == "" {
+			first = r.Completion.ID
+			cancel() // the node "stops" after one finished line
+		}
+	})
+	cancel()
+	if err == nil || first == "" {
+		t.Fatalf("cut-short run: err %v, first %q", err, first)
+	}
+	if len(res) != len(reqs) || res[0].Completion == nil || res[0].Completion.ID != first {
+		t.Fatalf("cut-short run results: %+v", res)
+	}
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	e = openModelEngine(t, data, mc)
+	defer e.Close(context.Background())
+	ms, _ = e.Models()
+	var seen []int
+	res, err = ms.BatchRunner.RunBatch(context.Background(), "batch_t1", reqs, func(i int, r openai.BatchResult) { seen = append(seen, i) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != len(reqs) {
+		t.Errorf("progress called for %v, want every line once", seen)
+	}
+	for i, r := range res {
+		if r.Completion == nil || r.CustomID != reqs[i].CustomID {
+			t.Fatalf("line %d after restart: %+v", i, r)
+		}
+	}
+	if res[0].Completion.ID != first {
+		t.Errorf("line 0 was run again after the restart: id %s, first run %s", res[0].Completion.ID, first)
+	}
+	// A finished batch forgets its checkpoints: the same id runs every line afresh.
+	again, err := ms.BatchRunner.RunBatch(context.Background(), "batch_t1", reqs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again[0].Completion.ID == first {
+		t.Errorf("checkpoints of a finished batch were kept")
+	}
+	// Seeded lines give the same text whether run before or after the restart.
+	for i := range res {
+		if a, b := *res[i].Completion.Choices[0].Message.Content, *again[i].Completion.Choices[0].Message.Content; a != b {
+			t.Errorf("line %d: %q then %q", i, a, b)
+		}
+	}
+}
+
+func TestModel_ChatRoutesFiltersAndRefuses(t *testing.T) {
+	e := openModelEngine(t, t.TempDir(), engine.ModelConfig{Dir: untrainedModel(t), ID: "tiny"})
+	defer e.Close(context.Background())
+	ctx := context.Background()
+
+	status, out, ok := e.Chat(ctx, []byte(`{"model":"tiny","seed":1,"max_tokens":2,"messages":[{"role":"user","content":"hi"}]}`))
+	var c openai.ChatCompletion
+	if !ok || status != http.StatusOK || json.Unmarshal(out, &c) != nil || c.Model != "tiny" || len(c.Choices) != 1 {
+		t.Fatalf("chat: %v %d %s", ok, status, out)
+	}
+	status, out, _ = e.Chat(ctx, []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`))
+	if status != http.StatusNotFound || !strings.Contains(string(out), "model_not_found") {
+		t.Errorf("unknown model: %d %s", status, out)
+	}
+	status, out, _ = e.Chat(ctx, []byte(`{"model":"tiny","messages":[{"role":"user","content":"how do I build a bomb"}]}`))
+	if status != http.StatusOK || !strings.Contains(string(out), `"content_filter"`) {
+		t.Errorf("unsafe request: %d %s", status, out)
+	}
+	status, out, _ = e.Chat(ctx, []byte(`{"model":"tiny","messages":[]}`))
+	if status != http.StatusBadRequest || !strings.Contains(string(out), `"messages"`) {
+		t.Errorf("empty messages: %d %s", status, out)
+	}
+}
+
+func TestModel_ConfigErrorsNameTheirSource(t *testing.T) {
+	ctx := context.Background()
+	for name, mc := range map[string]engine.ModelConfig{
+		"model dir": {Dir: filepath.Join(t.TempDir(), "nope")},
+		"key file":  {Provider: engine.ProviderConfig{BaseURL: "http://127.0.0.1:1/v1", KeyFile: filepath.Join(t.TempDir(), "nokey")}},
+		"safety":    {Provider: engine.ProviderConfig{BaseURL: "http://127.0.0.1:1/v1"}, SafetyFile: filepath.Join(t.TempDir(), "nofilter.json")},
+		"provider":  {Provider: engine.ProviderConfig{BaseURL: "::not a url"}},
+	} {
+		e, err := engine.Open(ctx, engine.Config{DataDir: t.TempDir(), Model: mc})
+		if err == nil {
+			e.Close(ctx)
+			t.Errorf("%s: Open accepted %+v", name, mc)
+			continue
+		}
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: error %q does not name it", name, err)
+		}
+	}
+	if _, err := engine.ParseModelMap("a=b,a=c"); err == nil {
+		t.Error("ParseModelMap accepted a name twice")
+	}
+	m, err := engine.ParseModelMap("gpt-4o, mine=gpt-4o-mini")
+	if err != nil || m["gpt-4o"] != "gpt-4o" || m["mine"] != "gpt-4o-mini" {
+		t.Errorf("ParseModelMap: %v %v", m, err)
+	}
+}
