@@ -15,12 +15,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/lumenflow/lumen/engine"
 	"github.com/lumenflow/lumen/host"
+	"github.com/lumenflow/lumen/model/openai"
 	"github.com/lumenflow/lumen/plugins"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
@@ -47,6 +49,10 @@ type Server struct {
 	adminToken string
 	readToken  string
 	router     *gin.Engine
+
+	oai       *openai.Handler // nil when the engine serves no model (openai.go)
+	oaiClosed chan struct{}
+	oaiOnce   sync.Once
 }
 
 // New loads the API tokens from the engine's data directory, generating them at first start,
@@ -68,6 +74,9 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{eng: eng, cfg: cfg, adminToken: admin, readToken: read, router: gin.New()}
+	if err := s.openOpenAI(); err != nil {
+		return nil, err
+	}
 	s.routes()
 	return s, nil
 }
@@ -96,6 +105,7 @@ func (s *Server) routes() {
 		fail(c, http.StatusNotFound, "not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path)
 	})
 
+	s.openaiRoutes(r) // before the group below: these answer errors in OpenAI's shape
 	authed := r.Group("/", s.auth)
 	authed.GET("/", s.dashboard)
 	v1 := authed.Group("/v1")

@@ -21,6 +21,7 @@ import (
 // grants name host paths and values, so only an operator's configuration may give them.
 var grantable = map[abi.Capability]bool{
 	abi.CapObjects: true, abi.CapTasks: true, abi.CapActors: true, abi.CapClock: true, abi.CapRandom: true, abi.CapTensors: true,
+	abi.CapModel: true,
 }
 
 // taskBody is POST /v1/tasks: a task request, its job and what it is granted.
