@@ -40,6 +40,7 @@ Usage:
   lumen run WORKFLOW.json [--follow] [--grant caps]      submit a workflow; --follow shows progress and its output
   lumen new --lang go|rust|c|assemblyscript NAME         scaffold a task module in folder NAME
   lumen bench [--json] [--quick] [--only name,name]      Ray's microbenchmark figures beside same-run baselines
+  lumen model train --out DIR [--size tiny|small]        train the multimodal model that --model DIR serves
 
 Client commands take --url, --token (or LUMEN_URL, LUMEN_TOKEN; the token of ./lumen-data is
 found by itself) and --json.
@@ -74,6 +75,8 @@ func main() {
 		err = newCommand(os.Args[2:])
 	case "bench":
 		err = benchCommand(os.Args[2:])
+	case "model":
+		err = modelCommand(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -92,10 +95,15 @@ func up(args []string) error {
 	data := fl.String("data", "./lumen-data", "data directory: control-plane state, compilation cache, API tokens")
 	addr := fl.String("http", "127.0.0.1:7070", "address of the REST API and dashboard")
 	examples := fl.String("examples", "", "load the built examples under this directory")
+	mf := addModelFlags(fl)
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	return serve(nodeOptions{data: *data, http: *addr, examples: *examples})
+	mc, err := mf.config()
+	if err != nil {
+		return err
+	}
+	return serve(nodeOptions{data: *data, http: *addr, examples: *examples, model: mc})
 }
 
 // nodeOptions are what `lumen up` and `lumen server` start a node with.
@@ -104,6 +112,7 @@ type nodeOptions struct {
 	cluster              engine.ClusterConfig
 	resources            scheduler.Resources
 	tls                  *tlsFiles
+	model                engine.ModelConfig // the OpenAI-compatible API's models (model.go)
 }
 
 // serve opens the engine, loads the examples, and serves the API until SIGINT or SIGTERM.
@@ -131,7 +140,7 @@ func serve(o nodeOptions) error {
 	if o.cluster.RaftBind != "" && o.cluster.APIURL == "" {
 		o.cluster.APIURL = url
 	}
-	eng, err := engine.Open(ctx, engine.Config{DataDir: o.data, Cluster: o.cluster, Resources: o.resources})
+	eng, err := engine.Open(ctx, engine.Config{DataDir: o.data, Cluster: o.cluster, Resources: o.resources, Model: o.model})
 	if err != nil {
 		return err
 	}
@@ -145,6 +154,7 @@ func serve(o nodeOptions) error {
 	if err != nil {
 		return err
 	}
+	defer srv.Close() // before the engine's: batches stop, to resume at the next start
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: apiTLS(serverTLS)}
 	go func() {
 		<-ctx.Done()
