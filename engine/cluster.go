@@ -163,6 +163,9 @@ func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= m.level && m.Handler.Enabled(ctx, l)
 }
 
+// nodeID is this node's id in the cluster ("local" for a single node).
+func (e *Engine) nodeID() string { return e.cfg.Cluster.NodeID }
+
 // LoadOrCreateSecret reads a secret file, or creates it with 32 random bytes in hex and mode
 // 0600. A file readable by others is refused.
 func LoadOrCreateSecret(path string) (string, error) {

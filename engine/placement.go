@@ -197,7 +197,10 @@ func (e *Engine) monitor() {
 			continue
 		}
 		e.log.Warn("node declared dead", "node", id, "silent_for", deadAfter)
-		e.node.Apply(e.ctx, &raftstore.Command{Ops: []raftstore.Op{{Kind: raftstore.OpSet, Key: []byte(deadPrefix + id), Value: []byte(time.Now().UTC().Format(time.RFC3339))}}})
+		err := e.node.Apply(e.ctx, &raftstore.Command{Ops: []raftstore.Op{{Kind: raftstore.OpSet, Key: []byte(deadPrefix + id), Value: []byte(time.Now().UTC().Format(time.RFC3339))}}})
+		if err == nil && id != e.nodeID() {
+			e.adoptWorkflows(id)
+		}
 	}
 }
 

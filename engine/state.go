@@ -26,8 +26,12 @@ func (s *state) put(key string, val []byte) error {
 }
 
 // putMany writes every pair in one command: all or none are applied.
-func (s *state) putMany(kv map[string][]byte) error {
-	c := &raftstore.Command{}
+func (s *state) putMany(kv map[string][]byte) error { return s.putManyIf(kv) }
+
+// putManyIf is putMany applied only when every condition holds (else an error wrapping
+// raftstore.ErrConflict).
+func (s *state) putManyIf(kv map[string][]byte, conds ...raftstore.Cond) error {
+	c := &raftstore.Command{Conds: conds}
 	for k, v := range kv {
 		c.Ops = append(c.Ops, raftstore.Op{Kind: raftstore.OpSet, Key: []byte(k), Value: v})
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lumenflow/lumen/engine/dag"
 	"github.com/lumenflow/lumen/host"
+	"github.com/lumenflow/lumen/raftstore"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
 
@@ -147,7 +148,7 @@ func (e *Engine) SubmitWorkflow(ctx context.Context, doc []byte, job string, gra
 	if err != nil {
 		return "", err
 	}
-	if err := e.state.putMany(map[string][]byte{wfKey(id, "spec"): specJSON, wfKey(id, "meta"): meta}); err != nil {
+	if err := e.state.putMany(map[string][]byte{wfKey(id, "spec"): specJSON, wfKey(id, "meta"): meta, wfKey(id, "owner"): []byte(e.nodeID())}); err != nil {
 		return "", fmt.Errorf("engine: store workflow: %w", err)
 	}
 	e.startRun(r, nil)
@@ -316,7 +317,17 @@ func (e *Engine) checkpoint(r *wfRun, kv map[string][]byte) {
 		panic(fmt.Sprintf("engine: encode workflow status: %v", err)) // plain data: cannot fail
 	}
 	kv[wfKey(r.id, "meta")] = meta
-	if err := e.state.putMany(kv); err != nil {
+	// Only the workflow's owner writes its checkpoints: a node that lost the workflow to another
+	// (declared dead while it was only cut off) stops running it.
+	owner := raftstore.Cond{Key: []byte(wfKey(r.id, "owner")), Value: []byte(e.nodeID())}
+	if err := e.state.putManyIf(kv, owner); err != nil {
+		if errors.Is(err, raftstore.ErrConflict) {
+			e.logf("workflow %s: another node owns it now; this node stops running it", r.id)
+			if r.cancel != nil {
+				r.cancel()
+			}
+			return
+		}
 		// The engine keeps going; a restart resumes from the last stored checkpoint.
 		e.logf("workflow %s: checkpoint failed: %v", r.id, err)
 	}
@@ -475,38 +486,82 @@ func (e *Engine) resumeWorkflows() error {
 	sort.Strings(ids)
 	for _, id := range ids {
 		s := found[id]
-		plan, perr := e.compileWorkflow(s.spec.Workflow, s.spec.Modules)
-		if s.meta.State != WorkflowRunning {
-			if perr == nil {
-				r := e.newRun(id, s.spec, plan, s.meta)
-				close(r.done)
-				e.wmu.Lock()
-				e.runs[id] = r
-				e.wmu.Unlock()
-			}
-			continue
+		owner, _ := e.state.get(wfKey(id, "owner"))
+		if s.meta.State == WorkflowRunning && len(owner) > 0 && string(owner) != e.nodeID() {
+			continue // another node's: it runs it, or adopts it when its owner dies
 		}
-		if perr != nil {
-			e.logf("workflow %s cannot resume: %v", id, perr)
-			continue
-		}
-		outputs := map[string][]byte{}
-		for _, st := range plan.Steps {
-			if b, err := e.state.get(wfKey(id, "out/"+st.ID)); err == nil {
-				outputs[st.ID] = b
+		if s.meta.State == WorkflowRunning && len(owner) == 0 {
+			// Stored before workflows had owners: this node takes it.
+			claim := raftstore.Cond{Key: []byte(wfKey(id, "owner")), Absent: true}
+			if err := e.state.putManyIf(map[string][]byte{wfKey(id, "owner"): []byte(e.nodeID())}, claim); err != nil {
+				continue
 			}
 		}
-		s.meta.Resumed++
-		for i := range s.meta.Steps {
-			if s.meta.Steps[i].State == StepRunning {
-				s.meta.Steps[i].State = StepWaiting
-			}
-		}
-		r := e.newRun(id, s.spec, plan, s.meta)
-		e.saveMeta(r)
-		e.startRun(r, outputs)
+		e.resumeStored(id, s.spec, s.meta)
 	}
 	return nil
+}
+
+// resumeStored restarts a stored workflow from its checkpoints when it was running, and
+// otherwise keeps its final status for queries.
+func (e *Engine) resumeStored(id string, spec wfSpec, meta WorkflowStatus) {
+	plan, perr := e.compileWorkflow(spec.Workflow, spec.Modules)
+	if meta.State != WorkflowRunning {
+		if perr == nil {
+			r := e.newRun(id, spec, plan, meta)
+			close(r.done)
+			e.wmu.Lock()
+			e.runs[id] = r
+			e.wmu.Unlock()
+		}
+		return
+	}
+	if perr != nil {
+		e.logf("workflow %s cannot resume: %v", id, perr)
+		return
+	}
+	outputs := map[string][]byte{}
+	for _, st := range plan.Steps {
+		if b, err := e.state.get(wfKey(id, "out/"+st.ID)); err == nil {
+			outputs[st.ID] = b
+		}
+	}
+	meta.Resumed++
+	for i := range meta.Steps {
+		if meta.Steps[i].State == StepRunning {
+			meta.Steps[i].State = StepWaiting
+		}
+	}
+	r := e.newRun(id, spec, plan, meta)
+	e.saveMeta(r)
+	e.startRun(r, outputs)
+}
+
+// adoptWorkflows makes this node (the leader) the owner of the running workflows of a node
+// declared dead, and resumes them from their checkpoints: a committed step does not run again.
+func (e *Engine) adoptWorkflows(dead string) {
+	var ids []string
+	e.state.scan("wf/", func(k string, v []byte) error {
+		if id, ok := strings.CutSuffix(strings.TrimPrefix(k, "wf/"), "/owner"); ok && string(v) == dead {
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	for _, id := range ids {
+		var spec wfSpec
+		var meta WorkflowStatus
+		sb, err1 := e.state.get(wfKey(id, "spec"))
+		mb, err2 := e.state.get(wfKey(id, "meta"))
+		if err1 != nil || err2 != nil || json.Unmarshal(sb, &spec) != nil || json.Unmarshal(mb, &meta) != nil || meta.State != WorkflowRunning {
+			continue
+		}
+		claim := raftstore.Cond{Key: []byte(wfKey(id, "owner")), Value: []byte(dead)}
+		if err := e.state.putManyIf(map[string][]byte{wfKey(id, "owner"): []byte(e.nodeID())}, claim); err != nil {
+			continue
+		}
+		e.logf("workflow %s: adopted from dead node %s", id, dead)
+		e.resumeStored(id, spec, meta)
+	}
 }
 
 func (e *Engine) run(id string) (*wfRun, error) {

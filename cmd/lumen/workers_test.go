@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -115,4 +116,90 @@ func memberOf(st *client.ClusterStatus, id string) client.ClusterMember {
 		}
 	}
 	return client.ClusterMember{}
+}
+
+// A workflow runs on the server that accepted it. That server is killed with SIGKILL in the
+// middle: the leader declares it dead, adopts the workflow and finishes it from its checkpoints;
+// the step that had finished before the kill does not run again.
+func TestCluster_WorkflowOfADeadNodeCarriesOnElsewhere(t *testing.T) {
+	c := lumentest.StartCluster(t, 3, 0, "--heartbeat-interval", "200ms", "--dead-after", "1500ms")
+	leader := c.Leader(10 * time.Second)
+	var owner *lumentest.Node
+	for _, n := range c.Nodes {
+		if n != leader {
+			owner = n
+			break
+		}
+	}
+	wasm, err := os.ReadFile(guestbuild.Go(t, "../../engine/testdata/guest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner.Push(wasm, "svc", "1.0.0")
+	ctx := context.Background()
+	oc := owner.Client()
+	doc := []byte(`{"version": 1, "name": "carry-on", "steps": [
+	  {"id": "first", "module": "svc", "function": "square", "args": 6},
+	  {"id": "slow", "module": "svc", "function": "busy", "map": [1, 8000, 8000, 8000, 8000], "args": "${item}"},
+	  {"id": "last", "module": "svc", "function": "square", "args": "${first}"}],
+	  "output": {"slow": "${slow}", "last": "${last}"}}`)
+	st, err := oc.SubmitWorkflow(ctx, doc, "", []string{"objects", "tasks", "actors"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		cur, err := oc.Workflow(ctx, st.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		states := map[string]string{}
+		for _, s := range cur.Steps {
+			states[s.ID] = s.State
+		}
+		if cur.State != "running" {
+			t.Fatalf("workflow ended before the kill: %+v", cur)
+		}
+		if states["first"] == "done" && states["slow"] == "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workflow did not get going: %+v", cur)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	owner.Kill()
+
+	lc := c.Leader(10 * time.Second).Client()
+	deadline = time.Now().Add(90 * time.Second)
+	for {
+		out, done, err := lc.WorkflowResult(ctx, st.ID, 5*time.Second)
+		if err == nil && done {
+			var res struct {
+				Slow []int
+				Last int
+			}
+			if err := json.Unmarshal(out, &res); err != nil || res.Last != 1296 || len(res.Slow) != 5 || res.Slow[4] != 8000 {
+				t.Fatalf("output %s (%v)", out, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the workflow did not finish elsewhere: %s %v %v", out, done, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fin, err := lc.Workflow(ctx, st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range fin.Steps {
+		if s.ID == "first" && s.Runs != 1 {
+			t.Errorf("step first finished before the kill, then ran again (%d runs)", s.Runs)
+		}
+	}
+	if fin.Resumed != 1 {
+		t.Errorf("resumed %d times, want 1", fin.Resumed)
+	}
+	t.Logf("workflow %s finished on %s after its node died: %+v", st.ID, fin.State, fin.Steps)
 }
