@@ -43,6 +43,9 @@ type Config struct {
 	Cluster ClusterConfig
 	// Model says which chat models the node serves (model.go); the zero value serves none.
 	Model ModelConfig
+	// DataRoot is the folder data jobs may read and write (datajobs.go): every path of a
+	// pipeline is relative to it and must stay inside it. Empty: data jobs are refused.
+	DataRoot string
 }
 
 // Engine is one node's control plane. It runs the calls of registered modules and, behind the
@@ -86,6 +89,7 @@ type Engine struct {
 	compiledWFs map[string]*compiledWF
 	log         *slog.Logger
 	models      *models // nil when Config.Model serves none; set in Open, then read-only
+	dataJobs    dataJobs // pipelines run by RunPipeline (datajobs.go)
 }
 
 // Open creates the data directory if needed, opens the registry and starts the host runtime.
