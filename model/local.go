@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -88,17 +89,11 @@ func (l *Local) Models() []openai.Model {
 	return []openai.Model{{ID: l.cfg.ModelID, Object: "model", Created: l.cfg.Created, OwnedBy: "lumen"}}
 }
 
-// localTool is a tool of one request with its compiled parameters schema.
-type localTool struct {
-	name   string
-	schema *jsonschema.Schema
-}
-
 // request is one ChatCompletion call, parsed.
 type request struct {
 	prompt     []Item
-	tools      []localTool
-	names      *jsonschema.Schema // enum of the tool names, for the name of a call
+	tools      []string           // the request's tool names
+	call       *jsonschema.Schema // of a whole call, {"name":…,"arguments":…}, over the callable tools
 	choice     openai.ToolChoice
 	parallel   bool
 	format     *jsonschema.Schema
@@ -180,23 +175,35 @@ func (l *Local) parse(req *openai.ChatCompletionRequest) (*request, error) {
 		return nil, openai.Invalid("response_format", openai.CodeInvalidSchema, "Invalid response_format: %v.", err)
 	}
 	var tools []Tool
-	var names []string
+	var defs, alts []string
 	for i, t := range req.Tools {
-		s, err := t.ParametersSchema()
+		if _, err := t.ParametersSchema(); err != nil {
+			return nil, openai.Invalid(fmt.Sprintf("tools[%d].function.parameters", i), openai.CodeInvalidSchema, "Invalid schema: %v.", err)
+		}
+		r.tools = append(r.tools, t.Function.Name)
+		tools = append(tools, Tool{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters})
+		if r.choice.Mode == "function" && t.Function.Name != r.choice.Name {
+			continue
+		}
+		def := fmt.Sprintf("t%d", i)
+		params, err := rebaseRefs(t.Function.Parameters, "#/$defs/"+def)
 		if err != nil {
 			return nil, openai.Invalid(fmt.Sprintf("tools[%d].function.parameters", i), openai.CodeInvalidSchema, "Invalid schema: %v.", err)
 		}
-		r.tools = append(r.tools, localTool{name: t.Function.Name, schema: s})
-		tools = append(tools, Tool{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters})
-		names = append(names, t.Function.Name)
+		name, _ := json.Marshal(t.Function.Name)
+		defs = append(defs, fmt.Sprintf("%q:%s", def, params))
+		alts = append(alts, `{"type":"object","properties":{"name":{"const":`+string(name)+`},"arguments":{"$ref":"#/$defs/`+def+
+			`"}},"required":["name","arguments"],"additionalProperties":false}`)
 	}
-	if r.choice.Mode == "function" && !contains(names, r.choice.Name) {
+	if r.choice.Mode == "function" && !contains(r.tools, r.choice.Name) {
 		return nil, openai.Invalid("tool_choice", openai.CodeInvalidValue, "Invalid tool_choice: no tool named %q in tools.", r.choice.Name)
 	}
-	if len(names) > 0 {
-		enum, _ := json.Marshal(map[string]any{"enum": names})
-		if r.names, err = jsonschema.Compile(enum); err != nil {
-			return nil, openai.Invalid("tools", openai.CodeInvalidValue, "Invalid tool names: %v.", err)
+	if len(alts) > 0 {
+		// One schema for the whole call, so that the model writes it in the tokens it was
+		// trained on; each tool's schema sits under $defs with its $refs rebased there.
+		doc := `{"anyOf":[` + strings.Join(alts, ",") + `],"$defs":{` + strings.Join(defs, ",") + `}}`
+		if r.call, err = jsonschema.Compile([]byte(doc)); err != nil {
+			return nil, openai.Invalid("tools", openai.CodeInvalidSchema, "Invalid tool schemas: %v.", err)
 		}
 	} else if r.choice.Mode == "required" || r.choice.Mode == "function" {
 		return nil, openai.Invalid("tool_choice", openai.CodeInvalidValue, "tool_choice %q needs tools.", r.choice.Mode)
@@ -294,10 +301,9 @@ func convertMessage(m *openai.Message, i int) (Message, error) {
 
 // Decoder phases.
 const (
-	phText     = iota // free text, or text under response_format's schema
-	phCallName        // inside a tool call, choosing the function
-	phCallArgs        // inside a tool call, writing the arguments
-	phAfter           // after a tool call: another, or the end
+	phText  = iota // free text, or text under response_format's schema
+	phCall         // inside a tool call
+	phAfter        // after a tool call: another, or the end
 )
 
 // decoder produces one choice.
@@ -315,15 +321,16 @@ type decoder struct {
 	generated int
 	phase     int
 	matcher   *jsonschema.Matcher // of the content (response_format) or of the current call part
-	tool      *localTool
+	callBuf   []byte              // the current call's JSON so far
+	argStart  int                 // where its arguments begin, once its name is known (else 0)
+	argSent   int                 // argument bytes streamed
 	content   []byte
 	sent      int  // bytes of content already streamed
 	anyText   bool // content was started
 	calls     []openai.ToolCall
 	roleSent  bool
 	mask      []bool
-	content2  []byte // the tool name so far
-	utf       uint8  // UTF-8 state of the free-text content
+	utf       uint8 // UTF-8 state of the free-text content
 }
 
 // feed runs ids through the model after the cached positions.
@@ -471,7 +478,7 @@ func (d *decoder) step() (string, error) {
 	switch d.phase {
 	case phText:
 		return d.stepText()
-	case phCallName, phCallArgs:
+	case phCall:
 		return d.stepCall()
 	default:
 		if !d.callsAllowed() {
@@ -563,44 +570,22 @@ func (d *decoder) stopAt() (int, bool) {
 	return cut, ok
 }
 
-// startCall feeds the call marker and the call's opening, and picks the tool when tool_choice
-// names one.
+// startCall feeds the call marker; the call's JSON is then sampled under r.call.
 func (d *decoder) startCall() error {
-	d.phase = phCallName
-	ids := []int{d.l.call}
-	if d.r.choice.Mode == "function" {
-		for i := range d.r.tools {
-			if d.r.tools[i].name == d.r.choice.Name {
-				d.tool = &d.r.tools[i]
-			}
-		}
-		open, _ := json.Marshal(d.tool.name)
-		ids = append(ids, d.l.m.Tok.Encode([]byte(`{"name":`+string(open)+`,"arguments":`))...)
-		d.phase, d.matcher = phCallArgs, d.tool.schema.Start()
-		if err := d.openCall(); err != nil {
-			return err
-		}
-	} else {
-		ids = append(ids, d.l.m.Tok.Encode([]byte(`{"name":`))...)
-		d.matcher = d.r.names.Start()
-	}
-	return d.feed(ids)
+	d.phase, d.matcher = phCall, d.r.call.Start()
+	d.callBuf, d.argStart, d.argSent = d.callBuf[:0], 0, 0
+	return d.feed([]int{d.l.call})
 }
 
-// openCall records a new call and streams its id and name.
-func (d *decoder) openCall() error {
-	id := fmt.Sprintf("call_%s", randomID())
-	d.calls = append(d.calls, openai.ToolCall{ID: id, Type: "function", Function: openai.FunctionCall{Name: d.tool.name}})
-	return d.send(openai.ChunkDelta{ToolCalls: []openai.ToolCallDelta{{Index: len(d.calls) - 1, ID: id, Type: "function",
-		Function: openai.FunctionCallDelta{Name: d.tool.name}}}}, "")
-}
+// callPrefix is how every call begins; the matcher emits properties in schema order.
+const callPrefix = `{"name":"`
 
 func (d *decoder) stepCall() (string, error) {
 	l := d.l
-	if d.phase == phCallArgs && !d.matcher.Accepting() {
+	if !d.matcher.Accepting() {
 		if comp := d.matcher.Completion(); len(l.m.Tok.Encode(comp)) >= d.left() {
 			d.generated += len(l.m.Tok.Encode(comp))
-			return openai.FinishLength, d.addArgs(comp)
+			return openai.FinishLength, d.addCall(comp)
 		}
 	}
 	d.mask = l.masker.Allowed(d.matcher, d.mask)
@@ -612,45 +597,120 @@ func (d *decoder) stepCall() (string, error) {
 	if !d.matcher.AdvanceBytes(piece) {
 		return "", fmt.Errorf("decode: token %d left the tool-call schema", id)
 	}
-	ids := []int{id}
-	if d.phase == phCallName {
-		d.content2 = append(d.content2, piece...)
-		if d.matcher.Done() {
-			var name string
-			if err := json.Unmarshal(d.content2, &name); err != nil {
-				return "", fmt.Errorf("decode: tool name %q: %w", d.content2, err)
-			}
-			d.content2 = nil
-			for i := range d.r.tools {
-				if d.r.tools[i].name == name {
-					d.tool = &d.r.tools[i]
-				}
-			}
-			if err := d.openCall(); err != nil {
-				return "", err
-			}
-			d.phase, d.matcher = phCallArgs, d.tool.schema.Start()
-			ids = append(ids, l.m.Tok.Encode([]byte(`,"arguments":`))...)
-		}
-		return "", d.feed(ids)
-	}
-	if err := d.addArgs(piece); err != nil {
+	if err := d.addCall(piece); err != nil {
 		return "", err
 	}
 	if d.matcher.Done() {
-		ids = append(ids, l.m.Tok.Encode([]byte("}"))...)
-		ids = append(ids, l.callE)
 		d.phase = phAfter
+		return "", d.feed([]int{id, l.callE})
 	}
-	return "", d.feed(ids)
+	return "", d.feed([]int{id})
 }
 
-// addArgs appends to the current call's arguments and streams them.
-func (d *decoder) addArgs(b []byte) error {
+// addCall appends bytes of the call's JSON: once the name is complete the call is opened and
+// streamed, and the arguments follow as they come, always less the last byte, which may be (and
+// in the end is) the call's closing brace.
+func (d *decoder) addCall(b []byte) error {
+	d.callBuf = append(d.callBuf, b...)
+	if d.argStart == 0 {
+		const mid = `","arguments":`
+		i := bytes.Index(d.callBuf, []byte(mid))
+		if i < 0 {
+			return nil
+		}
+		var name string
+		if err := json.Unmarshal(d.callBuf[len(callPrefix)-1:i+1], &name); err != nil {
+			return fmt.Errorf("decode: tool name in %q: %w", d.callBuf, err)
+		}
+		d.argStart, d.argSent = i+len(mid), i+len(mid)
+		if err := d.openCall(name); err != nil {
+			return err
+		}
+	}
+	end := len(d.callBuf) - 1 // hold back what may be the closing brace
+	if end <= d.argSent {
+		return nil
+	}
+	args := d.callBuf[d.argSent:end]
+	d.argSent = end
 	c := &d.calls[len(d.calls)-1]
-	c.Function.Arguments += string(b)
+	c.Function.Arguments += string(args)
 	return d.send(openai.ChunkDelta{ToolCalls: []openai.ToolCallDelta{{Index: len(d.calls) - 1,
-		Function: openai.FunctionCallDelta{Arguments: string(b)}}}}, "")
+		Function: openai.FunctionCallDelta{Arguments: string(args)}}}}, "")
+}
+
+// openCall records a new call and streams its id and name.
+func (d *decoder) openCall(name string) error {
+	id := fmt.Sprintf("call_%s", randomID())
+	d.calls = append(d.calls, openai.ToolCall{ID: id, Type: "function", Function: openai.FunctionCall{Name: name}})
+	return d.send(openai.ChunkDelta{ToolCalls: []openai.ToolCallDelta{{Index: len(d.calls) - 1, ID: id, Type: "function",
+		Function: openai.FunctionCallDelta{Name: name}}}}, "")
+}
+
+// rebaseRefs rewrites a schema's "$ref": "#…" pointers to point under base, keeping every key
+// in its order (the matcher emits properties in schema order). Absent parameters take none.
+func rebaseRefs(raw json.RawMessage, base string) ([]byte, error) {
+	if t := bytes.TrimSpace(raw); len(t) == 0 || string(t) == "null" {
+		return []byte(`{"type":"object","properties":{},"additionalProperties":false}`), nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var out bytes.Buffer
+	if err := rebaseValue(dec, &out, base, false); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+func rebaseValue(dec *json.Decoder, out *bytes.Buffer, base string, isRef bool) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		closing := byte('}')
+		if t == '[' {
+			closing = ']'
+		}
+		out.WriteByte(byte(t))
+		for n := 0; dec.More(); n++ {
+			if n > 0 {
+				out.WriteByte(',')
+			}
+			ref := false
+			if t == '{' {
+				k, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				key, _ := k.(string)
+				kb, _ := json.Marshal(key)
+				out.Write(kb)
+				out.WriteByte(':')
+				ref = key == "$ref"
+			}
+			if err := rebaseValue(dec, out, base, ref); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return err
+		}
+		out.WriteByte(closing)
+	case string:
+		if isRef && strings.HasPrefix(t, "#") {
+			t = base + t[1:]
+		}
+		b, _ := json.Marshal(t)
+		out.Write(b)
+	case json.Number:
+		out.WriteString(t.String())
+	default:
+		b, _ := json.Marshal(t)
+		out.Write(b)
+	}
+	return nil
 }
 
 // A UTF-8 validator as a DFA over bytes (RFC 3629): the state says how many continuation bytes

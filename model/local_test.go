@@ -140,7 +140,7 @@ const weatherToolJSON = `{"type":"function","function":{"name":"get_weather","pa
 
 func TestLocal_ToolCallsFollowTheirSchemas(t *testing.T) {
 	l := randomLocal(t, LocalConfig{})
-	other := `{"type":"function","function":{"name":"get_time","parameters":{"type":"object","properties":{"zone":{"type":"string"}},"required":["zone"],"additionalProperties":false}}}`
+	other := `{"type":"function","function":{"name":"get_time","parameters":{"type":"object","$defs":{"zone":{"type":"string","enum":["UTC","CET"]}},"properties":{"zone":{"$ref":"#/$defs/zone"}},"required":["zone"],"additionalProperties":false}}}`
 	schemas := map[string]*jsonschema.Schema{}
 	for _, tj := range []string{weatherToolJSON, other} {
 		var tool openai.Tool
