@@ -88,7 +88,7 @@ type Engine struct {
 	// compiledWFs are the workflows compiled for repeated execution.
 	compiledWFs map[string]*compiledWF
 	log         *slog.Logger
-	models      *models // nil when Config.Model serves none; set in Open, then read-only
+	models      *models  // nil when Config.Model serves none; set in Open, then read-only
 	dataJobs    dataJobs // pipelines run by RunPipeline (datajobs.go)
 }
 
