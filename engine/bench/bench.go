@@ -193,6 +193,10 @@ var suite = []figure{
 	{"matmul_f32_2048_1core", matmulFigure(2048, false)},
 	{"matmul_f32_2048_all_cores", matmulFigure(2048, true)},
 	{"transformer_block_fwd_bwd", transformerBlock},
+	{"model_prefill_1core", modelPrefill},
+	{"model_decode_1core", modelDecode},
+	{"model_constrained_decode_overhead", modelConstrainedOverhead},
+	{"model_train_1core", modelTrain},
 }
 
 // Names lists every figure Run measures, in order.
