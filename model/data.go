@@ -16,7 +16,7 @@ const (
 	TaskText    = "text"    // arithmetic, successor, parity, copy, reverse
 	TaskImage   = "image"   // colours, shapes, digits
 	TaskAudio   = "audio"   // pitch and beep counts
-	TaskTool    = "tool"    // tool calls against given schemas
+	TaskTool    = "tool"    // tool calls against given schemas, and answers from their results
 	TaskJSON    = "json"    // JSON answers to a schema
 	TaskRefusal = "refusal" // a small list of unsafe requests
 )
@@ -291,7 +291,20 @@ func (g *Generator) tool() Example {
 	city := g.pick(cities)
 	tools := []Tool{WeatherTool, TimeTool}
 	args := json.RawMessage(`{"city":"` + city + `"}`)
-	if g.rng.IntN(2) == 0 {
+	switch g.rng.IntN(3) {
+	case 0: // the whole trace: the call, the tool's result, the answer from it
+		q, call := "What is the weather in "+city+"?", ToolCall{ID: "call_1", Name: "get_weather", Arguments: args}
+		deg := g.rng.IntN(35)
+		result, reply := fmt.Sprintf(`{"city":"%s","temp_c":%d}`, city, deg), fmt.Sprintf("It is %d degrees in %s.", deg, city)
+		if g.rng.IntN(2) == 0 {
+			q, call.Name = "What time is it in "+city+"?", "get_time"
+			hh, mm := g.rng.IntN(24), g.rng.IntN(60)
+			result, reply = fmt.Sprintf(`{"city":"%s","time":"%02d:%02d"}`, city, hh, mm), fmt.Sprintf("It is %02d:%02d in %s.", hh, mm, city)
+		}
+		return Example{Task: TaskTool, Kind: "result", Tools: tools, Messages: []Message{
+			TextMessage(RoleUser, q), {Role: RoleAssistant, ToolCalls: []ToolCall{call}}, TextMessage(RoleTool, result)},
+			Reply: answer(reply)}
+	case 1:
 		return Example{Task: TaskTool, Kind: "weather", Tools: tools, Messages: user(Part{Text: "What is the weather in " + city + "?"}),
 			Reply: Message{Role: RoleAssistant, ToolCalls: []ToolCall{{Name: "get_weather", Arguments: args}}}}
 	}
@@ -326,6 +339,9 @@ func Corpus(seed uint64, n int) [][]byte {
 				if p.Text != "" {
 					out = append(out, []byte(p.Text))
 				}
+			}
+			for _, c := range m.ToolCalls {
+				out = append(out, []byte(CallJSON(c.Name, c.Arguments)))
 			}
 		}
 		for _, p := range e.Reply.Parts {
