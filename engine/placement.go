@@ -60,6 +60,7 @@ type liveness struct {
 	view      []NodeView
 	viewAt    time.Time
 	tasksRun  atomic.Int64
+	peers     atomic.Bool  // the view holds another live node: placement is worth a look
 	placedOut atomic.Int64 // tasks this node placed elsewhere
 	retried   atomic.Int64 // placed tasks run again after their node failed
 }
@@ -129,9 +130,19 @@ func (e *Engine) heartbeat() {
 	if err != nil || status != http.StatusOK {
 		return
 	}
+	e.setView(view)
+}
+
+// setView keeps the leader's view of the live nodes.
+func (e *Engine) setView(view []NodeView) {
+	peers := false
+	for _, v := range view {
+		peers = peers || (v.ID != e.nodeID() && !v.Dead)
+	}
 	e.live.mu.Lock()
 	e.live.view, e.live.viewAt = view, time.Now()
 	e.live.mu.Unlock()
+	e.live.peers.Store(peers)
 }
 
 // Heartbeat records a node's heartbeat on the leader and returns the leader's view of the live
@@ -148,9 +159,7 @@ func (e *Engine) Heartbeat(ctx context.Context, hb Heartbeat) ([]NodeView, error
 		e.node.Apply(ctx, &raftstore.Command{Ops: []raftstore.Op{{Kind: raftstore.OpDelete, Key: []byte(deadPrefix + hb.ID)}}})
 	}
 	view := e.leaderView()
-	e.live.mu.Lock()
-	e.live.view, e.live.viewAt = view, time.Now()
-	e.live.mu.Unlock()
+	e.setView(view)
 	return view, nil
 }
 
@@ -434,7 +443,7 @@ const maxRemoteResult = 1 << 30
 // submitPlaced places a task submitted to this node from outside. It returns ok false when the
 // task should run here (it fits here, passes objects by reference, or no other node has room).
 func (e *Engine) submitPlaced(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants) (h int64, ok bool, err error) {
-	if len(req.Refs) > 0 || len(grants.Dirs) > 0 || grants.Env != nil {
+	if !e.live.peers.Load() || len(req.Refs) > 0 || len(grants.Dirs) > 0 || grants.Env != nil {
 		return 0, false, nil
 	}
 	fn, err := e.function(ctx, req.Module, req.Function, abi.KindTask)
