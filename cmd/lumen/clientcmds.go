@@ -195,14 +195,17 @@ func statusCommand(args []string) error {
 			role := "follower"
 			if m.Leader {
 				role = "leader"
-			} else if !m.Voter {
-				role = "non-voter"
+			} else if m.Worker {
+				role = "worker"
+			}
+			if m.Dead {
+				role += " (dead)"
 			}
 			if !m.Reached {
-				fmt.Printf("  %-10s %-9s %-21s unreachable: %s\n", m.ID, role, m.Raft, m.Error)
+				fmt.Printf("  %-10s %-16s %-21s unreachable: %s\n", m.ID, role, m.Raft, m.Error)
 				continue
 			}
-			fmt.Printf("  %-10s %-9s %-21s applied %d, lag %d\n", m.ID, role, m.Raft, m.Applied, m.Lag)
+			fmt.Printf("  %-10s %-16s %-21s applied %d, lag %d, tasks run %d\n", m.ID, role, m.Raft, m.Applied, m.Lag, m.TasksRun)
 		}
 	}
 	return nil
