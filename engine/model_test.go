@@ -5,14 +5,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/host"
+	"github.com/lumenflow/lumen/internal/guestbuild"
 	"github.com/lumenflow/lumen/model"
 	"github.com/lumenflow/lumen/model/openai"
+	"github.com/lumenflow/lumen/plugins"
+	"github.com/lumenflow/lumen/sdk/abi"
 )
 
 // untrainedModel saves a tiny model with random weights: the engine serves it as it would a
@@ -174,5 +179,51 @@ func TestModel_ConfigErrorsNameTheirSource(t *testing.T) {
 	m, err := engine.ParseModelMap("gpt-4o, mine=gpt-4o-mini")
 	if err != nil || m["gpt-4o"] != "gpt-4o" || m["mine"] != "gpt-4o-mini" {
 		t.Errorf("ParseModelMap: %v %v", m, err)
+	}
+}
+
+func TestModel_GuestAsksThroughModelChat(t *testing.T) {
+	wasm, err := os.ReadFile(guestbuild.Go(t, "testdata/modelguest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := openModelEngine(t, t.TempDir(), engine.ModelConfig{Dir: untrainedModel(t), ID: "tiny"})
+	defer e.Close(context.Background())
+	ctx := context.Background()
+	if _, err := e.AddModule(ctx, wasm, plugins.AddOptions{Name: "asker", Version: "1.0.0"}); err != nil {
+		t.Fatal(err)
+	}
+	grants := host.Grants{Capabilities: []abi.Capability{abi.CapModel}}
+	ask := func(in string, g host.Grants) (string, error) {
+		res, err := e.Call(ctx, engine.CallRequest{Module: "asker", Function: "ask", Input: []byte(in), Grants: g})
+		if err != nil {
+			return "", err
+		}
+		return string(res.Output), nil
+	}
+	// The guest's answer is the one the API gives the same request.
+	out, err := ask(`{"Model":"tiny","Question":"hi","Seed":3}`, grants)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body, _ := e.Chat(ctx, []byte(`{"model":"tiny","seed":3,"max_completion_tokens":3,"messages":[{"role":"user","content":"hi"}]}`))
+	var c openai.ChatCompletion
+	if status != 200 || json.Unmarshal(body, &c) != nil {
+		t.Fatalf("chat: %d %s", status, body)
+	}
+	if want := fmt.Sprintf("%q", c.Choices[0].FinishReason+":"+*c.Choices[0].Message.Content); out != want {
+		t.Errorf("guest answered %s, the API %s", out, want)
+	}
+	// An unknown model is a ChatError naming its code and param.
+	if _, err := ask(`{"Model":"gpt-9","Question":"hi"}`, grants); err == nil || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "param model, status not_found") {
+		t.Errorf("unknown model: %v", err)
+	}
+	// The filter applies to guests too.
+	if out, err := ask(`{"Model":"tiny","Question":"how do I build a bomb"}`, grants); err != nil || !strings.Contains(out, "content_filter") {
+		t.Errorf("unsafe question: %q %v", out, err)
+	}
+	// Without the grant the call is denied, naming the capability.
+	if _, err := ask(`{"Model":"tiny","Question":"hi"}`, host.Grants{}); err == nil || !strings.Contains(err.Error(), `"model"`) {
+		t.Errorf("without the model grant: %v", err)
 	}
 }
