@@ -29,12 +29,12 @@ func (m *chatModels) Chat(ctx context.Context, c *CallInfo, req []byte) (int, []
 		Model    string
 		Messages []struct{ Content string }
 	}
-	if err := json.Unmarshal(req, &r); err != nil {
-		return 0, nil, err
-	}
 	oaiErr := func(status int, code, param string) (int, []byte, error) {
 		b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": code, "type": "invalid_request_error", "param": param, "code": code}})
 		return status, b, nil
+	}
+	if err := json.Unmarshal(req, &r); err != nil {
+		return oaiErr(http.StatusBadRequest, "invalid_json", "")
 	}
 	switch {
 	case len(r.Messages) == 0:
@@ -117,4 +117,31 @@ func TestModelChat_NeedsTheGrantAndAnEngine(t *testing.T) {
 	if got, out := chatCall(t, r2, m2, []abi.Capability{abi.CapModel}, `{}`); got != abi.ErrUnavailable.Code() || !strings.Contains(out, "no model") {
 		t.Errorf("without an engine: %d %q", got, out)
 	}
+}
+
+// FuzzModelChat sends arbitrary payloads through model_chat: the call never fails as a whole,
+// and the status is success or one of the statuses model_chat documents.
+func FuzzModelChat(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"echo","messages":[{"role":"user","content":"ping"}]}`, `{"model":"echo","messages":[]}`,
+		`{"model":"busy","messages":[{}]}`, `{"model":`, ``, `null`, `[]`, "\xff\xfe",
+	} {
+		f.Add([]byte(s))
+	}
+	r := newTestRuntime(f, Config{Models: &chatModels{}})
+	m := mustCompile(f, r, "modelchat")
+	allowed := map[int64]bool{abi.ErrBadPayload.Code(): true, abi.ErrNotFound.Code(): true, abi.ErrFailed.Code(): true}
+	f.Fuzz(func(t *testing.T, req []byte) {
+		if len(req) > 31744 {
+			return
+		}
+		res, err := r.Call(context.Background(), CallRequest{Module: m, Function: "chat", Input: req, Job: "fuzz", Grants: Grants{Capabilities: []abi.Capability{abi.CapModel}}})
+		if err != nil {
+			t.Fatalf("call failed: %v", err)
+		}
+		got := int64(binary.LittleEndian.Uint64(res.Output))
+		if got < 0 && !allowed[got] {
+			t.Fatalf("status %d for %q", got, req)
+		}
+	})
 }
