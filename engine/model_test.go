@@ -227,3 +227,25 @@ func TestModel_GuestAsksThroughModelChat(t *testing.T) {
 		t.Errorf("without the model grant: %v", err)
 	}
 }
+
+// FuzzParseModelMap: any --openai-models text parses to a map of non-empty names or is refused
+// with an error, never a panic.
+func FuzzParseModelMap(f *testing.F) {
+	for _, s := range []string{"gpt-4o", "a=b,c=d", "a=b,a=c", "=x", "x=", ",,", " a = b ", "a=b=c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := engine.ParseModelMap(s)
+		if err != nil {
+			return
+		}
+		if len(m) == 0 {
+			t.Fatalf("%q: empty map without an error", s)
+		}
+		for k, v := range m {
+			if k == "" || v == "" || strings.TrimSpace(k) != k {
+				t.Fatalf("%q: entry %q=%q", s, k, v)
+			}
+		}
+	})
+}
