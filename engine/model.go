@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -41,6 +42,10 @@ type ModelConfig struct {
 	BatchConcurrency int
 	// Validate sets the deployment's request limits.
 	Validate openai.ValidateOptions
+	// JobModels limits what model_chat may reach: a job named here may use only the models
+	// listed for it (a "*" entry is every other job's list). A job in neither may use every
+	// model. The REST routes are not affected: their token is the permission.
+	JobModels map[string][]string
 }
 
 // ProviderConfig names an external OpenAI-compatible provider.
@@ -398,10 +403,39 @@ func (br *batchRunner) forget(id string) {
 type modelsImpl struct{ e *Engine }
 
 // Chat implements host.Models.
-func (m modelsImpl) Chat(ctx context.Context, _ *host.CallInfo, req []byte) (int, []byte, error) {
+func (m modelsImpl) Chat(ctx context.Context, c *host.CallInfo, req []byte) (int, []byte, error) {
+	if allowed, limited := m.e.jobModels(c.Job); limited {
+		var r struct {
+			Model string `json:"model"`
+		}
+		_ = json.Unmarshal(req, &r) // a request that does not decode is refused by Chat, naming the field
+		if r.Model != "" && !allowed[r.Model] {
+			e := openai.Invalid("model", "model_not_allowed", "The job %q may not use the model '%s'.", c.Job, r.Model)
+			e.Status = http.StatusForbidden
+			b, _ := json.Marshal(map[string]any{"error": e})
+			return e.Status, b, nil
+		}
+	}
 	status, out, ok := m.e.Chat(ctx, req)
 	if !ok {
 		return 0, nil, &host.StatusError{Status: abi.ErrUnavailable, Message: "no model is served on this node (lumen up --model DIR or --openai-base-url URL)"}
 	}
 	return status, out, nil
+}
+
+// jobModels returns the models job may use through model_chat, and whether it is limited.
+func (e *Engine) jobModels(job string) (map[string]bool, bool) {
+	jm := e.cfg.Model.JobModels
+	list, ok := jm[job]
+	if !ok {
+		list, ok = jm["*"]
+	}
+	if !ok {
+		return nil, false
+	}
+	allowed := make(map[string]bool, len(list))
+	for _, m := range list {
+		allowed[m] = true
+	}
+	return allowed, true
 }

@@ -187,7 +187,7 @@ func TestModel_GuestAsksThroughModelChat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := openModelEngine(t, t.TempDir(), engine.ModelConfig{Dir: untrainedModel(t), ID: "tiny"})
+	e := openModelEngine(t, t.TempDir(), engine.ModelConfig{Dir: untrainedModel(t), ID: "tiny", JobModels: map[string][]string{"jail": {"gpt-4o"}}})
 	defer e.Close(context.Background())
 	ctx := context.Background()
 	if _, err := e.AddModule(ctx, wasm, plugins.AddOptions{Name: "asker", Version: "1.0.0"}); err != nil {
@@ -221,6 +221,11 @@ func TestModel_GuestAsksThroughModelChat(t *testing.T) {
 	// The filter applies to guests too.
 	if out, err := ask(`{"Model":"tiny","Question":"how do I build a bomb"}`, grants); err != nil || !strings.Contains(out, "content_filter") {
 		t.Errorf("unsafe question: %q %v", out, err)
+	}
+	// A job limited to other models is refused the model.
+	res, err := e.Call(ctx, engine.CallRequest{Module: "asker", Function: "ask", Input: []byte(`{"Model":"tiny","Question":"hi"}`), Grants: grants, Job: "jail"})
+	if err == nil || !strings.Contains(err.Error(), `may not use the model 'tiny'`) || !strings.Contains(err.Error(), "status denied") {
+		t.Errorf("job limited to gpt-4o asking tiny: %+v %v", res, err)
 	}
 	// Without the grant the call is denied, naming the capability.
 	if _, err := ask(`{"Model":"tiny","Question":"hi"}`, host.Grants{}); err == nil || !strings.Contains(err.Error(), `"model"`) {
