@@ -213,3 +213,49 @@ func TestOpenAI_ChatAndBatchThroughTheClient(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAI_ProviderIsAnotherLumen serves the tiny model on one node and, on a second, both a
+// local model and the first node as its external provider over loopback: each name goes to its
+// backend, and the provider's answer is the one the first node gives.
+func TestOpenAI_ProviderIsAnotherLumen(t *testing.T) {
+	mdir := tinyModelDir(t)
+	first, _, stop1 := modelServer(t, t.TempDir(), engine.ModelConfig{Dir: mdir})
+	defer stop1()
+	key := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(key, []byte(first.token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	second, _, stop2 := modelServer(t, t.TempDir(), engine.ModelConfig{Dir: mdir, ID: "local-mm",
+		Provider: engine.ProviderConfig{BaseURL: first.url + "/v1", KeyFile: key, Models: map[string]string{"remote-mm": "lumen-mm"}}})
+	defer stop2()
+	ctx := context.Background()
+	c1, c2 := openaiClient(first), openaiClient(second)
+	models, err := c2.Models.List(ctx)
+	if err != nil || len(models.Data) != 2 || models.Data[0].ID != "local-mm" || models.Data[1].ID != "remote-mm" {
+		t.Fatalf("models of the second node: %+v %v", models.Data, err)
+	}
+	p := oa.ChatCompletionNewParams{Messages: []oa.ChatCompletionMessageParamUnion{oa.UserMessage("hello")}, Seed: oa.Int(5), MaxTokens: oa.Int(4)}
+	p.Model = "lumen-mm"
+	direct, err := c1.Chat.Completions.New(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"remote-mm", "local-mm"} {
+		p.Model = name
+		got, err := c2.Chat.Completions.New(ctx, p)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got.Model != name || got.Choices[0].Message.Content != direct.Choices[0].Message.Content {
+			t.Errorf("%s answered %q as %s; the first node %q", name, got.Choices[0].Message.Content, got.Model, direct.Choices[0].Message.Content)
+		}
+	}
+	// A bad request for the provider's model is refused in OpenAI's shape, naming the field.
+	p.Model = "remote-mm"
+	p.Temperature = oa.Float(2.5)
+	_, err = c2.Chat.Completions.New(ctx, p)
+	var apiErr *oa.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "temperature" {
+		t.Errorf("bad temperature through the provider: %v", err)
+	}
+}
