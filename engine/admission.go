@@ -75,6 +75,13 @@ func (a *admission) acquire(ctx context.Context, d scheduler.Resources) error {
 	}
 }
 
+// tryAcquire takes d if it is free now and nobody waits before it.
+func (a *admission) tryAcquire(d scheduler.Resources) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.waiters) == 0 && a.ledger.TryAcquire(d)
+}
+
 // release gives d back and wakes the waiters that now fit.
 func (a *admission) release(d scheduler.Resources) {
 	if d.IsZero() {

@@ -143,6 +143,7 @@ func (e *Engine) openCluster(ctx context.Context) error {
 		}
 	}
 	e.startLiveness()
+	e.startGroups()
 	// Record (or refresh) this node's addresses once a leader can commit it.
 	e.wg.Add(1)
 	go func() {

@@ -275,6 +275,9 @@ type remoteTask struct {
 	retries               int
 	retryGuest            bool
 	demand                scheduler.Resources
+	// group and bundle, when group is set, run the task in that bundle of a placement group.
+	group  string
+	bundle int
 }
 
 // runRemote runs t on node first and, when a node fails or dies under it, on another, until
@@ -335,12 +338,18 @@ func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) ([]byte, 
 		return nil, err
 	}
 	api := strings.TrimRight(rec.API, "/")
+	var bundle *int
+	if t.group != "" {
+		bundle = &t.bundle
+	}
 	body, _ := json.Marshal(struct {
 		abi.TaskRequest
 		Job    string           `json:"job,omitempty"`
 		Grants []abi.Capability `json:"grants,omitempty"`
+		Group  string           `json:"placement_group,omitempty"`
+		Bundle *int             `json:"bundle_index,omitempty"`
 	}{abi.TaskRequest{Module: t.digest, Function: t.function, Args: t.args, ArgsBytes: t.argsBytes, TimeoutMs: t.timeoutMs,
-		MaxRetries: &t.retries, RetryGuestErrors: t.retryGuest}, t.job, t.grants})
+		MaxRetries: &t.retries, RetryGuestErrors: t.retryGuest}, t.job, t.grants, t.group, bundle})
 	var sub struct {
 		Ref int64  `json:"ref"`
 		Job string `json:"job"`

@@ -32,6 +32,17 @@ type callContext struct {
 	actors []int64
 	// tensors are the tensors and optimisers the call made (tensors.go); they end with it.
 	tensors []tensorRef
+	// pool is the admission the call draws its resources from: a placement group's bundle, or
+	// nil for the node's.
+	pool *admission
+}
+
+// poolOf returns the admission a call draws from.
+func (e *Engine) poolOf(cc *callContext) *admission {
+	if cc != nil && cc.pool != nil {
+		return cc.pool
+	}
+	return e.adm
 }
 
 // endScope ends a call's hold on its objects: those its output refers to pass to holder (the
@@ -71,10 +82,10 @@ func (e *Engine) blocking(c *host.CallInfo, wait func() error) error {
 	if held.IsZero() {
 		return wait()
 	}
-	e.adm.release(held)
+	e.poolOf(cc).release(held)
 	cc.held = nil
 	err := wait()
-	if aerr := e.adm.acquire(e.ctx, held); aerr == nil {
+	if aerr := e.poolOf(cc).acquire(e.ctx, held); aerr == nil {
 		cc.held = held
 	}
 	return err
@@ -131,6 +142,11 @@ func (s services) TaskSubmit(ctx context.Context, c *host.CallInfo, req *abi.Tas
 // submitRequest submits a task request of job running module, under grants and the limits base
 // (with the request's timeout), holding the objects it passes until it ends.
 func (e *Engine) submitRequest(ctx context.Context, job, module string, req *abi.TaskRequest, grants host.Grants, base host.Limits) (int64, error) {
+	return e.submitIn(ctx, job, module, req, grants, base, nil)
+}
+
+// submitIn is submitRequest drawing on pool (a placement group's bundle; nil: the node's).
+func (e *Engine) submitIn(ctx context.Context, job, module string, req *abi.TaskRequest, grants host.Grants, base host.Limits, pool *admission) (int64, error) {
 	input := []byte(req.Args)
 	if req.ArgsBytes != nil {
 		input = req.ArgsBytes
@@ -140,7 +156,7 @@ func (e *Engine) submitRequest(ctx context.Context, job, module string, req *abi
 	}
 	h, err := e.submit(ctx, task{
 		job: job, module: module, function: req.Function, input: input, resources: req.Resources,
-		cc:         &callContext{grants: grants, limits: withTimeout(base, req.TimeoutMs), borrowed: req.Refs},
+		cc:         &callContext{grants: grants, limits: withTimeout(base, req.TimeoutMs), borrowed: req.Refs, pool: pool},
 		maxRetries: retriesOr(req.MaxRetries), retryGuest: req.RetryGuestErrors,
 	})
 	if err != nil {
@@ -239,7 +255,7 @@ func (e *Engine) submit(ctx context.Context, t task) (int64, error) {
 		return 0, err
 	}
 	d := demand(t.resources, fn.hints)
-	if err := e.adm.check(d); err != nil {
+	if err := e.poolOf(t.cc).check(d); err != nil {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("task %s: %v", t.function, err)}
 	}
 	h, obj := e.objects.pending(t.job)
@@ -260,11 +276,12 @@ func (e *Engine) submit(ctx context.Context, t task) (int64, error) {
 // System failures are retried up to t.maxRetries times, guest errors only when t asks; a trap or
 // a limit is not retried, as the same code on the same input would fail again.
 func (e *Engine) runTask(ctx context.Context, fn fnRef, t task, d scheduler.Resources) ([]byte, error) {
-	if err := e.adm.acquire(ctx, d); err != nil {
+	pool := e.poolOf(t.cc)
+	if err := pool.acquire(ctx, d); err != nil {
 		return nil, asABIError(err)
 	}
 	t.cc.held = d
-	defer func() { e.adm.release(t.cc.held) }()
+	defer func() { pool.release(t.cc.held) }()
 	e.live.tasksRun.Add(1)
 	for attempt := 0; ; attempt++ {
 		res, err := e.rt.Call(ctx, host.CallRequest{

@@ -203,3 +203,80 @@ func TestCluster_WorkflowOfADeadNodeCarriesOnElsewhere(t *testing.T) {
 	}
 	t.Logf("workflow %s finished on %s after its node died: %+v", st.ID, fin.State, fin.Steps)
 }
+
+// A STRICT_SPREAD placement group over a server and two workers puts one bundle on each node,
+// each reserved by its node; a task sent to a worker's bundle runs on that worker.
+func TestCluster_PlacementGroupAcrossNodes(t *testing.T) {
+	c := lumentest.StartCluster(t, 1, 0, "--heartbeat-interval", "200ms", "--resources", "cpu=1")
+	c.AddWorker("--resources", "cpu=1")
+	c.AddWorker("--resources", "cpu=1")
+	server := c.Nodes[0]
+	sc := server.Client()
+	ctx := context.Background()
+	wasm, err := os.ReadFile(guestbuild.Go(t, "../../engine/testdata/guest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	server.Push(wasm, "svc", "1.0.0")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := sc.Cluster(ctx)
+		if err == nil && len(st.Nodes) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server does not see the workers: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var pg struct {
+		ID    string   `json:"id"`
+		Nodes []string `json:"nodes"`
+		Ready []bool   `json:"ready"`
+	}
+	body := []byte(`{"strategy":"STRICT_SPREAD","bundles":[{"cpu":1},{"cpu":1},{"cpu":1}]}`)
+	if err := sc.JSON(ctx, "POST", "/v1/placement_groups", body, &pg); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i, n := range pg.Nodes {
+		seen[n] = true
+		if !pg.Ready[i] {
+			t.Errorf("bundle %d on %s not reserved: %+v", i, n, pg)
+		}
+	}
+	if len(seen) != 3 {
+		t.Fatalf("STRICT_SPREAD bundles share nodes: %v", pg.Nodes)
+	}
+	// A fourth bundle cannot be spread anywhere.
+	if err := sc.JSON(ctx, "POST", "/v1/placement_groups", []byte(`{"strategy":"STRICT_SPREAD","bundles":[{"cpu":1}]}`), nil); err == nil {
+		t.Fatal("a group placed on resources already reserved")
+	}
+	for i, n := range pg.Nodes {
+		if n == server.ID {
+			continue
+		}
+		var task struct {
+			Ref int64  `json:"ref"`
+			Job string `json:"job"`
+		}
+		req := fmt.Sprintf(`{"module":"svc@1.0.0","function":"square","args":%d,"resources":{"cpu":1},"placement_group":%q,"bundle_index":%d,"grants":["objects","tasks","actors"]}`, i+5, pg.ID, i)
+		if err := sc.JSON(ctx, "POST", "/v1/tasks", []byte(req), &task); err != nil {
+			t.Fatal(err)
+		}
+		out, err := sc.Get(ctx, task.Job, task.Ref, 60*time.Second)
+		if err != nil || string(out) != strconv.Itoa((i+5)*(i+5)) {
+			t.Fatalf("task in bundle %d on %s: %q %v", i, n, out, err)
+		}
+		st, err := sc.Cluster(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if memberOf(st, n).TasksRun == 0 {
+			t.Fatalf("the task of bundle %d did not run on %s", i, n)
+		}
+	}
+	if _, _, err := sc.Do(ctx, "DELETE", "/v1/placement_groups/"+pg.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/lumenflow/lumen/engine"
 	"github.com/lumenflow/lumen/raftstore"
+	"github.com/lumenflow/lumen/sdk/abi"
 )
 
 // maxCommandBytes caps a forwarded command: a module and its record, with room to spare.
@@ -163,4 +164,49 @@ func (s *Server) heartbeat(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, view)
+}
+
+// Placement groups: POST /v1/placement_groups {"name", "strategy", "bundles": [{"cpu": 1}, …]}
+// (?wait=false answers before the bundles are reserved), GET and DELETE /v1/placement_groups/:id.
+func (s *Server) createGroup(c *gin.Context) {
+	var spec engine.PlacementGroupSpec
+	if !s.readJSON(c, &spec) {
+		return
+	}
+	pg, err := s.eng.CreatePlacementGroup(c.Request.Context(), spec, c.Query("wait") != "false")
+	if err != nil {
+		s.failGroup(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, pg)
+}
+
+func (s *Server) getGroup(c *gin.Context) {
+	pg, err := s.eng.PlacementGroup(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		s.failGroup(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, pg)
+}
+
+func (s *Server) removeGroup(c *gin.Context) {
+	if err := s.eng.RemovePlacementGroup(c.Request.Context(), c.Param("id")); err != nil {
+		s.failGroup(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) failGroup(c *gin.Context, err error) {
+	if errors.Is(err, engine.ErrGroupNotFound) {
+		fail(c, http.StatusNotFound, "not_found", err.Error())
+		return
+	}
+	var ae *abi.Error
+	if errors.As(err, &ae) {
+		failErr(c, err, nil)
+		return
+	}
+	s.failKV(c, err)
 }

@@ -29,6 +29,9 @@ type taskBody struct {
 	abi.TaskRequest
 	Job    string           `json:"job,omitempty"`
 	Grants []abi.Capability `json:"grants,omitempty"`
+	// PlacementGroup and BundleIndex run the task in a bundle of a placement group.
+	PlacementGroup string `json:"placement_group,omitempty"`
+	BundleIndex    *int   `json:"bundle_index,omitempty"`
 }
 
 // actorBody is POST /v1/actors.
@@ -146,7 +149,13 @@ func (s *Server) submitTask(c *gin.Context) {
 	}
 	var h int64
 	var err error
-	if placed := c.GetHeader(engine.PlacedHeader); placed != "" {
+	if b.PlacementGroup != "" || b.BundleIndex != nil {
+		if b.PlacementGroup == "" || b.BundleIndex == nil {
+			fail(c, http.StatusBadRequest, "bad_input", "placement_group and bundle_index go together")
+			return
+		}
+		h, err = s.eng.SubmitInGroup(c.Request.Context(), b.Job, req, grants, b.PlacementGroup, *b.BundleIndex)
+	} else if placed := c.GetHeader(engine.PlacedHeader); placed != "" {
 		// Placed here by another node, whose applied index it carries: run it here.
 		idx, perr := strconv.ParseUint(placed, 10, 64)
 		if perr != nil {

@@ -208,9 +208,6 @@ func Names() []string {
 	return out
 }
 
-// NotImplementedPlacementGroups is the entry placement_group_create/removal has until the
-// cluster brings placement groups.
-const NotImplementedPlacementGroups = "not implemented yet: placement groups arrive with the cluster"
 
 // env is what the figures share during a run.
 type env struct {

@@ -49,12 +49,6 @@ func TestRun_QuickMeasuresEveryFigure(t *testing.T) {
 			t.Errorf("%s: %v (%s)", name, err, back.Results[name])
 			continue
 		}
-		if name == "placement_group_create/removal" {
-			if r.NotImplemented != bench.NotImplementedPlacementGroups || r.Value != 0 {
-				t.Errorf("%s = %+v, want the not-implemented entry", name, r)
-			}
-			continue
-		}
 		if !(r.Value > 0) || r.Unit == "" || r.NotImplemented != "" {
 			t.Errorf("%s = %+v, want a positive value with a unit", name, r)
 		}

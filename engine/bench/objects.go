@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
@@ -116,8 +118,29 @@ func putGigabytes(b *env) (*Result, error) {
 }
 
 // placementGroups has no value until the cluster brings placement groups.
-func placementGroups(*env) (*Result, error) {
-	return &Result{Unit: UnitOps, NotImplemented: NotImplementedPlacementGroups}, nil
+// placementGroups is Ray's placement_group_create/removal: a group of one small bundle created
+// (until its node has reserved it) and removed, by Clients goroutines at once. Each op commits
+// three raft writes (the group, the reservation, the removal), fsynced.
+func placementGroups(b *env) (*Result, error) {
+	spec := engine.PlacementGroupSpec{Bundles: []scheduler.Resources{{scheduler.CPU: 0.001}}}
+	var lat latencies
+	v, err := rate(b.ctx, b.opts.Duration, many(b.opts.Clients, func(int) (int, error) {
+		t0 := time.Now()
+		pg, err := b.eng.CreatePlacementGroup(b.ctx, spec, true)
+		if err != nil {
+			return 0, fmt.Errorf("create: %w", err)
+		}
+		if err := b.eng.RemovePlacementGroup(b.ctx, pg.ID); err != nil {
+			return 0, fmt.Errorf("remove: %w", err)
+		}
+		lat.add(time.Since(t0))
+		return 1, nil
+	}, &lat))
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Value: v, Unit: UnitOps, Lat: lat.summary(), Notes: fmt.Sprintf(
+		"create (until reserved) + remove of a one-bundle group, %d clients; three fsynced raft commits per op", b.opts.Clients)}, nil
 }
 
 // wait1k is Ray's "single client wait 1k refs": 1000 noop tasks submitted, then ray.wait with
