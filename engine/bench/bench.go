@@ -208,7 +208,6 @@ func Names() []string {
 	return out
 }
 
-
 // env is what the figures share during a run.
 type env struct {
 	ctx    context.Context
