@@ -25,10 +25,17 @@ import (
 // (EncodeCommand) are applied atomically with their conditions; reads see the state as applied
 // on this node.
 //
-// The state persists: every ApplyBatch is one synchronous badger transaction that also records
-// the index it applied up to, so a restarted node skips the entries it already holds instead of
-// rebuilding its state from a snapshot (see Node). Snapshots stream every key; Restore replaces
-// the whole state with one.
+// The state persists: every ApplyBatch is one badger transaction that also records the index it
+// applied up to, so a restarted node skips the entries it already holds instead of rebuilding its
+// state from a snapshot (see Node). Snapshots stream every key; Restore replaces the whole state
+// with one.
+//
+// The state's writes are not fsynced: raft's log is, and every entry the state may lack after a
+// power cut is still there. A process crash loses nothing (the writes are in the kernel's page
+// cache); a power cut may lose the newest transactions, applied index included, so the node
+// replays them from the log. Had the cut lost the state behind the newest snapshot (whose log
+// entries are compacted away), the applied index would be below the snapshot's and the node
+// restores the snapshot first (NodeConfig / OpenNode).
 type KV struct {
 	db *badger.DB
 
@@ -109,7 +116,7 @@ func OpenKV(cfg KVConfig) (*KV, error) {
 		return nil, errors.New("raftstore: KVConfig.Dir is required")
 	}
 	opts := badger.DefaultOptions(filepath.Clean(cfg.Dir)).
-		WithSyncWrites(true).
+		WithSyncWrites(false). // the raft log is the durable record; see the type's comment
 		WithLogger(slogAdapter{cfg.Logger}).
 		WithMetricsEnabled(false).
 		WithCompression(options.None).
@@ -277,7 +284,7 @@ func (k *KV) Hash() (string, int, error) {
 // Apply applies one log entry (raft.FSM).
 func (k *KV) Apply(l *raft.Log) any { return k.ApplyBatch([]*raft.Log{l})[0] }
 
-// ApplyBatch applies committed entries in one synchronous transaction (raft.BatchingFSM). The
+// ApplyBatch applies committed entries in one transaction (raft.BatchingFSM). The
 // result of an entry is a []any, one per command of the entry's batch (nil for a command
 // applied, else its error), or an error for an entry that could not be decoded. Entries at or below the applied
 // index are skipped: they are replayed after a restart and already in the state.
