@@ -144,7 +144,7 @@ func (e *Engine) RunPipeline(ctx context.Context, job string, spec []byte, grant
 		switch {
 		case err == nil:
 			j.state, j.result = DataJobSucceeded, &res
-		case jctx.Err() != nil && errors.Is(err, context.Canceled):
+		case jctx.Err() != nil: // cancelled, or the engine closed
 			j.state, j.err = DataJobCancelled, err
 		default:
 			j.state, j.err = DataJobFailed, err
