@@ -43,6 +43,9 @@ type Step struct {
 	// Input and Output are the function's encodings, json or bytes: what one call takes and
 	// returns. The output of a map step as a whole is always a JSON array (see Join).
 	Input, Output abi.Encoding
+	// Pipeline marks a data pipeline step: Module and Function are empty, Args is the pipeline's
+	// template (RenderInput gives its JSON) and the step outputs the pipeline's JSON result.
+	Pipeline bool
 
 	path     string // "$.steps[i]" in the workflow
 	inputLit []byte // the bytes input, when it has no reference
@@ -153,6 +156,13 @@ func (c *compiler) resolve(cs *cstep) {
 	s, p := cs.spec, cs.path
 	cs.in, cs.out = abi.EncJSON, abi.EncJSON
 	known := true
+	if s.Pipeline != nil {
+		c.settings(cs)
+		if cs.valid {
+			c.infos[s.ID].out = abi.EncJSON
+		}
+		return
+	}
 	modMsg, fnMsg := checkName(s.Module), checkName(s.Function)
 	if modMsg != "" {
 		c.add(p+".module", "%s", modMsg)
@@ -182,6 +192,19 @@ func (c *compiler) resolve(cs *cstep) {
 			}
 		}
 	}
+	c.settings(cs)
+	if cs.valid && known {
+		info := c.infos[s.ID]
+		info.out = cs.out
+		if info.isMap {
+			info.out = abi.EncJSON
+		}
+	}
+}
+
+// settings checks a step's retries, timeout and resources.
+func (c *compiler) settings(cs *cstep) {
+	s, p := cs.spec, cs.path
 	if s.Retries != nil && (*s.Retries < 0 || *s.Retries > MaxRetries) {
 		c.add(p+".retries", "retries %d outside 0..%d", *s.Retries, MaxRetries)
 	}
@@ -190,13 +213,6 @@ func (c *compiler) resolve(cs *cstep) {
 	}
 	if err := s.Resources.Validate(); err != nil {
 		c.add(p+".resources", "%v", err)
-	}
-	if cs.valid && known {
-		info := c.infos[s.ID]
-		info.out = cs.out
-		if info.isMap {
-			info.out = abi.EncJSON
-		}
 	}
 }
 
@@ -225,15 +241,18 @@ func (c *compiler) templates(cs *cstep) {
 			c.edges(cs, t)
 		}
 	}
-	args := []byte(s.Args)
+	args, field, at := []byte(s.Args), "args", cs.path+".args"
+	if s.Pipeline != nil {
+		args, field, at = s.Pipeline, "pipeline", cs.path+".pipeline"
+	}
 	if args == nil {
 		args = []byte("null")
 		if cs.in == abi.EncBytes {
 			args = []byte(`""`)
 		}
 	}
-	ctx := &tctx{owner: s.ID, field: "args", mapStep: s.Map != nil, steps: c.infos, errs: &c.errs}
-	if t := compileTemplate(args, cs.path+".args", ctx); t != nil {
+	ctx := &tctx{owner: s.ID, field: field, mapStep: s.Map != nil, steps: c.infos, errs: &c.errs}
+	if t := compileTemplate(args, at, ctx); t != nil {
 		cs.args = t
 		if cs.in == abi.EncBytes {
 			c.checkBytesArgs(cs, t)
@@ -506,7 +525,7 @@ func (c *compiler) plan(order []string, output *Template) *Plan {
 			ID: s.ID, Module: s.Module, Function: s.Function, Index: i,
 			Deps: c.sortedDeps(id), Args: cs.args, Map: cs.mapped,
 			RetryGuestErrors: s.RetryGuestErrors, TimeoutMs: s.TimeoutMs,
-			Resources: s.Resources, Input: cs.in, Output: cs.out,
+			Resources: s.Resources, Input: cs.in, Output: cs.out, Pipeline: s.Pipeline != nil,
 			path: cs.path,
 		}
 		if st.Deps == nil {

@@ -45,7 +45,7 @@ func TestParse_ReportsEachMistakeAtItsPath(t *testing.T) {
 				`$.steps[0].retries: want an integer, got string`,
 				`$.steps[0].retry_guest_errors: want a boolean, got string`,
 				`$.steps[0].timeout_ms: want an integer, got 1e3`,
-				`$.steps[0].when: unknown field "when" (a step has id, module, function, args, map, retries, retry_guest_errors, timeout_ms and resources)`,
+				`$.steps[0].when: unknown field "when" (a step has id, module, function, args, map, pipeline, retries, retry_guest_errors, timeout_ms and resources)`,
 			}, "\n")},
 		{"retries out of int32", `{"version": 1, "steps": [{"id": "a", "module": "m", "function": "f", "retries": 4294967296}]}`, `$.steps[0].retries: 4294967296 is out of range`},
 		{"resources", `{"version": 1, "steps": [{"id": "a", "module": "m", "function": "f", "resources": {"cpu": "1", "memory_bytes": 1.5, "gpu": 1e999, "custom": {"tpu": true}, "disk": 1}}]}`,

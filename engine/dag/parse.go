@@ -25,8 +25,8 @@ type Workflow struct {
 // StepSpec is one step as written.
 type StepSpec struct {
 	ID       string `json:"id"`
-	Module   string `json:"module"`
-	Function string `json:"function"`
+	Module   string `json:"module"`   // empty for a pipeline step
+	Function string `json:"function"` // empty for a pipeline step
 	// Args is the template of the call's input; nil means null (or, for a function whose input
 	// is bytes, no bytes).
 	Args json.RawMessage `json:"args,omitempty"`
@@ -37,6 +37,10 @@ type StepSpec struct {
 	RetryGuestErrors bool            `json:"retry_guest_errors,omitempty"`
 	TimeoutMs        int64           `json:"timeout_ms,omitempty"` // 0: the engine's default
 	Resources        abi.Resources   `json:"resources,omitzero"`
+	// Pipeline, when set, makes the step a data pipeline (docs/data.md) rather than a call: an
+	// object or array, a template whose references are filled in before it runs. Such a step
+	// has no module, function, args or map.
+	Pipeline json.RawMessage `json:"pipeline,omitempty"`
 }
 
 // Parse decodes a workflow document strictly: unknown fields, duplicate keys, values of the
@@ -130,6 +134,7 @@ func (d *decoder) step(path string, n *node, s *StepSpec) {
 		return
 	}
 	var has [3]bool
+	var hasArgs bool
 	for i, k := range n.keys {
 		v, p := n.elems[i], fieldPath(path, k)
 		switch k {
@@ -143,7 +148,20 @@ func (d *decoder) step(path string, n *node, s *StepSpec) {
 			has[2] = true
 			s.Function = d.str(p, v)
 		case "args":
+			hasArgs = true
 			s.Args = appendNode(nil, v)
+		case "pipeline":
+			switch v.kind {
+			case kNull:
+			case kObject, kArray:
+				if len(v.elems) == 0 {
+					d.add(p, "an empty pipeline: want its steps, from a source to a sink")
+					continue
+				}
+				s.Pipeline = appendNode(nil, v)
+			default:
+				d.want(p, "a pipeline object or array of steps", v)
+			}
 		case "map":
 			if v.kind != kNull {
 				s.Map = appendNode(nil, v)
@@ -180,8 +198,26 @@ func (d *decoder) step(path string, n *node, s *StepSpec) {
 				s.Resources = d.resources(p, v)
 			}
 		default:
-			d.add(p, "unknown field %s (a step has id, module, function, args, map, retries, retry_guest_errors, timeout_ms and resources)", quote(k))
+			d.add(p, "unknown field %s (a step has id, module, function, args, map, pipeline, retries, retry_guest_errors, timeout_ms and resources)", quote(k))
 		}
+	}
+	if s.Pipeline != nil {
+		// An empty module or function is taken as none, so that a re-encoded StepSpec reads back.
+		for f, v := range map[string]string{"module": s.Module, "function": s.Function} {
+			if v != "" {
+				d.add(fieldPath(path, f), "a pipeline step has no %s", f)
+			}
+		}
+		if hasArgs {
+			d.add(fieldPath(path, "args"), "a pipeline step has no args (its pipeline is its template)")
+		}
+		if s.Map != nil {
+			d.add(fieldPath(path, "map"), "a pipeline step has no map")
+		}
+		if !has[0] {
+			d.add(path, "missing field %s", quote("id"))
+		}
+		return
 	}
 	for i, f := range [3]string{"id", "module", "function"} {
 		if !has[i] {

@@ -61,6 +61,9 @@ func (p *Plan) computeDigest() string {
 		put(s.ID)
 		put(s.Module)
 		put(s.Function)
+		if s.Pipeline {
+			put("pipeline")
+		}
 		if s.Map != nil {
 			put(s.Map.String())
 		} else {
@@ -199,7 +202,11 @@ func (p *Plan) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "plan %s\ndigest %s\n", quote(p.Name), p.digest)
 	for _, s := range p.Steps {
-		fmt.Fprintf(&b, "step %d %s: %s %s (%s -> %s", s.Index, s.ID, s.Module, s.Function, s.Input, s.Output)
+		if s.Pipeline {
+			fmt.Fprintf(&b, "step %d %s: pipeline (%s -> %s", s.Index, s.ID, s.Input, s.Output)
+		} else {
+			fmt.Fprintf(&b, "step %d %s: %s %s (%s -> %s", s.Index, s.ID, s.Module, s.Function, s.Input, s.Output)
+		}
 		if s.Map != nil {
 			b.WriteString(", mapped -> json")
 		}
