@@ -61,6 +61,7 @@ type StepStatus struct {
 	Error    *abi.Error `json:"error,omitempty"`
 	Started  *time.Time `json:"started,omitempty"`
 	Finished *time.Time `json:"finished,omitempty"`
+	DataJob  string     `json:"data_job,omitempty"` // pipeline steps: the data job running it (DataJob)
 }
 
 // wfSpec is what is stored of a submitted workflow: the document, its job and grants, and the
@@ -174,13 +175,20 @@ func (e *Engine) newRun(id string, spec wfSpec, plan *dag.Plan, st WorkflowStatu
 }
 
 // snapshot returns the status with its steps in plan order. The caller must not hold r.mu.
-func (r *wfRun) snapshot() WorkflowStatus {
+func (r *wfRun) snapshot() WorkflowStatus { return r.snapshotWith("", nil) }
+
+// snapshotWith is snapshot with fn applied to step id's copy (the run's own status unchanged).
+func (r *wfRun) snapshotWith(id string, fn func(*StepStatus)) WorkflowStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.status
 	st.Steps = make([]StepStatus, 0, len(r.plan.Steps))
 	for _, s := range r.plan.Steps {
-		st.Steps = append(st.Steps, *r.steps[s.ID])
+		ss := *r.steps[s.ID]
+		if s.ID == id && fn != nil {
+			fn(&ss)
+		}
+		st.Steps = append(st.Steps, ss)
 	}
 	return st
 }
@@ -266,11 +274,12 @@ func (e *Engine) runWorkflow(ctx context.Context, r *wfRun, outputs map[string][
 		}
 		outputs[res.id] = res.out
 		done[res.id] = true
-		e.markStep(r, res.id, func(ss *StepStatus) {
-			now := time.Now().UTC()
-			ss.State, ss.Finished = StepDone, &now
-		})
-		e.checkpoint(r, map[string][]byte{wfKey(r.id, "out/"+res.id): res.out})
+		// The step shows as done only once its output and status are committed: a client that
+		// saw it done never sees it run again, whatever happens to the node next.
+		now := time.Now().UTC()
+		finish := func(ss *StepStatus) { ss.State, ss.Finished = StepDone, &now }
+		e.checkpointWith(r, map[string][]byte{wfKey(r.id, "out/"+res.id): res.out}, res.id, finish)
+		e.markStep(r, res.id, finish)
 	}
 	if e.ctx.Err() != nil {
 		return // the engine is closing: leave the workflow running in storage, to resume
@@ -311,8 +320,12 @@ func (e *Engine) markStep(r *wfRun, id string, fn func(*StepStatus)) {
 }
 
 // checkpoint writes kv and the workflow's status in one durable transaction.
-func (e *Engine) checkpoint(r *wfRun, kv map[string][]byte) {
-	meta, err := json.Marshal(r.snapshot())
+func (e *Engine) checkpoint(r *wfRun, kv map[string][]byte) { e.checkpointWith(r, kv, "", nil) }
+
+// checkpointWith is checkpoint with fn applied to step id in the status written (not yet to the
+// run's own status: the caller applies it once this returns).
+func (e *Engine) checkpointWith(r *wfRun, kv map[string][]byte, id string, fn func(*StepStatus)) {
+	meta, err := json.Marshal(r.snapshotWith(id, fn))
 	if err != nil {
 		panic(fmt.Sprintf("engine: encode workflow status: %v", err)) // plain data: cannot fail
 	}
@@ -338,6 +351,9 @@ func (e *Engine) saveMeta(r *wfRun) { e.checkpoint(r, map[string][]byte{}) }
 // runStep runs one step: once, or once per element of its map, in parallel, each element's
 // output checkpointed as it finishes so a restart re-runs only the missing ones.
 func (e *Engine) runStep(ctx context.Context, r *wfRun, s *dag.Step, outputs map[string][]byte) ([]byte, error) {
+	if s.Pipeline {
+		return e.runPipelineStep(ctx, r, s, outputs) // datajobs.go
+	}
 	fn, err := e.function(ctx, r.spec.Modules[s.Module], s.Function, abi.KindTask)
 	if err != nil {
 		return nil, err
