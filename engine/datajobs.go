@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 
+	"github.com/lumenflow/lumen/engine/dag"
 	"github.com/lumenflow/lumen/engine/data"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -111,13 +113,22 @@ func (e *Engine) RunPipeline(ctx context.Context, job string, spec []byte, grant
 	if err != nil {
 		return "", err
 	}
+	j, err := e.startDataJob(e.ctx, p, job, grants)
+	if err != nil {
+		return "", err
+	}
+	return j.id, nil
+}
+
+// startDataJob runs a prepared pipeline in the background under parent.
+func (e *Engine) startDataJob(parent context.Context, p *data.Pipeline, job string, grants host.Grants) (*dataJob, error) {
 	if job == "" {
 		job = "default"
 	}
 	var idb [8]byte
 	rand.Read(idb[:])
-	j := &dataJob{id: "dj-" + hex.EncodeToString(idb[:]), job: job, started: time.Now(), state: DataJobRunning, done: make(chan struct{})}
-	jctx, cancel := context.WithCancel(e.ctx)
+	j := &dataJob{id: "dj-" + hex.EncodeToString(idb[:]), job: job, started: time.Now().UTC(), state: DataJobRunning, done: make(chan struct{})}
+	jctx, cancel := context.WithCancel(parent)
 	j.cancel = cancel
 	e.amu.Lock()
 	closing := e.closing
@@ -127,7 +138,7 @@ func (e *Engine) RunPipeline(ctx context.Context, job string, spec []byte, grant
 	e.amu.Unlock()
 	if closing {
 		cancel()
-		return "", &abi.Error{Kind: abi.KindCancelled, Message: "the engine is closing"}
+		return nil, &abi.Error{Kind: abi.KindCancelled, Message: "the engine is closing"}
 	}
 	e.dataJobs.mu.Lock()
 	if e.dataJobs.jobs == nil {
@@ -140,12 +151,12 @@ func (e *Engine) RunPipeline(ctx context.Context, job string, spec []byte, grant
 		defer cancel()
 		res, err := e.runPipeline(jctx, p, job, grants, &j.progress, &j.workers)
 		j.mu.Lock()
-		j.ended = time.Now()
+		j.ended = time.Now().UTC()
 		switch {
 		case err == nil:
 			j.state, j.result = DataJobSucceeded, &res
-		case jctx.Err() != nil: // cancelled, or the engine closed
-			j.state, j.err = DataJobCancelled, err
+		case jctx.Err() != nil: // cancelled, timed out, or the engine closed
+			j.state, j.err = DataJobCancelled, fmt.Errorf("%w (%v)", err, context.Cause(jctx))
 		default:
 			j.state, j.err = DataJobFailed, err
 		}
@@ -159,7 +170,58 @@ func (e *Engine) RunPipeline(ctx context.Context, job string, spec []byte, grant
 		}
 		e.dataJobs.mu.Unlock()
 	}()
-	return j.id, nil
+	return j, nil
+}
+
+// runPipelineStep runs a workflow's pipeline step as a data job of the workflow's job and
+// grants, recorded in the step's status, and returns the job's result as JSON. The step's
+// timeout bounds each attempt; a failed attempt is retried only as many times as the step's
+// retries say (default none: a pipeline's failures are mostly its data's, and would recur).
+func (e *Engine) runPipelineStep(ctx context.Context, r *wfRun, s *dag.Step, outputs map[string][]byte) ([]byte, error) {
+	input, err := s.RenderInput(outputs, nil, 0)
+	if err != nil {
+		return nil, &abi.Error{Kind: abi.KindBadInput, Message: err.Error()}
+	}
+	p, err := e.preparePipeline(input)
+	if err != nil {
+		return nil, asABIError(err)
+	}
+	attempts := 1
+	if s.Retries != nil {
+		attempts += *s.Retries
+	}
+	for a := 1; ; a++ {
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if s.TimeoutMs > 0 {
+			actx, cancel = context.WithTimeout(ctx, time.Duration(s.TimeoutMs)*time.Millisecond)
+		}
+		j, err := e.startDataJob(actx, p, r.spec.Job, host.Grants{Capabilities: r.spec.Grants})
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		e.markStep(r, s.ID, func(ss *StepStatus) { ss.DataJob = j.id })
+		e.saveMeta(r)
+		<-j.done
+		cancel()
+		st := j.status()
+		switch {
+		case st.State == DataJobSucceeded:
+			out, err := json.Marshal(st.Result)
+			if err != nil {
+				return nil, err
+			}
+			return out, nil
+		case ctx.Err() != nil:
+			return nil, &abi.Error{Kind: abi.KindCancelled, Message: "pipeline: " + st.Error}
+		case a >= attempts:
+			kind := abi.KindBadInput
+			if st.State == DataJobCancelled {
+				kind = abi.KindLimit
+			}
+			return nil, &abi.Error{Kind: kind, Message: fmt.Sprintf("pipeline (data job %s, attempt %d): %s", j.id, a, st.Error)}
+		}
+	}
 }
 
 // DataJob returns a snapshot of a data job: its state, per-operator progress and, once it
@@ -269,11 +331,19 @@ func (e *Engine) runPipeline(ctx context.Context, p *data.Pipeline, job string, 
 	if memCap <= 0 {
 		memCap = 256 << 20
 	}
-	return p.Run(ctx, data.BuildOptions{
+	res, err := p.Run(ctx, data.BuildOptions{
 		Root:     root,
 		Resolver: &wasmResolver{e: e, job: job, grants: grants, built: workers},
 		Options:  data.Options{MemoryCap: memCap, TempDir: tmp, Progress: progress},
 	})
+	if res.Write != nil { // name the files as the pipeline does: relative to the data root
+		for i, f := range res.Write.Files {
+			if rel, err := filepath.Rel(root, f); err == nil && filepath.IsLocal(rel) {
+				res.Write.Files[i] = filepath.ToSlash(rel)
+			}
+		}
+	}
+	return res, err
 }
 
 // wasmResolver resolves the user functions of a pipeline to WASM exports. A batch function

@@ -54,6 +54,47 @@ func TestDataJobs(t *testing.T) {
 	t.Run("RefusesAndFailsCleanly", n.refusesAndFailsCleanly)
 	t.Run("Cancel", n.cancel)
 	t.Run("ConcurrentStatusPolls", n.concurrentStatusPolls)
+	t.Run("WorkflowStep", n.workflowStep)
+}
+
+// A workflow's pipeline step runs as a data job named in the step's status; its JSON result is
+// what later templates select from, and a failing pipeline fails the workflow naming the step.
+func (n *dataNode) workflowStep(t *testing.T) {
+	e, in := n.e, n.input(t, 3, 40)
+	doc := `{"version": 1, "name": "etl", "steps": [
+		{"id": "etl", "pipeline": {"steps": [
+			{"read_csv": "` + in + `"}, {"filter": "age is not null"},
+			{"map_batches": "dg.score"},
+			{"groupby": ["city"], "aggregate": {"n": "count()"}},
+			{"write_jsonl": "` + in + `-out"}]}}
+	], "output": {"rows": "${etl.write.rows}", "files": "${etl.write.files}"}}`
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	id, err := e.SubmitWorkflow(ctx, []byte(doc), "wfjob", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.WorkflowResult(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"rows":5,"files":["` + in + `-out/part-00000.jsonl"]}`; string(out) != want {
+		t.Errorf("output %s, want %s", out, want)
+	}
+	wf, _ := e.Workflow(id)
+	dj := wf.Steps[0].DataJob
+	st, err := e.DataJob(dj)
+	if err != nil || st.State != engine.DataJobSucceeded || st.Job != "wfjob" || st.Workers != 1 {
+		t.Errorf("data job %q: %+v %v", dj, st, err)
+	}
+	bad := `{"version": 1, "steps": [{"id": "broken", "pipeline": [{"read_csv": "` + in + `"}, {"map_batches": "dg.garbage"}, {"count": {}}]}]}`
+	id, err = e.SubmitWorkflow(ctx, []byte(bad), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.WorkflowResult(ctx, id); err == nil || !strings.Contains(err.Error(), `step "broken": pipeline`) || !strings.Contains(err.Error(), "malformed batch") {
+		t.Errorf("broken pipeline: %v", err)
+	}
 }
 
 // sharedCompileCache returns a fresh data directory whose compile-cache is a folder kept across
