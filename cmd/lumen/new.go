@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"regexp"
 	"strings"
 	"text/template"
@@ -135,6 +136,9 @@ func scaffold(dir, lang, lumenSrc string, force bool) error {
 			return err
 		}
 		data["LumenSrc"] = src
+		// The new module's go line must not be below Lumen's, or the go command asks for a
+		// go.mod update before anything builds.
+		data["GoVersion"] = goVersion(src)
 	}
 	files := map[string][]byte{}
 	render := func(tmpl, out string) error {
@@ -231,6 +235,19 @@ func findLumenSource(explicit string) (string, error) {
 		}
 	}
 	return "", errors.New("new: a Go module needs Lumen's Go SDK from a Lumen source checkout until Lumen is published: pass --lumen DIR or set LUMEN_SRC")
+}
+
+// goVersion returns the go directive of dir's go.mod, or this binary's Go version without its
+// "go" prefix when it has none.
+func goVersion(dir string) string {
+	if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "go" {
+				return f[1]
+			}
+		}
+	}
+	return strings.TrimPrefix(runtime.Version(), "go")
 }
 
 func isLumenSource(dir string) bool {
