@@ -1,0 +1,75 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/lumenflow/lumen/engine"
+)
+
+// Data jobs: pipelines of docs/data.md run in the background over the node's data root.
+//
+//	POST   /v1/data/jobs?job=J&grants=a,b   body: a pipeline        -> 201 the job's status
+//	GET    /v1/data/jobs/:id                status, per-operator progress and, once done, result
+//	DELETE /v1/data/jobs/:id                cancel                  -> 200 the job's status
+func (s *Server) dataRoutes(v1 *gin.RouterGroup) {
+	v1.POST("/data/jobs", s.submitDataJob)
+	v1.GET("/data/jobs/:id", s.getDataJob)
+	v1.DELETE("/data/jobs/:id", s.cancelDataJob)
+}
+
+// failData answers the data jobs' own errors with their status, anything else as failErr does.
+func failData(c *gin.Context, err error) {
+	switch {
+	case errors.Is(err, engine.ErrDataJobNotFound):
+		fail(c, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, engine.ErrNoDataRoot):
+		fail(c, http.StatusForbidden, "denied", err.Error())
+	default:
+		failErr(c, err, nil)
+	}
+}
+
+func (s *Server) submitDataJob(c *gin.Context) {
+	doc, job, grants, ok := s.workflowBody(c)
+	if !ok {
+		return
+	}
+	g, _ := grantsOf(c, grants)
+	id, err := s.eng.RunPipeline(c.Request.Context(), job, doc, g)
+	if err != nil {
+		failData(c, err)
+		return
+	}
+	st, err := s.eng.DataJob(id)
+	if err != nil {
+		failData(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, st)
+}
+
+func (s *Server) getDataJob(c *gin.Context) {
+	st, err := s.eng.DataJob(c.Param("id"))
+	if err != nil {
+		failData(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+func (s *Server) cancelDataJob(c *gin.Context) {
+	id := c.Param("id")
+	if err := s.eng.CancelDataJob(id); err != nil {
+		failData(c, err)
+		return
+	}
+	st, err := s.eng.WaitDataJob(c.Request.Context(), id)
+	if err != nil {
+		failData(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
