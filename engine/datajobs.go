@@ -65,6 +65,7 @@ func (s DataJobStatus) Done() bool { return s.State != DataJobRunning }
 
 type dataJob struct {
 	id, job  string
+	root     string // the data root, resolved
 	started  time.Time
 	progress data.Progress
 	cancel   context.CancelFunc
@@ -83,6 +84,9 @@ func (j *dataJob) status() DataJobStatus {
 	defer j.mu.Unlock()
 	s := DataJobStatus{ID: j.id, Job: j.job, State: j.state, Started: j.started, Progress: j.progress.Snapshot(),
 		Result: j.result, Workers: j.workers.Load()}
+	for i := range s.Progress { // name paths as the pipeline does, not where the root is
+		s.Progress[i].Op = strings.ReplaceAll(s.Progress[i].Op, j.root+string(filepath.Separator), "")
+	}
 	if j.err != nil {
 		s.Error = j.err.Error()
 	}
@@ -127,7 +131,11 @@ func (e *Engine) startDataJob(parent context.Context, p *data.Pipeline, job stri
 	}
 	var idb [8]byte
 	rand.Read(idb[:])
-	j := &dataJob{id: "dj-" + hex.EncodeToString(idb[:]), job: job, started: time.Now().UTC(), state: DataJobRunning, done: make(chan struct{})}
+	root, err := filepath.EvalSymlinks(e.cfg.DataRoot)
+	if err != nil {
+		return nil, fmt.Errorf("data root %s: %w", e.cfg.DataRoot, err)
+	}
+	j := &dataJob{id: "dj-" + hex.EncodeToString(idb[:]), job: job, root: root, started: time.Now().UTC(), state: DataJobRunning, done: make(chan struct{})}
 	jctx, cancel := context.WithCancel(parent)
 	j.cancel = cancel
 	e.amu.Lock()
