@@ -96,6 +96,7 @@ func up(args []string) error {
 	addr := fl.String("http", "127.0.0.1:7070", "address of the REST API and dashboard")
 	examples := fl.String("examples", "", "load the built examples under this directory")
 	mf := addModelFlags(fl)
+	dr := addDataRootFlag(fl) // data.go
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -103,7 +104,11 @@ func up(args []string) error {
 	if err != nil {
 		return err
 	}
-	return serve(nodeOptions{data: *data, http: *addr, examples: *examples, model: mc})
+	root, err := dataRoot(*dr)
+	if err != nil {
+		return err
+	}
+	return serve(nodeOptions{data: *data, http: *addr, examples: *examples, model: mc, dataRoot: root})
 }
 
 // nodeOptions are what `lumen up` and `lumen server` start a node with.
@@ -113,6 +118,7 @@ type nodeOptions struct {
 	resources            scheduler.Resources
 	tls                  *tlsFiles
 	model                engine.ModelConfig // the OpenAI-compatible API's models (model.go)
+	dataRoot             string             // the folder data jobs may use (data.go)
 }
 
 // serve opens the engine, loads the examples, and serves the API until SIGINT or SIGTERM.
@@ -140,7 +146,7 @@ func serve(o nodeOptions) error {
 	if o.cluster.RaftBind != "" && o.cluster.APIURL == "" {
 		o.cluster.APIURL = url
 	}
-	eng, err := engine.Open(ctx, engine.Config{DataDir: o.data, Cluster: o.cluster, Resources: o.resources, Model: o.model})
+	eng, err := engine.Open(ctx, engine.Config{DataDir: o.data, Cluster: o.cluster, Resources: o.resources, Model: o.model, DataRoot: o.dataRoot})
 	if err != nil {
 		return err
 	}
