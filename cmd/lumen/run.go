@@ -57,6 +57,11 @@ func runCommand(args []string) error {
 		cur, serr := c.Workflow(ctx, st.ID)
 		if serr == nil && !cf.json {
 			line := progressLine(cur)
+			if ops := dataProgress(ctx, c, st.ID); len(ops) > 0 && !tty {
+				line += "\n" + strings.Join(ops, "\n") // data.go: per-operator progress
+			} else if len(ops) > 0 {
+				line += " |" + strings.Join(ops, " |")
+			}
 			if tty {
 				fmt.Fprintf(os.Stderr, "\r\033[K%s", line)
 			} else if line != last {
