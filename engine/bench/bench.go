@@ -195,7 +195,7 @@ var suite = []figure{
 	{"transformer_block_fwd_bwd", transformerBlock},
 	{"model_prefill_1core", modelPrefill},
 	{"model_decode_1core", modelDecode},
-	{"model_constrained_decode_overhead", modelConstrainedOverhead},
+	{"model_constrained_vs_free_decode", modelConstrainedVsFree},
 	{"model_train_1core", modelTrain},
 }
 

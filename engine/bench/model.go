@@ -148,10 +148,11 @@ func decodeRate(m *model.Model, s *jsonschema.Schema, d time.Duration) (int, tim
 	return tokens, took, err
 }
 
-// modelConstrainedOverhead is how much slower decoding held to a JSON schema is than free
-// decoding, both measured in turns in the same run, each from its fastest 64-token round (the
-// least disturbed by neighbours); the goal is at most 15%.
-func modelConstrainedOverhead(b *env) (*Result, error) {
+// modelConstrainedVsFree is the time per token of decoding held to a JSON schema as a share of
+// free decoding's, both measured in turns in the same run, each from its fastest 64-token round
+// (the least disturbed by neighbours). The goal is at most 115% (an overhead of at most 15%).
+// It can be under 100%: the mask leaves the sampler fewer candidates to weigh.
+func modelConstrainedVsFree(b *env) (*Result, error) {
 	m, err := demoModel()
 	if err != nil {
 		return nil, err
@@ -180,13 +181,9 @@ func modelConstrainedOverhead(b *env) (*Result, error) {
 			con = d
 		}
 	}
-	overhead := 100 * (con.Seconds()/free.Seconds() - 1)
-	notes := fmt.Sprintf("extra time per token of json_schema-constrained decoding (token-trie mask + matcher each step) over free decoding, fastest of %d rounds of 64 tokens each, demo model, one core", rounds)
-	if overhead < 0.1 {
-		notes += fmt.Sprintf("; measured %.2f%%, within noise: shown as 0.1%%", overhead)
-		overhead = 0.1
-	}
-	return &Result{Value: overhead, Unit: "%", Notes: notes, Extra: []Figure{
+	share := 100 * con.Seconds() / free.Seconds()
+	notes := fmt.Sprintf("time per token of json_schema-constrained decoding (token-trie mask + matcher each step, sampling at temperature 1) as a share of free decoding's, fastest of %d rounds of 64 tokens each, demo model, one core; goal <= 115%% (overhead <= 15%%)", rounds)
+	return &Result{Value: share, Unit: "% of free", Notes: notes, Extra: []Figure{
 		{Name: "free_decode", Value: 64 / free.Seconds(), Unit: UnitTokens},
 		{Name: "constrained_decode", Value: 64 / con.Seconds(), Unit: UnitTokens}}}, nil
 }
