@@ -106,7 +106,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg.Resources = defaultResources()
 	}
 	e := &Engine{
-		cfg: cfg, started: time.Now(), objects: newObjectStore(cfg.ObjectStoreBytes), adm: newAdmission(cfg.Resources),
+		cfg: cfg, started: time.Now(), objects: newObjectStore(cfg.ObjectStoreBytes).withSpill(cfg.DataDir), adm: newAdmission(cfg.Resources),
 		compiled: map[string]*host.Module{}, fns: map[fnKey]fnRef{}, actors: map[int64]*actor{}, named: map[string]int64{}, ended: map[int64]endedActor{},
 		runs: map[string]*wfRun{}, compiledWFs: map[string]*compiledWF{}, log: slog.Default(),
 		tensors: newTensorStore(cfg.TensorBytesPerJob),
