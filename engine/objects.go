@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"container/list"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -20,12 +24,27 @@ const DefaultObjectStoreBytes = 1 << 30
 // task runs, and an object whose value refers to others holds them. At zero references an object
 // is freed; a task still producing it runs on, but its result is dropped. It is safe for
 // concurrent use.
+//
+// With a spill folder (withSpill), a put or a result that would pass the memory cap first moves
+// the least recently used ready objects to files there, and a get of a spilled object reads it
+// back (spilling others if need be): the cap bounds memory, not what the store holds. Spill
+// files are written and read under the store's lock, so a spill stalls the node's other object
+// operations for the time of the I/O; they are removed when their object is freed and when the
+// store opens (objects do not survive a restart).
 type objectStore struct {
 	mu    sync.Mutex
 	next  int64
 	objs  map[int64]*object
-	bytes int64
+	bytes int64 // in memory
 	cap   int64
+
+	spillDir     string     // empty: no spilling, a put past the cap is refused
+	lru          *list.List // ready objects in memory, most recently used first; values are handles
+	spilledBytes int64      // on disk
+	spills       int64      // objects written out, ever
+	restores     int64      // objects read back, ever
+	// handles of pending objects, for complete (which is given the object)
+	handles map[*object]int64
 }
 
 // object is one value, ready when its channel is closed; then exactly one of data and err is
@@ -39,13 +58,81 @@ type object struct {
 	refs     int     // holders; freed at zero
 	children []int64 // objects this one's value refers to, held by it
 	freed    bool
+	elem     *list.Element // its place in the store's LRU list while in memory and ready
+	spilled  string        // the file holding its data while spilled
+	size     int64         // len(data), in memory or spilled
 }
 
 func newObjectStore(capBytes int64) *objectStore {
 	if capBytes <= 0 {
 		capBytes = DefaultObjectStoreBytes
 	}
-	return &objectStore{objs: map[int64]*object{}, cap: capBytes}
+	return &objectStore{objs: map[int64]*object{}, cap: capBytes, lru: list.New()}
+}
+
+// withSpill makes the store spill to dataDir/objects-spill, emptied now. If the folder cannot
+// be made, the store keeps refusing puts past its cap, and says why in the error.
+func (s *objectStore) withSpill(dataDir string) *objectStore {
+	dir := filepath.Join(dataDir, "objects-spill")
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o700); err == nil {
+		s.spillDir = dir
+	}
+	return s
+}
+
+// makeRoomLocked spills least recently used ready objects until n more bytes fit in memory.
+func (s *objectStore) makeRoomLocked(n int64) error {
+	for s.bytes+n > s.cap {
+		back := s.lru.Back()
+		if s.spillDir == "" || back == nil || n > s.cap {
+			why := "release objects or raise the cap"
+			if s.spillDir != "" {
+				why = "nothing more to spill"
+			}
+			return fmt.Errorf("object store full: %d of %d bytes held, %d more asked; %s", s.bytes, s.cap, n, why)
+		}
+		h := back.Value.(int64)
+		o := s.objs[h]
+		path := filepath.Join(s.spillDir, "obj-"+strconv.FormatInt(h, 10))
+		if err := os.WriteFile(path, o.data, 0o600); err != nil {
+			os.Remove(path)
+			return fmt.Errorf("object store full: %d of %d bytes held, and spilling object %d failed: %v", s.bytes, s.cap, h, err)
+		}
+		s.lru.Remove(back)
+		o.elem, o.spilled, o.data = nil, path, nil
+		s.bytes -= o.size
+		s.spilledBytes += o.size
+		s.spills++
+	}
+	return nil
+}
+
+// keepLocked records that ready object h now holds data in memory.
+func (s *objectStore) keepLocked(h int64, o *object, data []byte) {
+	o.data, o.size = data, int64(len(data))
+	s.bytes += o.size
+	o.elem = s.lru.PushFront(h)
+}
+
+// restoreLocked reads a spilled object back into memory.
+func (s *objectStore) restoreLocked(h int64, o *object) ([]byte, error) {
+	data, err := os.ReadFile(o.spilled)
+	if err == nil && int64(len(data)) != o.size {
+		err = fmt.Errorf("%d bytes where %d were written", len(data), o.size)
+	}
+	if err != nil {
+		return nil, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("object %d: restore from its spill file: %v", h, err)}
+	}
+	if err := s.makeRoomLocked(o.size); err != nil {
+		return data, nil // it does not fit in memory now: hand the bytes over, keep the file
+	}
+	os.Remove(o.spilled)
+	s.spilledBytes -= o.size
+	o.spilled = ""
+	s.restores++
+	s.keepLocked(h, o, data)
+	return data, nil
 }
 
 // handle returns a fresh handle, for objects and actors alike.
@@ -60,15 +147,14 @@ func (s *objectStore) handle() int64 {
 func (s *objectStore) put(job string, data []byte) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.bytes+int64(len(data)) > s.cap {
-		return 0, &host.StatusError{Status: abi.ErrLimit, Message: fmt.Sprintf(
-			"object store full: %d of %d bytes held, %d more asked; release objects or raise the cap", s.bytes, s.cap, len(data))}
+	if err := s.makeRoomLocked(int64(len(data))); err != nil {
+		return 0, &host.StatusError{Status: abi.ErrLimit, Message: err.Error()}
 	}
 	s.next++
-	o := &object{job: job, ready: make(chan struct{}), data: data, refs: 1}
+	o := &object{job: job, ready: make(chan struct{}), refs: 1}
 	close(o.ready)
 	s.objs[s.next] = o
-	s.bytes += int64(len(data))
+	s.keepLocked(s.next, o, data)
 	return s.next, nil
 }
 
@@ -79,6 +165,10 @@ func (s *objectStore) pending(job string) (int64, *object) {
 	s.next++
 	o := &object{job: job, ready: make(chan struct{}), refs: 1}
 	s.objs[s.next] = o
+	if s.handles == nil {
+		s.handles = map[*object]int64{}
+	}
+	s.handles[o] = s.next
 	return s.next, o
 }
 
@@ -86,15 +176,18 @@ func (s *objectStore) pending(job string) (int64, *object) {
 // fails the object instead.
 func (s *objectStore) complete(o *object, data []byte, err error) {
 	s.mu.Lock()
-	if err == nil && s.bytes+int64(len(data)) > s.cap {
-		err = &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("object store full: cannot keep a result of %d bytes (%d of %d held)", len(data), s.bytes, s.cap)}
+	h := s.handles[o]
+	delete(s.handles, o)
+	if err == nil && !o.freed {
+		if merr := s.makeRoomLocked(int64(len(data))); merr != nil {
+			err = &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("cannot keep a result of %d bytes: %v", len(data), merr)}
+		}
 	}
 	switch {
 	case o.freed:
 		// Nothing refers to it any more: keep nothing.
 	case err == nil:
-		o.data = data
-		s.bytes += int64(len(data))
+		s.keepLocked(h, o, data)
 	default:
 		o.err = err
 	}
@@ -138,6 +231,14 @@ func (s *objectStore) get(ctx context.Context, job string, h int64, timeout time
 	if o.err != nil {
 		return nil, o.err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case o.spilled != "":
+		return s.restoreLocked(h, o)
+	case o.elem != nil:
+		s.lru.MoveToFront(o.elem)
+	}
 	return o.data, nil
 }
 
@@ -177,7 +278,16 @@ func (s *objectStore) dropLocked(h int64, o *object) {
 	o.freed = true
 	select {
 	case <-o.ready:
-		s.bytes -= int64(len(o.data))
+		switch {
+		case o.spilled != "":
+			os.Remove(o.spilled)
+			s.spilledBytes -= o.size
+			o.spilled = ""
+		case o.elem != nil:
+			s.lru.Remove(o.elem)
+			o.elem = nil
+			s.bytes -= o.size
+		}
 		o.data = nil
 	default:
 	}
@@ -283,7 +393,14 @@ func (s *objectStore) wait(ctx context.Context, job string, req *abi.WaitRequest
 	}
 }
 
-// stats reports the number of objects and the bytes they hold.
+// spillStats reports the bytes spilled now, and the objects spilled and restored ever.
+func (s *objectStore) spillStats() (bytes, spills, restores int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.spilledBytes, s.spills, s.restores
+}
+
+// stats reports the number of objects and the bytes they hold in memory.
 func (s *objectStore) stats() (n int, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
