@@ -65,9 +65,23 @@ func Call(name string, in []byte, fn Func) ([]byte, error) {
 	return Encode(out)
 }
 
-// Decode reads the one record batch of an Arrow IPC stream. The caller releases it.
-func Decode(b []byte) (arrow.Record, error) {
-	r, err := ipc.NewReader(bytes.NewReader(b), ipc.WithAllocator(memory.NewGoAllocator()))
+// Decode reads the first record batch of an Arrow IPC stream. The caller releases it. A panic
+// inside Arrow's reader is recovered and reported, and buffers are bounded by the stream's size,
+// but Decode trusts the stream's framing: a forged schema length can still make Arrow's reader
+// allocate beyond the guest's memory limit, which the host stops as a limit. Its input is the
+// host's own encoding of a batch; the host, which takes guest output as untrusted, reads it with
+// the hardened, fuzzed engine/data.DecodeIPC instead.
+func Decode(b []byte) (rec arrow.Record, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if rec != nil {
+				rec.Release()
+			}
+			rec, err = nil, fmt.Errorf("read Arrow IPC: malformed stream (%v)", p)
+		}
+	}()
+	lim := &limitAllocator{mem: memory.NewGoAllocator(), left: 4*int64(len(b)) + 1<<20}
+	r, err := ipc.NewReader(bytes.NewReader(b), ipc.WithAllocator(lim))
 	if err != nil {
 		return nil, fmt.Errorf("read Arrow IPC: %w", err)
 	}
@@ -78,10 +92,32 @@ func Decode(b []byte) (arrow.Record, error) {
 		}
 		return nil, fmt.Errorf("read Arrow IPC: the stream holds no record batch")
 	}
-	rec := r.Record()
+	rec = r.Record()
 	rec.Retain()
 	return rec, nil
 }
+
+// limitAllocator refuses, by panicking (Decode recovers), to allocate more than left bytes in
+// all: a forged length in a malformed stream cannot make Decode take the guest's memory.
+type limitAllocator struct {
+	mem  memory.Allocator
+	left int64
+}
+
+func (a *limitAllocator) take(n int) {
+	if a.left -= int64(n); a.left < 0 {
+		panic(fmt.Sprintf("allocation of %d bytes past the stream's bound", n))
+	}
+}
+
+func (a *limitAllocator) Allocate(n int) []byte { a.take(n); return a.mem.Allocate(n) }
+
+func (a *limitAllocator) Reallocate(n int, b []byte) []byte {
+	a.take(n - len(b))
+	return a.mem.Reallocate(n, b)
+}
+
+func (a *limitAllocator) Free(b []byte) { a.mem.Free(b) }
 
 // Encode writes a record batch as an Arrow IPC stream: its schema, the batch, end of stream.
 func Encode(rec arrow.Record) ([]byte, error) {
