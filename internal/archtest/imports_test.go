@@ -23,6 +23,7 @@ var rules = []struct {
 	{pkg: "sdk", stdOnly: true}, // the SDKs' sources, embedded for lumen new
 	{pkg: "sdk/abi", stdOnly: true},
 	{pkg: "sdk/go", allowed: []string{"sdk/abi"}, stdOnly: true},
+	{pkg: "sdk/go/", allowed: []string{"sdk/abi", "sdk/go"}}, // e.g. sdk/go/batch: Arrow batches on top of the SDK
 	{pkg: "sdk/", allowed: []string{"sdk/abi"}},
 	{pkg: "sdk/conformance/", allowed: []string{"sdk/abi", "sdk/go"}}, // guests written with the SDKs
 	{pkg: "host", allowed: []string{"sdk/abi"}},
