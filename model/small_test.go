@@ -70,9 +70,10 @@ func TestSmall_TrainsEveryTask(t *testing.T) {
 		t.Logf("accuracy %-16s %5.1f%% (%d/%d)", k, 100*acc[k].Rate(), acc[k].Correct, acc[k].Total)
 	}
 	// Floors below the figures measured for 1000 steps (2026-11, held-out seed 777, 600
-	// examples): audio 100%, tool 100%, json 100%, refusal 100%, text 93.4% (add 68%, the rest
-	// 100%), image 54.4% (colour 100%, shape 75%, caption 48%, digit 7%).
-	for k, want := range map[string]float64{TaskAudio: 0.95, TaskTool: 0.95, TaskJSON: 0.95, TaskRefusal: 0.95, TaskText: 0.85, TaskImage: 0.45, "image/colour": 0.95} {
+	// examples): audio 100%, tool 100% (calls and answers from results), json 100%, refusal
+	// 100%, text 87.5% (add 54%, reverse 95%, the rest 100%), image 51.5% (colour 100%, caption
+	// 50%, shape 47%, digit 10%).
+	for k, want := range map[string]float64{TaskAudio: 0.95, TaskTool: 0.95, TaskJSON: 0.95, TaskRefusal: 0.95, TaskText: 0.8, TaskImage: 0.4, "image/colour": 0.95} {
 		if got := acc[k].Rate(); got < want {
 			t.Errorf("%s accuracy %.2f, want >= %.2f", k, got, want)
 		}
