@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"github.com/lumenflow/lumen/engine/dag"
 	"github.com/lumenflow/lumen/engine/scheduler"
@@ -41,6 +42,9 @@ func (e *Engine) CompileWorkflow(ctx context.Context, doc []byte, job string, gr
 	cw := &compiledWF{plan: plan, job: jobOr(job), steps: make([]compiledStep, len(plan.Steps))}
 	g := host.Grants{Capabilities: grants}
 	for i, s := range plan.Steps {
+		if strings.HasPrefix(pinned[s.Module], builtinPrefix) {
+			return "", &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("step %q: built-in functions (%s) run in submitted workflows, not compiled ones", s.ID, pinned[s.Module])}
+		}
 		fn, err := e.function(ctx, pinned[s.Module], s.Function, abi.KindTask)
 		if err != nil {
 			return "", err

@@ -97,6 +97,14 @@ type catalog struct {
 }
 
 func (c catalog) Function(module, function string) (abi.Function, error) {
+	if strings.HasPrefix(module, builtinPrefix) {
+		f, ok := builtinFunction(module, function)
+		if !ok {
+			return abi.Function{}, fmt.Errorf("%w: no built-in function %s.%s", dag.ErrUnknownFunction, module, function)
+		}
+		c.pinned[module] = module
+		return f, nil
+	}
 	ref := module
 	if d, ok := c.pinned[module]; ok {
 		ref = d
@@ -354,6 +362,20 @@ func (e *Engine) runStep(ctx context.Context, r *wfRun, s *dag.Step, outputs map
 	if s.Pipeline {
 		return e.runPipelineStep(ctx, r, s, outputs) // datajobs.go
 	}
+	var run func(input []byte) ([]byte, error)
+	if mod := r.spec.Modules[s.Module]; strings.HasPrefix(mod, builtinPrefix) {
+		// A built-in function runs in the engine, under the step's timeout when it has one.
+		run = func(input []byte) ([]byte, error) {
+			bctx := ctx
+			if s.TimeoutMs > 0 {
+				var cancel context.CancelFunc
+				bctx, cancel = context.WithTimeout(ctx, time.Duration(s.TimeoutMs)*time.Millisecond)
+				defer cancel()
+			}
+			return e.runBuiltin(bctx, mod, s.Function, input)
+		}
+		return e.runStepWith(ctx, r, s, outputs, run)
+	}
 	fn, err := e.function(ctx, r.spec.Modules[s.Module], s.Function, abi.KindTask)
 	if err != nil {
 		return nil, err
@@ -363,7 +385,7 @@ func (e *Engine) runStep(ctx context.Context, r *wfRun, s *dag.Step, outputs map
 	if err := e.adm.check(d); err != nil {
 		return nil, &abi.Error{Kind: abi.KindBadInput, Message: err.Error()}
 	}
-	run := func(input []byte) ([]byte, error) {
+	run = func(input []byte) ([]byte, error) {
 		cc := &callContext{grants: host.Grants{Capabilities: r.spec.Grants}, limits: lim}
 		out, err := e.runTask(ctx, fn, task{
 			job: r.spec.Job, module: r.spec.Modules[s.Module], function: s.Function, input: input,
@@ -372,6 +394,11 @@ func (e *Engine) runStep(ctx context.Context, r *wfRun, s *dag.Step, outputs map
 		e.endScope(cc, nil, nil, false) // a step's objects do not outlive it
 		return out, err
 	}
+	return e.runStepWith(ctx, r, s, outputs, run)
+}
+
+// runStepWith runs a step's calls through run: once, or once per element of its map.
+func (e *Engine) runStepWith(ctx context.Context, r *wfRun, s *dag.Step, outputs map[string][]byte, run func([]byte) ([]byte, error)) ([]byte, error) {
 	if s.Map == nil {
 		input, err := s.RenderInput(outputs, nil, 0)
 		if err != nil {

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"image/png"
 	"io"
-	"os/exec"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,18 +23,31 @@ import (
 	"github.com/lumenflow/lumen/model/jsonschema"
 )
 
-// The example end to end: `lumen model train` trains the tiny model (text, image and audio
-// tasks, 200 seeded steps on one core: the same weights every run), `lumen up --model` serves
-// it, and the official OpenAI Go client asks it a text, an image and an audio question, makes
-// it call a tool, asks for strict JSON, and runs a batch.
+// The example end to end: Lumen trains the tiny model as a workflow (train.json: one step of the
+// built-in lumen:model.train, text, image and audio tasks, 200 seeded steps on one core: the
+// same weights every run) on a `lumen up --data-root`; `lumen up --model` then serves it, and
+// the official OpenAI Go client asks it a text, an image and an audio question, makes it call a
+// tool, asks for strict JSON, and runs a batch.
 func TestMultimodal_TrainServeAndAsk(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "tiny")
+	root := t.TempDir()
 	start := time.Now()
-	out, err := exec.Command(lumentest.Binary(t), "model", "train", "--out", dir, "--size", "tiny", "--quiet").CombinedOutput()
+	trainer := lumentest.StartWith(t, "", "--data-root", root)
+	doc, err := os.ReadFile("train.json")
 	if err != nil {
-		t.Fatalf("lumen model train: %v\n%s", err, out)
+		t.Fatal(err)
 	}
-	t.Logf("trained in %v:\n%s", time.Since(start).Round(time.Millisecond), out)
+	tc := trainer.Client()
+	wf, err := tc.SubmitWorkflow(context.Background(), doc, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, done, err := tc.WorkflowResult(context.Background(), wf.ID, 10*time.Minute)
+	if err != nil || !done {
+		t.Fatalf("training workflow: %s %v %v\n%s", out, done, err, trainer.Output())
+	}
+	trainer.Kill()
+	t.Logf("trained as workflow %s in %v: %s", wf.ID, time.Since(start).Round(time.Millisecond), out)
+	dir := filepath.Join(root, "models", "tiny")
 
 	node := lumentest.StartWith(t, "", "--model", dir)
 	client := oa.NewClient(option.WithBaseURL(node.URL+"/v1/"), option.WithAPIKey(node.Token), option.WithMaxRetries(0))
