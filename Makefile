@@ -27,11 +27,13 @@ run: build guests
 	./bin/lumen up --data $(DATA) --http $(ADDR) --examples examples
 
 ## test: vet, then every test, guests built from source. Everything runs under the race detector
-## but the examples and the CLI, whose tests drive real lumen processes.
+## but the examples and the CLI, whose tests drive real lumen processes; the model's tiny training
+## runs once more without it, long enough to learn its text tasks.
 NORACE = lumen/(cmd|examples)/
 test: toolchain vet
 	$(GO) test -race -timeout 20m $$($(GO) list ./... | grep -v -E '$(NORACE)')
 	$(GO) test -timeout 20m $$($(GO) list ./... | grep -E '$(NORACE)')
+	$(GO) test -timeout 10m -run 'Tiny|OpenAIClient' ./model/
 
 ## bench: benchmarks, summarised as JSON in bench.json
 bench: toolchain
@@ -49,6 +51,7 @@ fuzz:
 ## robustness: the slow suites, opt-in
 robustness:
 	LUMEN_ROBUSTNESS=1 $(GO) test -race -timeout 60m ./...
+	LUMEN_ROBUSTNESS=1 $(GO) test -timeout 60m -run TestSmall ./model/
 
 ## check: formatting, vet and the tests
 check: fmt vet test

@@ -19,6 +19,9 @@ func TestSmall_TrainsEveryTask(t *testing.T) {
 	if os.Getenv("LUMEN_ROBUSTNESS") != "1" {
 		t.Skip("minutes of training: opt in with LUMEN_ROBUSTNESS=1")
 	}
+	if raceDetector {
+		t.Skip("hours under -race: make robustness runs it without the race detector")
+	}
 	steps := 1000
 	if n, err := strconv.Atoi(os.Getenv("LUMEN_SMALL_STEPS")); err == nil && n > 0 {
 		steps = n
