@@ -179,6 +179,7 @@ var suite = []figure{
 	{"single_client_put_calls", putCalls},
 	{"single_client_get_calls", getCalls},
 	{"single_client_put_gigabytes", putGigabytes},
+	{"object_pull_gigabytes", objectPull},
 	{"placement_group_create/removal", placementGroups},
 	{"single_client_wait_1k_refs", wait1k},
 	{"many_actors", manyActors},
