@@ -482,7 +482,7 @@ func (n *Node) Linearize(ctx context.Context) error {
 			idx, err = n.cfg.Forwarder.ReadIndex(ctx, raft.ServerID(leader))
 		}
 		if err == nil {
-			return n.kv.WaitApplied(ctx, idx)
+			return n.WaitApplied(ctx, idx)
 		}
 		if !retryable(err) {
 			return err
@@ -496,6 +496,30 @@ func (n *Node) Linearize(ctx context.Context) error {
 		}
 	}
 }
+
+// WaitApplied waits until this node has applied the log up to index. Entries that carry no
+// command (an election's no-op, a barrier) never reach the state, so raft's own applied index
+// counts too.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		if n.applied() >= index {
+			return nil
+		}
+		wctx, cancel := context.WithTimeout(ctx, time.Millisecond)
+		err := n.kv.WaitApplied(wctx, index)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("raftstore: waiting for index %d (applied %d): %w", index, n.applied(), ctx.Err())
+		}
+	}
+}
+
+// applied is the index this node has applied: the state's, or raft's when entries without a
+// command came after.
+func (n *Node) applied() uint64 { return max(n.kv.Applied(), n.raft.AppliedIndex()) }
 
 // Member is one server of the cluster's configuration.
 type Member struct {
@@ -624,7 +648,7 @@ func (n *Node) Stats() Stats {
 	members, _ := n.Members()
 	return Stats{
 		ID: n.cfg.ID, Address: string(n.addr), State: n.raft.State().String(), Leader: leader,
-		Term: num("term"), CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.kv.Applied(),
+		Term: num("term"), CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.applied(),
 		LastLogIndex: num("last_log_index"), Members: members,
 	}
 }

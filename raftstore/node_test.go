@@ -513,3 +513,26 @@ func TestNode_PartitionedLeaderStopsAcceptingWritesAndHealedNodesConverge(t *tes
 		}
 	}
 }
+
+// Reads right after an election, before any new write, do not wait for a write that never comes:
+// the new leader's no-op entry reaches raft's applied index but not the state.
+func TestNode_LinearizeAfterElectionWithoutWrites(t *testing.T) {
+	s := newNodeSet(t)
+	s.cluster3(nil)
+	s.converge()
+	old := s.leader(5 * time.Second)
+	s.stop(old.ID())
+	nl := s.leader(10 * time.Second)
+	for _, id := range []string{"n1", "n2", "n3"} {
+		n := s.node(id)
+		if n == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err := n.Linearize(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s (leader %s): linearize with no write since the election: %v", id, nl.ID(), err)
+		}
+	}
+}
