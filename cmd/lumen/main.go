@@ -95,20 +95,40 @@ func up(args []string) error {
 	data := fl.String("data", "./lumen-data", "data directory: control-plane state, compilation cache, API tokens")
 	addr := fl.String("http", "127.0.0.1:7070", "address of the REST API and dashboard")
 	examples := fl.String("examples", "", "load the built examples under this directory")
-	mf := addModelFlags(fl)
-	dr := addDataRootFlag(fl) // data.go
+	sf := addServingFlags(fl)
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	mc, err := mf.config()
+	o := nodeOptions{data: *data, http: *addr, examples: *examples}
+	if err := sf.apply(&o); err != nil {
+		return err
+	}
+	return serve(o)
+}
+
+// servingFlags are the flags every node that serves takes beside its own: the model it serves
+// (model.go) and the folder data jobs may use (data.go).
+type servingFlags struct {
+	model    *modelFlags
+	dataRoot *string
+}
+
+func addServingFlags(fl *flag.FlagSet) servingFlags {
+	return servingFlags{model: addModelFlags(fl), dataRoot: addDataRootFlag(fl)}
+}
+
+// apply checks the parsed flags and sets them in o.
+func (sf servingFlags) apply(o *nodeOptions) error {
+	mc, err := sf.model.config()
 	if err != nil {
 		return err
 	}
-	root, err := dataRoot(*dr)
+	root, err := dataRoot(*sf.dataRoot)
 	if err != nil {
 		return err
 	}
-	return serve(nodeOptions{data: *data, http: *addr, examples: *examples, model: mc, dataRoot: root})
+	o.model, o.dataRoot = mc, root
+	return nil
 }
 
 // nodeOptions are what `lumen up` and `lumen server` start a node with.

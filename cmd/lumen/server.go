@@ -67,17 +67,8 @@ func nodeCommand(kind string, args []string) error {
 	beat := fl.Duration("heartbeat-interval", 0, "how often the node reports its resources to the leader (default 1s)")
 	deadAfter := fl.Duration("dead-after", 0, "silence after which the leader declares a node dead (default 10s)")
 	resources := fl.String("resources", "", "resources the node offers, e.g. cpu=4,memory_bytes=8e9,gpu=1,custom=2 (default: its cores and memory)")
-	mf := addModelFlags(fl)   // model.go
-	dr := addDataRootFlag(fl) // data.go
+	sf := addServingFlags(fl)
 	if err := fl.Parse(args); err != nil {
-		return err
-	}
-	mc, err := mf.config()
-	if err != nil {
-		return err
-	}
-	root, err := dataRoot(*dr)
-	if err != nil {
 		return err
 	}
 	switch {
@@ -93,11 +84,14 @@ func nodeCommand(kind string, args []string) error {
 	if err != nil {
 		return err
 	}
-	o := nodeOptions{data: *data, http: *httpAddr, examples: *examples, resources: res, model: mc, dataRoot: root, cluster: engine.ClusterConfig{
+	o := nodeOptions{data: *data, http: *httpAddr, examples: *examples, resources: res, cluster: engine.ClusterConfig{
 		NodeID: *id, RaftBind: *raftAddr, RaftAdvertise: *advertise, APIURL: *apiURL, Worker: kind == "worker",
 		Join: *join, JoinToken: *token, HeartbeatTimeout: *heartbeat, ElectionTimeout: *heartbeat,
 		HeartbeatInterval: *beat, DeadAfter: *deadAfter,
 	}}
+	if err := sf.apply(&o); err != nil {
+		return err
+	}
 	if tf != (tlsFiles{}) {
 		if tf.cert == "" || tf.key == "" || tf.ca == "" {
 			return errors.New("mutual TLS needs --tls-cert, --tls-key and --tls-ca together")

@@ -33,18 +33,7 @@ func TestWorkers_TasksPlacedAcrossNodesSurviveAWorkerKilled(t *testing.T) {
 	server.Push(wasm, "svc", "1.0.0")
 	sc := server.Client()
 
-	// Wait until the server sees both workers' resources.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st, err := sc.Cluster(ctx)
-		if err == nil && len(st.Nodes) == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server does not see the workers: %+v %v", st, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitForNodes(t, sc, 3)
 
 	const n = 16
 	type sub struct {
@@ -59,7 +48,7 @@ func TestWorkers_TasksPlacedAcrossNodesSurviveAWorkerKilled(t *testing.T) {
 		}
 	}
 	// Kill w2 once it is running something.
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		st, err := w2.Client().Cluster(ctx)
 		if err == nil && memberOf(st, w2.ID).TasksRun > 0 {
@@ -106,6 +95,23 @@ func TestWorkers_TasksPlacedAcrossNodesSurviveAWorkerKilled(t *testing.T) {
 	}
 	if srv.Retried == 0 {
 		t.Errorf("no task was run again after the worker died")
+	}
+}
+
+// waitForNodes waits until the node behind c sees n live nodes' resources (from the leader's
+// heartbeat answers).
+func waitForNodes(t *testing.T, c *client.Client, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := c.Cluster(context.Background())
+		if err == nil && len(st.Nodes) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the node does not see %d nodes: %+v %v", n, st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -218,17 +224,7 @@ func TestCluster_PlacementGroupAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	server.Push(wasm, "svc", "1.0.0")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st, err := sc.Cluster(ctx)
-		if err == nil && len(st.Nodes) == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server does not see the workers: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitForNodes(t, sc, 3)
 	var pg struct {
 		ID    string   `json:"id"`
 		Nodes []string `json:"nodes"`
