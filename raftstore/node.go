@@ -441,8 +441,9 @@ func retryable(err error) bool {
 }
 
 // ReadIndex returns, on the leader, an index that covers every write committed before the call:
-// the commit index, once the node has confirmed with a quorum that it is still the leader and
-// has applied a barrier in its term. It fails with raft.ErrNotLeader elsewhere.
+// that of the last command at or below the commit index, once the node has confirmed with a
+// quorum that it is still the leader and has applied a barrier in its term. It fails with
+// raft.ErrNotLeader elsewhere.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	if !n.IsLeader() {
 		return 0, raft.ErrNotLeader
@@ -463,7 +464,7 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	if err := n.raft.VerifyLeader().Error(); err != nil {
 		return 0, err
 	}
-	return idx, ctx.Err()
+	return n.readTarget(idx), ctx.Err()
 }
 
 // Linearize waits until this node's state holds every write committed before the call, so a read
@@ -497,28 +498,29 @@ func (n *Node) Linearize(ctx context.Context) error {
 	}
 }
 
-// WaitApplied waits until this node has applied the log up to index. Entries that carry no
-// command (an election's no-op, a barrier) never reach the state, so raft's own applied index
-// counts too.
+// WaitApplied waits until this node's state holds the log's commands up to index.
 func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
-	for {
-		if n.applied() >= index {
-			return nil
-		}
-		wctx, cancel := context.WithTimeout(ctx, time.Millisecond)
-		err := n.kv.WaitApplied(wctx, index)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("raftstore: waiting for index %d (applied %d): %w", index, n.applied(), ctx.Err())
-		}
-	}
+	return n.kv.WaitApplied(ctx, index)
 }
 
-// applied is the index this node has applied: the state's, or raft's when entries without a
-// command came after.
+// readTarget turns a commit index into the index of the last command at or below it. Entries
+// that carry no command (an election's no-op, a barrier, a configuration) never reach the state,
+// whose applied index therefore stops at the command before them; waiting for the commit index
+// itself would wait for the next write. (raft's own applied index counts them, but it moves when
+// entries are handed to the state machine, before they are applied: no use for reads.)
+func (n *Node) readTarget(idx uint64) uint64 {
+	applied := n.kv.Applied()
+	for i := idx; i > applied; i-- {
+		var l raft.Log
+		if err := n.store.GetLog(i, &l); err != nil || l.Type == raft.LogCommand {
+			return i
+		}
+	}
+	return min(applied, idx)
+}
+
+// applied is the index this node has handed to its state machine, for status: it counts the
+// entries without a command, so a quiet cluster shows no lag.
 func (n *Node) applied() uint64 { return max(n.kv.Applied(), n.raft.AppliedIndex()) }
 
 // Member is one server of the cluster's configuration.
