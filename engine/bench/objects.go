@@ -119,8 +119,8 @@ func putGigabytes(b *env) (*Result, error) {
 
 // placementGroups has no value until the cluster brings placement groups.
 // placementGroups is Ray's placement_group_create/removal: a group of one small bundle created
-// (until its node has reserved it) and removed, by Clients goroutines at once. Each op commits
-// three raft writes (the group, the reservation, the removal), fsynced.
+// (until its node has reserved it) and removed, by Clients goroutines at once. On one node each op
+// commits two raft writes, fsynced: the group with this node's reservation, and the removal.
 func placementGroups(b *env) (*Result, error) {
 	spec := engine.PlacementGroupSpec{Bundles: []scheduler.Resources{{scheduler.CPU: 0.001}}}
 	var lat latencies
@@ -140,7 +140,7 @@ func placementGroups(b *env) (*Result, error) {
 		return nil, err
 	}
 	return &Result{Value: v, Unit: UnitOps, Lat: lat.summary(), Notes: fmt.Sprintf(
-		"create (until reserved) + remove of a one-bundle group, %d clients; three fsynced raft commits per op", b.opts.Clients)}, nil
+		"create (until reserved) + remove of a one-bundle group, %d clients; two fsynced raft commits per op", b.opts.Clients)}, nil
 }
 
 // wait1k is Ray's "single client wait 1k refs": 1000 noop tasks submitted, then ray.wait with
