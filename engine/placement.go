@@ -62,6 +62,10 @@ type liveness struct {
 	tasksRun  atomic.Int64
 	peers     atomic.Bool  // the view holds another live node: placement is worth a look
 	placedOut atomic.Int64 // tasks this node placed elsewhere
+
+	tokenOnce sync.Once
+	token     string // the cluster's admin token, for requests to other nodes' APIs
+	tokenErr  error
 	retried   atomic.Int64 // placed tasks run again after their node failed
 }
 
@@ -368,7 +372,7 @@ func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) ([]byte, 
 			return nil, fmt.Errorf("node %s was declared dead", node)
 		}
 		q := url.Values{"job": {sub.Job}, "timeout_ms": {"2000"}}
-		out, status, eb, err := e.apiGetRaw(ctx, fmt.Sprintf("%s/v1/objects/%d?%s", api, sub.Ref, q.Encode()))
+		out, status, eb, err := e.apiDo(ctx, "GET", fmt.Sprintf("%s/v1/objects/%d?%s", api, sub.Ref, q.Encode()), nil)
 		if err != nil {
 			return nil, err
 		}
@@ -385,13 +389,22 @@ func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) ([]byte, 
 }
 
 // remoteError turns another node's error answer into the task's *abi.Error when it is the
-// task's outcome (4xx other than not-found of the module, which a lagging node may answer), or
-// a node failure otherwise.
+// task's outcome (a 4xx: the node ran or refused the task), or into a node failure (5xx, 421,
+// no answer), which the owner answers by placing the task again.
 func remoteError(status int, eb errorBody) error {
 	if status >= 500 || status == http.StatusMisdirectedRequest || status == 0 {
 		return fmt.Errorf("node answered %d: %s", status, eb.Error.Message)
 	}
 	return &abi.Error{Kind: abi.ErrorKind(eb.Error.Kind), Message: eb.Error.Message}
+}
+
+// adminToken reads the cluster's admin token from the data directory once.
+func (e *Engine) adminToken() (string, error) {
+	e.live.tokenOnce.Do(func() {
+		b, err := os.ReadFile(filepath.Join(e.cfg.DataDir, AdminTokenFile))
+		e.live.token, e.live.tokenErr = strings.TrimSpace(string(b)), err
+	})
+	return e.live.token, e.live.tokenErr
 }
 
 // PlacedHeader marks a task submission that another node placed here: it runs here, and is not
@@ -412,14 +425,9 @@ func (e *Engine) apiCall(ctx context.Context, method, u string, body []byte, out
 	return status, nil
 }
 
-func (e *Engine) apiGetRaw(ctx context.Context, u string) ([]byte, int, errorBody, error) {
-	b, status, eb, err := e.apiDo(ctx, "GET", u, nil)
-	return b, status, eb, err
-}
-
 func (e *Engine) apiDo(ctx context.Context, method, u string, body []byte, headers ...string) ([]byte, int, errorBody, error) {
 	var eb errorBody
-	tok, err := os.ReadFile(filepath.Join(e.cfg.DataDir, AdminTokenFile))
+	tok, err := e.adminToken()
 	if err != nil {
 		return nil, 0, eb, err
 	}
@@ -427,7 +435,7 @@ func (e *Engine) apiDo(ctx context.Context, method, u string, body []byte, heade
 	if err != nil {
 		return nil, 0, eb, err
 	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	req.Header.Set("Authorization", "Bearer "+tok)
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
