@@ -89,6 +89,24 @@ func (e *Engine) createActor(ctx context.Context, job, module string, req *abi.A
 		}
 		e.named[a.key] = a.id
 	}
+	e.amu.Unlock()
+	if a.key != "" {
+		// The name is this node's; now make it the cluster's.
+		if err := e.claimName(ctx, a.key, a.id, job); err != nil {
+			e.amu.Lock()
+			if e.named[a.key] == a.id {
+				delete(e.named, a.key)
+			}
+			e.amu.Unlock()
+			return 0, err
+		}
+	}
+	e.amu.Lock()
+	if e.closing {
+		e.amu.Unlock()
+		e.releaseName(a.key, a.id, job)
+		return 0, &abi.Error{Kind: abi.KindCancelled, Message: "the engine is shutting down"}
+	}
 	e.actors[a.id] = a
 	e.amu.Unlock()
 	e.wg.Add(1)
@@ -122,6 +140,7 @@ func (e *Engine) forgetLocked(a *actor, reason string) {
 	delete(e.actors, a.id)
 	if a.key != "" && e.named[a.key] == a.id {
 		delete(e.named, a.key)
+		e.releaseName(a.key, a.id, a.job)
 	}
 	e.ended[a.id] = endedActor{job: a.job, reason: reason}
 	e.endedOrder = append(e.endedOrder, a.id)

@@ -98,10 +98,14 @@ func (e *Engine) KillActor(job string, id int64) error { return e.killActor(jobO
 // NamedActor returns the handle and job of the actor called name in namespace.
 func (e *Engine) NamedActor(namespace, name string) (id int64, job string, err error) {
 	e.amu.Lock()
-	defer e.amu.Unlock()
 	id, ok := e.named[namespace+"/"+name]
-	if !ok {
-		return 0, "", &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no actor named %q in namespace %q", name, namespace)}
+	var a *actor
+	if ok {
+		a = e.actors[id]
 	}
-	return id, e.actors[id].job, nil
+	e.amu.Unlock()
+	if a == nil {
+		return 0, "", e.remoteNamedActor(namespace, name) // elsewhere in the cluster, or nowhere
+	}
+	return id, a.job, nil
 }

@@ -144,6 +144,12 @@ func (e *Engine) openCluster(ctx context.Context) error {
 	}
 	e.startLiveness()
 	e.startGroups()
+	// Actors do not survive a restart: drop the names this node held before it.
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.dropNames(e.ctx, cc.NodeID)
+	}()
 	// Record (or refresh) this node's addresses once a leader can commit it.
 	e.wg.Add(1)
 	go func() {

@@ -81,3 +81,33 @@ func TestPlacementGroup_ReservesAndReleases(t *testing.T) {
 		t.Fatalf("removing twice: %v", err)
 	}
 }
+
+// A named actor's name is recorded in the replicated state; a restart (actors do not survive
+// one) leaves the name free again, and a second actor of the same name is refused meanwhile.
+func TestNamedActor_NameIsRecordedAndFreedByARestart(t *testing.T) {
+	dir := t.TempDir()
+	e, _ := open(t, engine.Config{DataDir: dir})
+	ctx := context.Background()
+	req := &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1"), Name: "one", Namespace: "ns"}
+	if _, err := e.CreateActor(ctx, "", req, allCaps); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateActor(ctx, "", req, allCaps); err == nil || !strings.Contains(err.Error(), "already lives") {
+		t.Fatalf("a second actor of the same name: %v", err)
+	}
+	if _, _, err := e.NamedActor("ns", "none"); err == nil {
+		t.Fatal("an unknown name was found")
+	}
+	e.Close(ctx)
+	e2, err := engine.Open(ctx, engine.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close(ctx)
+	if _, err := e2.CreateActor(ctx, "", req, allCaps); err != nil {
+		t.Fatalf("the name after a restart: %v", err)
+	}
+	if _, _, err := e2.NamedActor("ns", "one"); err != nil {
+		t.Fatal(err)
+	}
+}

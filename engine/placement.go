@@ -3,6 +3,8 @@ package engine
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,6 +65,8 @@ type liveness struct {
 	peers     atomic.Bool  // the view holds another live node: placement is worth a look
 	placedOut atomic.Int64 // tasks this node placed elsewhere
 
+	boot string // this run of the node, random
+
 	tokenOnce sync.Once
 	token     string // the cluster's admin token, for requests to other nodes' APIs
 	tokenErr  error
@@ -83,6 +87,9 @@ func (c *ClusterConfig) intervals() (beat, dead time.Duration) {
 // startLiveness runs the heartbeat loop of every node and the leader's monitor.
 func (e *Engine) startLiveness() {
 	e.live.seen, e.live.last = map[string]time.Time{}, map[string]Heartbeat{}
+	var b [8]byte
+	crand.Read(b[:])
+	e.live.boot = hex.EncodeToString(b[:])
 	beat, _ := e.cfg.Cluster.intervals()
 	e.wg.Add(1)
 	go func() {
@@ -213,6 +220,7 @@ func (e *Engine) monitor() {
 		err := e.node.Apply(e.ctx, &raftstore.Command{Ops: []raftstore.Op{{Kind: raftstore.OpSet, Key: []byte(deadPrefix + id), Value: []byte(time.Now().UTC().Format(time.RFC3339))}}})
 		if err == nil && id != e.nodeID() {
 			e.adoptWorkflows(id)
+			e.dropNames(e.ctx, id)
 		}
 	}
 }

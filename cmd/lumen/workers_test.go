@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -274,5 +275,21 @@ func TestCluster_PlacementGroupAcrossNodes(t *testing.T) {
 	}
 	if _, _, err := sc.Do(ctx, "DELETE", "/v1/placement_groups/"+pg.ID, nil); err != nil {
 		t.Fatal(err)
+	}
+
+	// Actor names are the cluster's: a name taken on the server cannot be taken on a worker,
+	// and looking it up there says where it lives.
+	create := []byte(`{"module":"svc@1.0.0","actor":"Counter","args":1,"name":"cache","namespace":"shared","grants":["objects","tasks","actors"]}`)
+	if err := sc.JSON(ctx, "POST", "/v1/actors", create, nil); err != nil {
+		t.Fatal(err)
+	}
+	wc := c.Nodes[1].Client()
+	err = wc.JSON(ctx, "POST", "/v1/actors", create, nil)
+	if err == nil || !strings.Contains(err.Error(), "already lives") || !strings.Contains(err.Error(), server.ID) {
+		t.Fatalf("the same name on a worker: %v", err)
+	}
+	_, _, err = wc.Do(ctx, "GET", "/v1/actors?namespace=shared&name=cache", nil)
+	if err == nil || !strings.Contains(err.Error(), "lives on node "+server.ID) {
+		t.Fatalf("lookup on a worker: %v", err)
 	}
 }

@@ -1,0 +1,103 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/lumenflow/lumen/raftstore"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// Actor names are unique across the cluster: a named actor is recorded through raft under
+// actor/<namespace>/<name> with the node it lives on, by a write conditional on the name being
+// free, so two nodes cannot both create "ns/cache". The record goes when the actor ends, when
+// its node restarts (actors do not survive a restart) and when its node is declared dead.
+
+const actorPrefix = "actor/"
+
+// actorRecord is what the replicated state says of a named actor.
+type actorRecord struct {
+	Node string `json:"node"`
+	Boot string `json:"boot"` // the node's run: handles start again after a restart
+	ID   int64  `json:"id"`
+	Job  string `json:"job"`
+}
+
+func actorKey(key string) []byte { return []byte(actorPrefix + key) }
+
+// claimName records a named actor through raft; it fails when the name lives elsewhere (or
+// still here), and takes over a record this node left behind before a restart.
+func (e *Engine) claimName(ctx context.Context, key string, id int64, job string) error {
+	rec, _ := json.Marshal(actorRecord{Node: e.nodeID(), Boot: e.live.boot, ID: id, Job: job})
+	set := raftstore.Op{Kind: raftstore.OpSet, Key: actorKey(key), Value: rec}
+	err := e.node.Apply(ctx, &raftstore.Command{Conds: []raftstore.Cond{{Key: actorKey(key), Absent: true}}, Ops: []raftstore.Op{set}})
+	if !errors.Is(err, raftstore.ErrConflict) {
+		return err
+	}
+	old, gerr := e.node.KV().Get(actorKey(key))
+	var prev actorRecord
+	if gerr != nil || json.Unmarshal(old, &prev) != nil {
+		return err
+	}
+	ns, name, _ := strings.Cut(key, "/")
+	if prev.Node != e.nodeID() || (prev.Boot == e.live.boot && e.liveActor(prev.ID)) {
+		return &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("an actor named %q already lives in namespace %q (on node %s)", name, ns, prev.Node)}
+	}
+	// This node's record from before a restart: the actor it names is gone.
+	return e.node.Apply(ctx, &raftstore.Command{Conds: []raftstore.Cond{{Key: actorKey(key), Value: old}}, Ops: []raftstore.Op{set}})
+}
+
+func (e *Engine) liveActor(id int64) bool {
+	e.amu.Lock()
+	defer e.amu.Unlock()
+	return e.actors[id] != nil
+}
+
+// releaseName drops the record of an ended named actor (if it is still this actor's). It runs in
+// the background: the actor is gone from this node whatever raft says.
+func (e *Engine) releaseName(key string, id int64, job string) {
+	rec, _ := json.Marshal(actorRecord{Node: e.nodeID(), Boot: e.live.boot, ID: id, Job: job})
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.node.Apply(e.ctx, &raftstore.Command{Conds: []raftstore.Cond{{Key: actorKey(key), Value: rec}},
+			Ops: []raftstore.Op{{Kind: raftstore.OpDelete, Key: actorKey(key)}}})
+	}()
+}
+
+// dropNames deletes the actor records of a node declared dead, or, for this node, those of its
+// runs before this one.
+func (e *Engine) dropNames(ctx context.Context, node string) {
+	var ops []raftstore.Op
+	var conds []raftstore.Cond
+	e.node.KV().View(func(r raftstore.Reader) error {
+		return r.Scan([]byte(actorPrefix), func(k, v []byte) error {
+			var rec actorRecord
+			if json.Unmarshal(v, &rec) == nil && rec.Node == node && (node != e.nodeID() || rec.Boot != e.live.boot) {
+				ops = append(ops, raftstore.Op{Kind: raftstore.OpDelete, Key: k})
+				conds = append(conds, raftstore.Cond{Key: k, Value: v})
+			}
+			return nil
+		})
+	})
+	if len(ops) > 0 {
+		e.node.Apply(ctx, &raftstore.Command{Conds: conds, Ops: ops})
+	}
+}
+
+// remoteNamedActor says where a named actor that is not on this node lives.
+func (e *Engine) remoteNamedActor(namespace, name string) error {
+	b, err := e.node.KV().Get(actorKey(namespace + "/" + name))
+	var rec actorRecord
+	if err != nil || json.Unmarshal(b, &rec) != nil || rec.Node == e.nodeID() {
+		return &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no actor named %q in namespace %q", name, namespace)}
+	}
+	where := rec.Node
+	if m, err := e.member(rec.Node); err == nil && m.API != "" {
+		where += " (" + m.API + ")"
+	}
+	return &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("the actor named %q in namespace %q lives on node %s: ask that node", name, namespace, where)}
+}
