@@ -37,12 +37,16 @@ func (e *Engine) claimName(ctx context.Context, key string, id int64, job string
 	if !errors.Is(err, raftstore.ErrConflict) {
 		return err
 	}
+	ns, name, _ := strings.Cut(key, "/")
+	// The record that won may not have reached this node yet.
+	if lerr := e.node.Linearize(ctx); lerr != nil {
+		return lerr
+	}
 	old, gerr := e.node.KV().Get(actorKey(key))
 	var prev actorRecord
 	if gerr != nil || json.Unmarshal(old, &prev) != nil {
-		return err
+		return &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("an actor named %q already lives in namespace %q", name, ns)}
 	}
-	ns, name, _ := strings.Cut(key, "/")
 	if prev.Node != e.nodeID() || (prev.Boot == e.live.boot && e.liveActor(prev.ID)) {
 		return &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("an actor named %q already lives in namespace %q (on node %s)", name, ns, prev.Node)}
 	}
