@@ -298,27 +298,37 @@ func (e *Engine) post(ctx context.Context, url string, body []byte, out any) (in
 	if body == nil {
 		method = http.MethodGet
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+e.cfg.Cluster.JoinToken)
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := e.cfg.Cluster.HTTPClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	data, status, err := e.send(ctx, method, url, e.cfg.Cluster.JoinToken, body, 1<<20)
 	if err != nil {
 		return 0, err
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("%s answered %d with %q", url, resp.StatusCode, truncate(data, 200))
+			return status, fmt.Errorf("%s answered %d with %q", url, status, truncate(data, 200))
 		}
 	}
-	return resp.StatusCode, nil
+	return status, nil
+}
+
+// send makes a request to another node's API with a bearer token and header pairs (name,
+// value), and returns at most limit bytes of the answer with its status.
+func (e *Engine) send(ctx context.Context, method, url, token string, body []byte, limit int64, headers ...string) ([]byte, int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := e.cfg.Cluster.HTTPClient.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	return data, resp.StatusCode, err
 }
 
 func truncate(b []byte, n int) string {

@@ -1,14 +1,12 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -439,27 +437,14 @@ func (e *Engine) apiDo(ctx context.Context, method, u string, body []byte, heade
 	if err != nil {
 		return nil, 0, eb, err
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
+	b, status, err := e.send(ctx, method, u, tok, body, maxRemoteResult, headers...)
 	if err != nil {
 		return nil, 0, eb, err
 	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := e.cfg.Cluster.HTTPClient.Do(req)
-	if err != nil {
-		return nil, 0, eb, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRemoteResult))
-	if err != nil {
-		return nil, 0, eb, err
-	}
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+	if status != http.StatusOK && status != http.StatusCreated {
 		json.Unmarshal(b, &eb)
 	}
-	return b, resp.StatusCode, eb, nil
+	return b, status, eb, nil
 }
 
 // maxRemoteResult caps a result fetched from another node.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -213,7 +214,7 @@ func (e *Engine) runBuiltin(ctx context.Context, module, function string, input 
 		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no built-in function %s.%s", module, function)}
 	}
 	var spec TrainSpec
-	dec := json.NewDecoder(strings.NewReader(string(input)))
+	dec := json.NewDecoder(bytes.NewReader(input))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&spec); err != nil {
 		return nil, &abi.Error{Kind: abi.KindBadInput, Message: "lumen:model.train: " + err.Error()}
