@@ -46,6 +46,11 @@ type KV struct {
 	advance chan struct{} // closed and replaced when applied moves
 
 	watches atomic.Pointer[[]*watch] // copy on write
+
+	hashMu sync.Mutex
+	hashAt uint64 // the Version the cached hash was taken at (0: none)
+	hash   string
+	hashN  int
 }
 
 // watch counts the applied changes under one key prefix.
@@ -261,8 +266,15 @@ func (k *KV) View(fn func(r Reader) error) error {
 }
 
 // Hash returns a digest of every user key and value, for checking that nodes hold the same
-// state, with the number of keys.
+// state, with the number of keys. It reads the whole state once per change of it: status pages
+// that poll it cost nothing between writes.
 func (k *KV) Hash() (string, int, error) {
+	k.hashMu.Lock()
+	defer k.hashMu.Unlock()
+	v := k.Version()
+	if v != 0 && v == k.hashAt {
+		return k.hash, k.hashN, nil
+	}
 	h := sha256.New()
 	n := 0
 	err := k.View(func(r Reader) error {
@@ -278,7 +290,11 @@ func (k *KV) Hash() (string, int, error) {
 			return nil
 		})
 	})
-	return hex.EncodeToString(h.Sum(nil)), n, err
+	if err != nil {
+		return "", 0, err
+	}
+	k.hashAt, k.hash, k.hashN = v, hex.EncodeToString(h.Sum(nil)), n
+	return k.hash, n, nil
 }
 
 // Apply applies one log entry (raft.FSM).
