@@ -185,6 +185,7 @@ type callState struct {
 	limitMsg   string
 	fault      error // a fault of the host, if one happened
 	slot       slotState
+	datasets   []int64 // the dataset handles the call holds open (datasets.go)
 }
 
 // begin starts a call on the instance, to end by deadline or when ctx does.
@@ -210,6 +211,7 @@ func (in *instance) begin(ctx context.Context, now, deadline time.Time, info Cal
 // is dead.
 func (in *instance) finish() (*Result, slotState) {
 	st := &in.st
+	st.closeDatasets()
 	if in.cctx.disarm() {
 		in.dead = true
 	}

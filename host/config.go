@@ -141,6 +141,7 @@ const (
 	bitEnv
 	bitTensors
 	bitModel
+	bitData
 )
 
 var capBits = map[abi.Capability]capSet{
@@ -154,10 +155,11 @@ var capBits = map[abi.Capability]capSet{
 	abi.CapEnv:     bitEnv,
 	abi.CapTensors: bitTensors,
 	abi.CapModel:   bitModel,
+	abi.CapData:    bitData,
 }
 
 // capKeys holds one string per capSet so that pool keys need no allocation.
-var capKeys = func() (k [2 * bitModel]string) {
+var capKeys = func() (k [2 * bitData]string) {
 	for i := range k {
 		k[i] = string([]byte{byte(i), byte(i >> 8)})
 	}

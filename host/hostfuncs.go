@@ -57,6 +57,14 @@ func (r *Runtime) instantiateHostModule(ctx context.Context) error {
 		abi.FnOptimZeroGrad:  hostOptimZeroGrad,
 
 		abi.FnModelChat: hostModelChat,
+
+		abi.FnDatasetOpen:   hostDatasetOpen,
+		abi.FnDatasetNext:   hostDatasetNext,
+		abi.FnDatasetSchema: hostDatasetSchema,
+		abi.FnDatasetCreate: hostDatasetCreate,
+		abi.FnDatasetAppend: hostDatasetAppend,
+		abi.FnDatasetFinish: hostDatasetFinish,
+		abi.FnDatasetClose:  hostDatasetClose,
 	}
 	b := r.wz.NewHostModuleBuilder(abi.HostModule)
 	for _, name := range abi.HostFuncNames() {

@@ -56,6 +56,35 @@ type Services interface {
 	ActorCall(ctx context.Context, c *CallInfo, req *abi.ActorCallRequest) (int64, error)
 	// ActorKill stops actor h without restarting it.
 	ActorKill(ctx context.Context, c *CallInfo, h int64) error
+
+	// The datasets of the data capability (docs/abi.md §3.3). Dataset handles are > 0 and the
+	// implementation's own; the host passes only handles that the same call opened and has not
+	// closed, and closes (DatasetClose) every one the call leaves open when it ends. Batches and
+	// schemas cross as Arrow IPC streams, which the implementation must validate: the bytes are
+	// the guest's.
+
+	// DatasetOpen starts a dataset from spec, a JSON pipeline without a sink or {"object": h}
+	// for an object holding an Arrow IPC stream, and returns its handle. The dataset streams: the
+	// implementation holds at most a few batches ahead of the guest.
+	DatasetOpen(ctx context.Context, c *CallInfo, spec []byte) (int64, error)
+	// DatasetNext returns the next batch of dataset h as an IPC stream of one record batch, or
+	// nil once the dataset is exhausted. The call's concurrency slot is released while it runs.
+	DatasetNext(ctx context.Context, c *CallInfo, h int64) ([]byte, error)
+	// DatasetSchema returns the schema of dataset h as an IPC stream with no batch. The call's
+	// concurrency slot is released while it runs.
+	DatasetSchema(ctx context.Context, c *CallInfo, h int64) ([]byte, error)
+	// DatasetCreate starts an empty dataset for the guest to append to, of the schema in the IPC
+	// stream schema, or nil to take the first batch's.
+	DatasetCreate(ctx context.Context, c *CallInfo, schema []byte) (int64, error)
+	// DatasetAppend checks batch (an IPC stream of one record batch) and adds it to dataset h.
+	DatasetAppend(ctx context.Context, c *CallInfo, h int64, batch []byte) error
+	// DatasetFinish stores the batches appended to dataset h as one IPC stream in a new object
+	// owned by the call, and returns the object's handle. Dataset h is closed after, whatever the
+	// outcome.
+	DatasetFinish(ctx context.Context, c *CallInfo, h int64) (int64, error)
+	// DatasetClose stops dataset h and frees what it holds. Closing an unknown handle is not an
+	// error the host reports when the call ends.
+	DatasetClose(ctx context.Context, c *CallInfo, h int64) error
 }
 
 // statusOf maps an error of Services to the status the guest sees and the pending result that

@@ -29,6 +29,9 @@ type testServices struct {
 	actors  map[int64]*testActor
 	infos   []CallInfo // every CallInfo seen by TaskSubmit
 	wg      sync.WaitGroup
+
+	datasets       map[int64]*testDataset // datasets_test.go
+	closedDatasets []int64
 }
 
 type testObject struct {

@@ -18,10 +18,11 @@ const (
 	CapEnv     Capability = "env"     // WASI sees the environment variables the job grants
 	CapTensors Capability = "tensors" // tensor_*, optim_*: host tensors, autograd and optimisers
 	CapModel   Capability = "model"   // model_chat: chat completions from the models the node serves
+	CapData    Capability = "data"    // dataset_*: pipelines over the node's data root, datasets built into objects
 )
 
 // Capabilities lists every capability a manifest may request, in a stable order.
-var Capabilities = []Capability{CapObjects, CapTasks, CapActors, CapClock, CapRandom, CapFS, CapEnv, CapTensors, CapModel}
+var Capabilities = []Capability{CapObjects, CapTasks, CapActors, CapClock, CapRandom, CapFS, CapEnv, CapTensors, CapModel, CapData}
 
 // Known reports whether c is a capability of this ABI version.
 func (c Capability) Known() bool {
@@ -71,6 +72,14 @@ const (
 	FnOptimZeroGrad  = "optim_zero_grad" // (handle i64) -> i32 status
 
 	FnModelChat = "model_chat" // (ptr i32, len i32) -> i64 length of the pending chat-completions JSON
+
+	FnDatasetOpen   = "dataset_open"   // (ptr i32, len i32) -> i64 dataset handle
+	FnDatasetNext   = "dataset_next"   // (handle i64) -> i64 length of the pending IPC batch; 0 at the end
+	FnDatasetSchema = "dataset_schema" // (handle i64) -> i64 length of the pending IPC schema
+	FnDatasetCreate = "dataset_create" // (ptr i32, len i32) -> i64 handle of a dataset to append to
+	FnDatasetAppend = "dataset_append" // (handle i64, ptr i32, len i32) -> i32 status
+	FnDatasetFinish = "dataset_finish" // (handle i64) -> i64 handle of the object holding the dataset
+	FnDatasetClose  = "dataset_close"  // (handle i64) -> i32 status
 )
 
 // HostFuncs is the "lumen" import module of ABI v1, by name.
@@ -101,6 +110,14 @@ var HostFuncs = map[string]HostFunc{
 	FnOptimZeroGrad:  {FnOptimZeroGrad, sig([]ValType{I64}, I32), CapTensors},
 
 	FnModelChat: {FnModelChat, sig([]ValType{I32, I32}, I64), CapModel},
+
+	FnDatasetOpen:   {FnDatasetOpen, sig([]ValType{I32, I32}, I64), CapData},
+	FnDatasetNext:   {FnDatasetNext, sig([]ValType{I64}, I64), CapData},
+	FnDatasetSchema: {FnDatasetSchema, sig([]ValType{I64}, I64), CapData},
+	FnDatasetCreate: {FnDatasetCreate, sig([]ValType{I32, I32}, I64), CapData},
+	FnDatasetAppend: {FnDatasetAppend, sig([]ValType{I64, I32, I32}, I32), CapData},
+	FnDatasetFinish: {FnDatasetFinish, sig([]ValType{I64}, I64), CapData},
+	FnDatasetClose:  {FnDatasetClose, sig([]ValType{I64}, I32), CapData},
 }
 
 // HostFuncNames returns the names of HostFuncs, sorted.

@@ -1,0 +1,429 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/apache/arrow/go/v17/arrow"
+
+	"github.com/lumenflow/lumen/engine/data"
+	"github.com/lumenflow/lumen/host"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// The engine behind the dataset_* host functions (capability "data", docs/abi.md §3.3).
+//
+// A guest opens a dataset — a JSON pipeline of package data over the node's data root, checked
+// exactly as a data job's is (preparePipeline), or an object holding an Arrow IPC stream — and
+// reads it batch by batch: the plan runs in goroutines of its own, and a channel of one batch
+// between it and the guest holds it back (with the stages' own queues, a few batches at most are
+// in flight). Or it creates a dataset, appends batches it built (each decoded from untrusted IPC
+// with data.DecodeIPC and checked against the first batch's schema) and finishes it into an
+// object of the call, one IPC stream, which another task can open.
+//
+// Handles are unique in the process and belong to a job and an engine; the host gives a handle
+// only to the call that opened it, calls each method from that call's goroutine, and closes
+// what the call leaves open when it ends. So a dataset is used by one goroutine at a time, and
+// only the table needs a lock.
+
+// datasetQueue is how many batches wait between a dataset's plan and the guest.
+const datasetQueue = 1
+
+// datasetTable holds every open guest dataset of the process.
+type datasetTable struct {
+	mu   sync.Mutex
+	next int64
+	m    map[int64]*guestDataset
+}
+
+var guestDatasets = &datasetTable{m: map[int64]*guestDataset{}}
+
+type guestDataset struct {
+	e    *Engine
+	job  string
+	root string // the data root as the dataset's messages must not show it
+
+	// A dataset read from a plan.
+	reading bool
+	cancel  context.CancelFunc
+	recs    chan arrow.Record // closed by the producer after err is set
+	done    chan struct{}     // closed when the producer has returned
+	err     error             // why the producer stopped; nil at the end of the data
+	first   arrow.Record      // a batch DatasetSchema pulled early, for the next DatasetNext
+	ended   bool
+
+	// A dataset the guest builds.
+	schema   *arrow.Schema
+	built    []arrow.Record
+	bytes    int64
+	appended int // batches offered, refused ones included: errors number them from 0
+}
+
+func (t *datasetTable) add(g *guestDataset) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.next++
+	t.m[t.next] = g
+	return t.next
+}
+
+// get returns dataset h of the call's job on engine e.
+func (t *datasetTable) get(e *Engine, c *host.CallInfo, h int64) (*guestDataset, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g := t.m[h]
+	if g == nil || g.e != e || g.job != c.Job {
+		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no dataset %d", h)}
+	}
+	return g, nil
+}
+
+// take removes dataset h of the call's job on engine e from the table and returns it.
+func (t *datasetTable) take(e *Engine, c *host.CallInfo, h int64) (*guestDataset, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g := t.m[h]
+	if g == nil || g.e != e || g.job != c.Job {
+		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no dataset %d", h)}
+	}
+	delete(t.m, h)
+	return g, nil
+}
+
+// OpenDatasets is how many datasets guests of this engine hold open now. Every call's datasets
+// are closed when it ends, so on an idle node it is 0.
+func (e *Engine) OpenDatasets() int {
+	t := guestDatasets
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, g := range t.m {
+		if g.e == e {
+			n++
+		}
+	}
+	return n
+}
+
+// datasetSpec is the object form of dataset_open's spec.
+type datasetSpec struct {
+	Object *int64 `json:"object"`
+}
+
+// DatasetOpen implements host.Services.
+func (s services) DatasetOpen(ctx context.Context, c *host.CallInfo, spec []byte) (int64, error) {
+	e := s.e
+	var keys map[string]json.RawMessage
+	if t := bytes.TrimSpace(spec); len(t) > 0 && t[0] == '{' && json.Unmarshal(t, &keys) == nil {
+		if _, ok := keys["object"]; ok {
+			return s.openObject(ctx, c, t)
+		}
+	}
+	p, err := e.preparePipeline(spec)
+	if err != nil {
+		if errors.Is(err, ErrNoDataRoot) {
+			return 0, &host.StatusError{Status: abi.ErrUnavailable, Message: err.Error()}
+		}
+		return 0, err
+	}
+	root, err := filepath.EvalSymlinks(e.cfg.DataRoot)
+	if err != nil {
+		return 0, fmt.Errorf("data root %s: %w", e.cfg.DataRoot, err)
+	}
+	tmp := filepath.Join(e.cfg.DataDir, "data-tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return 0, fmt.Errorf("engine: data spill folder: %w", err)
+	}
+	memCap := e.cfg.ObjectStoreBytes / 4
+	if memCap <= 0 {
+		memCap = 256 << 20
+	}
+	cc := callCtx(c)
+	d, sink, err := p.Build(ctx, data.BuildOptions{
+		Root:     root,
+		Resolver: &wasmResolver{e: e, job: c.Job, grants: cc.grants, limits: cc.limits},
+		Options:  data.Options{MemoryCap: memCap, TempDir: tmp, Queue: 1},
+	})
+	if err != nil {
+		kind := abi.KindBadInput
+		if errors.Is(err, fs.ErrNotExist) {
+			kind = abi.KindNotFound
+		}
+		return 0, &abi.Error{Kind: kind, Message: hideRoot(err.Error(), root, e.cfg.DataRoot)}
+	}
+	if sink != nil {
+		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("step %d (%s): a dataset to open has no sink step: read its batches instead", sink.Index, sink.Op)}
+	}
+	return e.startDataset(c, d, root)
+}
+
+// openObject opens {"object": h}: an object of the call's job holding an IPC stream.
+func (s services) openObject(ctx context.Context, c *host.CallInfo, spec []byte) (int64, error) {
+	var v datasetSpec
+	dec := json.NewDecoder(bytes.NewReader(spec))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil || dec.More() {
+		if err == nil {
+			err = errors.New("text after the JSON value")
+		}
+		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf(`spec: want a JSON pipeline or {"object": handle}: %v`, err)}
+	}
+	if v.Object == nil || *v.Object <= 0 {
+		return 0, &abi.Error{Kind: abi.KindBadInput, Message: `spec: "object" must be a positive object handle`}
+	}
+	b, err := s.ObjectGet(ctx, c, *v.Object, -1)
+	if err != nil {
+		return 0, err
+	}
+	st, err := data.ParseIPCStream(b)
+	if err != nil {
+		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("object %d is not an Arrow IPC stream: %v", *v.Object, err)}
+	}
+	return s.e.startDataset(c, st.Dataset().WithOptions(data.Options{Queue: 1}), "")
+}
+
+// startDataset runs d for the guest in the background and returns its handle.
+func (e *Engine) startDataset(c *host.CallInfo, d *data.Dataset, root string) (int64, error) {
+	e.amu.Lock()
+	closing := e.closing
+	if !closing {
+		e.wg.Add(1)
+	}
+	e.amu.Unlock()
+	if closing {
+		return 0, &abi.Error{Kind: abi.KindCancelled, Message: "the engine is closing"}
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	g := &guestDataset{e: e, job: c.Job, root: root, reading: true, cancel: cancel,
+		recs: make(chan arrow.Record, datasetQueue), done: make(chan struct{})}
+	go func() {
+		defer e.wg.Done()
+		defer close(g.done)
+		err := d.Iter(ctx, func(rec arrow.Record) error {
+			rec.Retain()
+			select {
+			case g.recs <- rec:
+				return nil
+			case <-ctx.Done():
+				rec.Release()
+				return context.Cause(ctx)
+			}
+		})
+		g.err = err
+		close(g.recs)
+	}()
+	return guestDatasets.add(g), nil
+}
+
+// pull waits for the dataset's next batch: nil at the end of the data.
+func (g *guestDataset) pull(ctx context.Context) (arrow.Record, error) {
+	if g.first != nil {
+		rec := g.first
+		g.first = nil
+		return rec, nil
+	}
+	if g.ended {
+		return nil, g.failure()
+	}
+	select {
+	case rec, ok := <-g.recs:
+		if ok {
+			return rec, nil
+		}
+		g.ended = true
+		return nil, g.failure()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// failure describes why the producer stopped early, as the guest sees it: the execution's error
+// as an abi.Error JSON behind abi.ErrFailed, of kind bad_input for a fault of the data (a
+// malformed row, a schema that changes between files, a user function's failure) and system
+// for the rest. nil when the data simply ended.
+func (g *guestDataset) failure() error {
+	if g.err == nil {
+		return nil
+	}
+	kind := abi.KindSystem
+	for _, s := range []error{data.ErrBadInput, data.ErrSchemaMismatch, data.ErrBadExpr, data.ErrUnsupportedType, data.ErrUDF, data.ErrTooLarge, data.ErrBadPipeline, fs.ErrNotExist} {
+		if errors.Is(g.err, s) {
+			kind = abi.KindBadInput
+			break
+		}
+	}
+	if errors.Is(g.err, context.Canceled) {
+		kind = abi.KindCancelled
+	}
+	b, _ := json.Marshal(&abi.Error{Kind: kind, Message: hideRoot(g.err.Error(), g.root, g.e.cfg.DataRoot)})
+	return &host.StatusError{Status: abi.ErrFailed, Message: string(b)}
+}
+
+// stop ends the producer and frees what the dataset holds.
+func (g *guestDataset) stop() {
+	if g.reading {
+		g.cancel()
+		for rec := range g.recs {
+			rec.Release()
+		}
+		<-g.done
+		if g.first != nil {
+			g.first.Release()
+			g.first = nil
+		}
+	}
+	for _, rec := range g.built {
+		rec.Release()
+	}
+	g.built = nil
+}
+
+// DatasetNext implements host.Services.
+func (s services) DatasetNext(ctx context.Context, c *host.CallInfo, h int64) ([]byte, error) {
+	g, err := guestDatasets.get(s.e, c, h)
+	if err != nil {
+		return nil, err
+	}
+	if !g.reading {
+		return nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("dataset %d is being built: finish it, then open the object to read it", h)}
+	}
+	var rec arrow.Record
+	err = s.e.blocking(c, func() (err error) {
+		rec, err = g.pull(ctx)
+		return err
+	})
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	defer rec.Release()
+	return data.EncodeIPC(rec)
+}
+
+// DatasetSchema implements host.Services. A dataset read from a plan knows its schema when its
+// first batch arrives, so the first call may wait for it (and keeps it for DatasetNext).
+func (s services) DatasetSchema(ctx context.Context, c *host.CallInfo, h int64) ([]byte, error) {
+	g, err := guestDatasets.get(s.e, c, h)
+	if err != nil {
+		return nil, err
+	}
+	if g.reading && g.schema == nil {
+		if g.first == nil && !g.ended {
+			err := s.e.blocking(c, func() (err error) {
+				g.first, err = g.pull(ctx)
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		if g.first != nil {
+			g.schema = g.first.Schema()
+		}
+	}
+	if g.schema == nil {
+		what := "it produced no batch"
+		if !g.reading {
+			what = "dataset_create named none and nothing was appended"
+		}
+		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("dataset %d has no schema yet: %s", h, what)}
+	}
+	return data.EncodeIPCSchema(g.schema)
+}
+
+// DatasetCreate implements host.Services.
+func (s services) DatasetCreate(_ context.Context, c *host.CallInfo, schema []byte) (int64, error) {
+	g := &guestDataset{e: s.e, job: c.Job}
+	if schema != nil {
+		sc, err := data.DecodeIPCSchema(schema)
+		if err != nil {
+			return 0, &host.StatusError{Status: abi.ErrBadPayload, Message: "schema: " + err.Error()}
+		}
+		g.schema = sc
+	}
+	return guestDatasets.add(g), nil
+}
+
+// builtBytesCap is the most IPC bytes one built dataset may hold: what the object store holds.
+func (e *Engine) builtBytesCap() int64 {
+	if e.cfg.ObjectStoreBytes > 0 {
+		return e.cfg.ObjectStoreBytes
+	}
+	return DefaultObjectStoreBytes
+}
+
+// DatasetAppend implements host.Services. A refused batch leaves the dataset as it was.
+func (s services) DatasetAppend(_ context.Context, c *host.CallInfo, h int64, batch []byte) error {
+	g, err := guestDatasets.get(s.e, c, h)
+	if err != nil {
+		return err
+	}
+	if g.reading {
+		return &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("dataset %d was opened to be read, not built: create one with dataset_create", h)}
+	}
+	n := g.appended
+	g.appended++
+	if capB := s.e.builtBytesCap(); g.bytes+int64(len(batch)) > capB {
+		return &host.StatusError{Status: abi.ErrLimit, Message: fmt.Sprintf("batch %d: dataset %d would hold %d bytes, over the %d-byte cap", n, h, g.bytes+int64(len(batch)), capB)}
+	}
+	rec, err := data.DecodeIPC(batch, nil)
+	if err != nil {
+		return &host.StatusError{Status: abi.ErrBadPayload, Message: fmt.Sprintf("batch %d: %v", n, err)}
+	}
+	if g.schema == nil {
+		g.schema = rec.Schema()
+	} else if err := data.CheckSchema(g.schema, rec.Schema()); err != nil {
+		rec.Release()
+		return &host.StatusError{Status: abi.ErrBadPayload, Message: fmt.Sprintf("batch %d: %v", n, err)}
+	}
+	g.built = append(g.built, rec)
+	g.bytes += int64(len(batch))
+	return nil
+}
+
+// DatasetFinish implements host.Services.
+func (s services) DatasetFinish(ctx context.Context, c *host.CallInfo, h int64) (int64, error) {
+	g, err := guestDatasets.take(s.e, c, h)
+	if err != nil {
+		return 0, err
+	}
+	defer g.stop()
+	if g.reading {
+		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("dataset %d was opened to be read, not built; it is closed", h)}
+	}
+	if g.schema == nil {
+		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("dataset %d has no schema: dataset_create named none and no batch was appended", h)}
+	}
+	b, err := data.EncodeIPCStream(g.schema, g.built)
+	if err != nil {
+		return 0, err
+	}
+	return s.ObjectPut(ctx, c, b)
+}
+
+// DatasetClose implements host.Services.
+func (s services) DatasetClose(_ context.Context, c *host.CallInfo, h int64) error {
+	g, err := guestDatasets.take(s.e, c, h)
+	if err != nil {
+		return err
+	}
+	g.stop()
+	return nil
+}
+
+// hideRoot writes paths under the data root as the pipeline names them, relative to it.
+func hideRoot(msg string, roots ...string) string {
+	for _, r := range roots {
+		if r != "" {
+			msg = strings.ReplaceAll(msg, strings.TrimSuffix(r, string(filepath.Separator))+string(filepath.Separator), "")
+		}
+	}
+	return msg
+}
