@@ -27,9 +27,9 @@ func (stubServices) DatasetSchema(context.Context, *CallInfo, int64) ([]byte, er
 	return []byte("schema"), nil
 }
 func (stubServices) DatasetCreate(context.Context, *CallInfo, []byte) (int64, error) { return 6, nil }
-func (stubServices) DatasetAppend(context.Context, *CallInfo, int64, []byte) error  { return nil }
-func (stubServices) DatasetFinish(context.Context, *CallInfo, int64) (int64, error) { return 1, nil }
-func (stubServices) DatasetClose(context.Context, *CallInfo, int64) error           { return nil }
+func (stubServices) DatasetAppend(context.Context, *CallInfo, int64, []byte) error   { return nil }
+func (stubServices) DatasetFinish(context.Context, *CallInfo, int64) (int64, error)  { return 1, nil }
+func (stubServices) DatasetClose(context.Context, *CallInfo, int64) error            { return nil }
 
 type testDataset struct {
 	job     string
