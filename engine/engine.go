@@ -91,6 +91,7 @@ type Engine struct {
 	log         *slog.Logger
 	models      *models  // nil when Config.Model serves none; set in Open, then read-only
 	dataJobs    dataJobs // pipelines run by RunPipeline (datajobs.go)
+	jobs        jobs     // submitted jobs this node runs (jobs.go)
 }
 
 // Open creates the data directory if needed, opens the registry and starts the host runtime.
@@ -152,6 +153,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		e.Close(ctx)
 		return nil, err
 	}
+	e.startJobs()
 	return e, nil
 }
 

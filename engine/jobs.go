@@ -1,0 +1,801 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lumenflow/lumen/host"
+	"github.com/lumenflow/lumen/raftstore"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// Jobs (Ray's Jobs API): a job is work submitted from outside the cluster, a workflow document
+// or one call of a module's task function, with a record in the replicated state under
+// job/<id> that every node reads. The node that accepts a job runs it; its objects, actors and
+// tensors are scoped by the job's id (the job string of the rest of the engine), so stopping it
+// releases them. Namespaces (ns/<name>) are recorded on first use.
+//
+// Every change of a record is a write conditional on the record read before it, so two nodes
+// racing to end a job (its runner finishing it, a client stopping it, the leader failing it
+// when its node dies) cannot both win: the first committed change stands. A node acts on a
+// record it applies: the node running a job cancels it when it reads STOPPED, every node kills
+// the stopped job's actors and frees its objects and tensors, and the leader fails the jobs of
+// a node declared dead unless the job is a workflow, which the leader adopts and which the job
+// then follows.
+
+// Keys of the replicated state: the job records, the results of task jobs, the namespaces.
+const (
+	jobPrefix    = "job/"
+	jobOutPrefix = "jobout/"
+	nsPrefix     = "ns/"
+)
+
+// Job statuses.
+const (
+	JobPending   = "PENDING"
+	JobRunning   = "RUNNING"
+	JobSucceeded = "SUCCEEDED"
+	JobFailed    = "FAILED"
+	JobStopped   = "STOPPED"
+)
+
+// Job kinds: what its entrypoint runs.
+const (
+	JobKindWorkflow = "workflow"
+	JobKindTask     = "task"
+)
+
+// DefaultNamespace is the namespace of a job submitted without one.
+const DefaultNamespace = "default"
+
+// Limits on a job submission.
+const (
+	MaxJobIDLen       = 128
+	MaxNamespaceLen   = 64
+	MaxJobMetadata    = 32
+	MaxMetadataKeyLen = 128
+	MaxMetadataValLen = 1024
+	// MaxJobResultBytes caps the result of a task job kept in the replicated state; a larger
+	// result stays an object of the job on its node (Job.ResultObject).
+	MaxJobResultBytes = 1 << 20
+)
+
+// Sentinel errors of jobs.
+var (
+	// ErrJobNotFound is returned for an unknown job id.
+	ErrJobNotFound = errors.New("engine: no such job")
+	// ErrJobExists is returned when a submission id is taken.
+	ErrJobExists = errors.New("engine: job id taken")
+	// ErrJobEnded is returned when stopping a job that has ended already.
+	ErrJobEnded = errors.New("engine: job has ended")
+)
+
+// JobSpec is a job submission.
+type JobSpec struct {
+	// SubmissionID is the job's id; empty generates one. A taken id is refused (ErrJobExists).
+	SubmissionID string `json:"submission_id,omitempty"`
+	// Namespace groups jobs; default DefaultNamespace.
+	Namespace string `json:"namespace,omitempty"`
+	// Metadata is kept with the record, for the submitter's use.
+	Metadata   map[string]string `json:"metadata,omitempty"`
+	Entrypoint JobEntrypoint     `json:"entrypoint"`
+}
+
+// JobEntrypoint is what a job runs: a workflow document (as POST /v1/workflows takes), or one
+// call of Module's task function Function with Args. Grants are the capabilities the job's code
+// is granted.
+type JobEntrypoint struct {
+	Workflow json.RawMessage  `json:"workflow,omitempty"`
+	Module   string           `json:"module,omitempty"`
+	Function string           `json:"function,omitempty"`
+	Args     json.RawMessage  `json:"args,omitempty"`
+	Grants   []abi.Capability `json:"grants,omitempty"`
+}
+
+// Job is a job's record, as the replicated state holds it.
+type Job struct {
+	ID        string `json:"id"`
+	Namespace string `json:"namespace"`
+	Kind      string `json:"kind"` // JobKindWorkflow or JobKindTask
+	// Entrypoint says what runs: "workflow NAME" or "MODULE.FUNCTION".
+	Entrypoint string           `json:"entrypoint"`
+	Grants     []abi.Capability `json:"grants,omitempty"`
+	Status     string           `json:"status"`
+	Message    string           `json:"message,omitempty"`
+	// Error is why a FAILED job failed: the guest's error for a task, the step's for a workflow.
+	Error *abi.Error `json:"error,omitempty"`
+	// Node runs the job: the node that accepted it, or the node that adopted its workflow.
+	Node string `json:"node"`
+	// Boot is the run of Node that started the job: a record of this node from an earlier run
+	// is of a job that the restart ended (unless a workflow, which resumes).
+	Boot      string            `json:"boot,omitempty"`
+	Submitted time.Time         `json:"submitted"`
+	Started   *time.Time        `json:"started,omitempty"`
+	Ended     *time.Time        `json:"ended,omitempty"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	// Workflow is the id of the workflow a workflow job runs.
+	Workflow string `json:"workflow,omitempty"`
+	// ResultObject is set when a task job's result was too large for the replicated state: it
+	// is object ResultObject of job ID on Node (GET /v1/objects/N?job=ID there).
+	ResultObject int64 `json:"result_object,omitempty"`
+}
+
+// Ended reports whether status is final.
+func jobEnded(status string) bool {
+	return status == JobSucceeded || status == JobFailed || status == JobStopped
+}
+
+// Namespace is a namespace's record.
+type Namespace struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+}
+
+// JobFilter selects jobs to list; empty fields select all.
+type JobFilter struct {
+	Namespace string
+	Status    string
+}
+
+func jobKey(id string) []byte   { return []byte(jobPrefix + id) }
+func jobOutKey(id string) []byte { return []byte(jobOutPrefix + id) }
+func nsKey(name string) []byte   { return []byte(nsPrefix + name) }
+
+// validJobName checks an id or namespace: 1 to max bytes of letters, digits, '.', '_' and
+// '-', starting with a letter or digit.
+func validJobName(field, s string, max int) error {
+	if s == "" || len(s) > max {
+		return fmt.Errorf("%s: 1 to %d characters, not %d", field, max, len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || (i > 0 && (c == '.' || c == '_' || c == '-'))
+		if !ok {
+			return fmt.Errorf("%s %q: only letters, digits, '.', '_' and '-', starting with a letter or digit", field, s)
+		}
+	}
+	return nil
+}
+
+// Validate checks a submission and names the field at fault. It reads nothing but s.
+func (s *JobSpec) Validate() error {
+	if s.SubmissionID != "" {
+		if err := validJobName("submission_id", s.SubmissionID, MaxJobIDLen); err != nil {
+			return err
+		}
+		if s.SubmissionID == "default" {
+			return errors.New(`submission_id "default" is the scope of work submitted without a job; choose another`)
+		}
+	}
+	if s.Namespace != "" {
+		if err := validJobName("namespace", s.Namespace, MaxNamespaceLen); err != nil {
+			return err
+		}
+	}
+	if len(s.Metadata) > MaxJobMetadata {
+		return fmt.Errorf("metadata: %d entries, at most %d", len(s.Metadata), MaxJobMetadata)
+	}
+	for k, v := range s.Metadata {
+		if k == "" || len(k) > MaxMetadataKeyLen || !utf8.ValidString(k) {
+			return fmt.Errorf("metadata: key %q: 1 to %d bytes of UTF-8", k, MaxMetadataKeyLen)
+		}
+		if len(v) > MaxMetadataValLen || !utf8.ValidString(v) {
+			return fmt.Errorf("metadata[%q]: at most %d bytes of UTF-8", k, MaxMetadataValLen)
+		}
+	}
+	ep := &s.Entrypoint
+	hasWF := len(bytes.TrimSpace(ep.Workflow)) > 0 && string(bytes.TrimSpace(ep.Workflow)) != "null"
+	hasCall := ep.Module != "" || ep.Function != "" || len(ep.Args) > 0
+	switch {
+	case hasWF && hasCall:
+		return errors.New("entrypoint: give either workflow, or module and function (with args), not both")
+	case hasWF:
+		if w := bytes.TrimSpace(ep.Workflow); w[0] != '{' || !json.Valid(w) {
+			return errors.New("entrypoint.workflow: a workflow document (a JSON object)")
+		}
+	case ep.Module == "":
+		return errors.New("entrypoint: a workflow, or a module and function, is required (entrypoint.module is empty)")
+	case ep.Function == "":
+		return errors.New("entrypoint.function is required with entrypoint.module")
+	default:
+		if len(ep.Args) > 0 && !json.Valid(ep.Args) {
+			return errors.New("entrypoint.args: not valid JSON")
+		}
+		// The same rules as a task submitted over the API.
+		raw, _ := json.Marshal(abi.TaskRequest{Module: ep.Module, Function: ep.Function, Args: ep.Args})
+		if _, err := abi.DecodeTaskRequest(raw); err != nil {
+			return fmt.Errorf("entrypoint: %v", err)
+		}
+	}
+	for i, g := range ep.Grants {
+		if g == "" {
+			return fmt.Errorf("entrypoint.grants[%d]: empty capability", i)
+		}
+	}
+	return nil
+}
+
+// ParseJobSpec decodes a submission strictly (unknown fields refused) and validates it. Every
+// error names the field at fault.
+func ParseJobSpec(b []byte) (*JobSpec, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var s JobSpec
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("job request: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("job request: trailing data after the JSON object")
+	}
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("job request: %w", err)
+	}
+	return &s, nil
+}
+
+// jobs is a node's share of the jobs: those it runs, and the stopped jobs whose work it has
+// released.
+type jobs struct {
+	mu       sync.Mutex
+	running  map[string]*jobRun
+	released map[string]bool
+	versions []func() uint64
+	seen     uint64
+	lastFull time.Time
+}
+
+// jobRun is a task job running on this node.
+type jobRun struct {
+	cancel context.CancelFunc
+}
+
+// jobWriteTimeout bounds a background write of a job record.
+const jobWriteTimeout = 10 * time.Second
+
+// startJobs starts the loop that acts on the job records this node applies.
+func (e *Engine) startJobs() {
+	j := &e.jobs
+	j.running, j.released = map[string]*jobRun{}, map[string]bool{}
+	kv := e.node.KV()
+	j.versions = []func() uint64{kv.Watch(jobPrefix), kv.Watch("wf/"), kv.Watch(deadPrefix)}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-e.ctx.Done():
+				return
+			case <-t.C:
+				e.reconcileJobs()
+			}
+		}
+	}()
+}
+
+// reconcileJobs acts on the job records when they, the workflows or the dead nodes changed,
+// and at least every second (a new leader finds the jobs of nodes that died before it led).
+func (e *Engine) reconcileJobs() {
+	j := &e.jobs
+	var v uint64
+	for _, f := range j.versions {
+		v += f()
+	}
+	if v == j.seen && time.Since(j.lastFull) < time.Second {
+		return
+	}
+	j.seen, j.lastFull = v, time.Now()
+	var recs []Job
+	e.node.KV().View(func(r raftstore.Reader) error {
+		return r.Scan([]byte(jobPrefix), func(_, val []byte) error {
+			var job Job
+			if json.Unmarshal(val, &job) == nil {
+				recs = append(recs, job)
+			}
+			return nil
+		})
+	})
+	leader := e.node.IsLeader()
+	for _, job := range recs {
+		if e.ctx.Err() != nil {
+			return
+		}
+		switch {
+		case job.Status == JobStopped:
+			e.releaseJob(job.ID)
+		case jobEnded(job.Status):
+			// Ended by another hand (its node declared dead while it ran): stop running it.
+			e.cancelRun(job.ID)
+		case job.Kind == JobKindWorkflow:
+			e.followWorkflow(job, leader)
+		case job.Node == e.nodeID() && job.Boot != e.live.boot:
+			e.endJob(job.ID, JobFailed, fmt.Sprintf("node %s restarted while the job ran", job.Node), nil)
+		case leader && job.Node != e.nodeID() && e.isDead(job.Node):
+			e.endJob(job.ID, JobFailed, fmt.Sprintf("node %s died", job.Node), nil)
+		}
+	}
+}
+
+// followWorkflow brings a workflow job's record in line with its workflow: ended when the
+// workflow ended (written by the workflow's owner, or by the leader when the owner is dead),
+// and run by the node that adopted the workflow when its first node died.
+func (e *Engine) followWorkflow(job Job, leader bool) {
+	if job.Workflow == "" {
+		// Not started: the node that accepted it died, or restarted, before it could start it.
+		switch {
+		case job.Node == e.nodeID() && job.Boot != e.live.boot:
+			e.endJob(job.ID, JobFailed, fmt.Sprintf("node %s restarted before the job started", job.Node), nil)
+		case leader && job.Node != e.nodeID() && e.isDead(job.Node):
+			e.endJob(job.ID, JobFailed, fmt.Sprintf("node %s died before the job started", job.Node), nil)
+		}
+		return
+	}
+	owner, _ := e.state.get(wfKey(job.Workflow, "owner"))
+	mb, err := e.state.get(wfKey(job.Workflow, "meta"))
+	var meta WorkflowStatus
+	if err != nil || json.Unmarshal(mb, &meta) != nil {
+		return
+	}
+	mine := string(owner) == e.nodeID() || (leader && e.isDead(string(owner)))
+	if meta.State != WorkflowRunning {
+		if !mine {
+			return
+		}
+		switch meta.State {
+		case WorkflowSucceeded:
+			e.endJob(job.ID, JobSucceeded, "", nil)
+		case WorkflowCancelled:
+			e.endJob(job.ID, JobStopped, "its workflow was cancelled", nil)
+		default:
+			msg := "workflow " + meta.State
+			if meta.Error != nil {
+				msg = meta.Error.Message
+			}
+			e.endJob(job.ID, JobFailed, msg, meta.Error)
+		}
+		return
+	}
+	if leader && len(owner) > 0 && string(owner) != job.Node && e.isDead(job.Node) {
+		dead := job.Node
+		e.updateJob(e.ctx, job.ID, func(j *Job, _ *[]raftstore.Op) bool {
+			if j.Status != JobRunning || j.Node != dead {
+				return false
+			}
+			j.Node = string(owner)
+			j.Message = fmt.Sprintf("node %s died; node %s carries on its workflow", dead, owner)
+			return true
+		})
+	}
+}
+
+// endJob records a job's end unless it has ended already.
+func (e *Engine) endJob(id, status, msg string, ae *abi.Error) {
+	ctx, cancel := context.WithTimeout(e.ctx, jobWriteTimeout)
+	defer cancel()
+	e.updateJob(ctx, id, func(j *Job, _ *[]raftstore.Op) bool {
+		if jobEnded(j.Status) {
+			return false
+		}
+		now := time.Now().UTC()
+		j.Status, j.Message, j.Error, j.Ended = status, msg, ae, &now
+		return true
+	})
+}
+
+// updateJob changes job id's record with fn, by a write conditional on the record fn saw; it
+// reads again and retries when another change came first. fn returns false to change nothing
+// (then updateJob returns the record as it is); it may add operations to the same command.
+func (e *Engine) updateJob(ctx context.Context, id string, fn func(j *Job, ops *[]raftstore.Op) bool) (*Job, bool, error) {
+	for attempt := 0; ; attempt++ {
+		old, err := e.node.KV().Get(jobKey(id))
+		if errors.Is(err, raftstore.ErrKeyNotFound) {
+			return nil, false, fmt.Errorf("%w: %q", ErrJobNotFound, id)
+		} else if err != nil {
+			return nil, false, err
+		}
+		var j Job
+		if err := json.Unmarshal(old, &j); err != nil {
+			return nil, false, fmt.Errorf("engine: record of job %s: %w", id, err)
+		}
+		var ops []raftstore.Op
+		if !fn(&j, &ops) {
+			return &j, false, nil
+		}
+		rec, err := json.Marshal(&j)
+		if err != nil {
+			return nil, false, err
+		}
+		ops = append(ops, raftstore.Op{Kind: raftstore.OpSet, Key: jobKey(id), Value: rec})
+		err = e.node.Apply(ctx, &raftstore.Command{Conds: []raftstore.Cond{{Key: jobKey(id), Value: old}}, Ops: ops})
+		if err == nil {
+			return &j, true, nil
+		}
+		if !errors.Is(err, raftstore.ErrConflict) || attempt >= 20 {
+			return nil, false, err
+		}
+		// Another change came first, perhaps not applied here yet.
+		if err := e.node.Linearize(ctx); err != nil {
+			return nil, false, err
+		}
+	}
+}
+
+// ensureNamespace records namespace name unless it exists.
+func (e *Engine) ensureNamespace(ctx context.Context, name string) error {
+	if _, err := e.node.KV().Get(nsKey(name)); err == nil {
+		return nil
+	}
+	rec, _ := json.Marshal(Namespace{Name: name, Created: time.Now().UTC()})
+	err := e.node.Apply(ctx, &raftstore.Command{Conds: []raftstore.Cond{{Key: nsKey(name), Absent: true}},
+		Ops: []raftstore.Op{{Kind: raftstore.OpSet, Key: nsKey(name), Value: rec}}})
+	if errors.Is(err, raftstore.ErrConflict) {
+		return nil // created meanwhile, elsewhere
+	}
+	return err
+}
+
+// SubmitJob validates a job, records it (PENDING) and starts it on this node; it returns the
+// record once the job runs (RUNNING). Invalid input is refused before anything is recorded; a
+// taken submission id gives ErrJobExists. If ctx expires the record may still commit: read it
+// back by its id.
+func (e *Engine) SubmitJob(ctx context.Context, spec JobSpec) (*Job, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, &abi.Error{Kind: abi.KindBadInput, Message: err.Error()}
+	}
+	ep := spec.Entrypoint
+	job := Job{Namespace: spec.Namespace, Grants: ep.Grants, Status: JobPending, Node: e.nodeID(), Boot: e.live.boot,
+		Submitted: time.Now().UTC(), Metadata: spec.Metadata}
+	if job.Namespace == "" {
+		job.Namespace = DefaultNamespace
+	}
+	isWF := len(ep.Module) == 0
+	if isWF {
+		plan, err := e.compileWorkflow(ep.Workflow, map[string]string{})
+		if err != nil {
+			return nil, err
+		}
+		job.Kind, job.Entrypoint = JobKindWorkflow, "workflow "+plan.Name
+	} else {
+		if _, err := e.function(ctx, ep.Module, ep.Function, abi.KindTask); err != nil {
+			return nil, err
+		}
+		job.Kind, job.Entrypoint = JobKindTask, ep.Module+"."+ep.Function
+	}
+	job.ID = spec.SubmissionID
+	if job.ID == "" {
+		var raw [8]byte
+		rand.Read(raw[:])
+		job.ID = "job-" + hex.EncodeToString(raw[:])
+	}
+	if err := e.ensureNamespace(ctx, job.Namespace); err != nil {
+		return nil, fmt.Errorf("engine: record namespace %s: %w", job.Namespace, err)
+	}
+	rec, err := json.Marshal(&job)
+	if err != nil {
+		return nil, err
+	}
+	err = e.node.Apply(ctx, &raftstore.Command{Conds: []raftstore.Cond{{Key: jobKey(job.ID), Absent: true}},
+		Ops: []raftstore.Op{{Kind: raftstore.OpSet, Key: jobKey(job.ID), Value: rec}}})
+	if errors.Is(err, raftstore.ErrConflict) {
+		return nil, fmt.Errorf("%w: a job %q exists already; choose another submission_id", ErrJobExists, job.ID)
+	} else if err != nil {
+		return nil, fmt.Errorf("engine: record job %s: %w", job.ID, err)
+	}
+	grants := host.Grants{Capabilities: ep.Grants}
+	var wfID string
+	var h int64
+	if isWF {
+		wfID, err = e.SubmitWorkflow(ctx, ep.Workflow, job.ID, ep.Grants)
+	} else {
+		h, err = e.startTaskJob(ctx, job.ID, ep, grants)
+	}
+	if err != nil {
+		ae, _ := asABIError(err).(*abi.Error)
+		e.endJob(job.ID, JobFailed, "the job could not start: "+err.Error(), ae)
+		return nil, err
+	}
+	got, changed, err := e.updateJob(ctx, job.ID, func(j *Job, _ *[]raftstore.Op) bool {
+		if j.Status != JobPending {
+			return false
+		}
+		now := time.Now().UTC()
+		j.Status, j.Started, j.Workflow = JobRunning, &now, wfID
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine: record job %s running: %w", job.ID, err)
+	}
+	if !changed && got.Status == JobStopped {
+		// Stopped before it started: release what just started.
+		e.cancelRun(job.ID)
+		if wfID != "" {
+			e.CancelWorkflow(wfID)
+		}
+		e.objects.release(job.ID, h)
+		e.jobs.mu.Lock()
+		delete(e.jobs.released, job.ID)
+		e.jobs.mu.Unlock()
+		e.releaseJob(job.ID)
+	}
+	return got, nil
+}
+
+// startTaskJob submits a task job's call and follows it in the background until it ends.
+func (e *Engine) startTaskJob(ctx context.Context, id string, ep JobEntrypoint, grants host.Grants) (int64, error) {
+	req := &abi.TaskRequest{Module: ep.Module, Function: ep.Function, Args: ep.Args}
+	rctx, cancel := context.WithCancel(e.ctx)
+	j := &e.jobs
+	j.mu.Lock()
+	j.running[id] = &jobRun{cancel: cancel}
+	j.mu.Unlock()
+	h, err := e.Submit(ctx, id, req, grants)
+	if err != nil {
+		cancel()
+		j.mu.Lock()
+		delete(j.running, id)
+		j.mu.Unlock()
+		return 0, err
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer cancel()
+		defer func() {
+			j.mu.Lock()
+			delete(j.running, id)
+			j.mu.Unlock()
+		}()
+		out, err := e.objects.get(rctx, id, h, -1)
+		if rctx.Err() != nil {
+			// Stopped, ended elsewhere, or the engine closes (a restart fails the job).
+			e.Cancel(id, h)
+			e.objects.release(id, h)
+			return
+		}
+		keep := false
+		wctx, wcancel := context.WithTimeout(e.ctx, jobWriteTimeout)
+		defer wcancel()
+		e.updateJob(wctx, id, func(jb *Job, ops *[]raftstore.Op) bool {
+			if jb.Status != JobRunning && jb.Status != JobPending {
+				return false
+			}
+			now := time.Now().UTC()
+			jb.Ended = &now
+			if jb.Started == nil {
+				jb.Started = &now
+			}
+			if err != nil {
+				ae, _ := asABIError(err).(*abi.Error)
+				jb.Status, jb.Message, jb.Error = JobFailed, ae.Message, ae
+				return true
+			}
+			jb.Status, jb.Message = JobSucceeded, ""
+			if len(out) <= MaxJobResultBytes {
+				*ops = append(*ops, raftstore.Op{Kind: raftstore.OpSet, Key: jobOutKey(id), Value: out})
+			} else {
+				jb.ResultObject, keep = h, true
+				jb.Message = fmt.Sprintf("the result (%d bytes) is object %d of job %s on node %s", len(out), h, id, e.nodeID())
+			}
+			return true
+		})
+		if !keep {
+			e.objects.release(id, h)
+		}
+	}()
+	return h, nil
+}
+
+// cancelRun cancels the task job id running on this node, if any.
+func (e *Engine) cancelRun(id string) {
+	e.jobs.mu.Lock()
+	r := e.jobs.running[id]
+	e.jobs.mu.Unlock()
+	if r != nil {
+		r.cancel()
+	}
+}
+
+// releaseJob ends, once, what stopped job id holds on this node: its task, its workflows, its
+// actors, its objects (pending tasks cancelled) and its tensors.
+func (e *Engine) releaseJob(id string) {
+	j := &e.jobs
+	j.mu.Lock()
+	done := j.released[id]
+	j.released[id] = true
+	r := j.running[id]
+	j.mu.Unlock()
+	if done {
+		return
+	}
+	if r != nil {
+		r.cancel()
+	}
+	e.wmu.Lock()
+	for _, run := range e.runs {
+		if run.spec.Job == id && run.cancel != nil {
+			run.cancel()
+		}
+	}
+	e.wmu.Unlock()
+	var actors []int64
+	e.amu.Lock()
+	for aid, a := range e.actors {
+		if a.job == id {
+			actors = append(actors, aid)
+		}
+	}
+	e.amu.Unlock()
+	e.killActors(actors)
+	e.releaseJobObjects(id)
+	e.DropJobTensors(id)
+}
+
+// releaseJobObjects cancels the pending tasks of job and frees its objects, whoever holds them.
+func (e *Engine) releaseJobObjects(job string) {
+	s := e.objects
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for h, o := range s.objs {
+		if o.job != job {
+			continue
+		}
+		if o.cancel != nil {
+			o.cancel()
+		}
+		if s.objs[h] == o { // still there: a child freed with its parent is gone
+			o.refs = 1
+			s.dropLocked(h, o)
+		}
+	}
+}
+
+// StopJob stops a job: its record says STOPPED at once, and the node running it cancels its
+// task or workflow and every node kills its actors and frees its objects and tensors as it
+// applies the record. A job that has ended gives ErrJobEnded with its record.
+func (e *Engine) StopJob(ctx context.Context, id string) (*Job, error) {
+	if err := e.node.Linearize(ctx); err != nil {
+		return nil, err
+	}
+	j, changed, err := e.updateJob(ctx, id, func(j *Job, _ *[]raftstore.Op) bool {
+		if jobEnded(j.Status) {
+			return false
+		}
+		now := time.Now().UTC()
+		j.Status, j.Message, j.Ended = JobStopped, "stopped by request", &now
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !changed {
+		return j, fmt.Errorf("%w: job %s is %s", ErrJobEnded, id, j.Status)
+	}
+	e.releaseJob(id)
+	return j, nil
+}
+
+// Job reads a job's record linearizably: it sees every change that completed before the call,
+// on any node.
+func (e *Engine) Job(ctx context.Context, id string) (*Job, error) {
+	if err := e.node.Linearize(ctx); err != nil {
+		return nil, err
+	}
+	return e.localJob(id)
+}
+
+func (e *Engine) localJob(id string) (*Job, error) {
+	b, err := e.node.KV().Get(jobKey(id))
+	if errors.Is(err, raftstore.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: %q", ErrJobNotFound, id)
+	} else if err != nil {
+		return nil, err
+	}
+	var j Job
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("engine: record of job %s: %w", id, err)
+	}
+	return &j, nil
+}
+
+// WaitJob waits until job id has ended (or ctx ends) and returns its record.
+func (e *Engine) WaitJob(ctx context.Context, id string) (*Job, error) {
+	j, err := e.Job(ctx, id)
+	for err == nil && !jobEnded(j.Status) {
+		select {
+		case <-ctx.Done():
+			return j, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+		j, err = e.localJob(id)
+	}
+	return j, err
+}
+
+// JobResult returns a SUCCEEDED job's result: a task's output, or a workflow's. A job that
+// has not succeeded gives an error saying why.
+func (e *Engine) JobResult(ctx context.Context, id string) ([]byte, error) {
+	j, err := e.Job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.Status != JobSucceeded {
+		if j.Error != nil {
+			return nil, j.Error
+		}
+		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("job %s is %s: it has no result", id, j.Status)}
+	}
+	if j.Workflow != "" {
+		return e.state.get(wfKey(j.Workflow, "result"))
+	}
+	if j.ResultObject != 0 {
+		if j.Node != e.nodeID() {
+			return nil, &abi.Error{Kind: abi.KindNotFound, Message: j.Message + ": ask that node"}
+		}
+		return e.objects.get(ctx, id, j.ResultObject, 0)
+	}
+	v, err := e.node.KV().Get(jobOutKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("engine: result of job %s: %w", id, err)
+	}
+	return v, nil
+}
+
+// Jobs lists the jobs that f selects, newest first, linearizably.
+func (e *Engine) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
+	if f.Status != "" && !slices.Contains([]string{JobPending, JobRunning, JobSucceeded, JobFailed, JobStopped}, f.Status) {
+		return nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("status %q: one of PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED", f.Status)}
+	}
+	if err := e.node.Linearize(ctx); err != nil {
+		return nil, err
+	}
+	out := []Job{}
+	err := e.node.KV().View(func(r raftstore.Reader) error {
+		return r.Scan([]byte(jobPrefix), func(k, v []byte) error {
+			var j Job
+			if err := json.Unmarshal(v, &j); err != nil {
+				return fmt.Errorf("engine: record %s: %w", k, err)
+			}
+			if (f.Namespace == "" || j.Namespace == f.Namespace) && (f.Status == "" || j.Status == f.Status) {
+				out = append(out, j)
+			}
+			return nil
+		})
+	})
+	slices.SortFunc(out, func(a, b Job) int {
+		if c := b.Submitted.Compare(a.Submitted); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, err
+}
+
+// Namespaces lists the namespaces, by name, linearizably.
+func (e *Engine) Namespaces(ctx context.Context) ([]Namespace, error) {
+	if err := e.node.Linearize(ctx); err != nil {
+		return nil, err
+	}
+	out := []Namespace{}
+	err := e.node.KV().View(func(r raftstore.Reader) error {
+		return r.Scan([]byte(nsPrefix), func(k, v []byte) error {
+			var ns Namespace
+			if err := json.Unmarshal(v, &ns); err != nil {
+				return fmt.Errorf("engine: record %s: %w", k, err)
+			}
+			out = append(out, ns)
+			return nil
+		})
+	})
+	return out, err
+}

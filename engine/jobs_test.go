@@ -1,0 +1,367 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+func taskJob(id, ns, fn, args string) engine.JobSpec {
+	return engine.JobSpec{SubmissionID: id, Namespace: ns, Entrypoint: engine.JobEntrypoint{
+		Module: "svc", Function: fn, Args: json.RawMessage(args), Grants: grantAll}}
+}
+
+func waitJobEnd(t *testing.T, e *engine.Engine, id string) *engine.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	j, err := e.WaitJob(ctx, id)
+	if err != nil {
+		t.Fatalf("job %s: %v (%+v)", id, err, j)
+	}
+	return j
+}
+
+// waitStatus polls job id until it has status want.
+func waitStatus(t *testing.T, e *engine.Engine, id, want string) *engine.Job {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		j, err := e.Job(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status == want {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s is %s, want %s: %+v", id, j.Status, want, j)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestJobs_TaskJobSucceedsWithItsResult(t *testing.T) {
+	e := sharedEngine(t)
+	ctx := context.Background()
+	spec := taskJob("square-7", "", "square", "7")
+	spec.Metadata = map[string]string{"owner": "ana"}
+	j, err := e.SubmitJob(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.ID != "square-7" || j.Kind != engine.JobKindTask || j.Namespace != engine.DefaultNamespace || j.Entrypoint != "svc.square" {
+		t.Fatalf("record %+v", j)
+	}
+	if j.Status != engine.JobRunning && j.Status != engine.JobSucceeded {
+		t.Fatalf("status after submit %s", j.Status)
+	}
+	j = waitJobEnd(t, e, "square-7")
+	if j.Status != engine.JobSucceeded || j.Started == nil || j.Ended == nil || j.Ended.Before(*j.Started) || j.Node != "local" || j.Metadata["owner"] != "ana" {
+		t.Fatalf("ended %+v", j)
+	}
+	out, err := e.JobResult(ctx, "square-7")
+	if err != nil || string(out) != "49" {
+		t.Fatalf("result %q %v", out, err)
+	}
+	// A generated id when none is given.
+	g, err := e.SubmitJob(ctx, taskJob("", "", "square", "3"))
+	if err != nil || !strings.HasPrefix(g.ID, "job-") {
+		t.Fatalf("generated id %+v %v", g, err)
+	}
+	waitJobEnd(t, e, g.ID)
+}
+
+func TestJobs_FailedTaskCarriesTheGuestsError(t *testing.T) {
+	e := sharedEngine(t)
+	ctx := context.Background()
+	if _, err := e.SubmitJob(ctx, taskJob("fails", "", "fail", "7")); err != nil {
+		t.Fatal(err)
+	}
+	j := waitJobEnd(t, e, "fails")
+	if j.Status != engine.JobFailed || j.Error == nil || j.Error.Code != "E_FAIL" || !strings.Contains(j.Message, "failed on 7") {
+		t.Fatalf("record %+v (error %+v)", j, j.Error)
+	}
+	_, err := e.JobResult(ctx, "fails")
+	var ae *abi.Error
+	if !errors.As(err, &ae) || ae.Code != "E_FAIL" {
+		t.Fatalf("result of a failed job: %v", err)
+	}
+}
+
+func TestJobs_TakenSubmissionIDIsRefused(t *testing.T) {
+	e := sharedEngine(t)
+	ctx := context.Background()
+	if _, err := e.SubmitJob(ctx, taskJob("once", "", "square", "2")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.SubmitJob(ctx, taskJob("once", "", "square", "3"))
+	if !errors.Is(err, engine.ErrJobExists) || !strings.Contains(err.Error(), `"once"`) {
+		t.Fatalf("second job with the same id: %v", err)
+	}
+	if out, err := e.JobResult(ctx, "once"); err == nil && string(out) != "4" {
+		t.Fatalf("the first job's result changed: %s", out)
+	}
+}
+
+func TestJobs_BadSubmissionsAreRefusedBeforeAnyRecord(t *testing.T) {
+	e := sharedEngine(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		spec engine.JobSpec
+		kind abi.ErrorKind
+		want string
+	}{
+		{"nothing to run", engine.JobSpec{SubmissionID: "bad-1"}, abi.KindBadInput, "entrypoint"},
+		{"both", engine.JobSpec{SubmissionID: "bad-2", Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(diamond), Module: "svc", Function: "square"}}, abi.KindBadInput, "not both"},
+		{"no function", engine.JobSpec{SubmissionID: "bad-3", Entrypoint: engine.JobEntrypoint{Module: "svc"}}, abi.KindBadInput, "entrypoint.function"},
+		{"bad id", taskJob("has space", "", "square", "1"), abi.KindBadInput, "submission_id"},
+		{"reserved id", taskJob("default", "", "square", "1"), abi.KindBadInput, "submission_id"},
+		{"bad namespace", taskJob("bad-4", "a/b", "square", "1"), abi.KindBadInput, "namespace"},
+		{"bad args", taskJob("bad-5", "", "square", "{"), abi.KindBadInput, "entrypoint.args"},
+		{"unknown function", taskJob("bad-6", "", "nope", "1"), abi.KindNotFound, "nope"},
+		{"invalid workflow", engine.JobSpec{SubmissionID: "bad-7", Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(`{"version": 1, "name": "x", "steps": [{"id": "a", "module": "nope", "function": "f"}]}`)}}, abi.KindBadInput, "$.steps[0].module"},
+	} {
+		_, err := e.SubmitJob(ctx, c.spec)
+		var ae *abi.Error
+		if !errors.As(err, &ae) || ae.Kind != c.kind || !strings.Contains(ae.Message, c.want) {
+			t.Errorf("%s: %v, want %s mentioning %q", c.name, err, c.kind, c.want)
+			continue
+		}
+		if _, err := e.Job(ctx, c.spec.SubmissionID); !errors.Is(err, engine.ErrJobNotFound) {
+			t.Errorf("%s: refused, yet recorded: %v", c.name, err)
+		}
+	}
+	many := taskJob("bad-8", "", "square", "1")
+	many.Metadata = map[string]string{}
+	for i := range engine.MaxJobMetadata + 1 {
+		many.Metadata[string(rune('a'+i%26))+strings.Repeat("x", i)] = "v"
+	}
+	if _, err := e.SubmitJob(ctx, many); err == nil || !strings.Contains(err.Error(), "metadata") {
+		t.Errorf("too much metadata: %v", err)
+	}
+	if _, err := e.StopJob(ctx, "no-such-job"); !errors.Is(err, engine.ErrJobNotFound) {
+		t.Errorf("stopping an unknown job: %v", err)
+	}
+	if _, err := e.Jobs(ctx, engine.JobFilter{Status: "DONE"}); err == nil || !strings.Contains(err.Error(), "status") {
+		t.Errorf("listing by an unknown status: %v", err)
+	}
+}
+
+func TestJobs_WorkflowJobFollowsItsWorkflow(t *testing.T) {
+	e := sharedEngine(t)
+	ctx := context.Background()
+	j, err := e.SubmitJob(ctx, engine.JobSpec{SubmissionID: "wf-job", Namespace: "etl",
+		Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(diamond), Grants: grantAll}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Kind != engine.JobKindWorkflow || j.Workflow == "" || j.Entrypoint != "workflow diamond" {
+		t.Fatalf("record %+v", j)
+	}
+	j = waitJobEnd(t, e, "wf-job")
+	if j.Status != engine.JobSucceeded {
+		t.Fatalf("ended %+v", j)
+	}
+	out, err := e.JobResult(ctx, "wf-job")
+	if want := `{"a":9,"b":[1,4,9],"c":81,"d":"a=9 c=81"}`; err != nil || string(out) != want {
+		t.Fatalf("result %s %v, want %s", out, err, want)
+	}
+	st, err := e.Workflow(j.Workflow)
+	if err != nil || st.Job != "wf-job" || st.State != engine.WorkflowSucceeded {
+		t.Fatalf("workflow %+v %v", st, err)
+	}
+
+	bad := `{"version": 1, "name": "bad", "steps": [{"id": "boom", "module": "svc", "function": "fail", "args": 3}]}`
+	if _, err := e.SubmitJob(ctx, engine.JobSpec{SubmissionID: "wf-fails", Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(bad), Grants: grantAll}}); err != nil {
+		t.Fatal(err)
+	}
+	f := waitJobEnd(t, e, "wf-fails")
+	if f.Status != engine.JobFailed || !strings.Contains(f.Message, `step "boom"`) || !strings.Contains(f.Message, "failed on 3") || f.Error == nil || f.Error.Code != "E_FAIL" {
+		t.Fatalf("failed workflow job %+v", f)
+	}
+}
+
+// Stopping a job cancels its task, kills its actors and frees its objects; the record says
+// STOPPED, and a second stop is refused as the job has ended.
+func TestJobs_StopCancelsTheTaskAndReleasesTheJobsWork(t *testing.T) {
+	e := sharedEngine(t)
+	ctx := context.Background()
+	full, actors := e.Available()["cpu"], e.Stats().Actors
+	if _, err := e.SubmitJob(ctx, taskJob("spinner", "", "spin", "0")); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, e, "spinner", engine.JobRunning)
+	// The job's actor and object, as a client of the job would make them.
+	if _, err := e.CreateActor(ctx, "spinner", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1")}, allCaps); err != nil {
+		t.Fatal(err)
+	}
+	h, err := e.Put("spinner", []byte("kept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := e.Put("other-job", []byte("not the job's"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.Available()["cpu"] == full {
+		if time.Now().After(deadline) {
+			t.Fatal("the spinning task never took its cpu")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if e.Stats().Actors != actors+1 {
+		t.Fatalf("actors %d, want %d", e.Stats().Actors, actors+1)
+	}
+	j, err := e.StopJob(ctx, "spinner")
+	if err != nil || j.Status != engine.JobStopped || j.Ended == nil {
+		t.Fatalf("stop: %+v %v", j, err)
+	}
+	for e.Available()["cpu"] != full || e.Stats().Actors != actors {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the stop: cpu %v of %v free, %d actors", e.Available()["cpu"], full, e.Stats().Actors)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := e.Get(ctx, "spinner", h, 0); err == nil {
+		t.Fatal("the stopped job's object is still there")
+	}
+	if b, err := e.Get(ctx, "other-job", other, 0); err != nil || string(b) != "not the job's" {
+		t.Fatalf("another job's object: %q %v", b, err)
+	}
+	if _, err := e.StopJob(ctx, "spinner"); !errors.Is(err, engine.ErrJobEnded) {
+		t.Fatalf("second stop: %v", err)
+	}
+	// The record stays STOPPED: the cancelled task does not overwrite it.
+	time.Sleep(50 * time.Millisecond)
+	if j, _ := e.Job(ctx, "spinner"); j.Status != engine.JobStopped {
+		t.Fatalf("after the stop: %+v", j)
+	}
+}
+
+func TestJobs_StopCancelsTheWorkflow(t *testing.T) {
+	e := sharedEngine(t)
+	ctx := context.Background()
+	doc := `{"version": 1, "name": "forever", "steps": [{"id": "s", "module": "svc", "function": "spin", "args": 0}]}`
+	j, err := e.SubmitJob(ctx, engine.JobSpec{SubmissionID: "wf-stop", Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(doc), Grants: grantAll}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.StopJob(ctx, "wf-stop"); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := e.WorkflowResult(wctx, j.Workflow); err == nil || !strings.Contains(err.Error(), "cancelled") {
+		t.Fatalf("workflow after the stop: %v", err)
+	}
+	st, _ := e.Workflow(j.Workflow)
+	if st.State != engine.WorkflowCancelled {
+		t.Fatalf("workflow %s", st.State)
+	}
+	if got, _ := e.Job(ctx, "wf-stop"); got.Status != engine.JobStopped || got.Message != "stopped by request" {
+		t.Fatalf("job %+v", got)
+	}
+}
+
+func TestJobs_NamespacesAreRecordedOnFirstUseAndFilterTheList(t *testing.T) {
+	e := sharedEngine(t)
+	ctx := context.Background()
+	for _, s := range []engine.JobSpec{taskJob("a1", "team-a", "square", "1"), taskJob("a2", "team-a", "fail", "2"), taskJob("b1", "team-b", "square", "3")} {
+		if _, err := e.SubmitJob(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		waitJobEnd(t, e, s.SubmissionID)
+	}
+	nss, err := e.Namespaces(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, ns := range nss {
+		seen[ns.Name]++
+		if ns.Created.IsZero() {
+			t.Errorf("namespace %s has no creation time", ns.Name)
+		}
+	}
+	if seen["team-a"] != 1 || seen["team-b"] != 1 {
+		t.Fatalf("namespaces %+v", nss)
+	}
+	ids := func(f engine.JobFilter) string {
+		js, err := e.Jobs(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, j := range js {
+			out = append(out, j.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	if got := ids(engine.JobFilter{Namespace: "team-a"}); got != "a2,a1" {
+		t.Errorf("team-a: %s", got)
+	}
+	if got := ids(engine.JobFilter{Namespace: "team-a", Status: engine.JobFailed}); got != "a2" {
+		t.Errorf("failed in team-a: %s", got)
+	}
+	if got := ids(engine.JobFilter{Namespace: "team-b"}); got != "b1" {
+		t.Errorf("team-b: %s", got)
+	}
+	if got := ids(engine.JobFilter{}); !strings.Contains(got, "b1,a2,a1") {
+		t.Errorf("all, newest first: %s", got)
+	}
+}
+
+// The records are the replicated state's: a restarted node still has them, and a task job that
+// was running when the node stopped is failed by the node as it comes back (tasks do not
+// survive a restart).
+func TestJobs_RecordsSurviveARestart(t *testing.T) {
+	dir := t.TempDir()
+	// The shared engine has compiled the guest: its compilation cache spares this one the
+	// compile, the slow part of opening an engine under the race detector.
+	sharedEngine(t)
+	if err := os.CopyFS(filepath.Join(dir, "compile-cache"), os.DirFS(filepath.Join(shared.dir, "compile-cache"))); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := open(t, engine.Config{DataDir: dir})
+	ctx := context.Background()
+	if _, err := e.SubmitJob(ctx, taskJob("done", "keep", "square", "9")); err != nil {
+		t.Fatal(err)
+	}
+	waitJobEnd(t, e, "done")
+	if _, err := e.SubmitJob(ctx, taskJob("cut", "keep", "spin", "0")); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, e, "cut", engine.JobRunning)
+	if err := e.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e2, err := engine.Open(ctx, engine.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close(ctx)
+	if out, err := e2.JobResult(ctx, "done"); err != nil || string(out) != "81" {
+		t.Fatalf("result after the restart: %q %v", out, err)
+	}
+	cut := waitStatus(t, e2, "cut", engine.JobFailed)
+	if !strings.Contains(cut.Message, "restarted") {
+		t.Fatalf("the job cut by the restart: %+v", cut)
+	}
+	if nss, err := e2.Namespaces(ctx); err != nil || len(nss) != 1 || nss[0].Name != "keep" {
+		t.Fatalf("namespaces after the restart: %+v %v", nss, err)
+	}
+	if _, err := e2.SubmitJob(ctx, taskJob("done", "keep", "square", "1")); !errors.Is(err, engine.ErrJobExists) {
+		t.Fatalf("a taken id after the restart: %v", err)
+	}
+}
