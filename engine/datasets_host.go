@@ -132,6 +132,12 @@ func (s services) DatasetOpen(ctx context.Context, c *host.CallInfo, spec []byte
 		if errors.Is(err, ErrNoDataRoot) {
 			return 0, &host.StatusError{Status: abi.ErrUnavailable, Message: err.Error()}
 		}
+		var ae *abi.Error
+		if errors.As(err, &ae) { // a link's target is a host path the guest has no business seeing
+			if i := strings.Index(ae.Message, " (to "); i >= 0 && strings.HasSuffix(ae.Message, ")") {
+				return 0, &abi.Error{Kind: ae.Kind, Message: ae.Message[:i]}
+			}
+		}
 		return 0, err
 	}
 	root, err := filepath.EvalSymlinks(e.cfg.DataRoot)

@@ -1,0 +1,240 @@
+// Command datasetguest reads and builds datasets through the dataset_* host functions, with the
+// Go SDK's own IPC reader and writer (no Arrow linked), for the engine's dataset tests.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/lumenflow/lumen/sdk/abi"
+	lumen "github.com/lumenflow/lumen/sdk/go"
+)
+
+// SumIn names a pipeline and the integer column to sum.
+type SumIn struct {
+	Pipeline string `json:"pipeline"`
+	Column   string `json:"column"`
+}
+
+// SumOut is what sum found and the object of derived rows it built.
+type SumOut struct {
+	Sum     int64          `json:"sum"`
+	Nulls   int64          `json:"nulls"`
+	Rows    int64          `json:"rows"`
+	Batches int64          `json:"batches"`
+	Schema  []lumen.Field  `json:"schema"`
+	Object  lumen.Ref      `json:"object"`
+	Derived ReadbackResult `json:"derived"`
+}
+
+// ReadbackResult sums the derived rows of an object sum built.
+type ReadbackResult struct {
+	Rows   int64   `json:"rows"`
+	Twice  float64 `json:"twice"`
+	Big    int64   `json:"big"`
+	Nulls  int64   `json:"nulls"`
+	Tagged int64   `json:"tagged"` // rows whose tag ends in their id
+}
+
+// sum opens in.Pipeline, sums column in.Column batch by batch and, for each batch, appends a
+// batch of derived rows (id, twice = 2·value or null, big = value >= 50, tag = city#id) to a new
+// dataset that it finishes into an object; then it opens that object and reads the derived rows
+// back.
+func sum(in SumIn) (SumOut, error) {
+	var out SumOut
+	d, err := lumen.OpenDataset(in.Pipeline)
+	if err != nil {
+		return out, err
+	}
+	defer d.Close()
+	if out.Schema, err = d.Schema(); err != nil {
+		return out, err
+	}
+	b, err := lumen.CreateDataset(nil)
+	if err != nil {
+		return out, err
+	}
+	for {
+		batch, err := d.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return out, err
+		}
+		out.Batches++
+		out.Rows += int64(batch.Rows)
+		c := batch.Column(in.Column)
+		ids, cities := batch.Column("id"), batch.Column("city")
+		if c < 0 || ids < 0 || cities < 0 {
+			return out, fmt.Errorf("batch %d has no column %q, id or city: %v", out.Batches, in.Column, batch.Fields)
+		}
+		vals, err := batch.Int64s(c)
+		if err != nil {
+			return out, err
+		}
+		idv, err := batch.Int64s(ids)
+		if err != nil {
+			return out, err
+		}
+		cv, err := batch.Strings(cities)
+		if err != nil {
+			return out, err
+		}
+		twice := make([]float64, batch.Rows)
+		big := make([]bool, batch.Rows)
+		valid := make([]bool, batch.Rows)
+		tags := make([]string, batch.Rows)
+		for r, v := range vals {
+			tags[r] = fmt.Sprintf("%s#%d", cv[r], idv[r])
+			if !batch.Valid(c, r) {
+				out.Nulls++
+				continue
+			}
+			out.Sum += v
+			twice[r], big[r], valid[r] = 2*float64(v), v >= 50, true
+		}
+		bb := lumen.NewBatchBuilder().Int64("id", idv, nil).Float64("twice", twice, valid).Bool("big", big, nil).String("tag", tags, nil)
+		if err := b.Append(bb); err != nil {
+			return out, err
+		}
+	}
+	if out.Object, err = b.Finish(); err != nil {
+		return out, err
+	}
+	out.Derived, err = readback(ReadbackIn{Ref: out.Object})
+	return out, err
+}
+
+// ReadbackIn names an object of derived rows.
+type ReadbackIn struct {
+	Ref lumen.Ref `json:"ref"`
+}
+
+func readback(in ReadbackIn) (ReadbackResult, error) {
+	var out ReadbackResult
+	d, err := lumen.OpenDatasetRef(in.Ref)
+	if err != nil {
+		return out, err
+	}
+	defer d.Close()
+	for {
+		batch, err := d.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		tw, err := batch.Float64s(batch.Column("twice"))
+		if err != nil {
+			return out, err
+		}
+		big, err := batch.Bools(batch.Column("big"))
+		if err != nil {
+			return out, err
+		}
+		ids, err := batch.Int64s(batch.Column("id"))
+		if err != nil {
+			return out, err
+		}
+		tags, err := batch.Strings(batch.Column("tag"))
+		if err != nil {
+			return out, err
+		}
+		for r := range batch.Rows {
+			out.Rows++
+			out.Twice += tw[r]
+			if !batch.Valid(batch.Column("twice"), r) {
+				out.Nulls++
+			}
+			if big[r] {
+				out.Big++
+			}
+			if strings.HasSuffix(tags[r], fmt.Sprintf("#%d", ids[r])) {
+				out.Tagged++
+			}
+		}
+	}
+}
+
+// appendBad builds a dataset from the batches its input names, in order: "good" (id int64),
+// "float" (id float64), "truncated" (a good batch cut short) or "garbage", and reports each
+// append's error ("" for none) and then Finish's.
+func appendBad(cases []string) ([]string, error) {
+	b, err := lumen.CreateDataset(nil)
+	if err != nil {
+		return nil, err
+	}
+	good, err := lumen.NewBatchBuilder().Int64("id", []int64{1, 2, 3}, nil).IPC()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	note := func(err error) {
+		if err != nil {
+			out = append(out, err.Error())
+		} else {
+			out = append(out, "")
+		}
+	}
+	for _, c := range cases {
+		switch c {
+		case "good":
+			note(b.AppendIPC(good))
+		case "float":
+			note(b.Append(lumen.NewBatchBuilder().Float64("id", []float64{1.5}, nil)))
+		case "truncated":
+			note(b.AppendIPC(good[:len(good)-20]))
+		case "garbage":
+			note(b.AppendIPC([]byte("this is not arrow at all, not even close")))
+		default:
+			return nil, fmt.Errorf("unknown case %q", c)
+		}
+	}
+	_, err = b.Finish()
+	note(err)
+	return out, nil
+}
+
+// leave opens a pipeline, reads one batch and returns without closing it: the host closes it.
+func leave(pipeline string) (int, error) {
+	d, err := lumen.OpenDataset(pipeline)
+	if err != nil {
+		return 0, err
+	}
+	b, err := d.Next()
+	if err != nil {
+		return 0, err
+	}
+	return b.Rows, nil
+}
+
+var sink int64
+
+// spin opens a pipeline, reads one batch, then loops until the deadline stops it.
+func spin(pipeline string) (int, error) {
+	d, err := lumen.OpenDataset(pipeline)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := d.Next(); err != nil {
+		return 0, err
+	}
+	for {
+		sink++
+	}
+}
+
+func init() {
+	lumen.Require(abi.CapData, abi.CapObjects)
+	lumen.Task("sum", sum)
+	lumen.Task("readback", readback)
+	lumen.Task("append_bad", appendBad)
+	lumen.Task("leave", leave)
+	lumen.Task("spin", spin)
+}
+
+func main() {}
