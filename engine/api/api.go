@@ -141,6 +141,7 @@ func (s *Server) routes() {
 	v1.GET("/kv/*key", s.kvGet)
 	v1.DELETE("/kv/*key", s.kvDelete)
 	s.dataRoutes(v1) // data.go
+	s.jobRoutes(v1)  // jobs.go
 
 	// Node-to-node routes, authenticated by the cluster's join token.
 	internal := r.Group("/v1/cluster", s.nodeAuth)

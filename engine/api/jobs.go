@@ -1,0 +1,145 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/hashicorp/raft"
+
+	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/raftstore"
+)
+
+// Jobs (Ray's Jobs API): POST /v1/jobs submits, GET /v1/jobs lists, GET /v1/jobs/:id reads a
+// record (with the result once the job succeeded), DELETE /v1/jobs/:id stops, GET
+// /v1/namespaces lists the namespaces. Every node answers from the replicated records.
+
+// jobRoutes adds the jobs routes to v1.
+func (s *Server) jobRoutes(v1 *gin.RouterGroup) {
+	v1.POST("/jobs", s.submitJob)
+	v1.GET("/jobs", s.listJobs)
+	v1.GET("/jobs/:id", s.getJob)
+	v1.DELETE("/jobs/:id", s.stopJob)
+	v1.GET("/namespaces", s.listNamespaces)
+}
+
+// jobView is a job's record as GET /v1/jobs/:id answers it: with the result of a job that
+// succeeded, as JSON when it is JSON, else as text.
+type jobView struct {
+	*engine.Job
+	Result     json.RawMessage `json:"result,omitempty"`
+	ResultText *string         `json:"result_text,omitempty"`
+}
+
+// failJob maps the jobs' errors: 404 for an unknown job, 409 for a taken id or a job that has
+// ended, 503 when the control plane cannot answer now; the rest as every route maps them.
+func failJob(c *gin.Context, err error) {
+	switch {
+	case errors.Is(err, engine.ErrJobNotFound):
+		fail(c, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, engine.ErrJobExists), errors.Is(err, engine.ErrJobEnded):
+		fail(c, http.StatusConflict, "conflict", err.Error())
+	case errors.Is(err, raftstore.ErrNoLeader), errors.Is(err, raftstore.ErrUnreachable),
+		errors.Is(err, raftstore.ErrOutcomeUnknown), errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
+		fail(c, http.StatusServiceUnavailable, "unavailable", err.Error())
+	default:
+		failErr(c, err, nil)
+	}
+}
+
+func (s *Server) submitJob(c *gin.Context) {
+	b, ok := body(c, s.cfg.MaxBodyBytes)
+	if !ok {
+		return
+	}
+	spec, err := engine.ParseJobSpec(b)
+	if err != nil {
+		fail(c, http.StatusBadRequest, "bad_input", err.Error())
+		return
+	}
+	if _, ok := grantsOf(c, spec.Entrypoint.Grants); !ok {
+		return
+	}
+	j, err := s.eng.SubmitJob(c.Request.Context(), *spec)
+	if err != nil {
+		failJob(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, j)
+}
+
+func (s *Server) listJobs(c *gin.Context) {
+	js, err := s.eng.Jobs(c.Request.Context(), engine.JobFilter{Namespace: c.Query("namespace"), Status: c.Query("status")})
+	if err != nil {
+		failJob(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"jobs": js})
+}
+
+// getJob answers a job's record. With ?wait=true it first waits up to ?timeout_ms= (default
+// 60 s) for the job to end; a job still running then answers 202.
+func (s *Server) getJob(c *gin.Context) {
+	id := c.Param("id")
+	ctx := c.Request.Context()
+	var j *engine.Job
+	var err error
+	switch c.Query("wait") {
+	case "", "false":
+		j, err = s.eng.Job(ctx, id)
+	case "true":
+		timeout, ok := timeoutMs(c, 60*time.Second, false)
+		if !ok {
+			return
+		}
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		j, err = s.eng.WaitJob(wctx, id)
+		if j != nil && errors.Is(err, context.DeadlineExceeded) {
+			c.JSON(http.StatusAccepted, jobView{Job: j})
+			return
+		}
+	default:
+		fail(c, http.StatusBadRequest, "bad_input", "wait must be true or false")
+		return
+	}
+	if err != nil {
+		failJob(c, err)
+		return
+	}
+	v := jobView{Job: j}
+	if j.Status == engine.JobSucceeded {
+		if out, err := s.eng.JobResult(ctx, id); err == nil {
+			if json.Valid(out) && len(out) > 0 {
+				v.Result = out
+			} else {
+				text := string(out)
+				v.ResultText = &text
+			}
+		}
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+// stopJob stops a job and answers its record; a job that has ended answers 409.
+func (s *Server) stopJob(c *gin.Context) {
+	j, err := s.eng.StopJob(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		failJob(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, j)
+}
+
+func (s *Server) listNamespaces(c *gin.Context) {
+	nss, err := s.eng.Namespaces(c.Request.Context())
+	if err != nil {
+		failJob(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"namespaces": nss})
+}
