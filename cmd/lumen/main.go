@@ -38,6 +38,7 @@ Usage:
   lumen call MODULE FUNCTION [INPUT | -]                 run a task function and print its output
   lumen status                                           the node's resources, modules, objects, actors
   lumen run WORKFLOW.json [--follow] [--grant caps]      submit a workflow; --follow shows progress and its output
+  lumen job submit|list|status|stop                      jobs: a workflow or a task function, recorded cluster-wide
   lumen new --lang go|rust|c|assemblyscript NAME         scaffold a task module in folder NAME
   lumen bench [--json] [--quick] [--only name,name]      Ray's microbenchmark figures beside same-run baselines
   lumen model train --out DIR [--size tiny|small]        train the multimodal model that --model DIR serves
@@ -71,6 +72,8 @@ func main() {
 		err = statusCommand(os.Args[2:])
 	case "run":
 		err = runCommand(os.Args[2:])
+	case "job":
+		err = jobCommand(os.Args[2:])
 	case "new":
 		err = newCommand(os.Args[2:])
 	case "bench":
