@@ -55,7 +55,9 @@ func (e *Engine) Submit(ctx context.Context, job string, req *abi.TaskRequest, g
 
 // SubmitHere is Submit for a task another node placed on this one: it runs here, once this node
 // has applied the state up to index (the placing node's), so the task's module is known here.
-func (e *Engine) SubmitHere(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants, index uint64) (int64, error) {
+// remote says where the objects the task reads (req.Refs, the placing node's handles) live; the
+// task fetches them from there as it reads them.
+func (e *Engine) SubmitHere(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants, index uint64, remote []RemoteRef) (int64, error) {
 	if req.Module == "" {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: "a task submitted from outside a module must name its module"}
 	}
@@ -63,6 +65,9 @@ func (e *Engine) SubmitHere(ctx context.Context, job string, req *abi.TaskReques
 	defer cancel()
 	if err := e.node.KV().WaitApplied(wctx, index); err != nil {
 		return 0, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("this node is behind the one that placed the task: %v", err)}
+	}
+	if len(req.Refs) > 0 || len(remote) > 0 {
+		return e.submitHereWithRefs(ctx, jobOr(job), req, grants, remote)
 	}
 	return e.submitRequest(ctx, jobOr(job), req.Module, req, grants, host.Limits{})
 }

@@ -429,13 +429,18 @@ type NodeStatus struct {
 	TasksRun  int64 `json:"tasks_run"`
 	PlacedOut int64 `json:"placed_out"`
 	Retried   int64 `json:"retried"`
+	// Rebuilt counts the objects this node owns that it rebuilt from lineage after the node
+	// holding them was lost; PulledBytes the bytes of objects it fetched from other nodes.
+	Rebuilt     int64 `json:"rebuilt"`
+	PulledBytes int64 `json:"pulled_bytes"`
 }
 
 // ClusterSelf reports this node's raft state and the hash of its replicated state.
 func (e *Engine) ClusterSelf() NodeStatus {
 	h, n, _ := e.node.KV().Hash()
 	return NodeStatus{Stats: e.node.Stats(), API: e.cfg.Cluster.APIURL, StateHash: h, StateKeys: n, Goroutines: runtime.NumGoroutine(),
-		TasksRun: e.live.tasksRun.Load(), PlacedOut: e.live.placedOut.Load(), Retried: e.live.retried.Load()}
+		TasksRun: e.live.tasksRun.Load(), PlacedOut: e.live.placedOut.Load(), Retried: e.live.retried.Load(),
+		Rebuilt: e.live.rebuilt.Load(), PulledBytes: e.live.pulledBytes.Load()}
 }
 
 // MemberStatus is one member as the cluster status shows it.
@@ -456,10 +461,13 @@ type MemberStatus struct {
 	// Worker is set for a non-voting worker; Dead when the cluster declared it dead.
 	Worker bool `json:"worker,omitempty"`
 	Dead   bool `json:"dead,omitempty"`
-	// TasksRun, PlacedOut and Retried are the member's task counters (see NodeStatus).
-	TasksRun  int64 `json:"tasks_run"`
-	PlacedOut int64 `json:"placed_out"`
-	Retried   int64 `json:"retried"`
+	// TasksRun, PlacedOut, Retried, Rebuilt and PulledBytes are the member's task and object
+	// counters (see NodeStatus).
+	TasksRun    int64 `json:"tasks_run"`
+	PlacedOut   int64 `json:"placed_out"`
+	Retried     int64 `json:"retried"`
+	Rebuilt     int64 `json:"rebuilt"`
+	PulledBytes int64 `json:"pulled_bytes"`
 }
 
 // ClusterStatus is the whole cluster as one node sees it.
@@ -504,6 +512,7 @@ func (e *Engine) ClusterStatus(ctx context.Context) ClusterStatus {
 			}
 			ms.API, ms.Reached, ms.State, ms.Applied, ms.Hash = ns.API, true, ns.State, ns.AppliedIndex, ns.StateHash
 			ms.Goroutines, ms.TasksRun, ms.PlacedOut, ms.Retried = ns.Goroutines, ns.TasksRun, ns.PlacedOut, ns.Retried
+			ms.Rebuilt, ms.PulledBytes = ns.Rebuilt, ns.PulledBytes
 		}(&ms[i])
 	}
 	for range ms {

@@ -333,7 +333,10 @@ func (e *Engine) bundlePool(id string, i int) (*admission, error) {
 
 // SubmitInGroup submits a task to bundle i of placement group id: on this node when the bundle is
 // here, else on the bundle's node (this node owns the result either way).
-func (e *Engine) SubmitInGroup(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants, id string, i int) (int64, error) {
+//
+// remote, on a task another node placed here, says where the objects it reads live (see
+// SubmitHere).
+func (e *Engine) SubmitInGroup(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants, id string, i int, remote []RemoteRef) (int64, error) {
 	job = jobOr(job)
 	pg, err := e.PlacementGroup(ctx, id)
 	if err != nil {
@@ -347,14 +350,26 @@ func (e *Engine) SubmitInGroup(ctx context.Context, job string, req *abi.TaskReq
 		if err != nil {
 			return 0, err
 		}
-		return e.submitIn(ctx, job, req.Module, req, grants, host.Limits{}, pool)
+		if len(remote) == 0 {
+			return e.submitIn(ctx, job, req.Module, req, grants, host.Limits{}, pool)
+		}
+		local, made, err := e.takeRefs(job, req, remote)
+		if err != nil {
+			return 0, err
+		}
+		h, err := e.submitIn(ctx, job, local.Module, local, grants, host.Limits{}, pool)
+		e.objects.releaseAll(made)
+		return h, err
 	}
 	m, err := e.reg.Resolve(req.Module)
 	if err != nil {
 		return 0, err
 	}
 	t := remoteTask{job: job, digest: m.Digest, function: req.Function, args: req.Args, argsBytes: req.ArgsBytes, grants: grants.Capabilities,
-		timeoutMs: req.TimeoutMs, retries: 0, retryGuest: req.RetryGuestErrors, group: id, bundle: i}
+		timeoutMs: req.TimeoutMs, retries: 0, retryGuest: req.RetryGuestErrors, group: id, bundle: i, refs: slices.Clone(req.Refs)}
+	if err := e.objects.retain(job, t.refs); err != nil {
+		return 0, err
+	}
 	h, obj := e.objects.pending(job)
 	tctx, cancel := context.WithCancel(e.ctx)
 	obj.cancel = cancel
@@ -362,12 +377,20 @@ func (e *Engine) SubmitInGroup(ctx context.Context, job string, req *abi.TaskReq
 	go func() {
 		defer e.wg.Done()
 		defer cancel()
-		out, err := e.runOn(tctx, pg.Nodes[i], t)
+		loc, err := e.runOn(tctx, pg.Nodes[i], t)
 		var ae *abi.Error
 		if err != nil && !errors.As(err, &ae) {
 			err = &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("bundle %d of placement group %s: node %s failed: %v", i, id, pg.Nodes[i], err)}
 		}
-		e.objects.complete(obj, out, err)
+		if err != nil {
+			e.objects.releaseAll(t.refs)
+			e.objects.complete(obj, nil, err)
+			return
+		}
+		// The bundle's node holds the result; a bundle lost with its node is not rebuilt
+		// elsewhere (the group is broken), so it keeps no lineage.
+		e.objects.releaseAll(t.refs)
+		e.objects.completeRemote(obj, loc, nil)
 	}()
 	return h, nil
 }

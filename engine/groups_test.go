@@ -47,7 +47,7 @@ func TestPlacementGroup_ReservesAndReleases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inside, err := e.SubmitInGroup(ctx, "", &abi.TaskRequest{Module: "svc", Function: "square", Args: []byte("4"), Resources: one}, grants, pg.ID, 1)
+	inside, err := e.SubmitInGroup(ctx, "", &abi.TaskRequest{Module: "svc", Function: "square", Args: []byte("4"), Resources: one}, grants, pg.ID, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,10 +57,10 @@ func TestPlacementGroup_ReservesAndReleases(t *testing.T) {
 	if _, err := e.Get(ctx, "", outside, 200*time.Millisecond); err == nil {
 		t.Fatal("a task outside the group ran on resources the group reserved")
 	}
-	if _, err := e.SubmitInGroup(ctx, "", &abi.TaskRequest{Module: "svc", Function: "square", Args: []byte("4"), Resources: abi.Resources{CPU: 2}}, grants, pg.ID, 0); err == nil {
+	if _, err := e.SubmitInGroup(ctx, "", &abi.TaskRequest{Module: "svc", Function: "square", Args: []byte("4"), Resources: abi.Resources{CPU: 2}}, grants, pg.ID, 0, nil); err == nil {
 		t.Fatal("a task larger than its bundle accepted")
 	}
-	if _, err := e.SubmitInGroup(ctx, "", &abi.TaskRequest{Module: "svc", Function: "square", Args: []byte("4")}, grants, pg.ID, 7); err == nil {
+	if _, err := e.SubmitInGroup(ctx, "", &abi.TaskRequest{Module: "svc", Function: "square", Args: []byte("4")}, grants, pg.ID, 7, nil); err == nil {
 		t.Fatal("a bundle index out of range accepted")
 	}
 

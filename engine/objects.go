@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -45,6 +46,13 @@ type objectStore struct {
 	restores     int64      // objects read back, ever
 	// handles of pending objects, for complete (which is given the object)
 	handles map[*object]int64
+
+	// fetch reads the value of an object that lives on another node (its loc), rebuilding it from
+	// its lineage when that node is lost; release tells a node that holds an object this node
+	// owns that it is no longer needed. Both are the engine's (remote.go); nil outside a cluster.
+	fetch         func(ctx context.Context, h int64, o *object) ([]byte, error)
+	releaseRemote func(loc location)
+	pulled        int64 // objects fetched from other nodes, ever
 }
 
 // object is one value, ready when its channel is closed; then exactly one of data and err is
@@ -61,6 +69,29 @@ type object struct {
 	elem     *list.Element // its place in the store's LRU list while in memory and ready
 	spilled  string        // the file holding its data while spilled
 	size     int64         // len(data), in memory or spilled
+
+	// loc, when set, is where the value lives on another node: a get fetches it from there and
+	// keeps a copy here. lineage, for the result of a task this node placed on another, is that
+	// task: when the node holding the value is lost, running it again rebuilds the value.
+	loc     *location
+	lineage *remoteTask
+	pullMu  sync.Mutex // one fetch or rebuild at a time
+}
+
+// location is where an object's value lives on another node.
+type location struct {
+	node, api string // the holding node and its API URL
+	job       string
+	handle    int64  // the object's handle there
+	size      int64  // -1: not known
+	sum       string // CRC-32C of the value, hex; "": not known
+	// owned: this node owns the copy there (the result of a task it placed), so freeing the
+	// object here releases it there. A borrowed location (an argument pulled from its owner) is
+	// released by its owner.
+	owned bool
+	// children maps the holder's handles that the value refers to ({"$ref": N}) to this node's
+	// objects standing for them, made as the value is fetched.
+	children map[int64]int64
 }
 
 func newObjectStore(capBytes int64) *objectStore {
@@ -232,14 +263,105 @@ func (s *objectStore) get(ctx context.Context, job string, h int64, timeout time
 		return nil, o.err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	switch {
 	case o.spilled != "":
+		defer s.mu.Unlock()
 		return s.restoreLocked(h, o)
 	case o.elem != nil:
 		s.lru.MoveToFront(o.elem)
+	case o.loc != nil:
+		s.mu.Unlock()
+		return s.pull(ctx, h, o)
 	}
+	s.mu.Unlock()
 	return o.data, nil
+}
+
+// pull fetches the value of object h from the node that holds it and keeps a copy here, when it
+// fits (spilling others if need be); concurrent gets of it share one fetch.
+func (s *objectStore) pull(ctx context.Context, h int64, o *object) ([]byte, error) {
+	o.pullMu.Lock()
+	defer o.pullMu.Unlock()
+	s.mu.Lock()
+	switch {
+	case o.freed:
+		s.mu.Unlock()
+		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("object %d was released", h)}
+	case o.spilled != "":
+		defer s.mu.Unlock()
+		return s.restoreLocked(h, o)
+	case o.elem != nil: // fetched while this get waited for the lock
+		s.lru.MoveToFront(o.elem)
+		s.mu.Unlock()
+		return o.data, nil
+	}
+	fetch := s.fetch
+	s.mu.Unlock()
+	if fetch == nil {
+		return nil, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("object %d lives on another node and this node cannot reach it", h)}
+	}
+	data, err := fetch(ctx, h, o)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pulled++
+	if !o.freed && o.elem == nil && o.spilled == "" && s.makeRoomLocked(int64(len(data))) == nil {
+		s.keepLocked(h, o, data)
+	}
+	return data, nil
+}
+
+// remote makes a ready object of job whose value lives at loc, and returns its handle.
+func (s *objectStore) remote(job string, loc *location) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.next++
+	o := &object{job: job, ready: make(chan struct{}), refs: 1, loc: loc, size: loc.size}
+	close(o.ready)
+	s.objs[s.next] = o
+	return s.next
+}
+
+// completeRemote makes a pending object ready with its value at loc, made by task lineage.
+func (s *objectStore) completeRemote(o *object, loc *location, lineage *remoteTask) {
+	s.mu.Lock()
+	delete(s.handles, o)
+	if o.freed {
+		s.mu.Unlock()
+		if loc.owned && s.releaseRemote != nil {
+			s.releaseRemote(*loc)
+		}
+		close(o.ready)
+		return
+	}
+	o.loc, o.lineage, o.size = loc, lineage, loc.size
+	s.mu.Unlock()
+	close(o.ready)
+}
+
+// locate returns where the value of ready object h lives: nil when it is here.
+func (s *objectStore) locate(h int64) (*object, *location) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.objs[h]
+	if o == nil || o.loc == nil {
+		return o, nil
+	}
+	l := *o.loc
+	return o, &l
+}
+
+// children returns the objects object h of job refers to, which a node fetching its value must
+// know of.
+func (s *objectStore) childrenOf(job string, h int64) []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o := s.objs[h]; o != nil && o.job == job {
+		return slices.Clone(o.children)
+	}
+	return nil
 }
 
 // release drops one reference to object h of job.
@@ -276,6 +398,9 @@ func (s *objectStore) dropLocked(h int64, o *object) {
 	}
 	delete(s.objs, h)
 	o.freed = true
+	if o.loc != nil && o.loc.owned && s.releaseRemote != nil {
+		s.releaseRemote(*o.loc)
+	}
 	select {
 	case <-o.ready:
 		switch {

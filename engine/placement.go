@@ -69,6 +69,9 @@ type liveness struct {
 	token     string // the cluster's admin token, for requests to other nodes' APIs
 	tokenErr  error
 	retried   atomic.Int64 // placed tasks run again after their node failed
+
+	rebuilt     atomic.Int64 // objects rebuilt from lineage after their node was lost
+	pulledBytes atomic.Int64 // bytes of objects fetched from other nodes
 }
 
 func (c *ClusterConfig) intervals() (beat, dead time.Duration) {
@@ -88,6 +91,7 @@ func (e *Engine) startLiveness() {
 	var b [8]byte
 	crand.Read(b[:])
 	e.live.boot = hex.EncodeToString(b[:])
+	e.initRemote()
 	beat, _ := e.cfg.Cluster.intervals()
 	e.wg.Add(1)
 	go func() {
@@ -288,12 +292,42 @@ type remoteTask struct {
 	// group and bundle, when group is set, run the task in that bundle of a placement group.
 	group  string
 	bundle int
+	// refs are the objects (this node's handles) the task reads; the task holds them while it
+	// runs, and its result for as long as it lives.
+	refs []int64
+}
+
+// placedOutcome is what a placed task made: its value here (it ran here after all) or where it
+// lives.
+type placedOutcome struct {
+	data []byte
+	loc  *location
 }
 
 // runRemote runs t on node first and, when a node fails or dies under it, on another, until
-// t.retries are spent; then completes obj with the result.
+// t.retries are spent; then completes obj with the result. obj holds t's arguments for as long
+// as it lives, so that it can be rebuilt from them (its lineage).
 func (e *Engine) runRemote(ctx context.Context, obj *object, first string, t remoteTask) {
-	exclude := map[string]bool{}
+	out, err := e.execPlaced(ctx, first, t, nil)
+	switch {
+	case err != nil:
+		e.objects.releaseAll(t.refs)
+		e.objects.complete(obj, nil, err)
+	case out.loc != nil:
+		e.objects.adopt(obj, t.refs)
+		e.objects.completeRemote(obj, out.loc, &t)
+	default:
+		e.objects.releaseAll(t.refs)
+		e.objects.complete(obj, out.data, nil)
+	}
+}
+
+// execPlaced runs t on node first ("": here) and, when a node fails or dies under it, on
+// another, until t.retries are spent. Its error is an *abi.Error.
+func (e *Engine) execPlaced(ctx context.Context, first string, t remoteTask, exclude map[string]bool) (placedOutcome, error) {
+	if exclude == nil {
+		exclude = map[string]bool{}
+	}
 	node := first
 	var last error
 	for attempt := 0; attempt <= t.retries; attempt++ {
@@ -301,24 +335,21 @@ func (e *Engine) runRemote(ctx context.Context, obj *object, first string, t rem
 			e.live.retried.Add(1)
 			node = e.placeTask(t.demand, exclude)
 		}
-		var out []byte
+		var out placedOutcome
 		var err error
 		if node == "" {
-			out, err = e.runHere(ctx, t)
+			out.data, err = e.runHere(ctx, t)
 		} else {
-			out, err = e.runOn(ctx, node, t)
+			out.loc, err = e.runOn(ctx, node, t)
 		}
 		var ae *abi.Error
 		switch {
 		case err == nil:
-			e.objects.complete(obj, out, nil)
-			return
+			return out, nil
 		case errors.As(err, &ae):
-			e.objects.complete(obj, nil, ae) // the task's own outcome
-			return
+			return out, ae // the task's own outcome
 		case ctx.Err() != nil:
-			e.objects.complete(obj, nil, &abi.Error{Kind: abi.KindCancelled, Message: "task cancelled"})
-			return
+			return out, &abi.Error{Kind: abi.KindCancelled, Message: "task cancelled"}
 		}
 		last = err
 		if node != "" {
@@ -326,12 +357,12 @@ func (e *Engine) runRemote(ctx context.Context, obj *object, first string, t rem
 		}
 		e.log.Warn("placed task failed on its node; running it again elsewhere", "node", node, "function", t.function, "err", err)
 	}
-	e.objects.complete(obj, nil, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("task %s: every node it was placed on failed (last: %v)", t.function, last)})
+	return placedOutcome{}, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("task %s: every node it was placed on failed (last: %v)", t.function, last)}
 }
 
 // runHere runs a placed task on this node after all (no other node has room).
 func (e *Engine) runHere(ctx context.Context, t remoteTask) ([]byte, error) {
-	req := &abi.TaskRequest{Function: t.function, Args: t.args, ArgsBytes: t.argsBytes, TimeoutMs: t.timeoutMs, MaxRetries: &t.retries, RetryGuestErrors: t.retryGuest}
+	req := &abi.TaskRequest{Function: t.function, Args: t.args, ArgsBytes: t.argsBytes, Refs: t.refs, TimeoutMs: t.timeoutMs, MaxRetries: &t.retries, RetryGuestErrors: t.retryGuest}
 	h, err := e.submitRequest(ctx, t.job, t.digest, req, host.Grants{Capabilities: t.grants}, host.Limits{})
 	if err != nil {
 		return nil, err
@@ -340,9 +371,10 @@ func (e *Engine) runHere(ctx context.Context, t remoteTask) ([]byte, error) {
 	return e.objects.get(ctx, t.job, h, -1)
 }
 
-// runOn submits t to node's API and waits for its result there. An error that is not an
-// *abi.Error means the node failed (unreachable, dead): the caller places the task again.
-func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) ([]byte, error) {
+// runOn submits t to node's API and waits there until its result is ready, which stays there:
+// runOn returns where. An error that is not an *abi.Error means the node failed (unreachable,
+// dead): the caller places the task again.
+func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) (*location, error) {
 	rec, err := e.member(node)
 	if err != nil {
 		return nil, err
@@ -352,14 +384,19 @@ func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) ([]byte, 
 	if t.group != "" {
 		bundle = &t.bundle
 	}
+	remote, err := e.shipRefs(ctx, t.job, t.refs)
+	if err != nil {
+		return nil, asABIError(err)
+	}
 	body, _ := json.Marshal(struct {
 		abi.TaskRequest
 		Job    string           `json:"job,omitempty"`
 		Grants []abi.Capability `json:"grants,omitempty"`
 		Group  string           `json:"placement_group,omitempty"`
 		Bundle *int             `json:"bundle_index,omitempty"`
-	}{abi.TaskRequest{Module: t.digest, Function: t.function, Args: t.args, ArgsBytes: t.argsBytes, TimeoutMs: t.timeoutMs,
-		MaxRetries: &t.retries, RetryGuestErrors: t.retryGuest}, t.job, t.grants, t.group, bundle})
+		Remote []RemoteRef      `json:"remote_refs,omitempty"`
+	}{abi.TaskRequest{Module: t.digest, Function: t.function, Args: t.args, ArgsBytes: t.argsBytes, Refs: t.refs, TimeoutMs: t.timeoutMs,
+		MaxRetries: &t.retries, RetryGuestErrors: t.retryGuest}, t.job, t.grants, t.group, bundle, remote})
 	var sub struct {
 		Ref int64  `json:"ref"`
 		Job string `json:"job"`
@@ -372,24 +409,46 @@ func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) ([]byte, 
 	if status != http.StatusCreated {
 		return nil, remoteError(status, sub.errorBody)
 	}
-	// Poll the result, a few seconds at a time, so a node that dies is noticed.
+	loc := &location{node: node, api: api, job: sub.Job, handle: sub.Ref, size: -1, owned: true}
+	release := func() { e.objects.releaseRemote(*loc) }
+	// Wait for the result, a few seconds at a time, so a node that dies is noticed.
 	for {
 		if e.isDead(node) {
 			return nil, fmt.Errorf("node %s was declared dead", node)
 		}
+		if ctx.Err() != nil {
+			// Cancelled: cancel it there too, and let it go.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			e.apiCall(cctx, "DELETE", fmt.Sprintf("%s/v1/tasks/%d?job=%s", api, sub.Ref, url.QueryEscape(sub.Job)), nil, nil)
+			cancel()
+			release()
+			return nil, ctx.Err()
+		}
 		q := url.Values{"job": {sub.Job}, "timeout_ms": {"2000"}}
-		out, status, eb, err := e.apiDo(ctx, "GET", fmt.Sprintf("%s/v1/objects/%d?%s", api, sub.Ref, q.Encode()), nil)
+		out, status, eb, err := e.apiDo(ctx, "GET", fmt.Sprintf("%s/v1/objects/%d/meta?%s", api, sub.Ref, q.Encode()), nil)
 		if err != nil {
+			if ctx.Err() != nil {
+				continue
+			}
 			return nil, err
 		}
 		switch {
 		case status == http.StatusOK:
-			e.apiCall(context.WithoutCancel(ctx), "DELETE", fmt.Sprintf("%s/v1/objects/%d?job=%s", api, sub.Ref, url.QueryEscape(sub.Job)), nil, nil)
-			return out, nil
+			var m ObjectMeta
+			if err := json.Unmarshal(out, &m); err != nil {
+				return nil, fmt.Errorf("node %s: the description of result %d: %v", node, sub.Ref, err)
+			}
+			loc.size, loc.sum = m.Size, m.Checksum
+			return loc, nil
 		case status == http.StatusAccepted: // not ready yet
 			continue
 		default:
-			return nil, remoteError(status, eb)
+			err := remoteError(status, eb)
+			var ae *abi.Error
+			if errors.As(err, &ae) {
+				release() // the task's error: nothing to keep there
+			}
+			return nil, err
 		}
 	}
 }
@@ -453,7 +512,7 @@ const maxRemoteResult = 1 << 30
 // submitPlaced places a task submitted to this node from outside. It returns ok false when the
 // task should run here (it fits here, passes objects by reference, or no other node has room).
 func (e *Engine) submitPlaced(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants) (h int64, ok bool, err error) {
-	if !e.live.peers.Load() || len(req.Refs) > 0 || len(grants.Dirs) > 0 || grants.Env != nil {
+	if !e.live.peers.Load() || len(grants.Dirs) > 0 || grants.Env != nil {
 		return 0, false, nil
 	}
 	fn, err := e.function(ctx, req.Module, req.Function, abi.KindTask)
@@ -470,7 +529,11 @@ func (e *Engine) submitPlaced(ctx context.Context, job string, req *abi.TaskRequ
 		return 0, true, err
 	}
 	t := remoteTask{job: job, digest: m.Digest, function: req.Function, args: req.Args, argsBytes: req.ArgsBytes,
-		grants: grants.Capabilities, timeoutMs: req.TimeoutMs, retries: retriesOr(req.MaxRetries), retryGuest: req.RetryGuestErrors, demand: d}
+		grants: grants.Capabilities, timeoutMs: req.TimeoutMs, retries: retriesOr(req.MaxRetries), retryGuest: req.RetryGuestErrors, demand: d,
+		refs: slices.Clone(req.Refs)}
+	if err := e.objects.retain(job, t.refs); err != nil {
+		return 0, true, err
+	}
 	h, obj := e.objects.pending(job)
 	tctx, cancel := context.WithCancel(e.ctx)
 	obj.cancel = cancel

@@ -131,6 +131,21 @@ func (s services) TaskSubmit(ctx context.Context, c *host.CallInfo, req *abi.Tas
 		module = c.Module
 	}
 	cc := callCtx(c)
+	// Outside a placement group and with no limits but a timeout, a task that does not fit on
+	// this node now may run on another (placement.go), as one submitted from outside does.
+	if cc.pool == nil && cc.limits == (host.Limits{Timeout: cc.limits.Timeout}) {
+		r := *req
+		r.Module = module
+		if r.TimeoutMs <= 0 && cc.limits.Timeout > 0 {
+			r.TimeoutMs = cc.limits.Timeout.Milliseconds()
+		}
+		if h, placed, err := s.e.submitPlaced(ctx, c.Job, &r, cc.grants); placed {
+			if err == nil {
+				cc.owned = append(cc.owned, h)
+			}
+			return h, err
+		}
+	}
 	h, err := s.e.submitRequest(ctx, c.Job, module, req, cc.grants, cc.limits)
 	if err != nil {
 		return 0, err

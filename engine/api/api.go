@@ -119,6 +119,7 @@ func (s *Server) routes() {
 	v1.DELETE("/tasks/:ref", s.cancelTask)
 	v1.POST("/objects", s.putObject)
 	v1.GET("/objects/:ref", s.getObject)
+	v1.GET("/objects/:ref/meta", s.objectMeta)
 	v1.DELETE("/objects/:ref", s.deleteObject)
 	v1.POST("/wait", s.wait)
 	v1.POST("/actors", s.createActor)

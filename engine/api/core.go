@@ -32,6 +32,8 @@ type taskBody struct {
 	// PlacementGroup and BundleIndex run the task in a bundle of a placement group.
 	PlacementGroup string `json:"placement_group,omitempty"`
 	BundleIndex    *int   `json:"bundle_index,omitempty"`
+	// RemoteRefs, on a task another node placed here, say where the objects it reads live.
+	RemoteRefs []engine.RemoteRef `json:"remote_refs,omitempty"`
 }
 
 // actorBody is POST /v1/actors.
@@ -154,7 +156,7 @@ func (s *Server) submitTask(c *gin.Context) {
 			fail(c, http.StatusBadRequest, "bad_input", "placement_group and bundle_index go together")
 			return
 		}
-		h, err = s.eng.SubmitInGroup(c.Request.Context(), b.Job, req, grants, b.PlacementGroup, *b.BundleIndex)
+		h, err = s.eng.SubmitInGroup(c.Request.Context(), b.Job, req, grants, b.PlacementGroup, *b.BundleIndex, b.RemoteRefs)
 	} else if placed := c.GetHeader(engine.PlacedHeader); placed != "" {
 		// Placed here by another node, whose applied index it carries: run it here.
 		idx, perr := strconv.ParseUint(placed, 10, 64)
@@ -162,7 +164,7 @@ func (s *Server) submitTask(c *gin.Context) {
 			fail(c, http.StatusBadRequest, "bad_input", engine.PlacedHeader+" is not an index")
 			return
 		}
-		h, err = s.eng.SubmitHere(c.Request.Context(), b.Job, req, grants, idx)
+		h, err = s.eng.SubmitHere(c.Request.Context(), b.Job, req, grants, idx, b.RemoteRefs)
 	} else {
 		h, err = s.eng.Submit(c.Request.Context(), b.Job, req, grants)
 	}
@@ -216,17 +218,56 @@ func (s *Server) getObject(c *gin.Context) {
 	if !ok {
 		return
 	}
-	b, err := s.eng.Get(c.Request.Context(), c.Query("job"), h, timeout)
+	b, meta, err := s.eng.ObjectValue(c.Request.Context(), c.Query("job"), h, timeout)
 	if err != nil {
-		var se *host.StatusError
-		if errors.As(err, &se) && se.Status == abi.ErrTimeout {
-			fail(c, http.StatusAccepted, "not_ready", se.Message)
-			return
-		}
-		failErr(c, err, nil)
+		objectError(c, err)
 		return
 	}
+	c.Header(engine.ChecksumHeader, meta.Checksum)
+	if len(meta.Refs) > 0 {
+		c.Header(engine.RefsHeader, formatHandles(meta.Refs))
+	}
 	c.Data(http.StatusOK, "application/octet-stream", b)
+}
+
+// objectMeta answers GET /v1/objects/{ref}/meta: the object's size, checksum and the objects its
+// value refers to, once it is ready (202 before, up to ?timeout_ms=), without its bytes.
+func (s *Server) objectMeta(c *gin.Context) {
+	h, ok := handleParam(c, "ref")
+	if !ok {
+		return
+	}
+	timeout, ok := timeoutMs(c, 30*time.Second, true)
+	if !ok {
+		return
+	}
+	meta, err := s.eng.ObjectMetaOf(c.Request.Context(), c.Query("job"), h, timeout)
+	if err != nil {
+		objectError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, meta)
+}
+
+// objectError answers a failed get: 202 when the object is not ready yet.
+func objectError(c *gin.Context, err error) {
+	var se *host.StatusError
+	if errors.As(err, &se) && se.Status == abi.ErrTimeout {
+		fail(c, http.StatusAccepted, "not_ready", se.Message)
+		return
+	}
+	failErr(c, err, nil)
+}
+
+func formatHandles(hs []int64) string {
+	b := make([]byte, 0, 8*len(hs))
+	for i, h := range hs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, h, 10)
+	}
+	return string(b)
 }
 
 func (s *Server) deleteObject(c *gin.Context) {

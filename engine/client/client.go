@@ -242,6 +242,10 @@ type ClusterMember struct {
 	TasksRun  int64 `json:"tasks_run"`
 	PlacedOut int64 `json:"placed_out"`
 	Retried   int64 `json:"retried"`
+	// Rebuilt counts the objects the member owns that it rebuilt from lineage after the node
+	// holding them was lost; PulledBytes the bytes of objects it fetched from other nodes.
+	Rebuilt     int64 `json:"rebuilt"`
+	PulledBytes int64 `json:"pulled_bytes"`
 }
 
 // ClusterNode is a live node's resources in ClusterStatus.

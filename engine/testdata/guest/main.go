@@ -158,6 +158,14 @@ func init() {
 		b, err := in.R.GetBytes()
 		return string(b), err
 	})
+	// append reads the JSON string R refers to and returns it with S appended.
+	lumen.Task("append", func(in struct {
+		R lumen.Ref
+		S string
+	}) (string, error) {
+		s, err := lumen.Get[string](in.R)
+		return s + in.S, err
+	})
 	// counter creates a Counter, increments it n times and returns the last value.
 	lumen.Task("counter", func(n int) (int, error) {
 		a, err := lumen.NewActor("Counter", 100)

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lumenflow/lumen/internal/guestbuild"
+	"github.com/lumenflow/lumen/internal/lumentest"
+)
+
+// Objects across nodes, with real processes: an object put on the server is read by a task
+// placed on worker w1 (a), whose result stays on w1; a task placed on w2 (b) reads that result
+// straight from w1, not through the server; the server records where each result lives and
+// fetches nothing until asked. Then w1 and w2 are killed with SIGKILL: the server's get of the
+// last result rebuilds it from lineage on w3, rebuilding on the way the result it reads, which
+// was lost too — and every fetch is checked against the value's checksum.
+func TestObjects_PulledBetweenNodesAndRebuiltFromLineage(t *testing.T) {
+	timing := []string{"--heartbeat-interval", "200ms", "--dead-after", "1500ms"}
+	c := lumentest.StartCluster(t, 1, 0, append(timing, "--resources", "cpu=1")...)
+	w1 := c.AddWorker("--resources", "cpu=2,a=1")
+	w2 := c.AddWorker("--resources", "cpu=2,b=1")
+	server := c.Nodes[0]
+	ctx := context.Background()
+	wasm, err := os.ReadFile(guestbuild.Go(t, "../../engine/testdata/guest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	server.Push(wasm, "svc", "1.0.0")
+	sc := server.Client()
+	waitForNodes(t, sc, 3)
+	base := goroutines(t, c)
+
+	// P: a 1 MB JSON string put on the server.
+	big := strings.Repeat("lumen-", 1<<20/6)
+	pv, _ := json.Marshal(big)
+	var put struct {
+		Ref int64 `json:"ref"`
+	}
+	if err := sc.JSON(ctx, "POST", "/v1/objects?job=lineage", pv, &put); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	submit := func(ref int64, suffix, resource string) int64 {
+		t.Helper()
+		body := fmt.Sprintf(`{"job":"lineage","module":"svc@1.0.0","function":"append","args":{"R":{"$ref":%d},"S":%q},"refs":[%d],"resources":{"custom":{%q:1}},"grants":["objects","tasks","actors"]}`,
+			ref, suffix, ref, resource)
+		var sub struct {
+			Ref int64 `json:"ref"`
+		}
+		if err := sc.JSON(ctx, "POST", "/v1/tasks", []byte(body), &sub); err != nil {
+			t.Fatalf("submit %s: %v", suffix, err)
+		}
+		return sub.Ref
+	}
+	a := submit(put.Ref, "-a", "a") // runs on w1, reads P from the server
+	b := submit(a, "-b", "b")       // runs on w2, reads A from w1
+	var ready struct {
+		Ready []int64 `json:"ready"`
+	}
+	if err := sc.JSON(ctx, "POST", "/v1/wait", map[string]any{"job": "lineage", "handles": []int64{a, b}, "num_returns": 2, "timeout_ms": 60000}, &ready); err != nil || len(ready.Ready) != 2 {
+		t.Fatalf("wait: %v %+v\n%s", err, ready, server.Output())
+	}
+	st, err := sc.Cluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, m1, m2 := memberOf(st, server.ID), memberOf(st, w1.ID), memberOf(st, w2.ID)
+	t.Logf("before the kills: pulled bytes: server %d, %s %d, %s %d", srv.PulledBytes, w1.ID, m1.PulledBytes, w2.ID, m2.PulledBytes)
+	if m1.PulledBytes < int64(len(pv)) {
+		t.Errorf("%s pulled %d bytes; it should have fetched P (%d bytes) from the server", w1.ID, m1.PulledBytes, len(pv))
+	}
+	if m2.PulledBytes < int64(len(pv)) {
+		t.Errorf("%s pulled %d bytes; it should have fetched A from %s", w2.ID, m2.PulledBytes, w1.ID)
+	}
+	if srv.PulledBytes != 0 {
+		t.Errorf("the server fetched %d bytes, before anyone asked for a value", srv.PulledBytes)
+	}
+
+	// Tasks a guest submits go where there is room too: fanout holds the server's one cpu, so
+	// its children run on the workers, and it reads their results from there.
+	var fan struct {
+		Ref int64 `json:"ref"`
+	}
+	if err := sc.JSON(ctx, "POST", "/v1/tasks", []byte(`{"job":"fan","module":"svc@1.0.0","function":"fanout","args":{"N":6},"resources":{"cpu":1},"grants":["objects","tasks","actors"]}`), &fan); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := sc.Get(ctx, "fan", fan.Ref, 60*time.Second); err != nil || string(out) != "55" {
+		t.Fatalf("fanout over the cluster: %s %v\n%s", out, err, server.Output())
+	}
+	before := srv.PlacedOut
+	if st, err = sc.Cluster(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv = memberOf(st, server.ID)
+	t.Logf("fanout: the server placed %d of its 6 children on the workers and fetched %d bytes", srv.PlacedOut-before, srv.PulledBytes)
+	if srv.PlacedOut-before == 0 {
+		t.Errorf("no child of fanout was placed on a worker")
+	}
+
+	// A third worker that can run both; then both holders die.
+	w3 := c.AddWorker("--resources", "cpu=2,a=1,b=1")
+	waitForNodes(t, sc, 4)
+	w1.Kill()
+	w2.Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := sc.Cluster(ctx)
+		if err == nil && memberOf(st, w1.ID).Dead && memberOf(st, w2.ID).Dead {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the killed workers were not declared dead: %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	start := time.Now()
+	out, err := sc.Get(ctx, "lineage", b, 90*time.Second)
+	if err != nil {
+		t.Fatalf("get of the lost result: %v\n%s", err, server.Output())
+	}
+	var got string
+	if err := json.Unmarshal(out, &got); err != nil || got != big+"-a-b" {
+		t.Fatalf("rebuilt value: %d bytes, ends %q, %v", len(got), got[max(0, len(got)-10):], err)
+	}
+	took := time.Since(start)
+	st, err = sc.Cluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, m3 := memberOf(st, server.ID), memberOf(st, w3.ID)
+	t.Logf("after killing %s and %s: the server rebuilt %d objects in %v (%s ran %d tasks); pulled bytes: server %d, %s %d",
+		w1.ID, w2.ID, srv.Rebuilt, took.Round(time.Millisecond), w3.ID, m3.TasksRun, srv.PulledBytes, w3.ID, m3.PulledBytes)
+	if srv.Rebuilt != 2 {
+		t.Errorf("rebuilt %d objects, want 2 (B, and A which B reads)", srv.Rebuilt)
+	}
+	if m3.TasksRun != 2 {
+		t.Errorf("%s ran %d tasks, want the 2 rebuilt ones", w3.ID, m3.TasksRun)
+	}
+	// A is rebuilt too and readable; a second get of B is served from the server's copy.
+	if out, err := sc.Get(ctx, "lineage", a, 30*time.Second); err != nil || !strings.HasSuffix(string(out), `-a"`) {
+		t.Errorf("get of A: %d bytes, %v", len(out), err)
+	}
+	pulled := srv.PulledBytes
+	if _, err := sc.Get(ctx, "lineage", b, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := sc.Cluster(ctx); memberOf(st, server.ID).PulledBytes > pulled+int64(len(pv))+16 {
+		t.Errorf("a second get of B fetched it again")
+	}
+	// Releasing the results releases their copies on w3.
+	for _, h := range []int64{a, b, put.Ref} {
+		if _, _, err := sc.Do(ctx, "DELETE", fmt.Sprintf("/v1/objects/%d?job=lineage", h), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		s3, err := w3.Client().Status(ctx)
+		if err == nil && s3.Objects == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still holds objects after their owner released them: %+v", w3.ID, s3)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.Converge(20 * time.Second)
+	checkGoroutines(t, c, base)
+}

@@ -1,0 +1,473 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lumenflow/lumen/host"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// Objects across nodes, in Ray's ownership model. The node that accepted a task owns its result
+// object, wherever the task runs. When the task ran on another node, the value stays there: the
+// owner records its location (the node and the handle there) and fetches it on the first get,
+// keeping a copy. A task placed on another node receives, for each object it reads, where that
+// object lives (its owner, or the node the owner knows holds it); the node running it fetches
+// the value when the guest first reads it. Every fetch is checked against the CRC-32C of the
+// value taken when it was made and against the one the sender computes while sending.
+//
+// Reference counts: the owner holds the remote copy of a result it owns and releases it when its
+// own object is freed; a node running a task holds what it fetched for the task until the task
+// ends; the owner holds a task's arguments for as long as the task's result lives (lineage).
+//
+// Lineage: when the node holding a result dies, the owner rebuilds the result by running its
+// task again, on a live node; the task's own arguments are rebuilt first when they were lost
+// too, recursively. An object made by put on a node that dies has no task to run again: a get of
+// it fails, saying so.
+
+// ChecksumHeader carries the CRC-32C (Castagnoli) of an object's value, in hex, on a GET of it.
+const ChecksumHeader = "Lumen-Checksum"
+
+// RefsHeader lists, comma-separated, the handles of the objects an object's value refers to
+// ({"$ref": N}) on the node that serves it.
+const RefsHeader = "Lumen-Refs"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// checksum is the CRC-32C of b, in hex.
+func checksum(b []byte) string {
+	var s [4]byte
+	v := crc32.Checksum(b, castagnoli)
+	s[0], s[1], s[2], s[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+	return hex.EncodeToString(s[:])
+}
+
+// RemoteRef tells the node that runs a placed task where an object the task reads lives.
+type RemoteRef struct {
+	// Ref is the handle the task's request uses for it (its owner's).
+	Ref int64 `json:"ref"`
+	// Node names the node that holds the value (API is its address, for people: the receiving
+	// node takes the address from the cluster's member records); Handle is its handle there, in
+	// Job.
+	Node   string `json:"node"`
+	API    string `json:"api"`
+	Handle int64  `json:"handle"`
+	Job    string `json:"job"`
+	// Size and Checksum (CRC-32C, hex) describe the value, when known (Size -1: not known).
+	Size     int64  `json:"size"`
+	Checksum string `json:"checksum,omitempty"`
+}
+
+// ObjectMeta describes a ready object: what the owner of a placed task's result records.
+type ObjectMeta struct {
+	Size     int64   `json:"size"`
+	Checksum string  `json:"checksum"`
+	Refs     []int64 `json:"refs,omitempty"`
+}
+
+// ObjectValue waits for object h of job like Get and returns its value with the handles its
+// value refers to and its checksum, for a node fetching it.
+func (e *Engine) ObjectValue(ctx context.Context, job string, h int64, timeout time.Duration) ([]byte, ObjectMeta, error) {
+	b, err := e.objects.get(ctx, jobOr(job), h, timeout)
+	if err != nil {
+		return nil, ObjectMeta{}, err
+	}
+	return b, ObjectMeta{Size: int64(len(b)), Checksum: checksum(b), Refs: e.objects.childrenOf(jobOr(job), h)}, nil
+}
+
+// ObjectMetaOf waits for object h of job like Get and describes it.
+func (e *Engine) ObjectMetaOf(ctx context.Context, job string, h int64, timeout time.Duration) (ObjectMeta, error) {
+	_, m, err := e.ObjectValue(ctx, job, h, timeout)
+	return m, err
+}
+
+// initRemote connects the object store to the other nodes.
+func (e *Engine) initRemote() {
+	e.objects.fetch = e.fetchObject
+	e.objects.releaseRemote = func(loc location) {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			if e.isDead(loc.node) {
+				return // its objects went with it
+			}
+			ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+			defer cancel()
+			u := fmt.Sprintf("%s/v1/objects/%d?job=%s", strings.TrimRight(loc.api, "/"), loc.handle, url.QueryEscape(loc.job))
+			if _, err := e.apiCall(ctx, http.MethodDelete, u, nil, nil); err != nil && e.ctx.Err() == nil {
+				e.log.Warn("releasing an object on the node that holds it failed", "node", loc.node, "handle", loc.handle, "err", err)
+			}
+		}()
+	}
+}
+
+// errLost marks a fetch that failed because the holding node is gone.
+var errLost = errors.New("the node holding it is lost")
+
+// fetchObject reads the value of object h (o.loc) from the node holding it. While that node is
+// alive but does not answer, it tries again; once the cluster declares it dead (or it left the
+// cluster), the value is rebuilt from o's lineage. The caller holds o.pullMu.
+func (e *Engine) fetchObject(ctx context.Context, h int64, o *object) ([]byte, error) {
+	backoff := 50 * time.Millisecond
+	for {
+		loc := e.locOf(o)
+		if loc == nil { // rebuilt here meanwhile
+			return e.objects.get(ctx, o.job, h, -1)
+		}
+		data, err := e.pullFrom(ctx, h, o, *loc)
+		if err == nil {
+			return data, nil
+		}
+		var ae *abi.Error
+		switch {
+		case errors.As(err, &ae):
+			return nil, err
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case !errors.Is(err, errLost) && !e.holderLost(loc.node):
+			e.log.Warn("fetching an object failed; trying again", "node", loc.node, "handle", loc.handle, "err", err)
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		if err := e.rebuild(ctx, h, o, loc.node); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// locOf reads o's location under the store's lock.
+func (e *Engine) locOf(o *object) *location {
+	e.objects.mu.Lock()
+	defer e.objects.mu.Unlock()
+	if o.loc == nil {
+		return nil
+	}
+	l := *o.loc
+	return &l
+}
+
+// holderLost says whether node id is gone for good: declared dead, or no longer a member.
+func (e *Engine) holderLost(id string) bool {
+	if e.isDead(id) {
+		return true
+	}
+	_, err := e.member(id)
+	return err != nil
+}
+
+// rebuild runs again the task that made object h, whose holder lost died, and records where its
+// value now lives. The caller holds o.pullMu.
+func (e *Engine) rebuild(ctx context.Context, h int64, o *object, lost string) error {
+	if o.lineage == nil {
+		return &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf(
+			"object %d was lost with node %s and cannot be rebuilt: it was made by put or inside another task, not by a task this node placed", h, lost)}
+	}
+	t := *o.lineage
+	e.live.rebuilt.Add(1)
+	e.log.Warn("object lost with its node; running its task again", "node", lost, "handle", h, "function", t.function)
+	first := e.placeTask(t.demand, map[string]bool{lost: true})
+	out, err := e.execPlaced(ctx, first, t, map[string]bool{lost: true})
+	if err != nil {
+		return fmt.Errorf("object %d was lost with node %s and rebuilding it failed: %w", h, lost, err)
+	}
+	s := e.objects
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if out.loc != nil {
+		o.loc = out.loc
+		return nil
+	}
+	// It ran here: keep the value here for good.
+	if o.freed {
+		return nil
+	}
+	if err := s.makeRoomLocked(int64(len(out.data))); err != nil {
+		return &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("object %d rebuilt but cannot be kept: %v", h, err)}
+	}
+	o.loc = nil
+	s.keepLocked(h, o, out.data)
+	return nil
+}
+
+// pullFrom fetches the value at loc, checks it against the sender's checksum and the one
+// recorded when it was made, and makes local objects for the objects it refers to.
+func (e *Engine) pullFrom(ctx context.Context, h int64, o *object, loc location) ([]byte, error) {
+	tok, err := e.adminToken()
+	if err != nil {
+		return nil, err
+	}
+	u := fmt.Sprintf("%s/v1/objects/%d?job=%s&timeout_ms=30000", strings.TrimRight(loc.api, "/"), loc.handle, url.QueryEscape(loc.job))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := e.cfg.Cluster.HTTPClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("%w: node %s no longer has object %d: %s", errLost, loc.node, loc.handle, truncate(b, 300))
+	case resp.StatusCode != http.StatusOK:
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("node %s answered %d for object %d: %s", loc.node, resp.StatusCode, loc.handle, truncate(b, 300))
+	}
+	n := resp.ContentLength
+	if loc.size >= 0 && n >= 0 && n != loc.size {
+		return nil, fmt.Errorf("node %s sends %d bytes for object %d, which holds %d", loc.node, n, loc.handle, loc.size)
+	}
+	var data []byte
+	if n >= 0 && n <= maxRemoteResult {
+		data = make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, data); err != nil {
+			return nil, fmt.Errorf("reading object %d from node %s: %w", loc.handle, loc.node, err)
+		}
+	} else if data, err = io.ReadAll(io.LimitReader(resp.Body, maxRemoteResult+1)); err != nil {
+		return nil, fmt.Errorf("reading object %d from node %s: %w", loc.handle, loc.node, err)
+	}
+	if len(data) > maxRemoteResult {
+		return nil, &abi.Error{Kind: abi.KindLimit, Message: fmt.Sprintf("object %d on node %s is over %d bytes", loc.handle, loc.node, maxRemoteResult)}
+	}
+	sum := checksum(data)
+	if sent := resp.Header.Get(ChecksumHeader); sent != "" && sent != sum {
+		return nil, fmt.Errorf("object %d from node %s: checksum %s of the bytes received, %s sent", loc.handle, loc.node, sum, sent)
+	}
+	if loc.sum != "" && loc.sum != sum {
+		return nil, fmt.Errorf("object %d from node %s: checksum %s, but %s when it was made", loc.handle, loc.node, sum, loc.sum)
+	}
+	e.live.pulledBytes.Add(int64(len(data)))
+	refs, err := parseRefs(resp.Header.Get(RefsHeader))
+	if err != nil {
+		return nil, fmt.Errorf("object %d from node %s: %v", loc.handle, loc.node, err)
+	}
+	if len(refs) == 0 {
+		return data, nil
+	}
+	return rewriteRefs(data, e.childObjects(o, loc, refs)), nil
+}
+
+// childObjects returns, for each handle refs names on loc's node, the local object standing for
+// it, making the missing ones (held by o) as borrowed locations there.
+func (e *Engine) childObjects(o *object, loc location, refs []int64) map[int64]int64 {
+	s := e.objects
+	s.mu.Lock()
+	if o.loc != nil && o.loc.children == nil {
+		o.loc.children = map[int64]int64{}
+	}
+	m := map[int64]int64{}
+	var missing []int64
+	for _, r := range refs {
+		if o.loc != nil {
+			if h, ok := o.loc.children[r]; ok {
+				m[r] = h
+				continue
+			}
+		}
+		missing = append(missing, r)
+	}
+	s.mu.Unlock()
+	var made []int64
+	for _, r := range missing {
+		h := s.remote(o.job, &location{node: loc.node, api: loc.api, job: loc.job, handle: r, size: -1})
+		m[r] = h
+		made = append(made, h)
+	}
+	s.mu.Lock()
+	if o.loc != nil {
+		for _, r := range missing {
+			o.loc.children[r] = m[r]
+		}
+	}
+	s.mu.Unlock()
+	s.adopt(o, made)
+	return m
+}
+
+// parseRefs reads a RefsHeader value.
+func parseRefs(v string) ([]int64, error) {
+	if v == "" {
+		return nil, nil
+	}
+	parts := strings.Split(v, ",")
+	if len(parts) > 1<<16 {
+		return nil, fmt.Errorf("%s lists %d handles, more than %d", RefsHeader, len(parts), 1<<16)
+	}
+	out := make([]int64, 0, len(parts))
+	for _, p := range parts {
+		h, err := strconv.ParseInt(strings.TrimSpace(p), 10, 64)
+		if err != nil || h <= 0 {
+			return nil, fmt.Errorf("%s: %q is not a handle", RefsHeader, p)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// formatRefs writes a RefsHeader value.
+func formatRefs(hs []int64) string {
+	var b strings.Builder
+	for i, h := range hs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(h, 10))
+	}
+	return b.String()
+}
+
+// rewriteRefs returns b with every {"$ref": N} whose N is a key of m made {"$ref": m[N]}; other
+// bytes are kept as they are.
+func rewriteRefs(b []byte, m map[int64]int64) []byte {
+	if len(m) == 0 || !bytes.Contains(b, refMarker) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+16)
+	rest := b
+	for {
+		i := bytes.Index(rest, refMarker)
+		if i < 0 {
+			break
+		}
+		i += len(refMarker)
+		out = append(out, rest[:i]...)
+		rest = rest[i:]
+		j := 0
+		for j < len(rest) && rest[j] == ' ' {
+			j++
+		}
+		k, n := j, int64(0)
+		for ; k < len(rest) && rest[k] >= '0' && rest[k] <= '9' && k-j < 19; k++ {
+			n = n*10 + int64(rest[k]-'0')
+		}
+		to, ok := m[n]
+		if k == j || !ok || (k < len(rest) && rest[k] >= '0' && rest[k] <= '9') {
+			continue
+		}
+		out = append(out, rest[:j]...)
+		out = strconv.AppendInt(out, to, 10)
+		rest = rest[k:]
+	}
+	return append(out, rest...)
+}
+
+// shipRefs says where each of the objects a placed task reads lives, waiting for each to be
+// ready. An argument whose task failed fails the task with its error; one whose holder died is
+// rebuilt first.
+func (e *Engine) shipRefs(ctx context.Context, job string, refs []int64) ([]RemoteRef, error) {
+	out := make([]RemoteRef, 0, len(refs))
+	for _, r := range refs {
+		o, err := e.objects.lookup(job, r)
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-o.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if o.err != nil {
+			return nil, o.err
+		}
+		if loc := e.locOf(o); loc != nil && e.holderLost(loc.node) {
+			o.pullMu.Lock()
+			if loc = e.locOf(o); loc != nil && e.holderLost(loc.node) {
+				err = e.rebuild(ctx, r, o, loc.node)
+			}
+			o.pullMu.Unlock()
+			if err != nil {
+				return nil, err
+			}
+		}
+		if loc := e.locOf(o); loc != nil {
+			out = append(out, RemoteRef{Ref: r, Node: loc.node, API: loc.api, Handle: loc.handle, Job: loc.job, Size: loc.size, Checksum: loc.sum})
+			continue
+		}
+		out = append(out, RemoteRef{Ref: r, Node: e.nodeID(), API: e.cfg.Cluster.APIURL, Handle: r, Job: job, Size: -1})
+	}
+	return out, nil
+}
+
+// takeRefs makes the objects a task placed here reads, from where remote says they live, and
+// returns the request with its refs (and the {"$ref": N} in its args) made this node's, and the
+// objects made for it, which the caller releases once the task holds them.
+func (e *Engine) takeRefs(job string, req *abi.TaskRequest, remote []RemoteRef) (*abi.TaskRequest, []int64, error) {
+	byRef := map[int64]RemoteRef{}
+	for i, r := range remote {
+		switch {
+		case r.Ref <= 0 || r.Handle <= 0:
+			return nil, nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("remote_refs[%d]: ref and handle must be positive", i)}
+		case r.Node == "":
+			return nil, nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("remote_refs[%d]: node is required", i)}
+		}
+		byRef[r.Ref] = r
+	}
+	m := map[int64]int64{}
+	var made []int64
+	fail := func(err error) (*abi.TaskRequest, []int64, error) {
+		e.objects.releaseAll(made)
+		return nil, nil, err
+	}
+	refs := make([]int64, len(req.Refs))
+	for i, ref := range req.Refs {
+		r, ok := byRef[ref]
+		if !ok {
+			return fail(&abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("refs[%d] = %d: remote_refs does not say where it lives", i, ref)})
+		}
+		if h, ok := m[ref]; ok {
+			refs[i] = h
+			continue
+		}
+		if r.Node == e.nodeID() {
+			if _, err := e.objects.lookup(job, r.Handle); err != nil {
+				return fail(err)
+			}
+			m[ref] = r.Handle // it lives here already
+		} else {
+			// The node's address comes from the cluster's member records, never from the
+			// request: a fetch carries the cluster's token.
+			rec, err := e.member(r.Node)
+			if err != nil {
+				return fail(&abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("refs[%d] = %d lives on node %s, which is not a member of this cluster", i, ref, r.Node)})
+			}
+			h := e.objects.remote(job, &location{node: r.Node, api: rec.API, job: jobOr(r.Job), handle: r.Handle, size: r.Size, sum: r.Checksum})
+			made = append(made, h)
+			m[ref] = h
+		}
+		refs[i] = m[ref]
+	}
+	out := *req
+	out.Refs = refs
+	if len(req.Args) > 0 {
+		out.Args = rewriteRefs(req.Args, m)
+	}
+	return &out, made, nil
+}
+
+// submitHereWithRefs submits a task placed here whose objects live elsewhere.
+func (e *Engine) submitHereWithRefs(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants, remote []RemoteRef) (int64, error) {
+	local, made, err := e.takeRefs(job, req, remote)
+	if err != nil {
+		return 0, err
+	}
+	h, err := e.submitRequest(ctx, job, local.Module, local, grants, host.Limits{})
+	e.objects.releaseAll(made) // the task holds them now, or failed to start
+	return h, err
+}
