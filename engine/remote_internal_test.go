@@ -18,9 +18,9 @@ func TestRewriteRefs(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{`{"R":{"$ref":3},"S":"x"}`, `{"R":{"$ref":41},"S":"x"}`},
 		{`[{"$ref": 12},{"$ref":3},{"$ref":4}]`, `[{"$ref": 7},{"$ref":41},{"$ref":4}]`},
-		{`{"$ref":33}`, `{"$ref":33}`},   // 33 is not 3
-		{`{"$ref":}`, `{"$ref":}`},       // no number
-		{`"$ref":3`, `"$ref":41`},        // bare, at the end
+		{`{"$ref":33}`, `{"$ref":33}`}, // 33 is not 3
+		{`{"$ref":}`, `{"$ref":}`},     // no number
+		{`"$ref":3`, `"$ref":41`},      // bare, at the end
 		{`no refs at all`, `no refs at all`},
 		{`{"$ref":99999999999999999999}`, `{"$ref":99999999999999999999}`}, // too long to be a handle
 	} {
