@@ -60,8 +60,11 @@ type guestDataset struct {
 	first   arrow.Record      // a batch DatasetSchema pulled early, for the next DatasetNext
 	ended   bool
 
+	// The schema: a read dataset's once a batch has arrived; a built one's from dataset_create
+	// or the first batch.
+	schema *arrow.Schema
+
 	// A dataset the guest builds.
-	schema   *arrow.Schema
 	built    []arrow.Record
 	bytes    int64
 	appended int // batches offered, refused ones included: errors number them from 0
@@ -168,7 +171,7 @@ func (s services) DatasetOpen(ctx context.Context, c *host.CallInfo, spec []byte
 	if sink != nil {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("step %d (%s): a dataset to open has no sink step: read its batches instead", sink.Index, sink.Op)}
 	}
-	return e.startDataset(c, d, root)
+	return e.startDataset(c, d, root, nil)
 }
 
 // openObject opens {"object": h}: an object of the call's job holding an IPC stream.
@@ -193,11 +196,12 @@ func (s services) openObject(ctx context.Context, c *host.CallInfo, spec []byte)
 	if err != nil {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("object %d is not an Arrow IPC stream: %v", *v.Object, err)}
 	}
-	return s.e.startDataset(c, st.Dataset().WithOptions(data.Options{Queue: 1}), "")
+	return s.e.startDataset(c, st.Dataset().WithOptions(data.Options{Queue: 1}), "", st.Schema())
 }
 
-// startDataset runs d for the guest in the background and returns its handle.
-func (e *Engine) startDataset(c *host.CallInfo, d *data.Dataset, root string) (int64, error) {
+// startDataset runs d for the guest in the background and returns its handle. schema is d's
+// when it is known before the first batch.
+func (e *Engine) startDataset(c *host.CallInfo, d *data.Dataset, root string, schema *arrow.Schema) (int64, error) {
 	e.amu.Lock()
 	closing := e.closing
 	if !closing {
@@ -208,7 +212,7 @@ func (e *Engine) startDataset(c *host.CallInfo, d *data.Dataset, root string) (i
 		return 0, &abi.Error{Kind: abi.KindCancelled, Message: "the engine is closing"}
 	}
 	ctx, cancel := context.WithCancel(e.ctx)
-	g := &guestDataset{e: e, job: c.Job, root: root, reading: true, cancel: cancel,
+	g := &guestDataset{e: e, job: c.Job, root: root, reading: true, cancel: cancel, schema: schema,
 		recs: make(chan arrow.Record, datasetQueue), done: make(chan struct{})}
 	go func() {
 		defer e.wg.Done()
@@ -310,6 +314,9 @@ func (s services) DatasetNext(ctx context.Context, c *host.CallInfo, h int64) ([
 		return nil, err
 	}
 	defer rec.Release()
+	if g.schema == nil {
+		g.schema = rec.Schema()
+	}
 	return data.EncodeIPC(rec)
 }
 

@@ -536,25 +536,3 @@ func FuzzDatasetAppend(f *testing.F) {
 		}
 	})
 }
-
-// FuzzParseIPCStream opens arbitrary bytes as the object of dataset_open {"object": h} does:
-// parsing and decoding each batch end in data errors, never a panic.
-func FuzzParseIPCStream(f *testing.F) {
-	for _, s := range dsSeeds(f) {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		st, err := data.ParseIPCStream(b)
-		if err != nil {
-			return
-		}
-		for i := range st.NumBatches() {
-			if rec, err := st.Batch(i); err == nil {
-				if err := data.CheckSchema(st.Schema(), rec.Schema()); err != nil {
-					t.Errorf("batch %d: %v", i, err)
-				}
-				rec.Release()
-			}
-		}
-	})
-}

@@ -120,6 +120,9 @@ func readback(in ReadbackIn) (ReadbackResult, error) {
 		return out, err
 	}
 	defer d.Close()
+	if fields, err := d.Schema(); err != nil || len(fields) != 4 || fields[3].Type != lumen.TypeString {
+		return out, fmt.Errorf("schema of the derived rows: %v %v", fields, err)
+	}
 	for {
 		batch, err := d.Next()
 		if errors.Is(err, io.EOF) {
