@@ -147,7 +147,7 @@ type JobFilter struct {
 	Status    string
 }
 
-func jobKey(id string) []byte   { return []byte(jobPrefix + id) }
+func jobKey(id string) []byte    { return []byte(jobPrefix + id) }
 func jobOutKey(id string) []byte { return []byte(jobOutPrefix + id) }
 func nsKey(name string) []byte   { return []byte(nsPrefix + name) }
 
@@ -354,7 +354,7 @@ func (e *Engine) followWorkflow(job Job, leader bool) {
 		}
 		switch meta.State {
 		case WorkflowSucceeded:
-			e.endJob(job.ID, JobSucceeded, "", nil)
+			e.endJob(job.ID, JobSucceeded, job.Message, nil) // keeps "node X died; node Y carries on"
 		case WorkflowCancelled:
 			e.endJob(job.ID, JobStopped, "its workflow was cancelled", nil)
 		default:

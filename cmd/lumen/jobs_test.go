@@ -110,6 +110,15 @@ func TestCluster_JobsAreRecordedClusterWide(t *testing.T) {
 	if err := f2.Client().JSON(ctx, "POST", "/v1/jobs", body, &doomed); err != nil || doomed.Node != f2.ID {
 		t.Fatalf("submit to %s: %+v %v", f2.ID, doomed, err)
 	}
+	// And a workflow job on f2: the leader adopts the workflow, and the job follows it.
+	var carried jobRecord
+	body = []byte(`{"submission_id":"carried","entrypoint":{"grants":["objects","tasks","actors"],"workflow":{"version":1,"name":"carry",
+	  "steps":[{"id":"slow","module":"svc","function":"busy","map":[3000,3000,3000],"args":"${item}"},
+	           {"id":"last","module":"svc","function":"square","args":7}],
+	  "output":{"slow":"${slow}","last":"${last}"}}}}`)
+	if err := f2.Client().JSON(ctx, "POST", "/v1/jobs", body, &carried); err != nil || carried.Status != "RUNNING" {
+		t.Fatalf("workflow job on %s: %+v %v", f2.ID, carried, err)
+	}
 	f2.Kill()
 	deadline = time.Now().Add(30 * time.Second)
 	for {
@@ -124,6 +133,20 @@ func TestCluster_JobsAreRecordedClusterWide(t *testing.T) {
 			t.Fatalf("the job of the dead node was not failed: %v\n%s", err, out)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	lc := leader.Client()
+	for {
+		var j jobRecord
+		err := lc.JSON(ctx, "GET", "/v1/jobs/carried?wait=true&timeout_ms=5000", nil, &j)
+		if err == nil && j.ended() {
+			if j.Status != "SUCCEEDED" || j.Node != leader.ID || !strings.Contains(j.Message, f2.ID+" died") || !strings.Contains(string(j.Result), `"last":49`) {
+				t.Fatalf("the workflow job of the dead node: %+v (result %s)", j, j.Result)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the workflow job of the dead node did not end: %+v %v", j, err)
+		}
 	}
 	var nss struct {
 		Namespaces []struct{ Name string } `json:"namespaces"`
