@@ -63,6 +63,8 @@ type Options struct {
 	// PutBytes is the size of single_client_put_gigabytes' object (default 80 MiB, Ray's 10M
 	// int64s; Quick: 16 MiB).
 	PutBytes int
+	// GetBytes is the size of single_client_get_gigabytes' object (default 1 GiB; Quick: 16 MiB).
+	GetBytes int
 	// Clients is the number of client goroutines of multi_client_tasks_async and
 	// rest_workflow_submit and of actor pairs of n_n_actor_calls_async (default GOMAXPROCS, at
 	// least 2, as Ray uses one per CPU).
@@ -90,6 +92,12 @@ func (o Options) withDefaults() Options {
 			o.PutBytes = 16 << 20
 		}
 	}
+	if o.GetBytes <= 0 {
+		o.GetBytes = 1 << 30
+		if o.Quick {
+			o.GetBytes = 16 << 20
+		}
+	}
 	if o.Clients <= 0 {
 		o.Clients = max(2, runtimeProcs())
 	}
@@ -113,6 +121,7 @@ type Settings struct {
 	DurationSeconds float64 `json:"duration_seconds"`
 	Actors          int     `json:"actors"`
 	PutBytes        int     `json:"put_bytes"`
+	GetBytes        int     `json:"get_bytes"`
 	Clients         int     `json:"clients"`
 }
 
@@ -179,6 +188,7 @@ var suite = []figure{
 	{"single_client_put_calls", putCalls},
 	{"single_client_get_calls", getCalls},
 	{"single_client_put_gigabytes", putGigabytes},
+	{"single_client_get_gigabytes", getGigabytes},
 	{"object_pull_gigabytes", objectPull},
 	{"placement_group_create/removal", placementGroups},
 	{"single_client_wait_1k_refs", wait1k},
@@ -276,7 +286,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep := &Report{
 		Machine: machine(),
 		Settings: Settings{Quick: opts.Quick, DurationSeconds: opts.Duration.Seconds(), Actors: opts.Actors,
-			PutBytes: opts.PutBytes, Clients: opts.Clients},
+			PutBytes: opts.PutBytes, GetBytes: opts.GetBytes, Clients: opts.Clients},
 		Results: map[string]*Result{},
 	}
 	var errs []error

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"time"
 
 	"github.com/lumenflow/lumen/engine"
@@ -117,7 +119,77 @@ func putGigabytes(b *env) (*Result, error) {
 		Notes: fmt.Sprintf("POST /v1/objects of %d MiB over loopback HTTP into the store, then released; goal is half the same run's copy bandwidth", size>>20)}, nil
 }
 
-// placementGroups has no value until the cluster brings placement groups.
+// getGigabytes is the get of a large object, in GB/s, beside a Go copy of the same bytes: a GET
+// /v1/objects/{ref} of a GetBytes object (1 GiB by default) over loopback HTTP, read into a
+// preallocated buffer as a client that knows the size does. The node computes the value's
+// CRC-32C for every GET (the checksum other nodes check), which is part of the figure.
+// Engine.Get in process hands out the stored slice without copying: an extra, in gets per
+// second.
+func getGigabytes(b *env) (*Result, error) {
+	size := b.opts.GetBytes
+	src := make([]byte, size)
+	for i := range src {
+		src[i] = byte(i*11 + 3)
+	}
+	gb := float64(size) / 1e9
+	rs, err := b.restServer()
+	if err != nil {
+		return nil, err
+	}
+	h, err := b.eng.Put(b.job, src)
+	if err != nil {
+		return nil, fmt.Errorf("put of %d bytes: %w", size, err)
+	}
+	defer b.eng.Release(b.job, h)
+	dst := make([]byte, size)
+	memcpy := one(func() (int, error) {
+		copy(dst, src)
+		return 1, nil
+	})
+	url := fmt.Sprintf("%s/v1/objects/%d?job=%s", rs.c.URL, h, b.job)
+	var lat latencies
+	get := one(func() (int, error) {
+		t0 := time.Now()
+		req, err := http.NewRequestWithContext(b.ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Authorization", "Bearer "+rs.c.Token)
+		resp, err := rs.c.HTTP.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(size) {
+			return 0, fmt.Errorf("GET object: status %d, %d bytes announced of %d", resp.StatusCode, resp.ContentLength, size)
+		}
+		if _, err := io.ReadFull(resp.Body, dst); err != nil {
+			return 0, fmt.Errorf("GET object: %w", err)
+		}
+		lat.add(time.Since(t0))
+		return 1, nil
+	}, &lat)
+	rest, base, err := compare(b.ctx, b.opts.Duration, get, memcpy)
+	if err != nil {
+		return nil, err
+	}
+	inproc, err := rate(b.ctx, b.opts.Duration/4, one(func() (int, error) {
+		out, err := b.eng.Get(b.ctx, b.job, h, -1)
+		if err != nil || len(out) != size {
+			return 0, fmt.Errorf("get: %d bytes, %v", len(out), err)
+		}
+		return 1, nil
+	}))
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Value: rest * gb, Unit: UnitGBs, Lat: lat.summary(),
+		Baseline: &Figure{Name: "go_copy", Value: base * gb, Unit: UnitGBs, Notes: "copy() of the same bytes into a preallocated slice"},
+		Extra: []Figure{{Name: "engine_get_in_process", Value: inproc, Unit: UnitOps,
+			Notes: "Engine.Get of the same object in process: it hands out the stored slice without copying, so this is bookkeeping, not bandwidth"}},
+		Notes: fmt.Sprintf("GET /v1/objects/{ref} of %d MiB over loopback HTTP (checksummed by the node) into a preallocated buffer", size>>20)}, nil
+}
+
 // placementGroups is Ray's placement_group_create/removal: a group of one small bundle created
 // (until its node has reserved it) and removed, by Clients goroutines at once. On one node each op
 // commits two raft writes, fsynced: the group with this node's reservation, and the removal.
