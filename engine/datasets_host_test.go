@@ -41,7 +41,7 @@ type salesRef struct {
 
 // writeSales writes files CSV files of rows rows each under dir: id, amount (empty every 7th
 // id), city; and returns the reference figures.
-func writeSales(t *testing.T, dir string, files, rows int) salesRef {
+func writeSales(t testing.TB, dir string, files, rows int) salesRef {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -535,4 +535,61 @@ func FuzzDatasetAppend(f *testing.F) {
 			got.Release()
 		}
 	})
+}
+
+// BenchmarkGuestDatasetScan sums a column of a 200,000-row CSV folder from a guest, batch by
+// batch through dataset_next and the SDK's IPC reader; BenchmarkNativeDatasetScan is the same
+// pipeline summed in Go on the host, the floor the guest's path is measured against.
+func BenchmarkGuestDatasetScan(b *testing.B) {
+	wasm, err := os.ReadFile(guestbuild.Go(b, "testdata/datasetguest"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	root := b.TempDir()
+	ref := writeSales(b, filepath.Join(root, "big"), 4, 50000)
+	ctx := context.Background()
+	e, err := Open(ctx, Config{DataDir: b.TempDir(), DataRoot: root})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close(ctx)
+	if _, err := e.AddModule(ctx, wasm, plugins.AddOptions{Name: "dsg", Version: "1.0.0"}); err != nil {
+		b.Fatal(err)
+	}
+	in := []byte(`{"pipeline": "[{\"read_csv\": \"big\"}]", "column": "amount"}`)
+	// One call first: it instantiates the guest, which later calls find pooled.
+	if _, err := e.Call(ctx, CallRequest{Module: "dsg", Function: "scan", Input: in, Job: dsJob, Grants: dataGrants}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		res, err := e.Call(ctx, CallRequest{Module: "dsg", Function: "scan", Input: in, Job: dsJob, Grants: dataGrants})
+		if err != nil || string(res.Output) != fmt.Sprint(ref.sum) {
+			b.Fatalf("scan: %v %v, want %d", res, err, ref.sum)
+		}
+	}
+	b.ReportMetric(float64(ref.rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+func BenchmarkNativeDatasetScan(b *testing.B) {
+	root := b.TempDir()
+	ref := writeSales(b, filepath.Join(root, "big"), 4, 50000)
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		var total int64
+		err := data.ReadCSV(filepath.Join(root, "big")).WithOptions(data.Options{Queue: 1}).Iter(ctx, func(rec arrow.Record) error {
+			col := rec.Column(1).(*array.Int64)
+			for i := range col.Len() {
+				if col.IsValid(i) {
+					total += col.Value(i)
+				}
+			}
+			return nil
+		})
+		if err != nil || total != ref.sum {
+			b.Fatalf("native scan: %d %v, want %d", total, err, ref.sum)
+		}
+	}
+	b.ReportMetric(float64(ref.rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 }

@@ -215,6 +215,32 @@ func leave(pipeline string) (int, error) {
 	return b.Rows, nil
 }
 
+// scan opens a pipeline and sums an integer column, nothing more: the read path alone.
+func scan(in SumIn) (int64, error) {
+	d, err := lumen.OpenDataset(in.Pipeline)
+	if err != nil {
+		return 0, err
+	}
+	defer d.Close()
+	var total int64
+	for {
+		batch, err := d.Next()
+		if errors.Is(err, io.EOF) {
+			return total, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		vals, err := batch.Int64s(batch.Column(in.Column))
+		if err != nil {
+			return 0, err
+		}
+		for _, v := range vals {
+			total += v
+		}
+	}
+}
+
 var sink int64
 
 // spin opens a pipeline, reads one batch, then loops until the deadline stops it.
@@ -238,6 +264,7 @@ func init() {
 	lumen.Task("append_bad", appendBad)
 	lumen.Task("leave", leave)
 	lumen.Task("spin", spin)
+	lumen.Task("scan", scan)
 }
 
 func main() {}
