@@ -593,3 +593,51 @@ func BenchmarkNativeDatasetScan(b *testing.B) {
 	}
 	b.ReportMetric(float64(ref.rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// The plan runs only as far ahead of the guest as its queues allow: after one dataset_next of a
+// 100-batch dataset the host holds a few batches, not the data, and closing frees them all.
+func TestDatasets_HostHoldsAFewBatches(t *testing.T) {
+	root := t.TempDir()
+	writeSales(t, filepath.Join(root, "big"), 1, 100_000)
+	ctx := context.Background()
+	e, err := Open(ctx, Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	mem := data.NewCountingAllocator(nil)
+	const rows = 1000
+	d := data.ReadCSV(filepath.Join(root, "big")).WithOptions(data.Options{Allocator: mem, BatchRows: rows, Queue: 1})
+	c := &host.CallInfo{Job: "j", Context: &callContext{}}
+	s := services{e}
+	h, err := e.startDataset(c, d, root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.DatasetNext(ctx, c, h)
+	if err != nil || len(first) == 0 {
+		t.Fatalf("first batch: %d bytes, %v", len(first), err)
+	}
+	batchBytes := int64(rows * (8 + 8 + 8)) // id, amount, and city's offsets; city's bytes aside
+	// Wait until the plan stops moving: it fills its queues, then blocks.
+	deadline := time.Now().Add(5 * time.Second)
+	for prev := int64(-1); time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		cur := mem.Current()
+		if cur == prev {
+			break
+		}
+		prev = cur
+	}
+	if held := mem.Current(); held > 8*batchBytes || held <= 0 {
+		t.Errorf("the host holds %d bytes after one batch of 100, more than 8 batches of about %d", held, batchBytes)
+	} else {
+		t.Logf("held after one batch: %d bytes (a batch: about %d)", held, batchBytes)
+	}
+	if err := s.DatasetClose(ctx, c, h); err != nil {
+		t.Fatal(err)
+	}
+	if held := mem.Current(); held != 0 {
+		t.Errorf("%d bytes held after close", held)
+	}
+}
