@@ -19,7 +19,7 @@ import (
 // one), or the explicit not-implemented entry of placement groups, and that it survives JSON.
 func TestRun_QuickMeasuresEveryFigure(t *testing.T) {
 	var progress bytes.Buffer
-	opts := bench.Options{Quick: true, Duration: 20 * time.Millisecond, Actors: 200, PutBytes: 1 << 20, Progress: &progress}
+	opts := bench.Options{Quick: true, Duration: 20 * time.Millisecond, Actors: 200, PutBytes: 1 << 20, GetBytes: 1 << 20, Progress: &progress}
 	start := time.Now()
 	rep, err := bench.Run(context.Background(), opts)
 	t.Logf("took %v\n%s", time.Since(start), progress.String())
@@ -55,7 +55,7 @@ func TestRun_QuickMeasuresEveryFigure(t *testing.T) {
 		if r.Baseline != nil && (!(r.Baseline.Value > 0) || r.Baseline.Name == "" || !(r.Ratio > 0)) {
 			t.Errorf("%s: baseline %+v, ratio %v", name, r.Baseline, r.Ratio)
 		}
-		gpuSection := strings.HasPrefix(name, "matmul_") || strings.HasPrefix(name, "transformer_") || strings.HasPrefix(name, "cluster_") || strings.HasPrefix(name, "model_") || strings.HasPrefix(name, "data_") || name == "object_pull_gigabytes"
+		gpuSection := strings.HasPrefix(name, "matmul_") || strings.HasPrefix(name, "transformer_") || strings.HasPrefix(name, "cluster_") || strings.HasPrefix(name, "model_") || strings.HasPrefix(name, "data_") || name == "object_pull_gigabytes" || name == "single_client_get_gigabytes"
 		if name != "rest_workflow_submit" && !gpuSection && !(r.Ray > 0) {
 			t.Errorf("%s: no Ray figure", name)
 		}
