@@ -32,7 +32,7 @@ func hostDatasetOpen(ctx context.Context, st *callState, mod api.Module, stack [
 	if len(b) == 0 {
 		return st.fail(abi.ErrBadPayload, abi.FnDatasetOpen+": empty spec: want a JSON pipeline or {\"object\": handle}")
 	}
-	return datasetStart(ctx, st, abi.FnDatasetOpen, func(s Services) (int64, error) {
+	return datasetStart(st, abi.FnDatasetOpen, func(s Services) (int64, error) {
 		return s.DatasetOpen(ctx, &st.info, append([]byte(nil), b...))
 	})
 }
@@ -48,14 +48,14 @@ func hostDatasetCreate(ctx context.Context, st *callState, mod api.Module, stack
 	if len(b) > 0 {
 		schema = append([]byte(nil), b...)
 	}
-	return datasetStart(ctx, st, abi.FnDatasetCreate, func(s Services) (int64, error) {
+	return datasetStart(st, abi.FnDatasetCreate, func(s Services) (int64, error) {
 		return s.DatasetCreate(ctx, &st.info, schema)
 	})
 }
 
 // datasetStart runs open, which makes a dataset, within the call's handle budget, and records
 // the new handle as the call's.
-func datasetStart(_ context.Context, st *callState, what string, open func(Services) (int64, error)) int64 {
+func datasetStart(st *callState, what string, open func(Services) (int64, error)) int64 {
 	if len(st.datasets) >= MaxOpenDatasets {
 		return st.fail(abi.ErrLimit, fmt.Sprintf("%s: this call holds %d open datasets, the most it may; close one first", what, MaxOpenDatasets))
 	}

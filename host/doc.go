@@ -13,7 +13,8 @@
 // guest can report KindGuest and nothing else.
 //
 // The engine reaches into calls through Services, which the host calls when a guest uses the
-// object, task and actor host functions.
+// object, task, actor and dataset host functions. Dataset handles are the call's own: the host
+// refuses them in any other call and closes those a call leaves open when it ends.
 package host
 
 //go:generate go run ./testdata/gen.go
