@@ -6,17 +6,19 @@
 ;;   1 echo    returns its input
 ;;   2 A       actor constructor; returns "ok"
 ;;   3 A.noop  method of A; returns "ok"
+;;   4 spin    counts to 100,000 (a few milliseconds of one core with the deadline check on every
+;;             loop turn that Lumen's sandbox asks of wazero), then returns "ok"
 ;;
 ;; Memory: page 0 holds constants and the manifest; the heap starts at 4096. lumen_alloc hands out
 ;; the heap from its start on every call, growing memory when the input needs it.
 (module
   (memory (export "memory") 1)
   (data (i32.const 8) "ok")
-  (data (i32.const 64) "{\"abi\":1,\"functions\":[{\"name\":\"noop\",\"kind\":\"task\"},{\"name\":\"echo\",\"kind\":\"task\"},{\"name\":\"A\",\"kind\":\"actor\"},{\"name\":\"A.noop\",\"kind\":\"method\",\"actor\":\"A\"}]}")
+  (data (i32.const 64) "{\"abi\":1,\"functions\":[{\"name\":\"noop\",\"kind\":\"task\"},{\"name\":\"echo\",\"kind\":\"task\"},{\"name\":\"A\",\"kind\":\"actor\"},{\"name\":\"A.noop\",\"kind\":\"method\",\"actor\":\"A\"},{\"name\":\"spin\",\"kind\":\"task\"}]}")
 
   (global $heap i32 (i32.const 4096))
   ;; The manifest's length: the bytes of the data segment at 64.
-  (global $manifest_len i32 (i32.const 157))
+  (global $manifest_len i32 (i32.const 187))
 
   (func (export "lumen_abi_v1"))
 
@@ -39,6 +41,13 @@
   (func $ok (result i64) (i64.const 0x0000000800000002))
 
   (func (export "lumen_call") (param $fn i32) (param $p i32) (param $n i32) (result i64)
+    (local $i i32)
+    (if (i32.eq (local.get $fn) (i32.const 4))
+      (then
+        (loop $spin
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $spin (i32.lt_u (local.get $i) (i32.const 100000))))
+        (return (call $ok))))
     (block $echo
       (br_if $echo (i32.eq (local.get $fn) (i32.const 1)))
       (if (i32.le_u (local.get $fn) (i32.const 3)) (then (return (call $ok))))
