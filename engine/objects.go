@@ -236,6 +236,14 @@ func (s *objectStore) lookup(job string, h int64) (*object, error) {
 	return o, nil
 }
 
+// has says whether object h of job is held.
+func (s *objectStore) has(job string, h int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.objs[h]
+	return o != nil && o.job == job
+}
+
 // get waits for object h of job to be ready; timeout < 0 waits until ctx ends.
 func (s *objectStore) get(ctx context.Context, job string, h int64, timeout time.Duration) ([]byte, error) {
 	o, err := s.lookup(job, h)

@@ -72,6 +72,7 @@ type liveness struct {
 
 	rebuilt     atomic.Int64 // objects rebuilt from lineage after their node was lost
 	pulledBytes atomic.Int64 // bytes of objects fetched from other nodes
+	held        []heldResult // results kept for tasks other nodes placed here (under mu)
 }
 
 func (c *ClusterConfig) intervals() (beat, dead time.Duration) {
@@ -101,6 +102,7 @@ func (e *Engine) startLiveness() {
 		for {
 			e.heartbeat()
 			e.monitor()
+			e.dropOrphans()
 			select {
 			case <-e.ctx.Done():
 				return
@@ -395,8 +397,9 @@ func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) (*locatio
 		Group  string           `json:"placement_group,omitempty"`
 		Bundle *int             `json:"bundle_index,omitempty"`
 		Remote []RemoteRef      `json:"remote_refs,omitempty"`
+		Owner  string           `json:"owner,omitempty"`
 	}{abi.TaskRequest{Module: t.digest, Function: t.function, Args: t.args, ArgsBytes: t.argsBytes, Refs: t.refs, TimeoutMs: t.timeoutMs,
-		MaxRetries: &t.retries, RetryGuestErrors: t.retryGuest}, t.job, t.grants, t.group, bundle, remote})
+		MaxRetries: &t.retries, RetryGuestErrors: t.retryGuest}, t.job, t.grants, t.group, bundle, remote, e.nodeID()})
 	var sub struct {
 		Ref int64  `json:"ref"`
 		Job string `json:"job"`

@@ -471,3 +471,52 @@ func (e *Engine) submitHereWithRefs(ctx context.Context, job string, req *abi.Ta
 	e.objects.releaseAll(made) // the task holds them now, or failed to start
 	return h, err
 }
+
+// heldResult is a result this node keeps for a task another node (its owner) placed here.
+type heldResult struct {
+	owner, job string
+	handle     int64
+}
+
+// HoldFor records that object h of job is the result of a task node owner placed here, so that
+// it is released if owner dies before releasing it.
+func (e *Engine) HoldFor(owner, job string, h int64) {
+	if owner == "" || owner == e.nodeID() {
+		return
+	}
+	e.live.mu.Lock()
+	e.live.held = append(e.live.held, heldResult{owner: owner, job: jobOr(job), handle: h})
+	e.live.mu.Unlock()
+}
+
+// dropOrphans releases the results held for owners the cluster declared dead, and forgets those
+// their owners released.
+func (e *Engine) dropOrphans() {
+	e.live.mu.Lock()
+	held := e.live.held
+	e.live.mu.Unlock()
+	if len(held) == 0 {
+		return
+	}
+	keep := make([]heldResult, 0, len(held))
+	var orphans []heldResult
+	for _, r := range held {
+		switch {
+		case !e.objects.has(r.job, r.handle):
+		case e.isDead(r.owner):
+			orphans = append(orphans, r)
+		default:
+			keep = append(keep, r)
+		}
+	}
+	e.live.mu.Lock()
+	// Entries added since the snapshot stay.
+	e.live.held = append(keep, e.live.held[len(held):]...)
+	e.live.mu.Unlock()
+	for _, r := range orphans {
+		e.objects.release(r.job, r.handle)
+	}
+	if len(orphans) > 0 {
+		e.log.Warn("released the results of tasks whose owner died", "count", len(orphans))
+	}
+}

@@ -168,6 +168,46 @@ func TestObjects_PulledBetweenNodesAndRebuiltFromLineage(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+
+	// An owner that dies: w5 places a task on w4 and is killed before releasing its result;
+	// once w5 is declared dead, w4 lets the result go.
+	w5 := c.AddWorker("--resources", "cpu=1")
+	c5 := w5.Client()
+	deadline = time.Now().Add(20 * time.Second)
+	for seen := false; !seen; {
+		st, err := c5.Cluster(ctx)
+		for _, n := range st.Nodes {
+			seen = seen || (err == nil && n.ID == w3.ID && !n.Dead && n.SeenAgoMs < 1000)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not see %s: %+v %v", w5.ID, w3.ID, st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var orphan struct {
+		Ref int64 `json:"ref"`
+	}
+	if err := c5.JSON(ctx, "POST", "/v1/tasks", []byte(`{"job":"orphan","module":"svc@1.0.0","function":"square","args":7,"resources":{"custom":{"a":1}},"grants":["objects","tasks","actors"]}`), &orphan); err != nil {
+		t.Fatalf("submit to %s: %v", w5.ID, err)
+	}
+	if err := c5.JSON(ctx, "POST", "/v1/wait", map[string]any{"job": "orphan", "handles": []int64{orphan.Ref}, "num_returns": 1, "timeout_ms": 30000}, &ready); err != nil || len(ready.Ready) != 1 {
+		t.Fatalf("wait on %s: %v %+v", w5.ID, err, ready)
+	}
+	if s3, err := w3.Client().Status(ctx); err != nil || s3.Objects != 1 {
+		t.Fatalf("%s should hold the result it made for %s: %+v %v", w3.ID, w5.ID, s3, err)
+	}
+	w5.Kill()
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		s3, err := w3.Client().Status(ctx)
+		if err == nil && s3.Objects == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still holds the result of a task whose owner died: %+v", w3.ID, s3)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	c.Converge(20 * time.Second)
 	checkGoroutines(t, c, base)
 }

@@ -34,6 +34,9 @@ type taskBody struct {
 	BundleIndex    *int   `json:"bundle_index,omitempty"`
 	// RemoteRefs, on a task another node placed here, say where the objects it reads live.
 	RemoteRefs []engine.RemoteRef `json:"remote_refs,omitempty"`
+	// Owner, on a task another node placed here, names that node: the result is released here
+	// if it dies before releasing it.
+	Owner string `json:"owner,omitempty"`
 }
 
 // actorBody is POST /v1/actors.
@@ -171,6 +174,9 @@ func (s *Server) submitTask(c *gin.Context) {
 	if err != nil {
 		failErr(c, err, nil)
 		return
+	}
+	if b.Owner != "" && c.GetHeader(engine.PlacedHeader) != "" {
+		s.eng.HoldFor(b.Owner, b.Job, h)
 	}
 	c.JSON(http.StatusCreated, gin.H{"ref": h, "job": jobOr(b.Job)})
 }
