@@ -249,9 +249,14 @@ type jobs struct {
 	mu       sync.Mutex
 	running  map[string]*jobRun
 	released map[string]bool
-	versions []func() uint64
-	seen     uint64
-	lastFull time.Time
+
+	// Used by the reconcile loop only: the versions of the keys it watches as it last read
+	// them, and the workflow jobs that were running at its last full scan (a change of the
+	// workflows alone looks at those only).
+	jobsVer, wfVer, deadVer    func() uint64
+	seenJobs, seenWF, seenDead uint64
+	lastFull                   time.Time
+	activeWF                   []string
 }
 
 // jobRun is a task job running on this node.
@@ -267,7 +272,7 @@ func (e *Engine) startJobs() {
 	j := &e.jobs
 	j.running, j.released = map[string]*jobRun{}, map[string]bool{}
 	kv := e.node.KV()
-	j.versions = []func() uint64{kv.Watch(jobPrefix), kv.Watch("wf/"), kv.Watch(deadPrefix)}
+	j.jobsVer, j.wfVer, j.deadVer = kv.Watch(jobPrefix), kv.Watch("wf/"), kv.Watch(deadPrefix)
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -284,28 +289,40 @@ func (e *Engine) startJobs() {
 	}()
 }
 
-// reconcileJobs acts on the job records when they, the workflows or the dead nodes changed,
-// and at least every second (a new leader finds the jobs of nodes that died before it led).
+// reconcileJobs acts on the job records when they or the dead nodes changed, and at least every
+// second (a new leader finds the jobs of nodes that died before it led); when only workflows
+// changed, on the workflow jobs that run.
 func (e *Engine) reconcileJobs() {
 	j := &e.jobs
-	var v uint64
-	for _, f := range j.versions {
-		v += f()
-	}
-	if v == j.seen && time.Since(j.lastFull) < time.Second {
+	// The versions are read before the records: a change after this read is seen next time.
+	jv, wv, dv := j.jobsVer(), j.wfVer(), j.deadVer()
+	full := jv != j.seenJobs || dv != j.seenDead || time.Since(j.lastFull) >= time.Second
+	if !full && wv == j.seenWF {
 		return
 	}
-	j.seen, j.lastFull = v, time.Now()
+	j.seenJobs, j.seenWF, j.seenDead = jv, wv, dv
 	var recs []Job
-	e.node.KV().View(func(r raftstore.Reader) error {
-		return r.Scan([]byte(jobPrefix), func(_, val []byte) error {
-			var job Job
-			if json.Unmarshal(val, &job) == nil {
-				recs = append(recs, job)
-			}
-			return nil
+	if full {
+		j.lastFull, j.activeWF = time.Now(), j.activeWF[:0]
+		e.node.KV().View(func(r raftstore.Reader) error {
+			return r.Scan([]byte(jobPrefix), func(_, val []byte) error {
+				var job Job
+				if json.Unmarshal(val, &job) == nil {
+					recs = append(recs, job)
+					if job.Kind == JobKindWorkflow && !jobEnded(job.Status) {
+						j.activeWF = append(j.activeWF, job.ID)
+					}
+				}
+				return nil
+			})
 		})
-	})
+	} else {
+		for _, id := range j.activeWF {
+			if job, err := e.localJob(id); err == nil {
+				recs = append(recs, *job)
+			}
+		}
+	}
 	leader := e.node.IsLeader()
 	for _, job := range recs {
 		if e.ctx.Err() != nil {
@@ -332,11 +349,31 @@ func (e *Engine) reconcileJobs() {
 // and run by the node that adopted the workflow when its first node died.
 func (e *Engine) followWorkflow(job Job, leader bool) {
 	if job.Workflow == "" {
-		// Not started: the node that accepted it died, or restarted, before it could start it.
+		// Not recorded as started: the node that accepted it restarted, or died, before it could
+		// say so. Its workflow may have been stored already, and resumed here (a restart) or
+		// adopted by the leader (a death): then the job runs it; else it never started.
+		restarted := job.Node == e.nodeID() && job.Boot != e.live.boot
+		died := leader && job.Node != e.nodeID() && e.isDead(job.Node)
+		if !restarted && !died {
+			return
+		}
+		wf, owner := e.workflowOfJob(job.ID)
 		switch {
-		case job.Node == e.nodeID() && job.Boot != e.live.boot:
+		case wf != "" && (owner == e.nodeID() || (died && e.isDead(owner) && !e.workflowRunning(wf))):
+			// Running here, or ended with its owner dead (the leader then ends the job from it).
+			e.updateJob(e.ctx, job.ID, func(j *Job, _ *[]raftstore.Op) bool {
+				if j.Status != JobPending || j.Workflow != "" {
+					return false
+				}
+				now := time.Now().UTC()
+				j.Status, j.Workflow, j.Started, j.Node, j.Boot = JobRunning, wf, &now, e.nodeID(), e.live.boot
+				return true
+			})
+		case wf != "":
+			// Stored but not yet adopted: look again on the next pass.
+		case restarted:
 			e.endJob(job.ID, JobFailed, fmt.Sprintf("node %s restarted before the job started", job.Node), nil)
-		case leader && job.Node != e.nodeID() && e.isDead(job.Node):
+		default:
 			e.endJob(job.ID, JobFailed, fmt.Sprintf("node %s died before the job started", job.Node), nil)
 		}
 		return
@@ -377,6 +414,35 @@ func (e *Engine) followWorkflow(job Job, leader bool) {
 			return true
 		})
 	}
+}
+
+// workflowRunning says whether the stored status of workflow id says running.
+func (e *Engine) workflowRunning(id string) bool {
+	mb, err := e.state.get(wfKey(id, "meta"))
+	var meta WorkflowStatus
+	return err == nil && json.Unmarshal(mb, &meta) == nil && meta.State == WorkflowRunning
+}
+
+// workflowOfJob finds the stored workflow that job id runs, and its owner; "" when none.
+func (e *Engine) workflowOfJob(id string) (wf, owner string) {
+	e.state.scan("wf/", func(k string, v []byte) error {
+		wid, ok := strings.CutSuffix(strings.TrimPrefix(k, "wf/"), "/spec")
+		if !ok || wf != "" {
+			return nil
+		}
+		var spec struct {
+			Job string `json:"job"`
+		}
+		if json.Unmarshal(v, &spec) == nil && spec.Job == id {
+			wf = wid
+		}
+		return nil
+	})
+	if wf != "" {
+		o, _ := e.state.get(wfKey(wf, "owner"))
+		owner = string(o)
+	}
+	return wf, owner
 }
 
 // endJob records a job's end unless it has ended already.
@@ -498,7 +564,10 @@ func (e *Engine) SubmitJob(ctx context.Context, spec JobSpec) (*Job, error) {
 	if isWF {
 		wfID, err = e.SubmitWorkflow(ctx, ep.Workflow, job.ID, ep.Grants)
 	} else {
-		h, err = e.startTaskJob(ctx, job.ID, ep, grants)
+		// The task's end is recorded after its start, not racing it.
+		recorded := make(chan struct{})
+		defer close(recorded)
+		h, err = e.startTaskJob(ctx, job.ID, ep, grants, recorded)
 	}
 	if err != nil {
 		ae, _ := asABIError(err).(*abi.Error)
@@ -531,8 +600,9 @@ func (e *Engine) SubmitJob(ctx context.Context, spec JobSpec) (*Job, error) {
 	return got, nil
 }
 
-// startTaskJob submits a task job's call and follows it in the background until it ends.
-func (e *Engine) startTaskJob(ctx context.Context, id string, ep JobEntrypoint, grants host.Grants) (int64, error) {
+// startTaskJob submits a task job's call and follows it in the background until it ends; it
+// records the end once recorded is closed.
+func (e *Engine) startTaskJob(ctx context.Context, id string, ep JobEntrypoint, grants host.Grants, recorded <-chan struct{}) (int64, error) {
 	req := &abi.TaskRequest{Module: ep.Module, Function: ep.Function, Args: ep.Args}
 	rctx, cancel := context.WithCancel(e.ctx)
 	j := &e.jobs
@@ -560,6 +630,12 @@ func (e *Engine) startTaskJob(ctx context.Context, id string, ep JobEntrypoint, 
 		if rctx.Err() != nil {
 			// Stopped, ended elsewhere, or the engine closes (a restart fails the job).
 			e.Cancel(id, h)
+			e.objects.release(id, h)
+			return
+		}
+		select {
+		case <-recorded:
+		case <-rctx.Done():
 			e.objects.release(id, h)
 			return
 		}
@@ -710,14 +786,21 @@ func (e *Engine) localJob(id string) (*Job, error) {
 
 // WaitJob waits until job id has ended (or ctx ends) and returns its record.
 func (e *Engine) WaitJob(ctx context.Context, id string) (*Job, error) {
+	seen := e.jobs.jobsVer()
 	j, err := e.Job(ctx, id)
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
 	for err == nil && !jobEnded(j.Status) {
 		select {
 		case <-ctx.Done():
 			return j, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
+		case <-t.C:
 		}
-		j, err = e.localJob(id)
+		// Read the record again only when a job record changed.
+		if v := e.jobs.jobsVer(); v != seen {
+			seen = v
+			j, err = e.localJob(id)
+		}
 	}
 	return j, err
 }

@@ -6,11 +6,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/host"
+	"github.com/lumenflow/lumen/internal/guestbuild"
+	"github.com/lumenflow/lumen/plugins"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
 
@@ -363,5 +367,61 @@ func TestJobs_RecordsSurviveARestart(t *testing.T) {
 	}
 	if _, err := e2.SubmitJob(ctx, taskJob("done", "keep", "square", "1")); !errors.Is(err, engine.ErrJobExists) {
 		t.Fatalf("a taken id after the restart: %v", err)
+	}
+}
+
+// benchEngine opens an engine with the test guest as "svc".
+func benchEngine(b *testing.B) *engine.Engine {
+	wasm, err := os.ReadFile(guestbuild.Go(b, "testdata/guest"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	e, err := engine.Open(ctx, engine.Config{DataDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.Close(ctx) })
+	if _, err := e.AddModule(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"}); err != nil {
+		b.Fatal(err)
+	}
+	return e
+}
+
+// BenchmarkJobs_TaskJob submits square(3) as a job and waits for its end: the task plus the
+// job's records (created, running, ended with the result), each a raft commit.
+func BenchmarkJobs_TaskJob(b *testing.B) {
+	e := benchEngine(b)
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		j, err := e.SubmitJob(ctx, taskJob("", "bench", "square", "3"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if j, err = e.WaitJob(ctx, j.ID); err != nil || j.Status != engine.JobSucceeded {
+			b.Fatalf("%+v %v", j, err)
+		}
+	}
+}
+
+// BenchmarkJobs_TaskBaseline is the same call as a plain task (Submit, Get) of a new job each
+// time, as a job's task is (instances are pooled per job): the baseline of
+// BenchmarkJobs_TaskJob, whose difference is the job's records.
+func BenchmarkJobs_TaskBaseline(b *testing.B) {
+	e := benchEngine(b)
+	ctx := context.Background()
+	grants := host.Grants{Capabilities: grantAll}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		job := "bench-" + strconv.Itoa(i)
+		h, err := e.Submit(ctx, job, &abi.TaskRequest{Module: "svc", Function: "square", Args: json.RawMessage("3")}, grants)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if out, err := e.Get(ctx, job, h, -1); err != nil || string(out) != "9" {
+			b.Fatalf("%s %v", out, err)
+		}
+		e.Release(job, h)
 	}
 }
