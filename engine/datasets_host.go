@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -419,6 +420,161 @@ func (s services) DatasetFinish(ctx context.Context, c *host.CallInfo, h int64) 
 		return 0, err
 	}
 	return s.ObjectPut(ctx, c, b)
+}
+
+// DatasetWrite implements host.Services. sink is one step, {"write_parquet": "/out/x"} (or
+// write_csv, write_jsonl; the path may also be {"path": "/out/x"}), whose path is a guest path
+// inside a writable directory the job grants; the host has checked the call has fs. The files
+// are written as a data job's are (part-NNNNN files, each complete or absent) and named in the
+// result as the guest sees them.
+func (s services) DatasetWrite(ctx context.Context, c *host.CallInfo, h int64, sink []byte) ([]byte, error) {
+	g, err := guestDatasets.get(s.e, c, h)
+	if err != nil {
+		return nil, err
+	}
+	op, gpath, err := parseSink(sink)
+	if err != nil {
+		return nil, &abi.Error{Kind: abi.KindBadInput, Message: "sink: " + err.Error()}
+	}
+	dir, toGuest, err := writableDir(callCtx(c).grants.Dirs, gpath)
+	if err != nil {
+		return nil, err
+	}
+	var d *data.Dataset
+	if g.reading {
+		d = data.FromPull(fmt.Sprintf("dataset %d", h), func(ctx context.Context) (arrow.Record, error) {
+			rec, err := g.pull(ctx)
+			if rec != nil && g.schema == nil {
+				g.schema = rec.Schema()
+			}
+			return rec, err
+		})
+	} else {
+		if len(g.built) == 0 {
+			return nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("dataset %d holds no batch to write", h)}
+		}
+		d = data.FromRecords(g.built)
+	}
+	d = d.WithOptions(data.Options{Queue: 1})
+	var res data.WriteResult
+	err = s.e.blocking(c, func() (err error) {
+		switch op {
+		case "write_parquet":
+			res, err = d.WriteParquet(ctx, dir)
+		case "write_csv":
+			res, err = d.WriteCSV(ctx, dir)
+		default:
+			res, err = d.WriteJSONL(ctx, dir)
+		}
+		return err
+	})
+	for i, f := range res.Files {
+		res.Files[i] = toGuest(f)
+	}
+	if err != nil {
+		var se *host.StatusError
+		if errors.As(err, &se) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return nil, err // the plan's own failure, or the call's end
+		}
+		kind := abi.KindSystem
+		if errors.Is(err, data.ErrBadInput) || errors.Is(err, data.ErrSchemaMismatch) || errors.Is(err, data.ErrUnsupportedType) {
+			kind = abi.KindBadInput
+		}
+		msg := strings.ReplaceAll(err.Error(), dir, gpath)
+		b, _ := json.Marshal(&abi.Error{Kind: kind, Message: fmt.Sprintf("%s %s: %s (files written: %v)", op, gpath, msg, res.Files)})
+		return nil, &host.StatusError{Status: abi.ErrFailed, Message: string(b)}
+	}
+	if res.Files == nil {
+		res.Files = []string{}
+	}
+	return json.Marshal(res)
+}
+
+// sinkOps are the steps dataset_write takes.
+var sinkOps = map[string]bool{"write_parquet": true, "write_csv": true, "write_jsonl": true}
+
+// parseSink reads {"write_parquet": "/out/x"} or {"write_csv": {"path": "/out/x"}}.
+func parseSink(b []byte) (op, gpath string, err error) {
+	var m map[string]json.RawMessage
+	if err := strictSinkJSON(b, &m); err != nil {
+		return "", "", fmt.Errorf(`want {"write_parquet" | "write_csv" | "write_jsonl": "/guest/path"}: %v`, err)
+	}
+	if len(m) != 1 {
+		return "", "", fmt.Errorf("want one step, got %d keys", len(m))
+	}
+	for k, v := range m {
+		op = k
+		if !sinkOps[op] {
+			return "", "", fmt.Errorf("%q is not write_parquet, write_csv or write_jsonl", op)
+		}
+		if len(v) > 0 && v[0] == '{' {
+			var a struct {
+				Path string `json:"path"`
+			}
+			if err := strictSinkJSON(v, &a); err != nil {
+				return "", "", fmt.Errorf("%s: %v", op, err)
+			}
+			gpath = a.Path
+		} else if err := strictSinkJSON(v, &gpath); err != nil {
+			return "", "", fmt.Errorf("%s: %v", op, err)
+		}
+	}
+	return op, gpath, nil
+}
+
+func strictSinkJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("text after the JSON value")
+	}
+	return nil
+}
+
+// writableDir finds the writable directory grant that holds guest path gpath and returns the
+// host folder it names, checked like a data job's paths (no .., no link out of the grant), and a
+// function that names a host file under it as the guest sees it.
+func writableDir(dirs []host.DirGrant, gpath string) (string, func(string) string, error) {
+	if !path.IsAbs(gpath) || path.Clean(gpath) != gpath {
+		return "", nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("sink path %q is not a clean absolute guest path such as /out/results", gpath)}
+	}
+	best := -1
+	for i, d := range dirs {
+		gp := d.GuestPath
+		if gpath == gp || gp == "/" || strings.HasPrefix(gpath, gp+"/") {
+			if best < 0 || len(gp) > len(dirs[best].GuestPath) {
+				best = i
+			}
+		}
+	}
+	if best < 0 {
+		return "", nil, &abi.Error{Kind: abi.KindDenied, Message: fmt.Sprintf("sink path %q is in no directory the job grants", gpath)}
+	}
+	d := dirs[best]
+	if !d.Writable {
+		return "", nil, &abi.Error{Kind: abi.KindDenied, Message: fmt.Sprintf("sink path %q: the directory %s is granted read-only", gpath, d.GuestPath)}
+	}
+	rel := strings.TrimPrefix(strings.TrimPrefix(gpath, d.GuestPath), "/")
+	if rel == "" {
+		rel = "."
+	}
+	if err := checkDataPaths(d.HostPath, []string{filepath.FromSlash(rel)}); err != nil {
+		return "", nil, &abi.Error{Kind: abi.KindDenied, Message: fmt.Sprintf("sink path %q leads outside the directory granted at %s", gpath, d.GuestPath)}
+	}
+	root, err := filepath.EvalSymlinks(d.HostPath)
+	if err != nil {
+		return "", nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("the directory granted at %s is missing", d.GuestPath)}
+	}
+	toGuest := func(f string) string {
+		if r, err := filepath.Rel(root, f); err == nil && filepath.IsLocal(r) {
+			return path.Join(d.GuestPath, filepath.ToSlash(r))
+		}
+		return f
+	}
+	return filepath.Join(root, filepath.FromSlash(rel)), toGuest, nil
 }
 
 // DatasetClose implements host.Services.

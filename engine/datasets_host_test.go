@@ -159,6 +159,7 @@ func TestDatasets(t *testing.T) {
 	t.Run("AppendRefusesBadBatches", n.appendBad)
 	t.Run("OpenRefusesClearly", n.openRefuses)
 	t.Run("HandlesEndWithTheCall", n.scopeEnds)
+	t.Run("WriteIntoAWritableGrant", n.write)
 	if got := n.e.OpenDatasets(); got != 0 {
 		t.Errorf("%d datasets still open", got)
 	}
@@ -340,6 +341,79 @@ func (n *dsNode) openRefuses(t *testing.T) {
 	}
 	if got := n.e.OpenDatasets(); got != 0 {
 		t.Errorf("%d datasets open after the refusals", got)
+	}
+}
+
+// dataset_write writes an opened plan or built batches into a writable directory grant, and
+// nowhere else.
+func (n *dsNode) write(t *testing.T) {
+	out, ro := t.TempDir(), t.TempDir()
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(out, "link")); err != nil {
+		t.Fatal(err)
+	}
+	g := host.Grants{Capabilities: []abi.Capability{abi.CapData, abi.CapObjects, abi.CapFS},
+		Dirs: []host.DirGrant{{HostPath: out, GuestPath: "/out", Writable: true}, {HostPath: ro, GuestPath: "/ro"}}}
+	type result struct {
+		Rows  int64
+		Files []string
+	}
+	run := func(in map[string]any, g host.Grants) (result, error) {
+		b, err := n.call(t, "write", in, g, host.Limits{})
+		var r result
+		if err == nil {
+			err = json.Unmarshal(b, &r)
+		}
+		return r, err
+	}
+	r, err := run(map[string]any{"pipeline": `[{"read_csv": "sales"}, {"filter": "amount >= 50"}]`, "sink": `{"write_parquet": "/out/big"}`}, g)
+	if err != nil || r.Rows != n.ref.big || len(r.Files) != 1 || r.Files[0] != "/out/big/part-00000.parquet" {
+		t.Fatalf("write of a plan: %+v %v, want %d rows in /out/big/part-00000.parquet", r, err, n.ref.big)
+	}
+	rows, err := data.ReadParquet(filepath.Join(out, "big")).Count(context.Background())
+	if err != nil || rows != n.ref.big {
+		t.Errorf("the Parquet written: %d rows, %v; want %d", rows, err, n.ref.big)
+	}
+	r, err = run(map[string]any{"build": []int64{3, 1, 4}, "sink": `{"write_csv": {"path": "/out/built"}}`}, g)
+	if err != nil || r.Rows != 3 {
+		t.Fatalf("write of built batches: %+v %v", r, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "built", "part-00000.csv")); err != nil || string(b) != "v\n3\n1\n4\n" {
+		t.Errorf("the CSV written: %q %v", b, err)
+	}
+	bad := []struct {
+		name, sink string
+		g          host.Grants
+		want       []string
+	}{
+		{"read-only grant", `{"write_csv": "/ro/x"}`, g, []string{"denied", "read-only"}},
+		{"no grant", `{"write_csv": "/elsewhere/x"}`, g, []string{"denied", "no directory the job grants"}},
+		{"link out", `{"write_csv": "/out/link/x"}`, g, []string{"denied", "leads outside"}},
+		{"climbing", `{"write_csv": "/out/../ro/x"}`, g, []string{"bad_payload", "not a clean absolute"}},
+		{"relative", `{"write_csv": "out/x"}`, g, []string{"bad_payload", "not a clean absolute"}},
+		{"not a sink", `{"count": "/out/x"}`, g, []string{"bad_payload", "not write_parquet"}},
+		{"no fs", `{"write_csv": "/out/x"}`, dataGrants, []string{"denied", `"fs"`}},
+	}
+	for _, c := range bad {
+		_, err := run(map[string]any{"build": []int64{1}, "sink": c.sink}, c.g)
+		if err == nil {
+			t.Errorf("%s: no error", c.name)
+			continue
+		}
+		t.Logf("%s: %v", c.name, err)
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %v does not say %q", c.name, err, w)
+			}
+		}
+		for _, p := range []string{out, ro, outside} {
+			if strings.Contains(err.Error(), p) {
+				t.Errorf("%s: %v shows a host path", c.name, err)
+			}
+		}
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("%d files written outside the grant", len(entries))
 	}
 }
 

@@ -180,6 +180,34 @@ func hostDatasetFinish(ctx context.Context, st *callState, _ api.Module, stack [
 	return checkHandle(st, abi.FnDatasetFinish, obj)
 }
 
+// dataset_write(handle i64, ptr i32, len i32) -> i64 length of the pending write result: writes
+// the dataset as files into a writable directory the job grants, which only a call with the fs
+// capability may reach. The slot is given back while the files are written.
+func hostDatasetWrite(ctx context.Context, st *callState, mod api.Module, stack []uint64) int64 {
+	h := int64(stack[0])
+	b, code := payload(st, mod, abi.FnDatasetWrite, stack[1:])
+	if b == nil && code != 0 {
+		return code
+	}
+	s, code := datasetHandle(st, abi.FnDatasetWrite, h)
+	if s == nil {
+		return code
+	}
+	if !st.caps.has(bitFS) {
+		return st.fail(abi.ErrDenied, fmt.Sprintf("%s: writes go to the job's writable directory grants, which need capability %q", abi.FnDatasetWrite, abi.CapFS))
+	}
+	sink := append([]byte(nil), b...)
+	st.yieldSlot()
+	out, err := s.DatasetWrite(ctx, &st.info, h, sink)
+	if !st.reclaimSlot(ctx) && err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return st.failErr(abi.FnDatasetWrite, err)
+	}
+	return st.setPending(abi.FnDatasetWrite, out)
+}
+
 // dataset_close(handle i64) -> i32 status: stops the dataset's execution and frees what it holds.
 func hostDatasetClose(ctx context.Context, st *callState, _ api.Module, stack []uint64) int64 {
 	h := int64(stack[0])

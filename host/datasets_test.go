@@ -30,6 +30,9 @@ func (stubServices) DatasetCreate(context.Context, *CallInfo, []byte) (int64, er
 func (stubServices) DatasetAppend(context.Context, *CallInfo, int64, []byte) error   { return nil }
 func (stubServices) DatasetFinish(context.Context, *CallInfo, int64) (int64, error)  { return 1, nil }
 func (stubServices) DatasetClose(context.Context, *CallInfo, int64) error            { return nil }
+func (stubServices) DatasetWrite(context.Context, *CallInfo, int64, []byte) ([]byte, error) {
+	return []byte(`{"rows":0,"files":[]}`), nil
+}
 
 type testDataset struct {
 	job     string
@@ -122,6 +125,14 @@ func (s *testServices) DatasetFinish(ctx context.Context, c *CallInfo, h int64) 
 	}
 	s.DatasetClose(ctx, c, h)
 	return s.ObjectPut(ctx, c, slices.Concat(d.batches...))
+}
+
+func (s *testServices) DatasetWrite(_ context.Context, c *CallInfo, h int64, sink []byte) ([]byte, error) {
+	d, err := s.dataset(c, h)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(fmt.Sprintf(`{"rows":%d,"files":[%q]}`, len(d.batches), sink)), nil
 }
 
 func (s *testServices) DatasetClose(_ context.Context, c *CallInfo, h int64) error {
@@ -290,4 +301,23 @@ func compile(t *testing.T, r *Runtime, name string) *Module {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// dataset_write needs fs besides data: the directories it writes to are fs's grants.
+func TestDatasets_WriteNeedsTheFSCapability(t *testing.T) {
+	s := newTestServices()
+	r := s.start(t, Config{})
+	m := compile(t, r, "datasets")
+	got, pending := dsCall(t, r, m, dataGrants, "write", []byte(`{"write_csv": "/out/x"}`), 1)
+	if got[0] != abi.ErrDenied.Code() || !strings.Contains(pending, `"fs"`) {
+		t.Errorf("write without fs = %d %q", got[0], pending)
+	}
+	withFS := Grants{Capabilities: []abi.Capability{abi.CapData, abi.CapFS}}
+	got, pending = dsCall(t, r, m, withFS, "write", []byte(`{"write_csv": "/out/x"}`), 1)
+	if want := `{"rows":0,"files":["{\"write_csv\": \"/out/x\"}"]}`; got[0] != int64(len(want)) || pending != want {
+		t.Errorf("write with fs = %d %q, want %q", got[0], pending, want)
+	}
+	if n := s.openDatasets(); n != 0 {
+		t.Errorf("%d datasets left open", n)
+	}
 }

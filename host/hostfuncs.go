@@ -65,6 +65,7 @@ func (r *Runtime) instantiateHostModule(ctx context.Context) error {
 		abi.FnDatasetAppend: hostDatasetAppend,
 		abi.FnDatasetFinish: hostDatasetFinish,
 		abi.FnDatasetClose:  hostDatasetClose,
+		abi.FnDatasetWrite:  hostDatasetWrite,
 	}
 	b := r.wz.NewHostModuleBuilder(abi.HostModule)
 	for _, name := range abi.HostFuncNames() {

@@ -82,6 +82,13 @@ type Services interface {
 	// owned by the call, and returns the object's handle. Dataset h is closed after, whatever the
 	// outcome.
 	DatasetFinish(ctx context.Context, c *CallInfo, h int64) (int64, error)
+	// DatasetWrite writes dataset h — the batches appended so far, or what remains of a plan
+	// being read, which it then exhausts — as files into a folder of the call's writable
+	// directory grants, named by sink (one write_parquet, write_csv or write_jsonl step), and
+	// returns the data.WriteResult JSON ({"rows": n, "files": [...]}, files as the guest names
+	// them). The host has checked that the call has the fs capability. The call's concurrency
+	// slot is released while it runs.
+	DatasetWrite(ctx context.Context, c *CallInfo, h int64, sink []byte) ([]byte, error)
 	// DatasetClose stops dataset h and frees what it holds. Closing an unknown handle is not an
 	// error the host reports when the call ends.
 	DatasetClose(ctx context.Context, c *CallInfo, h int64) error

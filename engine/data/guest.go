@@ -219,3 +219,31 @@ func (src *ipcSource) run(ctx context.Context, st *stage) error {
 	}
 	return nil
 }
+
+// FromPull makes a one-partition dataset of the batches next returns, in order, until it returns
+// nil (the end) or an error. The dataset hands each batch on and so takes ownership of it; it can
+// run once, as next cannot rewind. name names the source in progress and errors.
+func FromPull(name string, next func(ctx context.Context) (arrow.Record, error)) *Dataset {
+	return newDataset(&pullSource{n: name, next: next})
+}
+
+type pullSource struct {
+	n    string
+	next func(ctx context.Context) (arrow.Record, error)
+}
+
+func (src *pullSource) name() string { return src.n }
+
+func (src *pullSource) run(ctx context.Context, st *stage) error {
+	for {
+		rec, err := src.next(ctx)
+		if err != nil || rec == nil {
+			return err
+		}
+		st.st.batchesIn.Add(1)
+		st.st.rowsIn.Add(rec.NumRows())
+		if err := st.emit(ctx, rec, 0); err != nil {
+			return err
+		}
+	}
+}

@@ -1,6 +1,6 @@
 ;; datasets.wat: drives the dataset_* host functions for the host's tests. The manifest requests
-;; the "data" capability. Every function writes its results at 32768 as little-endian i64s and
-;; returns them, followed by the pending result (up to 16 KiB) where one is said to follow.
+;; the "data" and "fs" capabilities. Every function writes its results at 32768 as little-endian
+;; i64s and returns them, followed by the pending result (up to 16 KiB) where one is said to follow.
 ;;
 ;;   0 "read"   input: a spec. dataset_open, then dataset_next until it returns <= 0, then
 ;;              dataset_close. Output: open's return, the batches read, their total length,
@@ -16,6 +16,8 @@
 ;;              dataset_create, dataset_append of [0xfffffff0, +64), dataset_next(-1),
 ;;              dataset_close(12345). Output: the five returns.
 ;;   5 "many"   dataset_create until it fails; output: how many succeeded, the failing return.
+;;   6 "write"  input: a sink. dataset_create, then dataset_write of the input; output: write's
+;;              return, then the pending result.
 (module
   (import "lumen" "dataset_open" (func $open (param i32 i32) (result i64)))
   (import "lumen" "dataset_next" (func $next (param i64) (result i64)))
@@ -23,11 +25,12 @@
   (import "lumen" "dataset_append" (func $append (param i64 i32 i32) (result i32)))
   (import "lumen" "dataset_finish" (func $finish (param i64) (result i64)))
   (import "lumen" "dataset_close" (func $close (param i64) (result i32)))
+  (import "lumen" "dataset_write" (func $write (param i64 i32 i32) (result i64)))
   (import "lumen" "result_len" (func $result_len (result i32)))
   (import "lumen" "result_read" (func $result_read (param i32 i32) (result i32)))
 
   (memory (export "memory") 2 2)
-  (data (i32.const 64) "{\"abi\":1,\"functions\":[{\"name\":\"read\",\"kind\":\"task\",\"input\":\"bytes\",\"output\":\"bytes\"},{\"name\":\"leave\",\"kind\":\"task\",\"input\":\"bytes\",\"output\":\"bytes\"},{\"name\":\"next\",\"kind\":\"task\",\"input\":\"bytes\",\"output\":\"bytes\"},{\"name\":\"build\",\"kind\":\"task\",\"input\":\"bytes\",\"output\":\"bytes\"},{\"name\":\"wild\",\"kind\":\"task\",\"input\":\"bytes\",\"output\":\"bytes\"},{\"name\":\"many\",\"kind\":\"task\",\"input\":\"bytes\",\"output\":\"bytes\"}],\"capabilities\":[\"data\"]}\00")
+  (data (i32.const 64) "{\"abi\":1,\"functions\":[{\"name\":\"read\",\"kind\":\"task\",\"input\":\"bytes\",\"output\":\"bytes\"},{\"name\":\"leave\",\"kind\":\"task\",\"input\":\"bytes\",\"output\":\"bytes\"},{\"name\":\"next\",\"kind\":\"task\",\"input\":\"bytes\",\"output\":\"bytes\"},{\"name\":\"build\",\"kind\":\"task\",\"input\":\"bytes\",\"output\":\"bytes\"},{\"name\":\"wild\",\"kind\":\"task\",\"input\":\"bytes\",\"output\":\"bytes\"},{\"name\":\"many\",\"kind\":\"task\",\"input\":\"bytes\",\"output\":\"bytes\"},{\"name\":\"write\",\"kind\":\"task\",\"input\":\"bytes\",\"output\":\"bytes\"}],\"capabilities\":[\"data\",\"fs\"]}\00")
 
   (func (export "lumen_abi_v1"))
 
@@ -136,5 +139,11 @@
         (call $out (i32.const 0) (local.get $count))
         (call $out (i32.const 1) (local.get $r))
         (return (call $done (i32.const 2) (i32.const 1)))))
+    ;; 6 write
+    (if (i32.eq (local.get $fn) (i32.const 6))
+      (then
+        (local.set $h (call $create (i32.const 0) (i32.const 0)))
+        (call $out (i32.const 0) (call $write (local.get $h) (local.get $ptr) (local.get $n)))
+        (return (call $done (i32.const 1) (i32.const 1)))))
     (unreachable))
 )

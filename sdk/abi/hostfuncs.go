@@ -80,6 +80,7 @@ const (
 	FnDatasetAppend = "dataset_append" // (handle i64, ptr i32, len i32) -> i32 status
 	FnDatasetFinish = "dataset_finish" // (handle i64) -> i64 handle of the object holding the dataset
 	FnDatasetClose  = "dataset_close"  // (handle i64) -> i32 status
+	FnDatasetWrite  = "dataset_write"  // (handle i64, ptr i32, len i32) -> i64 length of the pending write result JSON
 )
 
 // HostFuncs is the "lumen" import module of ABI v1, by name.
@@ -118,6 +119,7 @@ var HostFuncs = map[string]HostFunc{
 	FnDatasetAppend: {FnDatasetAppend, sig([]ValType{I64, I32, I32}, I32), CapData},
 	FnDatasetFinish: {FnDatasetFinish, sig([]ValType{I64}, I64), CapData},
 	FnDatasetClose:  {FnDatasetClose, sig([]ValType{I64}, I32), CapData},
+	FnDatasetWrite:  {FnDatasetWrite, sig([]ValType{I64, I32, I32}, I64), CapData},
 }
 
 // HostFuncNames returns the names of HostFuncs, sorted.

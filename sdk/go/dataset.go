@@ -148,3 +148,31 @@ func (b *DatasetBuilder) Close() error {
 	}
 	return nil
 }
+
+// WriteResult says what Write wrote: rows, and the files as the guest names them.
+type WriteResult struct {
+	Rows  int64    `json:"rows"`
+	Files []string `json:"files"`
+}
+
+// Write writes what remains of the dataset — which it then exhausts — as files into a folder of
+// a writable directory the job grants, named by sink: {"write_parquet": "/out/sales"} (or
+// write_csv, write_jsonl). The module needs the fs capability as well as data. The files are
+// part-NNNNN files, each complete or absent.
+func (d *Dataset) Write(sink string) (*WriteResult, error) { return datasetWrite(d.h, sink) }
+
+// Write writes the batches appended so far as files, as Dataset.Write does. The builder stays
+// open: Finish or Close it after.
+func (b *DatasetBuilder) Write(sink string) (*WriteResult, error) { return datasetWrite(b.h, sink) }
+
+func datasetWrite(h int64, sink string) (*WriteResult, error) {
+	r := hostDatasetWrite(h, []byte(sink))
+	if r < 0 {
+		return nil, hostError(r)
+	}
+	var res WriteResult
+	if err := json.Unmarshal(takeResult(r), &res); err != nil {
+		return nil, fmt.Errorf("lumen: dataset_write result: %w", err)
+	}
+	return &res, nil
+}

@@ -37,3 +37,12 @@ func hostDatasetAppend(h int64, b []byte) int32 {
 	runtime.KeepAlive(b)
 	return r
 }
+
+//go:wasmimport lumen dataset_write
+func lumen_dataset_write(h int64, ptr, n uint32) int64
+
+func hostDatasetWrite(h int64, b []byte) int64 {
+	r := lumen_dataset_write(h, ptrOf(b), uint32(len(b)))
+	runtime.KeepAlive(b)
+	return r
+}

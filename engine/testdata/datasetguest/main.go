@@ -241,6 +241,34 @@ func scan(in SumIn) (int64, error) {
 	}
 }
 
+// WriteIn names a pipeline to open, or rows to build, and the sink to write them to.
+type WriteIn struct {
+	Pipeline string  `json:"pipeline"`
+	Build    []int64 `json:"build"`
+	Sink     string  `json:"sink"`
+}
+
+// write writes an opened pipeline, or a built batch of the values in Build, with dataset_write.
+func write(in WriteIn) (*lumen.WriteResult, error) {
+	if in.Pipeline != "" {
+		d, err := lumen.OpenDataset(in.Pipeline)
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		return d.Write(in.Sink)
+	}
+	b, err := lumen.CreateDataset(nil)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	if err := b.Append(lumen.NewBatchBuilder().Int64("v", in.Build, nil)); err != nil {
+		return nil, err
+	}
+	return b.Write(in.Sink)
+}
+
 var sink int64
 
 // spin opens a pipeline, reads one batch, then loops until the deadline stops it.
@@ -258,13 +286,14 @@ func spin(pipeline string) (int, error) {
 }
 
 func init() {
-	lumen.Require(abi.CapData, abi.CapObjects)
+	lumen.Require(abi.CapData, abi.CapObjects, abi.CapFS)
 	lumen.Task("sum", sum)
 	lumen.Task("readback", readback)
 	lumen.Task("append_bad", appendBad)
 	lumen.Task("leave", leave)
 	lumen.Task("spin", spin)
 	lumen.Task("scan", scan)
+	lumen.Task("write", write)
 }
 
 func main() {}
