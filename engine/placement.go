@@ -155,7 +155,9 @@ func (e *Engine) setView(view []NodeView) {
 		peers = peers || (v.ID != e.nodeID() && !v.Dead)
 	}
 	e.live.mu.Lock()
-	e.live.view, e.live.viewAt = view, time.Now()
+	// A copy: the caller may still read view (the leader answers it), and placement writes
+	// its own copy's free resources.
+	e.live.view, e.live.viewAt = slices.Clone(view), time.Now()
 	e.live.mu.Unlock()
 	e.live.peers.Store(peers)
 }
