@@ -34,6 +34,11 @@ type actor struct {
 	canSave bool
 	saved   []byte
 
+	// pl is set when the actor's instance runs on another node (actors_remote.go): this node
+	// owns it and forwards its calls. held is set when another node placed the actor here.
+	pl   *placed
+	held *heldFor
+
 	mu       sync.Mutex
 	queue    []*actorCall
 	signal   chan struct{} // one token when the queue or killed changed
@@ -50,8 +55,19 @@ type actorCall struct {
 }
 
 // createActor checks the actor type, registers the actor (and its name) and starts it in the
-// background; its constructor runs before its first call.
+// background; its constructor runs before its first call. An actor whose resources this node
+// lacks now and another live node has runs there, owned by this node (actors_remote.go).
 func (e *Engine) createActor(ctx context.Context, job, module string, req *abi.ActorCreateRequest, cc *callContext) (int64, error) {
+	return e.newActor(ctx, job, module, req, cc, actorOpts{})
+}
+
+// actorOpts says how an actor is created.
+type actorOpts struct {
+	here bool     // run it here: another node placed it, or its owner restarts it here
+	held *heldFor // the owner of an actor placed here
+}
+
+func (e *Engine) newActor(ctx context.Context, job, module string, req *abi.ActorCreateRequest, cc *callContext, o actorOpts) (int64, error) {
 	if req.MaxConcurrency > 1 {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf(
 			"max_concurrency %d: an actor's state lives in one single-threaded WebAssembly instance, so its calls run one at a time; for parallel work use several actors or tasks", req.MaxConcurrency)}
@@ -63,15 +79,27 @@ func (e *Engine) createActor(ctx context.Context, job, module string, req *abi.A
 	// An actor holds the resources it asks for as long as it lives; by default none, so that
 	// idle actors do not starve tasks.
 	d := scheduler.FromABI(req.Resources)
-	if err := e.adm.check(d); err != nil {
-		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("actor %s: %v", req.Actor, err)}
+	var pl *placed
+	if !o.here {
+		var err error
+		if pl, err = e.placeActor(module, req, cc, d); err != nil {
+			return 0, err
+		}
+	}
+	if pl == nil {
+		if err := e.adm.check(d); err != nil {
+			return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("actor %s: %v", req.Actor, err)}
+		}
+	} else {
+		d = nil // its instance holds the resources where it runs
 	}
 	a := &actor{
 		id: e.objects.handle(), job: job, typ: req.Actor, hm: fn.hm, args: []byte(req.Args), res: d,
 		cc: &callContext{grants: cc.grants, limits: cc.limits}, maxRestarts: req.MaxRestarts, signal: make(chan struct{}, 1),
+		pl: pl, held: o.held,
 	}
 	m := fn.hm.Info.Manifest
-	a.canSave = req.MaxRestarts != 0 && m.Index(req.Actor+"."+abi.SaveMethod) >= 0 && m.Index(req.Actor+"."+abi.LoadMethod) >= 0
+	a.canSave = pl == nil && req.MaxRestarts != 0 && m.Index(req.Actor+"."+abi.SaveMethod) >= 0 && m.Index(req.Actor+"."+abi.LoadMethod) >= 0
 	e.amu.Lock()
 	if e.closing {
 		e.amu.Unlock()
@@ -92,7 +120,7 @@ func (e *Engine) createActor(ctx context.Context, job, module string, req *abi.A
 	e.amu.Unlock()
 	if a.key != "" {
 		// The name is this node's; now make it the cluster's.
-		if err := e.claimName(ctx, a.key, a.id, job); err != nil {
+		if err := e.claimName(ctx, a); err != nil {
 			e.amu.Lock()
 			if e.named[a.key] == a.id {
 				delete(e.named, a.key)
@@ -104,13 +132,21 @@ func (e *Engine) createActor(ctx context.Context, job, module string, req *abi.A
 	e.amu.Lock()
 	if e.closing {
 		e.amu.Unlock()
-		e.releaseName(a.key, a.id, job)
+		e.releaseName(a)
 		return 0, &abi.Error{Kind: abi.KindCancelled, Message: "the engine is shutting down"}
 	}
 	e.actors[a.id] = a
 	e.amu.Unlock()
 	e.wg.Add(1)
-	go e.runActor(a)
+	switch {
+	case pl != nil:
+		go e.runPlaced(a)
+	default:
+		if o.held != nil && o.held.owner != e.nodeID() {
+			e.startReaper()
+		}
+		go e.runActor(a)
+	}
 	return a.id, nil
 }
 
@@ -140,7 +176,7 @@ func (e *Engine) forgetLocked(a *actor, reason string) {
 	delete(e.actors, a.id)
 	if a.key != "" && e.named[a.key] == a.id {
 		delete(e.named, a.key)
-		e.releaseName(a.key, a.id, a.job)
+		e.releaseName(a)
 	}
 	e.ended[a.id] = endedActor{job: a.job, reason: reason}
 	e.endedOrder = append(e.endedOrder, a.id)
@@ -165,6 +201,10 @@ func (e *Engine) callActorBorrowing(job string, id int64, method string, input [
 	full := a.typ + "." + method
 	if i := a.hm.Info.Manifest.Index(full); i < 0 || a.hm.Info.Manifest.Functions[i].Kind != abi.KindMethod {
 		return 0, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("actor type %s has no method %q", a.typ, method)}
+	}
+	if a.pl != nil && len(borrowed) > 0 {
+		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf(
+			"actor %d runs on another node: object refs cannot be passed to its calls yet; pass the values", id)}
 	}
 	h, obj := e.objects.pending(job)
 	a.mu.Lock()
@@ -242,13 +282,17 @@ func (e *Engine) killActors(ids []int64) {
 // the engine closes.
 func (e *Engine) runActor(a *actor) {
 	defer e.wg.Done()
+	recorded := false
 	defer func() {
 		a.mu.Lock()
-		reason := a.dead.Error()
+		reason, killed := a.dead.Error(), a.killed
 		a.mu.Unlock()
 		e.amu.Lock()
 		e.forgetLocked(a, reason)
 		e.amu.Unlock()
+		if recorded {
+			e.endRecord(a, killed)
+		}
 	}()
 	if err := e.adm.acquire(e.ctx, a.res); err != nil {
 		a.mu.Lock()
@@ -289,6 +333,8 @@ func (e *Engine) runActor(a *actor) {
 		a.mu.Unlock()
 		return
 	}
+	recorded = true
+	e.putRecord(a, ActorAlive, "")
 	for {
 		a.mu.Lock()
 		for len(a.queue) == 0 && !a.killed {
@@ -350,6 +396,7 @@ func (e *Engine) runActor(a *actor) {
 			a.mu.Unlock()
 			return
 		}
+		e.putRecord(a, ActorAlive, "")
 	}
 }
 

@@ -110,7 +110,7 @@ func (e *Engine) NamedActor(namespace, name string) (id int64, job string, err e
 	}
 	e.amu.Unlock()
 	if a == nil {
-		return 0, "", e.remoteNamedActor(namespace, name) // elsewhere in the cluster, or nowhere
+		return e.remoteNamedActor(namespace, name) // elsewhere in the cluster, or nowhere
 	}
 	return id, a.job, nil
 }

@@ -80,6 +80,7 @@ type Engine struct {
 	node       *raftstore.Node // the replicated control plane
 	live       liveness        // heartbeats and the view of the live nodes (placement.go)
 	groups     groups          // the placement-group bundles reserved here (groups.go)
+	remote     actorsRemote    // actor records and placed actors (actors_remote.go)
 	regVersion func() uint64   // moves when the registry's keys change, on any node
 	fnsVersion uint64          // the regVersion e.fns was filled at; guarded by mu
 

@@ -318,7 +318,19 @@ func (s *Server) createActor(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h, err := s.eng.CreateActor(c.Request.Context(), b.Job, req, grants)
+	var h int64
+	var err error
+	if placed := c.GetHeader(engine.PlacedHeader); placed != "" {
+		// Placed here by its owner, whose applied index it carries: it runs here.
+		idx, perr := strconv.ParseUint(placed, 10, 64)
+		if perr != nil {
+			fail(c, http.StatusBadRequest, "bad_input", engine.PlacedHeader+" is not an index")
+			return
+		}
+		h, err = s.eng.CreateActorHere(c.Request.Context(), b.Job, req, grants, idx, c.GetHeader(engine.ActorOwnerHeader))
+	} else {
+		h, err = s.eng.CreateActor(c.Request.Context(), b.Job, req, grants)
+	}
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -326,11 +338,21 @@ func (s *Server) createActor(c *gin.Context) {
 	c.JSON(http.StatusCreated, gin.H{"actor": h, "job": jobOr(b.Job)})
 }
 
-// findActor answers GET /v1/actors?namespace=&name=: a named actor's handle and job.
+// findActor answers GET /v1/actors?namespace=&name=: a named actor's handle and job. Without a
+// name it lists the cluster's actor records (of ?job= when given).
 func (s *Server) findActor(c *gin.Context) {
 	name := c.Query("name")
 	if name == "" {
-		fail(c, http.StatusBadRequest, "bad_input", "name is required")
+		if c.Query("namespace") != "" {
+			fail(c, http.StatusBadRequest, "bad_input", "namespace without name: name the actor to find")
+			return
+		}
+		recs, err := s.eng.Actors(c.Request.Context(), c.Query("job"))
+		if err != nil {
+			failErr(c, err, nil)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"actors": recs})
 		return
 	}
 	id, job, err := s.eng.NamedActor(c.Query("namespace"), name)

@@ -1,0 +1,304 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/engine/api"
+	"github.com/lumenflow/lumen/engine/scheduler"
+	"github.com/lumenflow/lumen/internal/guestbuild"
+	"github.com/lumenflow/lumen/plugins"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// inNode is one node of an in-process cluster: an engine serving its API on loopback.
+type inNode struct {
+	id   string
+	e    *engine.Engine
+	srv  *http.Server
+	tr   *http.Transport
+	down bool
+}
+
+// startInNode opens a node that bootstraps a cluster (join nil) or joins through join as a
+// worker, offering res, and serves its API.
+func startInNode(t *testing.T, id string, join *inNode, res scheduler.Resources) *inNode {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raftAddr := rl.Addr().String()
+	rl.Close()
+	n := &inNode{id: id, tr: &http.Transport{}}
+	cc := engine.ClusterConfig{NodeID: id, RaftBind: raftAddr, APIURL: "http://" + l.Addr().String(),
+		HTTPClient: &http.Client{Transport: n.tr, Timeout: 30 * time.Second}, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: time.Second}
+	if join != nil {
+		cc.Join, cc.JoinToken, cc.Worker = join.e.ClusterSelf().API, join.joinToken(t), true
+	}
+	ctx := context.Background()
+	n.e, err = engine.Open(ctx, engine.Config{DataDir: sharedCompileCache(t), Resources: res, Cluster: cc})
+	if err != nil {
+		l.Close()
+		t.Fatal(err)
+	}
+	s, err := api.New(n.e, api.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.srv = &http.Server{Handler: s.Handler()}
+	go n.srv.Serve(l)
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *inNode) joinToken(t *testing.T) string {
+	b, err := os.ReadFile(n.e.DataDir() + "/" + engine.JoinTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// stop ends the node as a crash would for its peers: its API stops answering at once.
+func (n *inNode) stop() {
+	if n.down {
+		return
+	}
+	n.down = true
+	n.srv.Close()
+	n.e.Close(context.Background())
+	n.tr.CloseIdleConnections()
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func recordOf(t *testing.T, e *engine.Engine, handle int64) (engine.ActorRecord, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	recs, err := e.Actors(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Owner == e.ClusterSelf().ID && r.Handle == handle {
+			return r, true
+		}
+	}
+	return engine.ActorRecord{}, false
+}
+
+func callInt(t *testing.T, e *engine.Engine, id int64, method string, arg int) (int, error) {
+	t.Helper()
+	h, err := e.CallActor("", id, method, []byte(strconv.Itoa(arg)))
+	if err != nil {
+		return 0, err
+	}
+	out, err := e.Get(context.Background(), "", h, 60*time.Second)
+	e.Release("", h)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(string(out))
+}
+
+// A server without the "accel" resource and two workers with it: an actor asking for accel is
+// created on a worker, owned by the server, and its calls through the server run in order. The
+// worker dies: the server creates the actor again on the other worker (max_restarts 1), where
+// it answers from a fresh constructor. An actor there with max_restarts 0, and the first one
+// with its restart spent, fail their calls saying the node they were lost with when that worker
+// dies too. Killing a placed actor through its owner ends its instance. The records say where
+// each actor runs throughout.
+func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
+	wasm, err := os.ReadFile(guestbuild.Go(t, "testdata/guest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	accel := scheduler.Resources{scheduler.CPU: 1, "accel": 3}
+	server := startInNode(t, "s1", nil, scheduler.Resources{scheduler.CPU: 1})
+	workers := map[string]*inNode{}
+	for _, id := range []string{"w2", "w3"} {
+		workers[id] = startInNode(t, id, server, accel)
+	}
+	if _, err := server.e.AddModule(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the server sees 3 nodes", func() bool { return len(server.e.ClusterNodes()) == 3 })
+	create := func(name string, restarts int) int64 {
+		t.Helper()
+		req := &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("10"), MaxRestarts: restarts, Name: name, Namespace: "t",
+			Resources: abi.Resources{Custom: map[string]float64{"accel": 1}}}
+		id, err := server.e.CreateActor(ctx, "", req, allCaps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	alive := func(id int64) engine.ActorRecord {
+		t.Helper()
+		var rec engine.ActorRecord
+		waitFor(t, 30*time.Second, "actor "+strconv.FormatInt(id, 10)+" alive", func() bool {
+			r, ok := recordOf(t, server.e, id)
+			rec = r
+			return ok && r.State == engine.ActorAlive
+		})
+		return rec
+	}
+
+	if _, err := server.e.CreateActor(ctx, "", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1"),
+		Resources: abi.Resources{Custom: map[string]float64{"none": 1}}}, allCaps); err == nil {
+		t.Fatal("an actor no node can hold was created")
+	}
+
+	a := create("a", 1)
+	// Calls queued at once run in the order they came.
+	hs := make([]int64, 20)
+	for i := range hs {
+		if hs[i], err = server.e.CallActor("", a, "incr", []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, h := range hs {
+		out, err := server.e.Get(ctx, "", h, 60*time.Second)
+		if err != nil || string(out) != strconv.Itoa(11+i) {
+			t.Fatalf("call %d: %q %v", i, out, err)
+		}
+		server.e.Release("", h)
+	}
+	rec := alive(a)
+	first := workers[rec.Node]
+	if first == nil || rec.Remote == 0 || rec.Name != "t/a" || rec.Restarts != 0 {
+		t.Fatalf("record of the placed actor: %+v", rec)
+	}
+	if got := first.e.Stats().Actors; got != 1 {
+		t.Fatalf("%d actors on %s, want the placed one", got, first.id)
+	}
+	if id, _, err := server.e.NamedActor("t", "a"); err != nil || id != a {
+		t.Fatalf("the name of a placed actor: %d %v", id, err)
+	}
+	if _, err := server.e.CreateActor(ctx, "", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Name: "a", Namespace: "t"}, allCaps); err == nil {
+		t.Fatal("the name of a placed actor was taken twice")
+	}
+
+	var second *inNode
+	for id, w := range workers {
+		if w != first {
+			second = workers[id]
+		}
+	}
+	// Looked up on another node, the name gives a handle there whose calls reach the actor.
+	fid, fjob, err := second.e.NamedActor("t", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fjob != "default" {
+		t.Fatalf("job of the looked-up actor: %q", fjob)
+	}
+	if v, err := callInt(t, second.e, fid, "incr", 0); err != nil || v != 30 {
+		t.Fatalf("a call through the looked-up handle: %d %v", v, err)
+	}
+	if again, _, err := second.e.NamedActor("t", "a"); err != nil || again != fid {
+		t.Fatalf("a second lookup: %d %v, want %d", again, err, fid)
+	}
+
+	first.stop()
+	waitFor(t, 30*time.Second, "the actor restarted on "+second.id, func() bool {
+		r, ok := recordOf(t, server.e, a)
+		return ok && r.State == engine.ActorAlive && r.Node == second.id && r.Restarts == 1
+	})
+	if v, err := callInt(t, server.e, a, "incr", 5); err != nil || v != 15 {
+		t.Fatalf("the restarted actor answers %d, %v; want 15 (its constructor ran again)", v, err)
+	}
+	if v, err := callInt(t, second.e, fid, "incr", 1); err != nil || v != 16 {
+		t.Fatalf("the looked-up handle after the restart: %d %v", v, err)
+	}
+
+	b := create("b", 0)
+	if v, err := callInt(t, server.e, b, "incr", 2); err != nil || v != 12 {
+		t.Fatalf("a second placed actor: %d %v", v, err)
+	}
+	if rec := alive(b); rec.Node != second.id {
+		t.Fatalf("b runs on %s", rec.Node)
+	}
+	c := create("", 3)
+	if v, err := callInt(t, server.e, c, "incr", 1); err != nil || v != 11 {
+		t.Fatalf("a third placed actor: %d %v", v, err)
+	}
+	before := second.e.Stats().Actors
+	if err := server.e.KillActor("", c); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the killed actor's instance ends", func() bool { return second.e.Stats().Actors == before-1 })
+	waitFor(t, 10*time.Second, "the killed actor's record goes", func() bool { _, ok := recordOf(t, server.e, c); return !ok })
+
+	second.stop()
+	for _, x := range []struct {
+		id   int64
+		want string
+	}{{a, "max_restarts 1"}, {b, "max_restarts 0"}} {
+		var err error
+		waitFor(t, 30*time.Second, "calls fail once the node is lost", func() bool {
+			_, err = callInt(t, server.e, x.id, "incr", 1)
+			return err != nil && strings.Contains(err.Error(), "may not restart")
+		})
+		var ae *abi.Error
+		if !errors.As(err, &ae) || !strings.Contains(err.Error(), "lost with node "+second.id) || !strings.Contains(err.Error(), x.want) {
+			t.Fatalf("call of actor %d after its node died: %v", x.id, err)
+		}
+	}
+	waitFor(t, 10*time.Second, "the lost actors' records say DEAD", func() bool {
+		r, ok := recordOf(t, server.e, b)
+		return ok && r.State == engine.ActorDead && strings.Contains(r.Reason, "lost with node")
+	})
+	if _, _, err := server.e.NamedActor("t", "b"); err == nil {
+		t.Fatal("the name of a dead actor still answers")
+	}
+}
+
+// An actor that fits on its node has a record there, which goes when it is killed.
+func TestActors_LocalActorIsRecorded(t *testing.T) {
+	e, _ := open(t, engine.Config{DataDir: sharedCompileCache(t)})
+	ctx := context.Background()
+	id, err := e.CreateActor(ctx, "j", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1")}, allCaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the record", func() bool {
+		recs, err := e.Actors(ctx, "j")
+		return err == nil && len(recs) == 1 && recs[0].Handle == id && recs[0].Node == "local" && recs[0].State == engine.ActorAlive && recs[0].Type == "Counter"
+	})
+	if recs, _ := e.Actors(ctx, "other"); len(recs) != 0 {
+		t.Fatalf("records of another job: %+v", recs)
+	}
+	if err := e.KillActor("j", id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the record goes", func() bool {
+		recs, err := e.Actors(ctx, "")
+		return err == nil && len(recs) == 0
+	})
+}
