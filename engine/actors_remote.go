@@ -180,12 +180,10 @@ func (e *Engine) CreateActorHere(ctx context.Context, job string, req *abi.Actor
 	}
 	var held *heldFor
 	if owner != "" {
-		parts := strings.Split(owner, "/")
-		h, err := strconv.ParseInt(parts[min(1, len(parts)-1)], 10, 64)
-		if len(parts) != 3 || parts[0] == "" || err != nil || h <= 0 {
-			return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("%s %q is not node/handle/boot", ActorOwnerHeader, owner)}
+		var err error
+		if held, err = parseOwner(owner, time.Now()); err != nil {
+			return 0, err
 		}
-		held = &heldFor{owner: parts[0], handle: h, boot: parts[2], since: time.Now()}
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -193,6 +191,17 @@ func (e *Engine) CreateActorHere(ctx context.Context, job string, req *abi.Actor
 		return 0, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("this node is behind the one that placed the actor: %v", err)}
 	}
 	return e.newActor(ctx, jobOr(job), req.Module, req, &callContext{grants: grants}, actorOpts{here: true, held: held})
+}
+
+// parseOwner reads an ActorOwnerHeader value, "node/handle/boot".
+func parseOwner(s string, now time.Time) (*heldFor, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) == 3 && parts[0] != "" && parts[2] != "" {
+		if h, err := strconv.ParseInt(parts[1], 10, 64); err == nil && h > 0 && strconv.FormatInt(h, 10) == parts[1] {
+			return &heldFor{owner: parts[0], handle: h, boot: parts[2], since: now}, nil
+		}
+	}
+	return nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("%s %q is not node/handle/boot (a node id, a positive handle, a run id)", ActorOwnerHeader, truncate([]byte(s), 100))}
 }
 
 // runPlaced is the goroutine of an actor placed on another node: create the instance, then
