@@ -338,6 +338,9 @@ func (e *Engine) reconcileJobs() {
 			e.followWorkflow(job, leader)
 		case job.Node == e.nodeID() && job.Boot != e.live.boot:
 			e.endJob(job.ID, JobFailed, fmt.Sprintf("node %s restarted while the job ran", job.Node), nil)
+		case job.Node == e.nodeID() && !e.runsHere(job.ID) && time.Since(job.Submitted) > 2*jobWriteTimeout:
+			// Its start or its end could not be recorded (no leader for a while).
+			e.endJob(job.ID, JobFailed, fmt.Sprintf("node %s lost the job: its start or end could not be recorded", job.Node), nil)
 		case leader && job.Node != e.nodeID() && e.isDead(job.Node):
 			e.endJob(job.ID, JobFailed, fmt.Sprintf("node %s died", job.Node), nil)
 		}
@@ -354,7 +357,9 @@ func (e *Engine) followWorkflow(job Job, leader bool) {
 		// adopted by the leader (a death): then the job runs it; else it never started.
 		restarted := job.Node == e.nodeID() && job.Boot != e.live.boot
 		died := leader && job.Node != e.nodeID() && e.isDead(job.Node)
-		if !restarted && !died {
+		// Or this node could not record the start (no leader for a while).
+		stuck := job.Node == e.nodeID() && !restarted && time.Since(job.Submitted) > 2*jobWriteTimeout
+		if !restarted && !died && !stuck {
 			return
 		}
 		wf, owner := e.workflowOfJob(job.ID)
@@ -373,6 +378,8 @@ func (e *Engine) followWorkflow(job Job, leader bool) {
 			// Stored but not yet adopted: look again on the next pass.
 		case restarted:
 			e.endJob(job.ID, JobFailed, fmt.Sprintf("node %s restarted before the job started", job.Node), nil)
+		case stuck:
+			e.endJob(job.ID, JobFailed, "the job did not start", nil)
 		default:
 			e.endJob(job.ID, JobFailed, fmt.Sprintf("node %s died before the job started", job.Node), nil)
 		}
@@ -558,6 +565,9 @@ func (e *Engine) SubmitJob(ctx context.Context, spec JobSpec) (*Job, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("engine: record job %s: %w", job.ID, err)
 	}
+	// The job is recorded: start it and say so whether or not the client still waits.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobWriteTimeout)
+	defer cancel()
 	grants := host.Grants{Capabilities: ep.Grants}
 	var wfID string
 	var h int64
@@ -670,6 +680,13 @@ func (e *Engine) startTaskJob(ctx context.Context, id string, ep JobEntrypoint, 
 		}
 	}()
 	return h, nil
+}
+
+// runsHere says whether task job id runs on this node.
+func (e *Engine) runsHere(id string) bool {
+	e.jobs.mu.Lock()
+	defer e.jobs.mu.Unlock()
+	return e.jobs.running[id] != nil
 }
 
 // cancelRun cancels the task job id running on this node, if any.
