@@ -25,8 +25,9 @@ func lumenCLI(t *testing.T, n *lumentest.Node, args ...string) (string, error) {
 
 // Jobs in a real three-server cluster: a job submitted to a follower through the CLI runs there
 // and its record is read from every node; a job stopped through another node stops on the node
-// running it; a task job whose node is killed is failed by the leader; every node ends with the
-// same state.
+// running it; a task job whose node is killed is failed by the leader, and a workflow job
+// follows its workflow to the leader; every node ends with the same state and no leaked
+// goroutines.
 func TestCluster_JobsAreRecordedClusterWide(t *testing.T) {
 	c := lumentest.StartCluster(t, 3, 0, "--heartbeat-interval", "200ms", "--dead-after", "1500ms")
 	leader := c.Leader(10 * time.Second)
@@ -43,6 +44,7 @@ func TestCluster_JobsAreRecordedClusterWide(t *testing.T) {
 	}
 	f1.Push(wasm, "svc", "1.0.0")
 	ctx := context.Background()
+	base := goroutines(t, c)
 
 	// Submitted to a follower by the CLI, waited for, its result printed.
 	out, err := lumenCLI(t, f1, "job", "submit", "--id", "sq", "--namespace", "team", "--module", "svc", "--function", "square",
@@ -155,5 +157,6 @@ func TestCluster_JobsAreRecordedClusterWide(t *testing.T) {
 		t.Fatalf("namespaces: %+v %v", nss, err)
 	}
 	h := c.Converge(20 * time.Second)
+	checkGoroutines(t, c, base)
 	t.Logf("every live node holds state %.12s", h)
 }
