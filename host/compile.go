@@ -80,7 +80,11 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 		}
 	}
 
-	e.m, e.err = r.compile(ctx, digest, wasm)
+	// The compiled module is shared by every caller waiting for it and kept: one caller going
+	// away (its context cancelled) must not fail the others, so the compile does not follow the
+	// caller's cancellation. Its length is bounded by the module size cap and the manifest's
+	// timeout.
+	e.m, e.err = r.compile(context.WithoutCancel(ctx), digest, wasm)
 	close(e.done)
 	if e.err != nil {
 		r.mu.Lock()

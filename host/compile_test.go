@@ -213,3 +213,19 @@ func bigWasm(t testing.TB) []byte {
 	}
 	return testWasm(t, "hostile")
 }
+
+// A caller whose context ends while the module compiles does not fail the compile for the
+// callers waiting on the same module (the compile is shared and cached).
+func TestCompile_CancelledCallerDoesNotFailOthers(t *testing.T) {
+	r := newTestRuntime(t, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m, err := r.Compile(ctx, testWasm(t, "good"))
+	if err != nil {
+		t.Fatalf("compile under a cancelled context: %v", err)
+	}
+	again, err := r.Compile(context.Background(), testWasm(t, "good"))
+	if err != nil || again != m {
+		t.Fatalf("the second compile did not reuse the first: %v", err)
+	}
+}
