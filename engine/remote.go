@@ -520,3 +520,17 @@ func (e *Engine) dropOrphans() {
 		e.log.Warn("released the results of tasks whose owner died", "count", len(orphans))
 	}
 }
+
+// runStepOn runs a workflow step's call t on node (placed like a task, run elsewhere again when
+// that node fails) and returns its output, fetched from where it ran and released there.
+func (e *Engine) runStepOn(ctx context.Context, node string, t remoteTask) ([]byte, error) {
+	e.live.placedOut.Add(1)
+	out, err := e.execPlaced(ctx, node, t, nil)
+	if err != nil || out.loc == nil {
+		return out.data, err
+	}
+	h, obj := e.objects.pending(t.job)
+	e.objects.completeRemote(obj, out.loc, &t)
+	defer e.objects.release(t.job, h)
+	return e.objects.get(ctx, t.job, h, -1)
+}

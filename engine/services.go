@@ -260,6 +260,7 @@ type task struct {
 	cc                    *callContext
 	maxRetries            int
 	retryGuest            bool
+	acquired              bool // the caller holds d of the pool already: runTask takes it over
 }
 
 // submit checks the task can run, then runs it in the background (runTask) and returns the
@@ -292,8 +293,10 @@ func (e *Engine) submit(ctx context.Context, t task) (int64, error) {
 // a limit is not retried, as the same code on the same input would fail again.
 func (e *Engine) runTask(ctx context.Context, fn fnRef, t task, d scheduler.Resources) ([]byte, error) {
 	pool := e.poolOf(t.cc)
-	if err := pool.acquire(ctx, d); err != nil {
-		return nil, asABIError(err)
+	if !t.acquired {
+		if err := pool.acquire(ctx, d); err != nil {
+			return nil, asABIError(err)
+		}
 	}
 	t.cc.held = d
 	defer func() { pool.release(t.cc.held) }()

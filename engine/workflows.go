@@ -382,14 +382,46 @@ func (e *Engine) runStep(ctx context.Context, r *wfRun, s *dag.Step, outputs map
 	}
 	retries, lim := retriesOr(s.Retries), withTimeout(host.Limits{}, s.TimeoutMs)
 	d := demand(s.Resources, fn.hints)
-	if err := e.adm.check(d); err != nil {
-		return nil, &abi.Error{Kind: abi.KindBadInput, Message: err.Error()}
+	errHere := e.adm.check(d)
+	if errHere != nil && !e.live.peers.Load() {
+		return nil, &abi.Error{Kind: abi.KindBadInput, Message: errHere.Error()}
 	}
+	beat, _ := e.cfg.Cluster.intervals()
 	run = func(input []byte) ([]byte, error) {
+		// No room here now and room elsewhere: the step (or this element of its map) runs there,
+		// and its output comes back here to be checkpointed. A step this node can never hold
+		// waits for room elsewhere.
+		acquired := false
+		for e.live.peers.Load() {
+			if acquired = errHere == nil && e.adm.tryAcquire(d); acquired {
+				break // room here: it runs here
+			}
+			if node := e.placeTask(d, nil); node != "" {
+				t := remoteTask{job: r.spec.Job, digest: fn.hm.Digest, function: s.Function,
+					grants: r.spec.Grants, timeoutMs: s.TimeoutMs, retries: retries, retryGuest: s.RetryGuestErrors, demand: d}
+				if json.Valid(input) {
+					t.args = input
+				} else {
+					t.argsBytes = input
+				}
+				return e.runStepOn(ctx, node, t)
+			}
+			if errHere == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return nil, &abi.Error{Kind: abi.KindCancelled, Message: "the workflow was cancelled"}
+			case <-time.After(beat):
+			}
+		}
+		if errHere != nil {
+			return nil, &abi.Error{Kind: abi.KindBadInput, Message: errHere.Error()}
+		}
 		cc := &callContext{grants: host.Grants{Capabilities: r.spec.Grants}, limits: lim}
 		out, err := e.runTask(ctx, fn, task{
 			job: r.spec.Job, module: r.spec.Modules[s.Module], function: s.Function, input: input,
-			cc: cc, maxRetries: retries, retryGuest: s.RetryGuestErrors,
+			cc: cc, maxRetries: retries, retryGuest: s.RetryGuestErrors, acquired: acquired,
 		}, d)
 		e.endScope(cc, nil, nil, false) // a step's objects do not outlive it
 		return out, err

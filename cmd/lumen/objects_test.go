@@ -101,6 +101,28 @@ func TestObjects_PulledBetweenNodesAndRebuiltFromLineage(t *testing.T) {
 		t.Errorf("no child of fanout was placed on a worker")
 	}
 
+	// So do a workflow's map elements: the server runs one at a time, the workers the rest, and
+	// their outputs come back to be checkpointed.
+	before = srv.PlacedOut
+	wf, err := sc.SubmitWorkflow(ctx, []byte(`{"version":1,"name":"spread","steps":[
+		{"id":"busy","module":"svc@1.0.0","function":"busy","map":[100,101,102,103,104,105,106,107],"args":"${item}","resources":{"cpu":1}}],
+		"output":"${busy}"}`), "spread", []string{"objects", "tasks", "actors"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, done, err := sc.WorkflowResult(ctx, wf.ID, 60*time.Second)
+	if err != nil || !done || string(out) != "[100,101,102,103,104,105,106,107]" {
+		t.Fatalf("workflow over the cluster: %s done=%v %v\n%s", out, done, err, server.Output())
+	}
+	if st, err = sc.Cluster(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv = memberOf(st, server.ID)
+	t.Logf("workflow: the server placed %d of the map's 8 elements on the workers", srv.PlacedOut-before)
+	if srv.PlacedOut-before == 0 {
+		t.Errorf("no element of the map was placed on a worker")
+	}
+
 	// A third worker that can run both; then both holders die.
 	w3 := c.AddWorker("--resources", "cpu=2,a=1,b=1")
 	waitForNodes(t, sc, 4)
@@ -118,7 +140,7 @@ func TestObjects_PulledBetweenNodesAndRebuiltFromLineage(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	start := time.Now()
-	out, err := sc.Get(ctx, "lineage", b, 90*time.Second)
+	out, err = sc.Get(ctx, "lineage", b, 90*time.Second)
 	if err != nil {
 		t.Fatalf("get of the lost result: %v\n%s", err, server.Output())
 	}
