@@ -21,7 +21,7 @@ import (
 // grants name host paths and values, so only an operator's configuration may give them.
 var grantable = map[abi.Capability]bool{
 	abi.CapObjects: true, abi.CapTasks: true, abi.CapActors: true, abi.CapClock: true, abi.CapRandom: true, abi.CapTensors: true,
-	abi.CapModel: true,
+	abi.CapModel: true, abi.CapData: true,
 }
 
 // taskBody is POST /v1/tasks: a task request, its job and what it is granted.
@@ -56,7 +56,7 @@ type waitBody struct {
 func grantsOf(c *gin.Context, caps []abi.Capability) (host.Grants, bool) {
 	for _, cp := range caps {
 		if !grantable[cp] {
-			fail(c, http.StatusBadRequest, "bad_input", fmt.Sprintf("capability %q cannot be granted over the API (grantable: objects, tasks, actors, clock, random)", cp))
+			fail(c, http.StatusBadRequest, "bad_input", fmt.Sprintf("capability %q cannot be granted over the API (grantable: objects, tasks, actors, clock, random, tensors, model, data)", cp))
 			return host.Grants{}, false
 		}
 	}
