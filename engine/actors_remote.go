@@ -80,9 +80,12 @@ func actorRecordKey(owner string, handle int64) string {
 type actorsRemote struct {
 	mu      sync.Mutex
 	pending map[string][]byte // key -> record; nil deletes it
-	kick    chan struct{}
-	writer  sync.Once
-	reaper  sync.Once
+	// written are the keys whose last committed record is a set; inflight those being
+	// committed. A record queued and ended before either is never written.
+	written, inflight map[string]bool
+	kick              chan struct{}
+	writer            sync.Once
+	reaper            sync.Once
 	// follow holds the handle of each named actor of another node looked up here (guarded by
 	// Engine.amu).
 	follow map[string]*actor
@@ -642,6 +645,12 @@ func (e *Engine) queueRecord(key string, val []byte) {
 	if r.pending == nil {
 		r.pending = map[string][]byte{}
 	}
+	if prev, queued := r.pending[key]; val == nil && queued && prev != nil && !r.written[key] && !r.inflight[key] {
+		// An actor that ended before its record was written: nothing to write.
+		delete(r.pending, key)
+		r.mu.Unlock()
+		return
+	}
 	r.pending[key] = val
 	r.mu.Unlock()
 	select {
@@ -649,6 +658,9 @@ func (e *Engine) queueRecord(key string, val []byte) {
 	default:
 	}
 }
+
+// recordLinger is how long the writer waits after a change for more to batch with it.
+const recordLinger = 10 * time.Millisecond
 
 // maxRecordOps caps the records one command writes.
 const maxRecordOps = 512
@@ -664,9 +676,21 @@ func (e *Engine) writeRecords() {
 			return
 		case <-r.kick:
 		}
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-time.After(recordLinger):
+		}
 		r.mu.Lock()
 		batch := r.pending
 		r.pending = nil
+		if r.written == nil {
+			r.written = map[string]bool{}
+		}
+		r.inflight = map[string]bool{}
+		for k := range batch {
+			r.inflight[k] = true
+		}
 		r.mu.Unlock()
 		keys := make([]string, 0, len(batch))
 		for k := range batch {
@@ -702,8 +726,20 @@ func (e *Engine) writeRecords() {
 				e.log.Warn("writing actor records failed; trying again", "records", len(keys), "err", err)
 				break
 			}
+			r.mu.Lock()
+			for _, k := range keys[:n] {
+				if batch[k] != nil {
+					r.written[k] = true
+				} else {
+					delete(r.written, k)
+				}
+			}
+			r.mu.Unlock()
 			keys = keys[n:]
 		}
+		r.mu.Lock()
+		r.inflight = nil
+		r.mu.Unlock()
 		if failed {
 			select {
 			case <-e.ctx.Done():

@@ -301,4 +301,43 @@ func TestActors_LocalActorIsRecorded(t *testing.T) {
 		recs, err := e.Actors(ctx, "")
 		return err == nil && len(recs) == 0
 	})
+
+	// A burst: the actors killed at once leave no record (whether or not theirs was written),
+	// the others one each.
+	kept := map[int64]bool{}
+	for i := range 30 {
+		id, err := e.CreateActor(ctx, "j", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1")}, allCaps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			e.KillActor("j", id)
+		} else {
+			kept[id] = true
+		}
+	}
+	same := func() bool {
+		recs, err := e.Actors(ctx, "j")
+		if err != nil || len(recs) != len(kept) {
+			return false
+		}
+		for _, r := range recs {
+			if !kept[r.Handle] || r.State != engine.ActorAlive {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, 10*time.Second, "the records of the actors kept", same)
+	time.Sleep(100 * time.Millisecond) // a few of the writer's batches later
+	if !same() {
+		t.Fatal("the records changed after they settled")
+	}
+	for id := range kept {
+		e.KillActor("j", id)
+	}
+	waitFor(t, 10*time.Second, "no record left", func() bool {
+		recs, err := e.Actors(ctx, "")
+		return err == nil && len(recs) == 0
+	})
 }
