@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,11 @@ func taskJob(id, ns, fn, args string) engine.JobSpec {
 	return engine.JobSpec{SubmissionID: id, Namespace: ns, Entrypoint: engine.JobEntrypoint{
 		Module: "svc", Function: fn, Args: json.RawMessage(args), Grants: grantAll}}
 }
+
+var runs atomic.Int64
+
+// runSuffix makes the ids of a test's jobs unique on the shared engine.
+func runSuffix() string { return "-" + strconv.FormatInt(runs.Add(1), 10) }
 
 func waitJobEnd(t *testing.T, e *engine.Engine, id string) *engine.Job {
 	t.Helper()
@@ -54,25 +60,26 @@ func waitStatus(t *testing.T, e *engine.Engine, id, want string) *engine.Job {
 }
 
 func TestJobs_TaskJobSucceedsWithItsResult(t *testing.T) {
+	sfx := runSuffix() // the shared engine keeps the records of earlier runs (-count)
 	e := sharedEngine(t)
 	ctx := context.Background()
-	spec := taskJob("square-7", "", "square", "7")
+	spec := taskJob("square-7"+sfx, "", "square", "7")
 	spec.Metadata = map[string]string{"owner": "ana"}
 	j, err := e.SubmitJob(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.ID != "square-7" || j.Kind != engine.JobKindTask || j.Namespace != engine.DefaultNamespace || j.Entrypoint != "svc.square" {
+	if j.ID != "square-7"+sfx || j.Kind != engine.JobKindTask || j.Namespace != engine.DefaultNamespace || j.Entrypoint != "svc.square" {
 		t.Fatalf("record %+v", j)
 	}
 	if j.Status != engine.JobRunning && j.Status != engine.JobSucceeded {
 		t.Fatalf("status after submit %s", j.Status)
 	}
-	j = waitJobEnd(t, e, "square-7")
+	j = waitJobEnd(t, e, "square-7"+sfx)
 	if j.Status != engine.JobSucceeded || j.Started == nil || j.Ended == nil || j.Ended.Before(*j.Started) || j.Node != "local" || j.Metadata["owner"] != "ana" {
 		t.Fatalf("ended %+v", j)
 	}
-	out, err := e.JobResult(ctx, "square-7")
+	out, err := e.JobResult(ctx, "square-7"+sfx)
 	if err != nil || string(out) != "49" {
 		t.Fatalf("result %q %v", out, err)
 	}
@@ -85,16 +92,17 @@ func TestJobs_TaskJobSucceedsWithItsResult(t *testing.T) {
 }
 
 func TestJobs_FailedTaskCarriesTheGuestsError(t *testing.T) {
+	sfx := runSuffix() // the shared engine keeps the records of earlier runs (-count)
 	e := sharedEngine(t)
 	ctx := context.Background()
-	if _, err := e.SubmitJob(ctx, taskJob("fails", "", "fail", "7")); err != nil {
+	if _, err := e.SubmitJob(ctx, taskJob("fails"+sfx, "", "fail", "7")); err != nil {
 		t.Fatal(err)
 	}
-	j := waitJobEnd(t, e, "fails")
+	j := waitJobEnd(t, e, "fails"+sfx)
 	if j.Status != engine.JobFailed || j.Error == nil || j.Error.Code != "E_FAIL" || !strings.Contains(j.Message, "failed on 7") {
 		t.Fatalf("record %+v (error %+v)", j, j.Error)
 	}
-	_, err := e.JobResult(ctx, "fails")
+	_, err := e.JobResult(ctx, "fails"+sfx)
 	var ae *abi.Error
 	if !errors.As(err, &ae) || ae.Code != "E_FAIL" {
 		t.Fatalf("result of a failed job: %v", err)
@@ -102,16 +110,17 @@ func TestJobs_FailedTaskCarriesTheGuestsError(t *testing.T) {
 }
 
 func TestJobs_TakenSubmissionIDIsRefused(t *testing.T) {
+	sfx := runSuffix() // the shared engine keeps the records of earlier runs (-count)
 	e := sharedEngine(t)
 	ctx := context.Background()
-	if _, err := e.SubmitJob(ctx, taskJob("once", "", "square", "2")); err != nil {
+	if _, err := e.SubmitJob(ctx, taskJob("once"+sfx, "", "square", "2")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.SubmitJob(ctx, taskJob("once", "", "square", "3"))
-	if !errors.Is(err, engine.ErrJobExists) || !strings.Contains(err.Error(), `"once"`) {
+	_, err := e.SubmitJob(ctx, taskJob("once"+sfx, "", "square", "3"))
+	if !errors.Is(err, engine.ErrJobExists) || !strings.Contains(err.Error(), `"once-`) {
 		t.Fatalf("second job with the same id: %v", err)
 	}
-	if out, err := e.JobResult(ctx, "once"); err == nil && string(out) != "4" {
+	if out, err := e.JobResult(ctx, "once"+sfx); err == nil && string(out) != "4" {
 		t.Fatalf("the first job's result changed: %s", out)
 	}
 }
@@ -162,9 +171,10 @@ func TestJobs_BadSubmissionsAreRefusedBeforeAnyRecord(t *testing.T) {
 }
 
 func TestJobs_WorkflowJobFollowsItsWorkflow(t *testing.T) {
+	sfx := runSuffix() // the shared engine keeps the records of earlier runs (-count)
 	e := sharedEngine(t)
 	ctx := context.Background()
-	j, err := e.SubmitJob(ctx, engine.JobSpec{SubmissionID: "wf-job", Namespace: "etl",
+	j, err := e.SubmitJob(ctx, engine.JobSpec{SubmissionID: "wf-job" + sfx, Namespace: "etl",
 		Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(diamond), Grants: grantAll}})
 	if err != nil {
 		t.Fatal(err)
@@ -172,24 +182,24 @@ func TestJobs_WorkflowJobFollowsItsWorkflow(t *testing.T) {
 	if j.Kind != engine.JobKindWorkflow || j.Workflow == "" || j.Entrypoint != "workflow diamond" {
 		t.Fatalf("record %+v", j)
 	}
-	j = waitJobEnd(t, e, "wf-job")
+	j = waitJobEnd(t, e, "wf-job"+sfx)
 	if j.Status != engine.JobSucceeded {
 		t.Fatalf("ended %+v", j)
 	}
-	out, err := e.JobResult(ctx, "wf-job")
+	out, err := e.JobResult(ctx, "wf-job"+sfx)
 	if want := `{"a":9,"b":[1,4,9],"c":81,"d":"a=9 c=81"}`; err != nil || string(out) != want {
 		t.Fatalf("result %s %v, want %s", out, err, want)
 	}
 	st, err := e.Workflow(j.Workflow)
-	if err != nil || st.Job != "wf-job" || st.State != engine.WorkflowSucceeded {
+	if err != nil || st.Job != "wf-job"+sfx || st.State != engine.WorkflowSucceeded {
 		t.Fatalf("workflow %+v %v", st, err)
 	}
 
 	bad := `{"version": 1, "name": "bad", "steps": [{"id": "boom", "module": "svc", "function": "fail", "args": 3}]}`
-	if _, err := e.SubmitJob(ctx, engine.JobSpec{SubmissionID: "wf-fails", Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(bad), Grants: grantAll}}); err != nil {
+	if _, err := e.SubmitJob(ctx, engine.JobSpec{SubmissionID: "wf-fails" + sfx, Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(bad), Grants: grantAll}}); err != nil {
 		t.Fatal(err)
 	}
-	f := waitJobEnd(t, e, "wf-fails")
+	f := waitJobEnd(t, e, "wf-fails"+sfx)
 	if f.Status != engine.JobFailed || !strings.Contains(f.Message, `step "boom"`) || !strings.Contains(f.Message, "failed on 3") || f.Error == nil || f.Error.Code != "E_FAIL" {
 		t.Fatalf("failed workflow job %+v", f)
 	}
@@ -198,18 +208,19 @@ func TestJobs_WorkflowJobFollowsItsWorkflow(t *testing.T) {
 // Stopping a job cancels its task, kills its actors and frees its objects; the record says
 // STOPPED, and a second stop is refused as the job has ended.
 func TestJobs_StopCancelsTheTaskAndReleasesTheJobsWork(t *testing.T) {
+	sfx := runSuffix() // the shared engine keeps the records of earlier runs (-count)
 	e := sharedEngine(t)
 	ctx := context.Background()
 	full, actors := e.Available()["cpu"], e.Stats().Actors
-	if _, err := e.SubmitJob(ctx, taskJob("spinner", "", "spin", "0")); err != nil {
+	if _, err := e.SubmitJob(ctx, taskJob("spinner"+sfx, "", "spin", "0")); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, e, "spinner", engine.JobRunning)
+	waitStatus(t, e, "spinner"+sfx, engine.JobRunning)
 	// The job's actor and object, as a client of the job would make them.
-	if _, err := e.CreateActor(ctx, "spinner", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1")}, allCaps); err != nil {
+	if _, err := e.CreateActor(ctx, "spinner"+sfx, &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1")}, allCaps); err != nil {
 		t.Fatal(err)
 	}
-	h, err := e.Put("spinner", []byte("kept"))
+	h, err := e.Put("spinner"+sfx, []byte("kept"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +238,7 @@ func TestJobs_StopCancelsTheTaskAndReleasesTheJobsWork(t *testing.T) {
 	if e.Stats().Actors != actors+1 {
 		t.Fatalf("actors %d, want %d", e.Stats().Actors, actors+1)
 	}
-	j, err := e.StopJob(ctx, "spinner")
+	j, err := e.StopJob(ctx, "spinner"+sfx)
 	if err != nil || j.Status != engine.JobStopped || j.Ended == nil {
 		t.Fatalf("stop: %+v %v", j, err)
 	}
@@ -237,31 +248,32 @@ func TestJobs_StopCancelsTheTaskAndReleasesTheJobsWork(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if _, err := e.Get(ctx, "spinner", h, 0); err == nil {
+	if _, err := e.Get(ctx, "spinner"+sfx, h, 0); err == nil {
 		t.Fatal("the stopped job's object is still there")
 	}
 	if b, err := e.Get(ctx, "other-job", other, 0); err != nil || string(b) != "not the job's" {
 		t.Fatalf("another job's object: %q %v", b, err)
 	}
-	if _, err := e.StopJob(ctx, "spinner"); !errors.Is(err, engine.ErrJobEnded) {
+	if _, err := e.StopJob(ctx, "spinner"+sfx); !errors.Is(err, engine.ErrJobEnded) {
 		t.Fatalf("second stop: %v", err)
 	}
 	// The record stays STOPPED: the cancelled task does not overwrite it.
 	time.Sleep(50 * time.Millisecond)
-	if j, _ := e.Job(ctx, "spinner"); j.Status != engine.JobStopped {
+	if j, _ := e.Job(ctx, "spinner"+sfx); j.Status != engine.JobStopped {
 		t.Fatalf("after the stop: %+v", j)
 	}
 }
 
 func TestJobs_StopCancelsTheWorkflow(t *testing.T) {
+	sfx := runSuffix() // the shared engine keeps the records of earlier runs (-count)
 	e := sharedEngine(t)
 	ctx := context.Background()
 	doc := `{"version": 1, "name": "forever", "steps": [{"id": "s", "module": "svc", "function": "spin", "args": 0}]}`
-	j, err := e.SubmitJob(ctx, engine.JobSpec{SubmissionID: "wf-stop", Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(doc), Grants: grantAll}})
+	j, err := e.SubmitJob(ctx, engine.JobSpec{SubmissionID: "wf-stop" + sfx, Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(doc), Grants: grantAll}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.StopJob(ctx, "wf-stop"); err != nil {
+	if _, err := e.StopJob(ctx, "wf-stop"+sfx); err != nil {
 		t.Fatal(err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -273,15 +285,16 @@ func TestJobs_StopCancelsTheWorkflow(t *testing.T) {
 	if st.State != engine.WorkflowCancelled {
 		t.Fatalf("workflow %s", st.State)
 	}
-	if got, _ := e.Job(ctx, "wf-stop"); got.Status != engine.JobStopped || got.Message != "stopped by request" {
+	if got, _ := e.Job(ctx, "wf-stop"+sfx); got.Status != engine.JobStopped || got.Message != "stopped by request" {
 		t.Fatalf("job %+v", got)
 	}
 }
 
 func TestJobs_NamespacesAreRecordedOnFirstUseAndFilterTheList(t *testing.T) {
+	sfx := runSuffix() // the shared engine keeps the records of earlier runs (-count)
 	e := sharedEngine(t)
 	ctx := context.Background()
-	for _, s := range []engine.JobSpec{taskJob("a1", "team-a", "square", "1"), taskJob("a2", "team-a", "fail", "2"), taskJob("b1", "team-b", "square", "3")} {
+	for _, s := range []engine.JobSpec{taskJob("a1"+sfx, "team-a"+sfx, "square", "1"), taskJob("a2"+sfx, "team-a"+sfx, "fail", "2"), taskJob("b1"+sfx, "team-b"+sfx, "square", "3")} {
 		if _, err := e.SubmitJob(ctx, s); err != nil {
 			t.Fatal(err)
 		}
@@ -298,7 +311,7 @@ func TestJobs_NamespacesAreRecordedOnFirstUseAndFilterTheList(t *testing.T) {
 			t.Errorf("namespace %s has no creation time", ns.Name)
 		}
 	}
-	if seen["team-a"] != 1 || seen["team-b"] != 1 {
+	if seen["team-a"+sfx] != 1 || seen["team-b"+sfx] != 1 {
 		t.Fatalf("namespaces %+v", nss)
 	}
 	ids := func(f engine.JobFilter) string {
@@ -312,23 +325,23 @@ func TestJobs_NamespacesAreRecordedOnFirstUseAndFilterTheList(t *testing.T) {
 		}
 		return strings.Join(out, ",")
 	}
-	if got := ids(engine.JobFilter{Namespace: "team-a"}); got != "a2,a1" {
+	if got := ids(engine.JobFilter{Namespace: "team-a" + sfx}); got != "a2"+sfx+",a1"+sfx {
 		t.Errorf("team-a: %s", got)
 	}
-	if got := ids(engine.JobFilter{Namespace: "team-a", Status: engine.JobFailed}); got != "a2" {
+	if got := ids(engine.JobFilter{Namespace: "team-a" + sfx, Status: engine.JobFailed}); got != "a2"+sfx {
 		t.Errorf("failed in team-a: %s", got)
 	}
-	if got := ids(engine.JobFilter{Namespace: "team-b"}); got != "b1" {
+	if got := ids(engine.JobFilter{Namespace: "team-b" + sfx}); got != "b1"+sfx {
 		t.Errorf("team-b: %s", got)
 	}
-	if got := ids(engine.JobFilter{}); !strings.Contains(got, "b1,a2,a1") {
+	if got := ids(engine.JobFilter{}); !strings.Contains(got, "b1"+sfx+",a2"+sfx+",a1"+sfx) {
 		t.Errorf("all, newest first: %s", got)
 	}
 }
 
-// The records are the replicated state's: a restarted node still has them, and a task job that
-// was running when the node stopped is failed by the node as it comes back (tasks do not
-// survive a restart).
+// The records are the replicated state's: a restarted node still has them; a task job that was
+// running when the node stopped is failed by the node as it comes back (tasks do not survive a
+// restart), and a workflow job resumes with its workflow.
 func TestJobs_RecordsSurviveARestart(t *testing.T) {
 	dir := t.TempDir()
 	// The shared engine has compiled the guest: its compilation cache spares this one the
@@ -347,6 +360,18 @@ func TestJobs_RecordsSurviveARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStatus(t, e, "cut", engine.JobRunning)
+	// A workflow job cut by the restart too: its workflow resumes, and the job with it.
+	doc := `{"version": 1, "name": "long", "steps": [
+	  {"id": "slow", "module": "svc", "function": "busy", "map": [5000, 5000], "args": "${item}"},
+	  {"id": "last", "module": "svc", "function": "square", "args": 4}],
+	  "output": {"slow": "${slow}", "last": "${last}"}}`
+	wj, err := e.SubmitJob(ctx, engine.JobSpec{SubmissionID: "resumes", Namespace: "keep", Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(doc), Grants: grantAll}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := e.Workflow(wj.Workflow); st.State != engine.WorkflowRunning {
+		t.Fatalf("the workflow ended before the restart: %+v", st)
+	}
 	if err := e.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -357,6 +382,15 @@ func TestJobs_RecordsSurviveARestart(t *testing.T) {
 	defer e2.Close(ctx)
 	if out, err := e2.JobResult(ctx, "done"); err != nil || string(out) != "81" {
 		t.Fatalf("result after the restart: %q %v", out, err)
+	}
+	if got := waitJobEnd(t, e2, "resumes"); got.Status != engine.JobSucceeded {
+		t.Fatalf("the workflow job after the restart: %+v", got)
+	}
+	if st, _ := e2.Workflow(wj.Workflow); st.Resumed != 1 {
+		t.Fatalf("the workflow was resumed %d times, want 1", st.Resumed)
+	}
+	if out, err := e2.JobResult(ctx, "resumes"); err != nil || string(out) != `{"slow":[5000,5000],"last":16}` {
+		t.Fatalf("the resumed job's result: %s %v", out, err)
 	}
 	cut := waitStatus(t, e2, "cut", engine.JobFailed)
 	if !strings.Contains(cut.Message, "restarted") {
