@@ -130,8 +130,8 @@ func callInt(t *testing.T, e *engine.Engine, id int64, method string, arg int) (
 // worker dies: the server creates the actor again on the other worker (max_restarts 1), where
 // it answers from a fresh constructor. An actor there with max_restarts 0, and the first one
 // with its restart spent, fail their calls saying the node they were lost with when that worker
-// dies too. Killing a placed actor through its owner ends its instance. The records say where
-// each actor runs throughout.
+// dies too. Killing a placed actor through its owner ends its instance, and a node holding an
+// actor whose owner died kills it. The records say where each actor runs throughout.
 func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 	wasm, err := os.ReadFile(guestbuild.Go(t, "testdata/guest"))
 	if err != nil {
@@ -173,6 +173,25 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 		Resources: abi.Resources{Custom: map[string]float64{"none": 1}}}, allCaps); err == nil {
 		t.Fatal("an actor no node can hold was created")
 	}
+
+	// An actor placed by a node that then dies is killed by the node holding it.
+	owner := startInNode(t, "o4", server, scheduler.Resources{scheduler.CPU: 1})
+	waitFor(t, 20*time.Second, "the owner sees the workers", func() bool { return len(owner.e.ClusterNodes()) == 4 })
+	held := func() int { return workers["w2"].e.Stats().Actors + workers["w3"].e.Stats().Actors }
+	before := held()
+	orphan, err := owner.e.CreateActor(ctx, "", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1"),
+		Resources: abi.Resources{Custom: map[string]float64{"accel": 1}}}, allCaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := callInt(t, owner.e, orphan, "incr", 1); err != nil || v != 2 {
+		t.Fatalf("the actor placed by %s: %d %v", owner.id, v, err)
+	}
+	if held() != before+1 {
+		t.Fatalf("%d actors on the workers, want %d", held(), before+1)
+	}
+	owner.stop()
+	waitFor(t, 30*time.Second, "the orphan is killed", func() bool { return held() == before })
 
 	a := create("a", 1)
 	// Calls queued at once run in the order they came.
@@ -248,11 +267,11 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 	if v, err := callInt(t, server.e, c, "incr", 1); err != nil || v != 11 {
 		t.Fatalf("a third placed actor: %d %v", v, err)
 	}
-	before := second.e.Stats().Actors
+	count := second.e.Stats().Actors
 	if err := server.e.KillActor("", c); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the killed actor's instance ends", func() bool { return second.e.Stats().Actors == before-1 })
+	waitFor(t, 10*time.Second, "the killed actor's instance ends", func() bool { return second.e.Stats().Actors == count-1 })
 	waitFor(t, 10*time.Second, "the killed actor's record goes", func() bool { _, ok := recordOf(t, server.e, c); return !ok })
 
 	second.stop()
