@@ -160,3 +160,36 @@ func TestCluster_JobsAreRecordedClusterWide(t *testing.T) {
 	checkGoroutines(t, c, base)
 	t.Logf("every live node holds state %.12s", h)
 }
+
+// The flags of `lumen job submit` become the request's body; a mistake names its flag.
+func TestJobRequest_FromFlags(t *testing.T) {
+	wf := t.TempDir() + "/wf.json"
+	if err := os.WriteFile(wf, []byte(`{"version": 1, "name": "w", "steps": []}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := jobRequest("etl", "j1", "", "svc", "square", "12", "objects, tasks", "by=me,team=data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"entrypoint":{"args":12,"function":"square","grants":["objects","tasks"],"module":"svc"},"metadata":{"by":"me","team":"data"},"namespace":"etl","submission_id":"j1"}`
+	if string(b) != want {
+		t.Fatalf("body %s\nwant %s", b, want)
+	}
+	if b, err = jobRequest("", "", wf, "", "", "", "", ""); err != nil || !strings.Contains(string(b), `"workflow":{"version":1,"name":"w"`) {
+		t.Fatalf("workflow body %s %v", b, err)
+	}
+	for _, c := range []struct {
+		wf, module, function, args, meta, want string
+	}{
+		{wf, "svc", "", "", "", "not both"},
+		{"", "svc", "", "", "", "--module and --function"},
+		{"", "", "", "", "", "--workflow FILE"},
+		{"", "svc", "f", "text", "", "--args"},
+		{"", "svc", "f", "", "novalue", "--metadata"},
+		{t.TempDir() + "/none.json", "", "", "", "", "--workflow"},
+	} {
+		if _, err := jobRequest("", "", c.wf, c.module, c.function, c.args, "", c.meta); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an error mentioning %q", c, err, c.want)
+		}
+	}
+}
