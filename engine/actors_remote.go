@@ -33,6 +33,9 @@ import (
 // with it. A holding node kills the actors placed on it whose owner is declared dead or no longer
 // records them (the owner restarted, or moved the actor away).
 //
+// A named actor looked up on a node that does not own it gets a handle there of the same kind, a
+// follower: its calls and kill are forwarded to the owner, which runs or forwards them in turn.
+//
 // Every actor is recorded through raft under actors/<owner>/<handle> (ActorRecord): where it
 // runs, its restarts and its state. The records are written in batches by one writer per node,
 // a moment after the change, so that a burst of actors costs a few commits, not one each.
@@ -290,6 +293,7 @@ func (e *Engine) lostError(a *actor, node string, cause error) *abi.Error {
 func (e *Engine) startPlaced(a *actor, node string, choose bool, exclude map[string]bool) bool {
 	p := a.pl
 	beat, _ := e.cfg.Cluster.intervals()
+	systemFails := 0
 	for {
 		a.mu.Lock()
 		killed := a.killed
@@ -323,7 +327,10 @@ func (e *Engine) startPlaced(a *actor, node string, choose bool, exclude map[str
 		choose = true
 		id, err := e.createInstance(a, node)
 		var ae *abi.Error
-		if errors.As(err, &ae) {
+		if errors.As(err, &ae) && ae.Kind == abi.KindSystem && node != "" && systemFails < maxSystemFails {
+			// The node refused for a reason of its own (it is behind, say): try another.
+			systemFails++
+		} else if errors.As(err, &ae) {
 			a.mu.Lock()
 			a.dead = &abi.Error{Kind: ae.Kind, Message: fmt.Sprintf("actor %d could not be created on node %s: %s", a.id, nodeName(e, node), ae.Message)}
 			a.mu.Unlock()
@@ -342,6 +349,10 @@ func (e *Engine) startPlaced(a *actor, node string, choose bool, exclude map[str
 		return true
 	}
 }
+
+// maxSystemFails bounds the nodes that may refuse to create an actor for a reason of their own
+// (a system error) before the actor is given up as dead.
+const maxSystemFails = 5
 
 func nodeName(e *Engine, node string) string {
 	if node == "" {
@@ -806,13 +817,16 @@ const reapGrace = 30 * time.Second
 
 func (e *Engine) reap() {
 	self := e.nodeID()
-	var orphans []*actor
+	var held, orphans []*actor
 	e.amu.Lock()
 	for _, a := range e.actors {
-		h := a.held
-		if h == nil || h.owner == self {
-			continue
+		if a.held != nil && a.held.owner != self {
+			held = append(held, a)
 		}
+	}
+	e.amu.Unlock()
+	for _, a := range held {
+		h := a.held
 		if e.isDead(h.owner) {
 			orphans = append(orphans, a)
 			continue
@@ -826,7 +840,6 @@ func (e *Engine) reap() {
 			orphans = append(orphans, a)
 		}
 	}
-	e.amu.Unlock()
 	for _, a := range orphans {
 		e.log.Warn("killing an actor placed here: its owner is dead or no longer holds it", "actor", a.id, "owner", a.held.owner, "owner_handle", a.held.handle)
 		a.mu.Lock()
