@@ -257,6 +257,9 @@ type jobs struct {
 	seenJobs, seenWF, seenDead uint64
 	lastFull                   time.Time
 	activeWF                   []string
+	// settled are the jobs seen ended and acted on: an ended record never changes again, so
+	// a pass skips them without decoding them.
+	settled map[string]bool
 }
 
 // jobRun is a task job running on this node.
@@ -270,7 +273,7 @@ const jobWriteTimeout = 10 * time.Second
 // startJobs starts the loop that acts on the job records this node applies.
 func (e *Engine) startJobs() {
 	j := &e.jobs
-	j.running, j.released = map[string]*jobRun{}, map[string]bool{}
+	j.running, j.released, j.settled = map[string]*jobRun{}, map[string]bool{}, map[string]bool{}
 	kv := e.node.KV()
 	j.jobsVer, j.wfVer, j.deadVer = kv.Watch(jobPrefix), kv.Watch("wf/"), kv.Watch(deadPrefix)
 	e.wg.Add(1)
@@ -305,7 +308,10 @@ func (e *Engine) reconcileJobs() {
 	if full {
 		j.lastFull, j.activeWF = time.Now(), j.activeWF[:0]
 		e.node.KV().View(func(r raftstore.Reader) error {
-			return r.Scan([]byte(jobPrefix), func(_, val []byte) error {
+			return r.Scan([]byte(jobPrefix), func(k, val []byte) error {
+				if j.settled[string(k[len(jobPrefix):])] && endedRecord(val) {
+					return nil
+				}
 				var job Job
 				if json.Unmarshal(val, &job) == nil {
 					recs = append(recs, job)
@@ -331,9 +337,11 @@ func (e *Engine) reconcileJobs() {
 		switch {
 		case job.Status == JobStopped:
 			e.releaseJob(job.ID)
+			j.settled[job.ID] = true
 		case jobEnded(job.Status):
 			// Ended by another hand (its node declared dead while it ran): stop running it.
 			e.cancelRun(job.ID)
+			j.settled[job.ID] = true
 		case job.Kind == JobKindWorkflow:
 			e.followWorkflow(job, leader)
 		case job.Node == e.nodeID() && job.Boot != e.live.boot:
@@ -345,6 +353,17 @@ func (e *Engine) reconcileJobs() {
 			e.endJob(job.ID, JobFailed, fmt.Sprintf("node %s died", job.Node), nil)
 		}
 	}
+}
+
+// endedRecord says, without decoding it, whether an encoded record is of an ended job: the
+// status is encoded as "status":"X", which no string value can hold unescaped.
+func endedRecord(rec []byte) bool {
+	for _, st := range [...]string{JobSucceeded, JobFailed, JobStopped} {
+		if bytes.Contains(rec, []byte(`"status":"`+st+`"`)) {
+			return true
+		}
+	}
+	return false
 }
 
 // followWorkflow brings a workflow job's record in line with its workflow: ended when the
