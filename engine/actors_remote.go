@@ -491,7 +491,9 @@ func (e *Engine) forward(a *actor, c *actorCall) *abi.Error {
 	go func() {
 		defer e.wg.Done()
 		out, err := e.fetchRemote(node, api, sub.Ref, sub.Job)
-		if err != nil && !errors.As(err, &ae) {
+		var ae *abi.Error
+		answered := err == nil || errors.As(err, &ae)
+		if !answered {
 			if e.ctx.Err() != nil {
 				err = &abi.Error{Kind: abi.KindCancelled, Message: "the engine is shutting down"}
 			} else {
@@ -500,13 +502,18 @@ func (e *Engine) forward(a *actor, c *actorCall) *abi.Error {
 			}
 		}
 		e.objects.complete(c.obj, out, err)
+		if answered {
+			// The result is this node's now: the holding node may free its copy.
+			rctx, rcancel := context.WithTimeout(e.ctx, 10*time.Second)
+			e.apiCall(rctx, "DELETE", fmt.Sprintf("%s/v1/objects/%d?job=%s", api, sub.Ref, url.QueryEscape(sub.Job)), nil, nil)
+			rcancel()
+		}
 	}()
 	return nil
 }
 
 // fetchRemote waits for object ref of job on node's API, a few seconds at a time so that a node
-// declared dead is noticed, and releases it there once read. An error that is not an
-// *abi.Error means the node failed.
+// declared dead is noticed. An error that is not an *abi.Error means the node failed.
 func (e *Engine) fetchRemote(node, api string, ref int64, job string) ([]byte, error) {
 	for {
 		if e.isDead(node) {
@@ -520,9 +527,6 @@ func (e *Engine) fetchRemote(node, api string, ref int64, job string) ([]byte, e
 		case err != nil:
 			return nil, err
 		case status == http.StatusOK:
-			rctx, rcancel := context.WithTimeout(e.ctx, 10*time.Second)
-			e.apiCall(rctx, "DELETE", fmt.Sprintf("%s/v1/objects/%d?job=%s", api, ref, url.QueryEscape(job)), nil, nil)
-			rcancel()
 			return out, nil
 		case status == http.StatusAccepted: // not ready yet
 			continue

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,7 +31,7 @@ type inNode struct {
 
 // startInNode opens a node that bootstraps a cluster (join nil) or joins through join as a
 // worker, offering res, and serves its API.
-func startInNode(t *testing.T, id string, join *inNode, res scheduler.Resources) *inNode {
+func startInNode(t testing.TB, id string, join *inNode, res scheduler.Resources) *inNode {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -49,7 +50,7 @@ func startInNode(t *testing.T, id string, join *inNode, res scheduler.Resources)
 		cc.Join, cc.JoinToken, cc.Worker = join.e.ClusterSelf().API, join.joinToken(t), true
 	}
 	ctx := context.Background()
-	n.e, err = engine.Open(ctx, engine.Config{DataDir: sharedCompileCache(t), Resources: res, Cluster: cc})
+	n.e, err = engine.Open(ctx, engine.Config{DataDir: compileCacheDir(t), Resources: res, Cluster: cc})
 	if err != nil {
 		l.Close()
 		t.Fatal(err)
@@ -64,7 +65,21 @@ func startInNode(t *testing.T, id string, join *inNode, res scheduler.Resources)
 	return n
 }
 
-func (n *inNode) joinToken(t *testing.T) string {
+// compileCacheDir is sharedCompileCache for tests and benchmarks alike.
+func compileCacheDir(tb testing.TB) string {
+	dir := tb.TempDir()
+	if base, err := os.UserCacheDir(); err == nil {
+		cache := filepath.Join(base, "lumen-test", "compile-cache")
+		if os.MkdirAll(cache, 0o700) == nil {
+			if err := os.Symlink(cache, filepath.Join(dir, "compile-cache")); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	return dir
+}
+
+func (n *inNode) joinToken(t testing.TB) string {
 	b, err := os.ReadFile(n.e.DataDir() + "/" + engine.JoinTokenFile)
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +99,7 @@ func (n *inNode) stop() {
 }
 
 // waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -111,7 +126,7 @@ func recordOf(t *testing.T, e *engine.Engine, handle int64) (engine.ActorRecord,
 	return engine.ActorRecord{}, false
 }
 
-func callInt(t *testing.T, e *engine.Engine, id int64, method string, arg int) (int, error) {
+func callInt(t testing.TB, e *engine.Engine, id int64, method string, arg int) (int, error) {
 	t.Helper()
 	h, err := e.CallActor("", id, method, []byte(strconv.Itoa(arg)))
 	if err != nil {
@@ -216,6 +231,7 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 	if got := first.e.Stats().Actors; got != 1 {
 		t.Fatalf("%d actors on %s, want the placed one", got, first.id)
 	}
+	waitFor(t, 10*time.Second, "the holder frees the results fetched from it", func() bool { return first.e.Stats().Objects == 0 })
 	if id, _, err := server.e.NamedActor("t", "a"); err != nil || id != a {
 		t.Fatalf("the name of a placed actor: %d %v", id, err)
 	}
@@ -359,4 +375,43 @@ func TestActors_LocalActorIsRecorded(t *testing.T) {
 		recs, err := e.Actors(ctx, "")
 		return err == nil && len(recs) == 0
 	})
+}
+
+// BenchmarkActors_Call measures a call and the get of its result, one at a time, on an actor
+// that runs on its owner beside one the owner placed on another node of an in-process cluster
+// (the forward, the result's fetch and its release are HTTP requests over loopback).
+func BenchmarkActors_Call(b *testing.B) {
+	wasm, err := os.ReadFile(guestbuild.Go(b, "testdata/guest"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	server := startInNode(b, "s1", nil, scheduler.Resources{scheduler.CPU: 1})
+	worker := startInNode(b, "w2", server, scheduler.Resources{scheduler.CPU: 1, "accel": 1})
+	if _, err := server.e.AddModule(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"}); err != nil {
+		b.Fatal(err)
+	}
+	waitFor(b, 20*time.Second, "the server sees 2 nodes", func() bool { return len(server.e.ClusterNodes()) == 2 })
+	for _, bc := range []struct {
+		name string
+		res  abi.Resources
+	}{{"local", abi.Resources{}}, {"placed", abi.Resources{Custom: map[string]float64{"accel": 1}}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			id, err := server.e.CreateActor(ctx, "", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("0"), Resources: bc.res}, allCaps)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer server.e.KillActor("", id)
+			if _, err := callInt(b, server.e, id, "incr", 1); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if v, err := callInt(b, server.e, id, "incr", 1); err != nil || v != i+2 {
+					b.Fatalf("call %d: %d %v", i, v, err)
+				}
+			}
+		})
+	}
+	_ = worker
 }
