@@ -564,7 +564,7 @@ func (e *Engine) restartPlaced(a *actor, exclude map[string]bool) bool {
 			e.wg.Add(1)
 			go func() {
 				defer e.wg.Done()
-				e.killRemote(old, remote, a.job)
+				e.killRemote(old, remote, a)
 			}()
 		}
 	}
@@ -588,20 +588,42 @@ func (e *Engine) killPlaced(a *actor) {
 		return
 	}
 	if !e.isDead(node) {
-		e.killRemote(node, remote, a.job)
+		e.killRemote(node, remote, a)
 	}
 }
 
-// killRemote asks node to kill actor id of job (best effort: a node that does not answer kills
-// it itself once it sees its owner no longer records it there).
-func (e *Engine) killRemote(node string, id int64, job string) {
+// killRemote asks node to kill a's instance id there (best effort: a node that does not answer
+// kills it itself once it sees its owner no longer records it there). The node kills it only if
+// it is still a's (ActorOwnerHeader): after a restart it may have given the handle to another.
+func (e *Engine) killRemote(node string, id int64, a *actor) {
 	m, err := e.member(node)
 	if err != nil {
 		return
 	}
+	var headers []string
+	if !a.pl.follows {
+		headers = []string{ActorOwnerHeader, fmt.Sprintf("%s/%d/%s", e.nodeID(), a.id, e.live.boot)}
+	}
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancel()
-	e.apiCall(ctx, "DELETE", fmt.Sprintf("%s/v1/actors/%d?job=%s", strings.TrimRight(m.API, "/"), id, url.QueryEscape(job)), nil, nil)
+	e.apiCall(ctx, "DELETE", fmt.Sprintf("%s/v1/actors/%d?job=%s", strings.TrimRight(m.API, "/"), id, url.QueryEscape(a.job)), nil, nil, headers...)
+}
+
+// KillPlacedActor kills actor id of job, placed here by owner (an ActorOwnerHeader value); an
+// actor of that handle that another owner placed, or none placed, is not found.
+func (e *Engine) KillPlacedActor(job string, id int64, owner string) error {
+	o, err := parseOwner(owner, time.Time{})
+	if err != nil {
+		return err
+	}
+	a, err := e.actor(jobOr(job), id)
+	if err != nil {
+		return err
+	}
+	if h := a.held; h == nil || h.owner != o.owner || h.handle != o.handle || h.boot != o.boot {
+		return &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("actor %d was not placed here by %s", id, truncate([]byte(owner), 100))}
+	}
+	return e.killActor(jobOr(job), id)
 }
 
 // record returns the actor's record as its owner sees it now.

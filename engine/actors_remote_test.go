@@ -232,6 +232,13 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 		t.Fatalf("%d actors on %s, want the placed one", got, first.id)
 	}
 	waitFor(t, 10*time.Second, "the holder frees the results fetched from it", func() bool { return first.e.Stats().Objects == 0 })
+	// A kill that names another owner (a handle given again after a restart) is refused.
+	if err := first.e.KillPlacedActor("", rec.Remote, "s1/999/"+rec.Boot); err == nil || !strings.Contains(err.Error(), "not placed here") {
+		t.Fatalf("a kill naming another owner: %v", err)
+	}
+	if err := first.e.KillPlacedActor("", rec.Remote, "s1/1"); err == nil {
+		t.Fatal("a malformed owner accepted")
+	}
 	if id, _, err := server.e.NamedActor("t", "a"); err != nil || id != a {
 		t.Fatalf("the name of a placed actor: %d %v", id, err)
 	}

@@ -385,7 +385,12 @@ func (s *Server) killActor(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := s.eng.KillActor(c.Query("job"), id); err != nil {
+	kill := s.eng.KillActor
+	if owner := c.GetHeader(engine.ActorOwnerHeader); owner != "" {
+		// The owner of a placed actor kills its instance here, if it is still that one.
+		kill = func(job string, id int64) error { return s.eng.KillPlacedActor(job, id, owner) }
+	}
+	if err := kill(c.Query("job"), id); err != nil {
 		failErr(c, err, nil)
 		return
 	}
