@@ -200,3 +200,47 @@ func BenchmarkCall_Pooled_Go_Echo(b *testing.B) {
 	}
 	benchCall(b, r, CallRequest{Module: m, Function: "echo", Input: smallJSON, Job: "bench", Grants: goGrants}, string(smallJSON))
 }
+
+// loopFunc instantiates loop.wasm on a bare wazero runtime and returns its count function.
+func loopFunc(b *testing.B, closeOnDone bool) api.Function {
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(closeOnDone))
+	b.Cleanup(func() { rt.Close(ctx) })
+	mod, err := rt.Instantiate(ctx, testWasm(b, "loop"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return mod.ExportedFunction("count")
+}
+
+// loopTurns is how many turns one call of count makes.
+const loopTurns = 1_000_000
+
+// BenchmarkGuestLoop is compute-bound guest code without the deadline check: a counting loop of
+// loopTurns turns. Lumen cannot run guests this way (a loop could not be stopped); it is the
+// baseline of BenchmarkGuestLoop_DeadlineChecked.
+func BenchmarkGuestLoop(b *testing.B) {
+	fn := loopFunc(b, false)
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := fn.Call(ctx, loopTurns); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/loopTurns, "ns/turn")
+}
+
+// BenchmarkGuestLoop_DeadlineChecked is the same loop as Lumen runs every guest: with
+// WithCloseOnContextDone, under which wazero v1.12 leaves compiled code for Go at every loop
+// back-edge to see whether the call was stopped.
+func BenchmarkGuestLoop_DeadlineChecked(b *testing.B) {
+	fn := loopFunc(b, true)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	for b.Loop() {
+		if _, err := fn.Call(ctx, loopTurns); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/loopTurns, "ns/turn")
+}
