@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/client"
 	"github.com/lumenflow/lumen/internal/guestbuild"
 	"github.com/lumenflow/lumen/internal/lumentest"
 )
@@ -104,14 +106,15 @@ func TestObjects_PulledBetweenNodesAndRebuiltFromLineage(t *testing.T) {
 	// So do a workflow's map elements: the server runs one at a time, the workers the rest, and
 	// their outputs come back to be checkpointed.
 	before = srv.PlacedOut
+	waitForRoom(t, sc, w1.ID, w2.ID) // the workers' room, as the leader last heard it, is back
 	wf, err := sc.SubmitWorkflow(ctx, []byte(`{"version":1,"name":"spread","steps":[
-		{"id":"busy","module":"svc@1.0.0","function":"busy","map":[100,101,102,103,104,105,106,107],"args":"${item}","resources":{"cpu":1}}],
+		{"id":"busy","module":"svc@1.0.0","function":"busy","map":[1000,1001,1002,1003,1004,1005,1006,1007],"args":"${item}","resources":{"cpu":1}}],
 		"output":"${busy}"}`), "spread", []string{"objects", "tasks", "actors"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	out, done, err := sc.WorkflowResult(ctx, wf.ID, 60*time.Second)
-	if err != nil || !done || string(out) != "[100,101,102,103,104,105,106,107]" {
+	if err != nil || !done || string(out) != "[1000,1001,1002,1003,1004,1005,1006,1007]" {
 		t.Fatalf("workflow over the cluster: %s done=%v %v\n%s", out, done, err, server.Output())
 	}
 	if st, err = sc.Cluster(ctx); err != nil {
@@ -232,4 +235,26 @@ func TestObjects_PulledBetweenNodesAndRebuiltFromLineage(t *testing.T) {
 	}
 	c.Converge(20 * time.Second)
 	checkGoroutines(t, c, base)
+}
+
+// waitForRoom waits until the node behind c sees every cpu of the given nodes free.
+func waitForRoom(t *testing.T, c *client.Client, ids ...string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := c.Cluster(context.Background())
+		free := 0
+		for _, n := range st.Nodes {
+			if err == nil && slices.Contains(ids, n.ID) && n.Available["cpu"] == n.Total["cpu"] {
+				free++
+			}
+		}
+		if free == len(ids) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v do not show all their cpus free: %+v %v", ids, st, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
