@@ -202,10 +202,6 @@ func (e *Engine) callActorBorrowing(job string, id int64, method string, input [
 	if i := a.hm.Info.Manifest.Index(full); i < 0 || a.hm.Info.Manifest.Functions[i].Kind != abi.KindMethod {
 		return 0, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("actor type %s has no method %q", a.typ, method)}
 	}
-	if a.pl != nil && len(borrowed) > 0 {
-		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf(
-			"actor %d runs on another node: object refs cannot be passed to its calls yet; pass the values", id)}
-	}
 	h, obj := e.objects.pending(job)
 	a.mu.Lock()
 	switch {

@@ -463,7 +463,20 @@ func (e *Engine) forward(a *actor, c *actorCall) *abi.Error {
 		errorBody
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
-	status, err := e.apiCall(ctx, "POST", fmt.Sprintf("%s/v1/actors/%d/call/%s?job=%s", api, remote, url.PathEscape(method), url.QueryEscape(a.job)), c.input, &sub)
+	var hdr []string
+	if len(c.borrowed) > 0 {
+		// The objects the call reads: where each lives, for the holding node to fetch them.
+		refs, err := e.shipRefs(ctx, a.job, c.borrowed)
+		if err != nil {
+			cancel()
+			ae, _ := asABIError(err).(*abi.Error)
+			e.objects.complete(c.obj, nil, ae)
+			return nil
+		}
+		b, _ := json.Marshal(refs)
+		hdr = []string{RemoteRefsHeader, string(b)}
+	}
+	status, err := e.apiCall(ctx, "POST", fmt.Sprintf("%s/v1/actors/%d/call/%s?job=%s", api, remote, url.PathEscape(method), url.QueryEscape(a.job)), c.input, &sub, hdr...)
 	cancel()
 	if err == nil && status != http.StatusCreated {
 		err = actorRemoteError(status, sub.errorBody)

@@ -422,3 +422,30 @@ func BenchmarkActors_Call(b *testing.B) {
 	}
 	_ = worker
 }
+
+// A guest passes an object by reference to a call of an actor placed on another node: the node
+// holding the actor fetches the object from the caller's node.
+func TestActors_PlacedActorReadsARefFromItsCaller(t *testing.T) {
+	wasm, err := os.ReadFile(guestbuild.Go(t, "testdata/guest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	server := startInNode(t, "s1", nil, scheduler.Resources{scheduler.CPU: 1})
+	worker := startInNode(t, "w2", server, scheduler.Resources{scheduler.CPU: 1, "accel": 1})
+	if _, err := server.e.AddModule(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the server sees the worker", func() bool { return len(server.e.ClusterNodes()) == 2 })
+	h, err := server.e.Submit(ctx, "", &abi.TaskRequest{Module: "svc", Function: "actorref", Args: []byte("5")}, allCaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := server.e.Get(ctx, "", h, 60*time.Second)
+	if err != nil || string(out) != "15" {
+		t.Fatalf("actorref: %q %v", out, err)
+	}
+	if n := worker.e.ClusterSelf().PulledBytes; n == 0 {
+		t.Errorf("the worker fetched nothing: the actor did not run there")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -533,4 +534,41 @@ func (e *Engine) runStepOn(ctx context.Context, node string, t remoteTask) ([]by
 	e.objects.completeRemote(obj, out.loc, &t)
 	defer e.objects.release(t.job, h)
 	return e.objects.get(ctx, t.job, h, -1)
+}
+
+// RemoteRefsHeader carries, on a call another node forwards to an actor placed here, where the
+// objects the call reads live: a JSON array of RemoteRef.
+const RemoteRefsHeader = "Lumen-Remote-Refs"
+
+// CallActorReading is CallActor for a call forwarded by the actor's owner that reads objects
+// living elsewhere (remote, whose Ref fields are the handles its input uses): the call fetches
+// them as it reads them, and holds them until it ends.
+func (e *Engine) CallActorReading(job string, id int64, method string, input []byte, remote []RemoteRef) (int64, error) {
+	job = jobOr(job)
+	req := &abi.TaskRequest{Refs: make([]int64, len(remote))}
+	for i, r := range remote {
+		req.Refs[i] = r.Ref
+	}
+	if json.Valid(input) {
+		req.Args = input
+	} else {
+		req.ArgsBytes = input
+	}
+	local, made, err := e.takeRefs(job, req, remote)
+	if err != nil {
+		return 0, err
+	}
+	defer e.objects.releaseAll(made) // the call holds them now, or failed to start
+	in := []byte(local.Args)
+	if local.ArgsBytes != nil {
+		in = local.ArgsBytes
+	}
+	if err := e.objects.retain(job, local.Refs); err != nil {
+		return 0, err
+	}
+	h, err := e.callActorBorrowing(job, id, method, in, local.Refs)
+	if err != nil {
+		e.objects.releaseAll(local.Refs)
+	}
+	return h, err
 }

@@ -372,7 +372,19 @@ func (s *Server) callActor(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h, err := s.eng.CallActor(c.Query("job"), id, c.Param("method"), in)
+	var h int64
+	var err error
+	if v := c.GetHeader(engine.RemoteRefsHeader); v != "" {
+		// Forwarded by the actor's owner, with where the objects the call reads live.
+		var remote []engine.RemoteRef
+		if jerr := json.Unmarshal([]byte(v), &remote); jerr != nil || len(remote) > 1<<16 {
+			fail(c, http.StatusBadRequest, "bad_input", engine.RemoteRefsHeader+" is not a JSON array of object locations")
+			return
+		}
+		h, err = s.eng.CallActorReading(c.Query("job"), id, c.Param("method"), in, remote)
+	} else {
+		h, err = s.eng.CallActor(c.Query("job"), id, c.Param("method"), in)
+	}
 	if err != nil {
 		failErr(c, err, nil)
 		return

@@ -166,6 +166,27 @@ func init() {
 		s, err := lumen.Get[string](in.R)
 		return s + in.S, err
 	})
+	// actorref puts n, creates a Counter at 10 that needs an accel (so it runs where there is
+	// one) and passes it the object by reference.
+	lumen.Task("actorref", func(n int) (int, error) {
+		ref, err := lumen.Put(n)
+		if err != nil {
+			return 0, err
+		}
+		a, err := lumen.NewActor("Counter", 10, lumen.ActorResources(abi.Resources{Custom: map[string]float64{"accel": 1}}))
+		if err != nil {
+			return 0, err
+		}
+		out, err := a.Call("addref", struct{ R lumen.Ref }{ref})
+		if err != nil {
+			return 0, err
+		}
+		v, err := lumen.Get[int](out)
+		if err != nil {
+			return 0, err
+		}
+		return v, a.Kill()
+	})
 	// counter creates a Counter, increments it n times and returns the last value.
 	lumen.Task("counter", func(n int) (int, error) {
 		a, err := lumen.NewActor("Counter", 100)
@@ -212,6 +233,12 @@ func init() {
 	})
 	c := lumen.Actor("Counter", func(start int) (*Counter, error) { return &Counter{N: start}, nil })
 	lumen.Method(c, "incr", func(c *Counter, by int) (int, error) { c.N += by; return c.N, nil })
+	// addref adds the int R refers to.
+	lumen.Method(c, "addref", func(c *Counter, in struct{ R lumen.Ref }) (int, error) {
+		by, err := lumen.Get[int](in.R)
+		c.N += by
+		return c.N, err
+	})
 	lumen.Method(c, "crash", func(c *Counter, _ int) (int, error) {
 		crash()
 		return 0, nil
