@@ -119,6 +119,14 @@ var errLost = errors.New("the node holding it is lost")
 // alive but does not answer, it tries again; once the cluster declares it dead (or it left the
 // cluster), the value is rebuilt from o's lineage. The caller holds o.pullMu.
 func (e *Engine) fetchObject(ctx context.Context, h int64, o *object) ([]byte, error) {
+	// A guest's get passes the context of its call, which the host reuses once the call ends;
+	// the HTTP transport may look at a request's context after the request. Fetch under a
+	// context of our own, cancelled with the caller's.
+	fctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	ctx = fctx
 	backoff := 50 * time.Millisecond
 	for {
 		loc := e.locOf(o)
