@@ -76,6 +76,7 @@ type object struct {
 	loc     *location
 	lineage *remoteTask
 	pullMu  sync.Mutex // one fetch or rebuild at a time
+	sum     string     // CRC-32C of the value, hex, once computed (values do not change)
 }
 
 // location is where an object's value lives on another node.
@@ -234,6 +235,26 @@ func (s *objectStore) lookup(job string, h int64) (*object, error) {
 		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no object %d in job %q", h, job)}
 	}
 	return o, nil
+}
+
+// sumOf returns the CRC-32C of data, the value of object h of job, computing it once per object.
+func (s *objectStore) sumOf(job string, h int64, data []byte) string {
+	s.mu.Lock()
+	o := s.objs[h]
+	if o == nil || o.job != job {
+		o = nil
+	} else if o.sum != "" {
+		defer s.mu.Unlock()
+		return o.sum
+	}
+	s.mu.Unlock()
+	sum := checksum(data)
+	if o != nil {
+		s.mu.Lock()
+		o.sum = sum
+		s.mu.Unlock()
+	}
+	return sum
 }
 
 // has says whether object h of job is held.

@@ -83,7 +83,7 @@ func (e *Engine) ObjectValue(ctx context.Context, job string, h int64, timeout t
 	if err != nil {
 		return nil, ObjectMeta{}, err
 	}
-	return b, ObjectMeta{Size: int64(len(b)), Checksum: checksum(b), Refs: e.objects.childrenOf(jobOr(job), h)}, nil
+	return b, ObjectMeta{Size: int64(len(b)), Checksum: e.objects.sumOf(jobOr(job), h, b), Refs: e.objects.childrenOf(jobOr(job), h)}, nil
 }
 
 // ObjectMetaOf waits for object h of job like Get and describes it.
