@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -514,6 +515,14 @@ func (e *Engine) forward(a *actor, c *actorCall) *abi.Error {
 				e.markLost(a, gen)
 			}
 		}
+		if err == nil && bytes.Contains(out, refMarker) {
+			// The result may refer to objects the actor made there: if so it stays there, and
+			// a get here fetches it, mapping those refs to objects here (remote.go).
+			if loc := e.resultWithRefs(node, api, sub.Ref, sub.Job); loc != nil {
+				e.objects.completeRemote(c.obj, loc, nil)
+				return
+			}
+		}
 		e.objects.complete(c.obj, out, err)
 		if answered {
 			// The result is this node's now: the holding node may free its copy.
@@ -523,6 +532,19 @@ func (e *Engine) forward(a *actor, c *actorCall) *abi.Error {
 		}
 	}()
 	return nil
+}
+
+// resultWithRefs returns where the ready object ref of job on node lives when its value refers
+// to other objects there, else nil.
+func (e *Engine) resultWithRefs(node, api string, ref int64, job string) *location {
+	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+	defer cancel()
+	var m ObjectMeta
+	status, err := e.apiCall(ctx, "GET", fmt.Sprintf("%s/v1/objects/%d/meta?job=%s", api, ref, url.QueryEscape(job)), nil, &m)
+	if err != nil || status != http.StatusOK || len(m.Refs) == 0 {
+		return nil
+	}
+	return &location{node: node, api: api, job: job, handle: ref, size: m.Size, sum: m.Checksum, owned: true}
 }
 
 // fetchRemote waits for object ref of job on node's API, a few seconds at a time so that a node

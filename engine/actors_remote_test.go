@@ -424,8 +424,9 @@ func BenchmarkActors_Call(b *testing.B) {
 }
 
 // A guest passes an object by reference to a call of an actor placed on another node: the node
-// holding the actor fetches the object from the caller's node.
-func TestActors_PlacedActorReadsARefFromItsCaller(t *testing.T) {
+// holding the actor fetches the object from the caller's node. And a call whose result refers to
+// an object the actor made stays there, the caller's get following the ref to it.
+func TestActors_PlacedActorPassesRefsBothWays(t *testing.T) {
 	wasm, err := os.ReadFile(guestbuild.Go(t, "testdata/guest"))
 	if err != nil {
 		t.Fatal(err)
@@ -447,5 +448,16 @@ func TestActors_PlacedActorReadsARefFromItsCaller(t *testing.T) {
 	}
 	if n := worker.e.ClusterSelf().PulledBytes; n == 0 {
 		t.Errorf("the worker fetched nothing: the actor did not run there")
+	}
+	// And a result that refers to an object the actor made there is followed to it.
+	h, err = server.e.Submit(ctx, "", &abi.TaskRequest{Module: "svc", Function: "actorkeep", Args: []byte("42")}, allCaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := server.e.Get(ctx, "", h, 60*time.Second); err != nil || string(out) != "42" {
+		t.Fatalf("actorkeep: %q %v", out, err)
+	}
+	if n := server.e.ClusterSelf().PulledBytes; n == 0 {
+		t.Errorf("the server fetched nothing from the worker")
 	}
 }

@@ -187,6 +187,27 @@ func init() {
 		}
 		return v, a.Kill()
 	})
+	// actorkeep creates a Counter at n that needs an accel and reads the object its keep method
+	// returns by reference.
+	lumen.Task("actorkeep", func(n int) (int, error) {
+		a, err := lumen.NewActor("Counter", n, lumen.ActorResources(abi.Resources{Custom: map[string]float64{"accel": 1}}))
+		if err != nil {
+			return 0, err
+		}
+		out, err := a.Call("keep", 0)
+		if err != nil {
+			return 0, err
+		}
+		ref, err := lumen.Get[lumen.Ref](out)
+		if err != nil {
+			return 0, err
+		}
+		v, err := lumen.Get[int](ref)
+		if err != nil {
+			return 0, err
+		}
+		return v, a.Kill()
+	})
 	// counter creates a Counter, increments it n times and returns the last value.
 	lumen.Task("counter", func(n int) (int, error) {
 		a, err := lumen.NewActor("Counter", 100)
@@ -233,6 +254,8 @@ func init() {
 	})
 	c := lumen.Actor("Counter", func(start int) (*Counter, error) { return &Counter{N: start}, nil })
 	lumen.Method(c, "incr", func(c *Counter, by int) (int, error) { c.N += by; return c.N, nil })
+	// keep puts the count as an object of the actor's and returns its ref.
+	lumen.Method(c, "keep", func(c *Counter, _ int) (lumen.Ref, error) { return lumen.Put(c.N) })
 	// addref adds the int R refers to.
 	lumen.Method(c, "addref", func(c *Counter, in struct{ R lumen.Ref }) (int, error) {
 		by, err := lumen.Get[int](in.R)
