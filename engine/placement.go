@@ -283,6 +283,49 @@ func (e *Engine) placeTask(d scheduler.Resources, exclude map[string]bool) strin
 	return id
 }
 
+// placeOrQueue is placeTask for a task that may never fit on this node: when none has room
+// now, such a task goes to a live node that can ever hold it (the one with the most room, in
+// turns), to wait there, rather than be refused here. "" means here (or nowhere: this node
+// says why when it admits it).
+func (e *Engine) placeOrQueue(d scheduler.Resources, exclude map[string]bool) string {
+	if node := e.placeTask(d, exclude); node != "" {
+		return node
+	}
+	if e.adm.check(d) == nil && !exclude[e.nodeID()] {
+		return ""
+	}
+	beat, _ := e.cfg.Cluster.intervals()
+	e.live.mu.Lock()
+	defer e.live.mu.Unlock()
+	best, bestScore := "", -1.0
+	for _, v := range e.live.view {
+		if v.ID == e.nodeID() || v.Dead || exclude[v.ID] || v.API == "" || v.SeenAgoMs > 3*beat.Milliseconds() || !v.Total.Fits(d) {
+			continue
+		}
+		// Room left after this task, summed over what it asks for (negative while busy); a
+		// task queued on a node counts against it until its next heartbeat, so a burst spreads.
+		score := 0.0
+		for k, amt := range d {
+			score += v.Available[k] - amt
+		}
+		if best == "" || score > bestScore {
+			best, bestScore = v.ID, score
+		}
+	}
+	if best != "" {
+		for i := range e.live.view {
+			if v := &e.live.view[i]; v.ID == best {
+				avail := v.Available.Clone()
+				for k, amt := range d {
+					avail[k] -= amt
+				}
+				v.Available = avail
+			}
+		}
+	}
+	return best
+}
+
 // remoteTask is a task this node placed on another: enough to submit it again elsewhere.
 type remoteTask struct {
 	job, digest, function string
@@ -337,7 +380,7 @@ func (e *Engine) execPlaced(ctx context.Context, first string, t remoteTask, exc
 	for attempt := 0; attempt <= t.retries; attempt++ {
 		if attempt > 0 {
 			e.live.retried.Add(1)
-			node = e.placeTask(t.demand, exclude)
+			node = e.placeOrQueue(t.demand, exclude)
 		}
 		var out placedOutcome
 		var err error
@@ -525,7 +568,7 @@ func (e *Engine) submitPlaced(ctx context.Context, job string, req *abi.TaskRequ
 		return 0, true, err
 	}
 	d := demand(req.Resources, fn.hints)
-	node := e.placeTask(d, nil)
+	node := e.placeOrQueue(d, nil)
 	if node == "" {
 		return 0, false, nil
 	}

@@ -189,7 +189,7 @@ func (e *Engine) rebuild(ctx context.Context, h int64, o *object, lost string) e
 	t := *o.lineage
 	e.live.rebuilt.Add(1)
 	e.log.Warn("object lost with its node; running its task again", "node", lost, "handle", h, "function", t.function)
-	first := e.placeTask(t.demand, map[string]bool{lost: true})
+	first := e.placeOrQueue(t.demand, map[string]bool{lost: true})
 	out, err := e.execPlaced(ctx, first, t, map[string]bool{lost: true})
 	if err != nil {
 		return fmt.Errorf("object %d was lost with node %s and rebuilding it failed: %w", h, lost, err)

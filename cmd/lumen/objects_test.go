@@ -258,3 +258,89 @@ func waitForRoom(t *testing.T, c *client.Client, ids ...string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The long version (LUMEN_ROBUSTNESS=1): rounds of chains of four tasks spread over three
+// workers; after each chain is done a random worker is SIGKILLed and replaced, and the chain's
+// last value, read from the server, must come out right — rebuilt from lineage, as deep as the
+// loss goes.
+func TestObjects_LineageUnderRepeatedWorkerKills(t *testing.T) {
+	if os.Getenv("LUMEN_ROBUSTNESS") == "" {
+		t.Skip("long: runs under LUMEN_ROBUSTNESS=1 (make robustness); TestObjects_PulledBetweenNodesAndRebuiltFromLineage is its short version")
+	}
+	timing := []string{"--heartbeat-interval", "200ms", "--dead-after", "1500ms"}
+	c := lumentest.StartCluster(t, 1, 0, append(timing, "--resources", "cpu=1")...)
+	workers := []*lumentest.Node{}
+	for range 3 {
+		workers = append(workers, c.AddWorker("--resources", "cpu=2,w=1"))
+	}
+	server := c.Nodes[0]
+	ctx := context.Background()
+	wasm, err := os.ReadFile(guestbuild.Go(t, "../../engine/testdata/guest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	server.Push(wasm, "svc", "1.0.0")
+	sc := server.Client()
+	waitForNodes(t, sc, 4)
+	rounds, depth, rebuilt := 5, 4, int64(0)
+	for round := range rounds {
+		job := fmt.Sprintf("r%d", round)
+		pv, _ := json.Marshal(strings.Repeat("x", 64<<10))
+		var put struct {
+			Ref int64 `json:"ref"`
+		}
+		if err := sc.JSON(ctx, "POST", "/v1/objects?job="+job, pv, &put); err != nil {
+			t.Fatal(err)
+		}
+		ref, want := put.Ref, strings.Repeat("x", 64<<10)
+		var refs []int64
+		for i := range depth {
+			body := fmt.Sprintf(`{"job":%q,"module":"svc@1.0.0","function":"append","args":{"R":{"$ref":%d},"S":"-%d"},"refs":[%d],"resources":{"custom":{"w":1}},"grants":["objects","tasks","actors"]}`,
+				job, ref, i, ref)
+			var sub struct {
+				Ref int64 `json:"ref"`
+			}
+			if err := sc.JSON(ctx, "POST", "/v1/tasks", []byte(body), &sub); err != nil {
+				t.Fatalf("round %d: submit %d: %v", round, i, err)
+			}
+			ref, want = sub.Ref, want+fmt.Sprintf("-%d", i)
+			refs = append(refs, ref)
+		}
+		var ready struct {
+			Ready []int64 `json:"ready"`
+		}
+		if err := sc.JSON(ctx, "POST", "/v1/wait", map[string]any{"job": job, "handles": refs, "num_returns": depth, "timeout_ms": 60000}, &ready); err != nil || len(ready.Ready) != depth {
+			t.Fatalf("round %d: wait: %v %+v", round, err, ready)
+		}
+		victim := workers[round%len(workers)]
+		victim.Kill()
+		workers[round%len(workers)] = c.AddWorker("--resources", "cpu=2,w=1")
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			st, err := sc.Cluster(ctx)
+			if err == nil && memberOf(st, victim.ID).Dead {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %s was not declared dead", round, victim.ID)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		out, err := sc.Get(ctx, job, ref, 90*time.Second)
+		var got string
+		if err != nil || json.Unmarshal(out, &got) != nil || got != want {
+			t.Fatalf("round %d: the chain's value after %s died: %d bytes, %v\n%s", round, victim.ID, len(out), err, server.Output())
+		}
+		st, err := sc.Cluster(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := memberOf(st, server.ID).Rebuilt
+		t.Logf("round %d: killed %s; the chain of %d came out right, %d objects rebuilt", round, victim.ID, depth, now-rebuilt)
+		rebuilt = now
+	}
+	if rebuilt == 0 {
+		t.Errorf("no object was rebuilt in %d rounds: the kills never hit a holder", rounds)
+	}
+	c.Converge(20 * time.Second)
+}
