@@ -49,7 +49,7 @@ fuzz:
 	done
 
 ## robustness: the slow suites, opt-in
-robustness:
+robustness: toolchain
 	LUMEN_ROBUSTNESS=1 $(GO) test -race -timeout 60m ./...
 	LUMEN_ROBUSTNESS=1 $(GO) test -timeout 60m -run TestSmall ./model/
 
