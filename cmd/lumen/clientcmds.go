@@ -205,7 +205,8 @@ func statusCommand(args []string) error {
 				fmt.Printf("  %-10s %-16s %-21s unreachable: %s\n", m.ID, role, m.Raft, m.Error)
 				continue
 			}
-			fmt.Printf("  %-10s %-16s %-21s applied %d, lag %d, tasks run %d\n", m.ID, role, m.Raft, m.Applied, m.Lag, m.TasksRun)
+			fmt.Printf("  %-10s %-16s %-21s applied %d, lag %d, tasks run %d, placed out %d (re-run %d), objects rebuilt %d, fetched %s\n",
+				m.ID, role, m.Raft, m.Applied, m.Lag, m.TasksRun, m.PlacedOut, m.Retried, m.Rebuilt, byteSize(m.PulledBytes))
 		}
 	}
 	return nil
@@ -230,4 +231,18 @@ func reorder(args []string, bools ...string) []string {
 		pos = append(pos, a)
 	}
 	return append(flags, pos...)
+}
+
+// byteSize writes n bytes for people: 0 B, 512 B, 3.2 MiB.
+func byteSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + " " + string("KMGTPE"[exp]) + "iB"
 }
