@@ -33,6 +33,12 @@ type inNode struct {
 // worker, offering res, and serves its API.
 func startInNode(t testing.TB, id string, join *inNode, res scheduler.Resources) *inNode {
 	t.Helper()
+	return startInNodeWith(t, id, join, res, nil)
+}
+
+// startInNodeWith is startInNode with the engine's configuration adjusted by adjust.
+func startInNodeWith(t testing.TB, id string, join *inNode, res scheduler.Resources, adjust func(*engine.Config)) *inNode {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +56,11 @@ func startInNode(t testing.TB, id string, join *inNode, res scheduler.Resources)
 		cc.Join, cc.JoinToken, cc.Worker = join.e.ClusterSelf().API, join.joinToken(t), true
 	}
 	ctx := context.Background()
-	n.e, err = engine.Open(ctx, engine.Config{DataDir: compileCacheDir(t), Resources: res, Cluster: cc})
+	cfg := engine.Config{DataDir: compileCacheDir(t), Resources: res, Cluster: cc}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	n.e, err = engine.Open(ctx, cfg)
 	if err != nil {
 		l.Close()
 		t.Fatal(err)

@@ -294,6 +294,79 @@ func init() {
 	lumen.Task("spin", spin)
 	lumen.Task("scan", scan)
 	lumen.Task("write", write)
+	lumen.BytesTask("partition", partition)
+	lumen.Task("total", total)
+}
+
+// partition reads the pipeline its input names and returns it as one Arrow IPC stream: a data
+// job's partition, kept as the task's result (so it can be rebuilt from lineage).
+func partition(in []byte) ([]byte, error) {
+	d, err := lumen.OpenDataset(string(in))
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	b, err := lumen.CreateDataset(nil)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		batch, err := d.NextIPC()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := b.AppendIPC(batch); err != nil {
+			return nil, err
+		}
+	}
+	ref, err := b.Finish()
+	if err != nil {
+		return nil, err
+	}
+	return ref.GetBytes()
+}
+
+// TotalIn names partitions (objects holding Arrow IPC streams) and the integer column to sum.
+type TotalIn struct {
+	Parts  []lumen.Ref `json:"parts"`
+	Column string      `json:"column"`
+}
+
+// total sums a column over every partition, opening each object as a dataset.
+func total(in TotalIn) (int64, error) {
+	var sum int64
+	for i, p := range in.Parts {
+		d, err := lumen.OpenDatasetRef(p)
+		if err != nil {
+			return 0, fmt.Errorf("partition %d: %w", i, err)
+		}
+		for {
+			batch, err := d.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				d.Close()
+				return 0, fmt.Errorf("partition %d: %w", i, err)
+			}
+			c := batch.Column(in.Column)
+			vals, err := batch.Int64s(c)
+			if err != nil {
+				d.Close()
+				return 0, fmt.Errorf("partition %d: %w", i, err)
+			}
+			for r, v := range vals {
+				if batch.Valid(c, r) {
+					sum += v
+				}
+			}
+		}
+		d.Close()
+	}
+	return sum, nil
 }
 
 func main() {}
