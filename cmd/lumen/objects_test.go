@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/lumenflow/lumen/engine/client"
-	"github.com/lumenflow/lumen/internal/guestbuild"
-	"github.com/lumenflow/lumen/internal/lumentest"
 )
 
 // Objects across nodes, with real processes: an object put on the server is read by a task
@@ -22,19 +20,9 @@ import (
 // last result rebuilds it from lineage on w3, rebuilding on the way the result it reads, which
 // was lost too — and every fetch is checked against the value's checksum.
 func TestObjects_PulledBetweenNodesAndRebuiltFromLineage(t *testing.T) {
-	timing := []string{"--heartbeat-interval", "200ms", "--dead-after", "1500ms"}
-	c := lumentest.StartCluster(t, 1, 0, append(timing, "--resources", "cpu=1")...)
-	w1 := c.AddWorker("--resources", "cpu=2,a=1")
-	w2 := c.AddWorker("--resources", "cpu=2,b=1")
-	server := c.Nodes[0]
+	c, ws, sc := workerCluster(t, "cpu=1", "cpu=2,a=1", "cpu=2,b=1")
+	server, w1, w2 := c.Nodes[0], ws[0], ws[1]
 	ctx := context.Background()
-	wasm, err := os.ReadFile(guestbuild.Go(t, "../../engine/testdata/guest"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	server.Push(wasm, "svc", "1.0.0")
-	sc := server.Client()
-	waitForNodes(t, sc, 3)
 	base := goroutines(t, c)
 
 	// P: a 1 MB JSON string put on the server.
@@ -267,21 +255,9 @@ func TestObjects_LineageUnderRepeatedWorkerKills(t *testing.T) {
 	if os.Getenv("LUMEN_ROBUSTNESS") == "" {
 		t.Skip("long: runs under LUMEN_ROBUSTNESS=1 (make robustness); TestObjects_PulledBetweenNodesAndRebuiltFromLineage is its short version")
 	}
-	timing := []string{"--heartbeat-interval", "200ms", "--dead-after", "1500ms"}
-	c := lumentest.StartCluster(t, 1, 0, append(timing, "--resources", "cpu=1")...)
-	workers := []*lumentest.Node{}
-	for range 3 {
-		workers = append(workers, c.AddWorker("--resources", "cpu=2,w=1"))
-	}
+	c, workers, sc := workerCluster(t, "cpu=1", "cpu=2,w=1", "cpu=2,w=1", "cpu=2,w=1")
 	server := c.Nodes[0]
 	ctx := context.Background()
-	wasm, err := os.ReadFile(guestbuild.Go(t, "../../engine/testdata/guest"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	server.Push(wasm, "svc", "1.0.0")
-	sc := server.Client()
-	waitForNodes(t, sc, 4)
 	rounds, depth, rebuilt := 5, 4, int64(0)
 	for round := range rounds {
 		job := fmt.Sprintf("r%d", round)

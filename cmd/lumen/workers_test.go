@@ -21,20 +21,9 @@ import (
 // SIGKILL while it runs tasks: the leader declares it dead, the server runs its tasks again
 // elsewhere, and every task's result arrives exactly once, right — no loss, no duplicate.
 func TestWorkers_TasksPlacedAcrossNodesSurviveAWorkerKilled(t *testing.T) {
-	timing := []string{"--heartbeat-interval", "200ms", "--dead-after", "1500ms"}
-	c := lumentest.StartCluster(t, 1, 0, append(timing, "--resources", "cpu=1")...)
-	w1 := c.AddWorker("--resources", "cpu=2")
-	w2 := c.AddWorker("--resources", "cpu=2")
-	server := c.Nodes[0]
+	c, ws, sc := workerCluster(t, "cpu=1", "cpu=2", "cpu=2")
+	server, w1, w2 := c.Nodes[0], ws[0], ws[1]
 	ctx := context.Background()
-	wasm, err := os.ReadFile(guestbuild.Go(t, "../../engine/testdata/guest"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	server.Push(wasm, "svc", "1.0.0")
-	sc := server.Client()
-
-	waitForNodes(t, sc, 3)
 
 	const n = 16
 	type sub struct {
@@ -97,6 +86,27 @@ func TestWorkers_TasksPlacedAcrossNodesSurviveAWorkerKilled(t *testing.T) {
 	if srv.Retried == 0 {
 		t.Errorf("no task was run again after the worker died")
 	}
+}
+
+// workerCluster starts a server offering serverRes and one worker per workerRes (--resources
+// values), with heartbeats every 200 ms and nodes declared dead after 1.5 s, pushes the engine's
+// test guest as svc@1.0.0, and waits until the server sees every node.
+func workerCluster(t *testing.T, serverRes string, workerRes ...string) (*lumentest.Cluster, []*lumentest.Node, *client.Client) {
+	t.Helper()
+	timing := []string{"--heartbeat-interval", "200ms", "--dead-after", "1500ms"}
+	c := lumentest.StartCluster(t, 1, 0, append(timing, "--resources", serverRes)...)
+	var ws []*lumentest.Node
+	for _, res := range workerRes {
+		ws = append(ws, c.AddWorker("--resources", res))
+	}
+	wasm, err := os.ReadFile(guestbuild.Go(t, "../../engine/testdata/guest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Nodes[0].Push(wasm, "svc", "1.0.0")
+	sc := c.Nodes[0].Client()
+	waitForNodes(t, sc, 1+len(workerRes))
+	return c, ws, sc
 }
 
 // waitForNodes waits until the node behind c sees n live nodes' resources (from the leader's
