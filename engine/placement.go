@@ -269,8 +269,14 @@ func (e *Engine) placeTask(d scheduler.Resources, exclude map[string]bool) strin
 	if err != nil || id == "" {
 		return ""
 	}
-	// Count the placement against the node until its next heartbeat says how busy it is, so a
-	// burst of tasks spreads instead of piling onto the node that looked freest.
+	e.countPlacedLocked(id, d)
+	return id
+}
+
+// countPlacedLocked counts a placement of d on node id against it until its next heartbeat says
+// how busy it is, so a burst of tasks spreads instead of piling onto the node that looked
+// freest. The caller holds e.live.mu.
+func (e *Engine) countPlacedLocked(id string, d scheduler.Resources) {
 	for i := range e.live.view {
 		if v := &e.live.view[i]; v.ID == id {
 			avail := v.Available.Clone()
@@ -280,7 +286,6 @@ func (e *Engine) placeTask(d scheduler.Resources, exclude map[string]bool) strin
 			v.Available = avail
 		}
 	}
-	return id
 }
 
 // placeOrQueue is placeTask for a task that may never fit on this node: when none has room
@@ -313,15 +318,7 @@ func (e *Engine) placeOrQueue(d scheduler.Resources, exclude map[string]bool) st
 		}
 	}
 	if best != "" {
-		for i := range e.live.view {
-			if v := &e.live.view[i]; v.ID == best {
-				avail := v.Available.Clone()
-				for k, amt := range d {
-					avail[k] -= amt
-				}
-				v.Available = avail
-			}
-		}
+		e.countPlacedLocked(best, d)
 	}
 	return best
 }
