@@ -509,10 +509,16 @@ func (e *Engine) dropOrphans() {
 	}
 	keep := make([]heldResult, 0, len(held))
 	var orphans []heldResult
+	dead := map[string]bool{} // per owner, read once
 	for _, r := range held {
+		d, ok := dead[r.owner]
+		if !ok {
+			d = e.isDead(r.owner)
+			dead[r.owner] = d
+		}
 		switch {
 		case !e.objects.has(r.job, r.handle):
-		case e.isDead(r.owner):
+		case d:
 			orphans = append(orphans, r)
 		default:
 			keep = append(keep, r)
