@@ -475,6 +475,9 @@ func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) (*locatio
 			if ctx.Err() != nil {
 				continue
 			}
+			// The task runs again elsewhere: if this node is only out of reach for a while, the
+			// result it may still make there is not wanted (released when the node answers).
+			release()
 			return nil, err
 		}
 		switch {
