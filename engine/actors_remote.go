@@ -829,19 +829,7 @@ func (e *Engine) writeRecords() {
 // Actors lists the actor records of the cluster, of job when it is not empty, ordered by owner
 // and handle. The read is linearizable; a record follows its actor's change by a moment.
 func (e *Engine) Actors(ctx context.Context, job string) ([]ActorRecord, error) {
-	if err := e.node.Linearize(ctx); err != nil {
-		return nil, err
-	}
-	out := []ActorRecord{}
-	err := e.node.KV().View(func(r raftstore.Reader) error {
-		return r.Scan([]byte(actorsPrefix), func(_, v []byte) error {
-			var rec ActorRecord
-			if json.Unmarshal(v, &rec) == nil && (job == "" || rec.Job == job) {
-				out = append(out, rec)
-			}
-			return nil
-		})
-	})
+	out, err := records(ctx, e, actorsPrefix, func(rec *ActorRecord) bool { return job == "" || rec.Job == job })
 	slices.SortFunc(out, func(a, b ActorRecord) int {
 		if c := strings.Compare(a.Owner, b.Owner); c != 0 {
 			return c
@@ -854,22 +842,7 @@ func (e *Engine) Actors(ctx context.Context, job string) ([]ActorRecord, error) 
 // startReaper starts, once, the loop that kills the actors placed here whose owner is declared
 // dead or no longer records them here.
 func (e *Engine) startReaper() {
-	e.remote.reaper.Do(func() {
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-e.ctx.Done():
-					return
-				case <-t.C:
-					e.reap()
-				}
-			}
-		}()
-	})
+	e.remote.reaper.Do(func() { e.every(time.Second, e.reap) })
 }
 
 // reapGrace is how long a placed actor lives before its owner's record of it must show: the

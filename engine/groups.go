@@ -72,20 +72,7 @@ func (e *Engine) startGroups() {
 	e.groups.reserved = map[string]map[int]*admission{}
 	e.groups.creating = map[string]bool{}
 	e.groups.version = e.node.KV().Watch(groupPrefix)
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-e.ctx.Done():
-				return
-			case <-t.C:
-				e.reconcileGroups(false)
-			}
-		}
-	}()
+	e.every(20*time.Millisecond, func() { e.reconcileGroups(false) })
 }
 
 // reconcileGroups reserves the bundles placed on this node that it does not hold yet and gives

@@ -276,20 +276,7 @@ func (e *Engine) startJobs() {
 	j.running, j.released, j.settled = map[string]*jobRun{}, map[string]bool{}, map[string]bool{}
 	kv := e.node.KV()
 	j.jobsVer, j.wfVer, j.deadVer = kv.Watch(jobPrefix), kv.Watch("wf/"), kv.Watch(deadPrefix)
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-e.ctx.Done():
-				return
-			case <-t.C:
-				e.reconcileJobs()
-			}
-		}
-	}()
+	e.every(20*time.Millisecond, e.reconcileJobs)
 }
 
 // reconcileJobs acts on the job records when they or the dead nodes changed, and at least every
@@ -875,21 +862,8 @@ func (e *Engine) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	if f.Status != "" && !slices.Contains([]string{JobPending, JobRunning, JobSucceeded, JobFailed, JobStopped}, f.Status) {
 		return nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("status %q: one of PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED", f.Status)}
 	}
-	if err := e.node.Linearize(ctx); err != nil {
-		return nil, err
-	}
-	out := []Job{}
-	err := e.node.KV().View(func(r raftstore.Reader) error {
-		return r.Scan([]byte(jobPrefix), func(k, v []byte) error {
-			var j Job
-			if err := json.Unmarshal(v, &j); err != nil {
-				return fmt.Errorf("engine: record %s: %w", k, err)
-			}
-			if (f.Namespace == "" || j.Namespace == f.Namespace) && (f.Status == "" || j.Status == f.Status) {
-				out = append(out, j)
-			}
-			return nil
-		})
+	out, err := records(ctx, e, jobPrefix, func(j *Job) bool {
+		return (f.Namespace == "" || j.Namespace == f.Namespace) && (f.Status == "" || j.Status == f.Status)
 	})
 	slices.SortFunc(out, func(a, b Job) int {
 		if c := b.Submitted.Compare(a.Submitted); c != 0 {
@@ -902,19 +876,5 @@ func (e *Engine) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
 
 // Namespaces lists the namespaces, by name, linearizably.
 func (e *Engine) Namespaces(ctx context.Context) ([]Namespace, error) {
-	if err := e.node.Linearize(ctx); err != nil {
-		return nil, err
-	}
-	out := []Namespace{}
-	err := e.node.KV().View(func(r raftstore.Reader) error {
-		return r.Scan([]byte(nsPrefix), func(k, v []byte) error {
-			var ns Namespace
-			if err := json.Unmarshal(v, &ns); err != nil {
-				return fmt.Errorf("engine: record %s: %w", k, err)
-			}
-			out = append(out, ns)
-			return nil
-		})
-	})
-	return out, err
+	return records[Namespace](ctx, e, nsPrefix, nil)
 }

@@ -130,8 +130,8 @@ func (e *Engine) fetchObject(ctx context.Context, h int64, o *object) ([]byte, e
 	backoff := 50 * time.Millisecond
 	for {
 		loc := e.locOf(o)
-		if loc == nil { // rebuilt here meanwhile
-			return e.objects.get(ctx, o.job, h, -1)
+		if loc == nil { // only rebuild clears it, under o.pullMu, which the caller holds
+			return nil, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("object %d has no location to fetch it from", h)}
 		}
 		data, err := e.pullFrom(ctx, h, o, *loc)
 		if err == nil {
@@ -153,8 +153,9 @@ func (e *Engine) fetchObject(ctx context.Context, h int64, o *object) ([]byte, e
 			backoff = min(2*backoff, time.Second)
 			continue
 		}
-		if err := e.rebuild(ctx, h, o, loc.node); err != nil {
-			return nil, err
+		data, err = e.rebuild(ctx, h, o, loc.node)
+		if err != nil || data != nil {
+			return data, err // rebuilt here, or not at all
 		}
 	}
 }
@@ -180,10 +181,11 @@ func (e *Engine) holderLost(id string) bool {
 }
 
 // rebuild runs again the task that made object h, whose holder lost died, and records where its
-// value now lives. The caller holds o.pullMu.
-func (e *Engine) rebuild(ctx context.Context, h int64, o *object, lost string) error {
+// value now lives; when the task ran here, it keeps the value here and returns it. The caller
+// holds o.pullMu.
+func (e *Engine) rebuild(ctx context.Context, h int64, o *object, lost string) ([]byte, error) {
 	if o.lineage == nil {
-		return &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf(
+		return nil, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf(
 			"object %d was lost with node %s and cannot be rebuilt: it was made by put or inside another task, not by a task this node placed", h, lost)}
 	}
 	t := *o.lineage
@@ -192,25 +194,28 @@ func (e *Engine) rebuild(ctx context.Context, h int64, o *object, lost string) e
 	first := e.placeOrQueue(t.demand, map[string]bool{lost: true})
 	out, err := e.execPlaced(ctx, first, t, map[string]bool{lost: true})
 	if err != nil {
-		return fmt.Errorf("object %d was lost with node %s and rebuilding it failed: %w", h, lost, err)
+		return nil, fmt.Errorf("object %d was lost with node %s and rebuilding it failed: %w", h, lost, err)
 	}
 	s := e.objects
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if out.loc != nil {
 		o.loc = out.loc
-		return nil
+		return nil, nil
 	}
-	// It ran here: keep the value here for good.
-	if o.freed {
-		return nil
+	// It ran here: keep the value here for good (non-nil, even when empty: the caller tells
+	// "ran here" by it).
+	if out.data == nil {
+		out.data = []byte{}
 	}
-	if err := s.makeRoomLocked(int64(len(out.data))); err != nil {
-		return &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("object %d rebuilt but cannot be kept: %v", h, err)}
+	if !o.freed {
+		if err := s.makeRoomLocked(int64(len(out.data))); err != nil {
+			return nil, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("object %d rebuilt but cannot be kept: %v", h, err)}
+		}
+		o.loc = nil
+		s.keepLocked(h, o, out.data)
 	}
-	o.loc = nil
-	s.keepLocked(h, o, out.data)
-	return nil
+	return out.data, nil
 }
 
 // pullFrom fetches the value at loc, checks it against the sender's checksum and the one
@@ -330,6 +335,9 @@ func parseRefs(v string) ([]int64, error) {
 	return out, nil
 }
 
+// RefsHeaderValue is the RefsHeader value that lists m.Refs ("" when there are none).
+func (m ObjectMeta) RefsHeaderValue() string { return formatRefs(m.Refs) }
+
 // formatRefs writes a RefsHeader value.
 func formatRefs(hs []int64) string {
 	var b strings.Builder
@@ -398,7 +406,7 @@ func (e *Engine) shipRefs(ctx context.Context, job string, refs []int64) ([]Remo
 		if loc := e.locOf(o); loc != nil && e.holderLost(loc.node) {
 			o.pullMu.Lock()
 			if loc = e.locOf(o); loc != nil && e.holderLost(loc.node) {
-				err = e.rebuild(ctx, r, o, loc.node)
+				_, err = e.rebuild(ctx, r, o, loc.node)
 			}
 			o.pullMu.Unlock()
 			if err != nil {

@@ -176,7 +176,7 @@ func TestRebuildWithoutLineage(t *testing.T) {
 	e := pullEngine()
 	h := e.objects.remote("j", &location{node: "w9", api: "http://127.0.0.1:1", job: "j", handle: 3, size: -1})
 	o, _ := e.objects.lookup("j", h)
-	err := e.rebuild(context.Background(), h, o, "w9")
+	_, err := e.rebuild(context.Background(), h, o, "w9")
 	var ae *abi.Error
 	if !errors.As(err, &ae) || !strings.Contains(ae.Message, "cannot be rebuilt") || !strings.Contains(ae.Message, "w9") {
 		t.Fatalf("rebuild without lineage: %v", err)

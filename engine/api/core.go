@@ -230,8 +230,8 @@ func (s *Server) getObject(c *gin.Context) {
 		return
 	}
 	c.Header(engine.ChecksumHeader, meta.Checksum)
-	if len(meta.Refs) > 0 {
-		c.Header(engine.RefsHeader, formatHandles(meta.Refs))
+	if refs := meta.RefsHeaderValue(); refs != "" {
+		c.Header(engine.RefsHeader, refs)
 	}
 	c.Data(http.StatusOK, "application/octet-stream", b)
 }
@@ -263,17 +263,6 @@ func objectError(c *gin.Context, err error) {
 		return
 	}
 	failErr(c, err, nil)
-}
-
-func formatHandles(hs []int64) string {
-	b := make([]byte, 0, 8*len(hs))
-	for i, h := range hs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendInt(b, h, 10)
-	}
-	return string(b)
 }
 
 func (s *Server) deleteObject(c *gin.Context) {
