@@ -1,145 +1,188 @@
-// Package archtest guards the import direction of design.md §3:
-// cmd -> engine -> {host, raftstore, plugins, gpu, model} -> sdk/abi.
 package archtest
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
-const modulePath = "github.com/lumenflow/lumen"
+const (
+	modulePath = "github.com/lumenflow/lumen"
+	moduleRoot = "../.."
+	tableDoc   = "docs/architecture.md"
+)
 
-// rules maps a package (or folder prefix, ending in "/") to the project packages it may import,
-// again as exact paths or prefixes. The most specific key wins. Standard library and third-party
-// imports are checked separately where a package must stay pure.
-var rules = []struct {
-	pkg     string
-	allowed []string
-	stdOnly bool // no third-party imports either
-}{
-	{pkg: "sdk", stdOnly: true}, // the SDKs' sources, embedded for lumen new
-	{pkg: "sdk/abi", stdOnly: true},
-	{pkg: "sdk/go", allowed: []string{"sdk/abi"}, stdOnly: true},
-	{pkg: "sdk/go/", allowed: []string{"sdk/abi", "sdk/go"}}, // e.g. sdk/go/batch: Arrow batches on top of the SDK
-	{pkg: "sdk/", allowed: []string{"sdk/abi"}},
-	{pkg: "sdk/conformance/", allowed: []string{"sdk/abi", "sdk/go"}}, // guests written with the SDKs
-	{pkg: "host", allowed: []string{"sdk/abi"}},
-	{pkg: "host/", allowed: []string{"sdk/abi", "host/"}},
-	{pkg: "plugins", allowed: []string{"sdk/abi"}},
-	{pkg: "raftstore", allowed: []string{"sdk/abi"}},
-	{pkg: "gpu", allowed: []string{"sdk/abi", "gpu/"}},
-	{pkg: "gpu/", allowed: []string{"sdk/abi", "gpu", "gpu/"}},
-	{pkg: "model", allowed: []string{"sdk/abi", "gpu", "gpu/", "model/"}},
-	{pkg: "model/", allowed: []string{"sdk/abi", "gpu", "gpu/", "model", "model/"}},
-	// Pure engine packages: no I/O dependencies of ours, only the shared domain types.
-	{pkg: "engine/model", stdOnly: true},
-	{pkg: "engine/dag", allowed: []string{"engine/model", "sdk/abi"}, stdOnly: true},
-	{pkg: "engine/scheduler", allowed: []string{"engine/model", "sdk/abi"}, stdOnly: true},
-	{pkg: "engine", allowed: []string{"engine", "engine/", "host", "host/", "raftstore", "plugins", "gpu", "gpu/", "model", "model/", "sdk/abi"}},
-	{pkg: "engine/", allowed: []string{"engine", "engine/", "host", "host/", "raftstore", "plugins", "gpu", "gpu/", "model", "model/", "sdk/abi"}},
-	{pkg: "cmd/", allowed: []string{"engine", "engine/", "host", "plugins", "raftstore", "gpu", "model", "sdk", "sdk/abi", "internal/"}},
-	{pkg: "examples/", allowed: []string{"sdk/", "engine/client", "internal/"}},
-	{pkg: "internal/", allowed: []string{"internal/", "sdk/abi"}},
-	{pkg: "internal/lumentest", allowed: []string{"engine/client"}}, // drives a real lumen up in tests
-}
-
-func match(pattern, rel string) bool {
-	if strings.HasSuffix(pattern, "/") {
-		return strings.HasPrefix(rel, pattern)
+// Every package of the module, its tests included, imports only what its row of the table in
+// docs/architecture.md allows, and the table has a row for every package and none for a package
+// that is gone.
+func TestImports_FollowTheTable(t *testing.T) {
+	rules := readTable(t)
+	pkgs := listPackages(t)
+	outside := map[string]bool{}
+	for _, p := range pkgs {
+		for _, list := range [][]string{p.Imports, p.TestImports, p.XTestImports} {
+			for _, im := range list {
+				if !strings.HasPrefix(im, modulePath+"/") {
+					outside[im] = true
+				}
+			}
+		}
 	}
-	return rel == pattern
+	std := standardPackages(t, outside)
+	problems, checked := checkImports(modulePath, tableDoc, rules, pkgs, func(im string) bool { return std[im] })
+	for _, p := range problems {
+		t.Error(p)
+	}
+	if checked != len(pkgs) || checked == 0 {
+		t.Errorf("checked %d packages of the %d go list reported", checked, len(pkgs))
+	}
 }
 
-type listed struct {
-	ImportPath string
-	Imports    []string
-	Standard   bool
+// The table must keep forbidding the edges the design forbids, whatever else changes in it.
+func TestTable_ForbidsTheWrongDirection(t *testing.T) {
+	rules := readTable(t)
+	forbidden := []struct{ from, to string }{
+		{"host", "engine"}, {"host", "plugins"}, {"host", "gpu"}, {"plugins", "host"},
+		{"raftstore", "engine"}, {"sdk/abi", "host"}, {"sdk/go", "host"}, {"engine/dag", "host"},
+		{"engine/scheduler", "raftstore"}, {"gpu", "model"}, {"model", "engine"},
+		{"engine/client", "engine"}, {"engine", "engine/api"}, {"engine/api", "cmd/lumen"},
+	}
+	for _, e := range forbidden {
+		i := resolve(rules, e.from)
+		if i < 0 {
+			t.Errorf("%s: no row governs %s", tableDoc, e.from)
+			continue
+		}
+		if rules[i].allows(e.to, false) {
+			t.Errorf("%s:%d: row `%s` allows %s -> %s, which the design forbids", tableDoc, rules[i].line, rules[i].pkg, e.from, e.to)
+		}
+	}
 }
 
-func TestImports_FollowTheLayering(t *testing.T) {
-	cmd := exec.Command("go", "list", "-json=ImportPath,Imports", "./...")
-	cmd.Dir = "../.."
-	cmd.Env = append(cmd.Environ(), "GOFLAGS=-buildvcs=false")
-	out, err := cmd.Output()
+func readTable(t *testing.T) []rule {
+	t.Helper()
+	f, err := os.Open(filepath.Join(moduleRoot, tableDoc))
 	if err != nil {
-		t.Fatalf("go list: %v", err)
+		t.Fatalf("import rules: %v", err)
 	}
-	// Which imports are standard library: ask once for all of them.
-	dec := json.NewDecoder(strings.NewReader(string(out)))
-	var pkgs []listed
-	all := map[string]bool{}
+	defer f.Close()
+	rules, err := parseTable(tableDoc, f)
+	if err != nil {
+		t.Fatalf("import rules:\n%v", err)
+	}
+	return rules
+}
+
+type goListed struct {
+	ImportPath   string
+	Imports      []string
+	TestImports  []string
+	XTestImports []string
+	GoFiles      []string
+	TestGoFiles  []string
+	XTestGoFiles []string
+	Error        *struct{ Err string }
+}
+
+// listPackages returns every package of `go list ./...` and, since that pattern skips testdata,
+// every Go package under a testdata folder (the Go guests that tests build).
+func listPackages(t *testing.T) []listedPackage {
+	t.Helper()
+	var pkgs []listedPackage
+	for _, p := range goList(t, "./...") {
+		pkgs = append(pkgs, relative(t, p))
+	}
+	dirs := testdataDirs(t)
+	if len(dirs) == 0 {
+		return pkgs
+	}
+	for _, p := range goList(t, append([]string{"-e"}, dirs...)...) {
+		if len(p.GoFiles)+len(p.TestGoFiles)+len(p.XTestGoFiles) == 0 {
+			continue // no Go files for this platform, such as a folder holding only a go:build ignore generator
+		}
+		if p.Error != nil {
+			t.Fatalf("go list %s: %s", p.ImportPath, p.Error.Err)
+		}
+		pkgs = append(pkgs, relative(t, p))
+	}
+	return pkgs
+}
+
+func goList(t *testing.T, args ...string) []goListed {
+	t.Helper()
+	args = append([]string{"list", "-json=ImportPath,Imports,TestImports,XTestImports,GoFiles,TestGoFiles,XTestGoFiles,Error"}, args...)
+	out := runGo(t, args...)
+	var listed []goListed
+	dec := json.NewDecoder(bytes.NewReader(out))
 	for {
-		var p listed
+		var p goListed
 		if err := dec.Decode(&p); err == io.EOF {
 			break
 		} else if err != nil {
-			t.Fatal(err)
+			t.Fatalf("go list output: %v", err)
 		}
-		pkgs = append(pkgs, p)
-		for _, im := range p.Imports {
-			all[im] = true
-		}
+		listed = append(listed, p)
 	}
-	std := standardPackages(t, all)
-	checked := 0
-	for _, p := range pkgs {
-		rel, ok := strings.CutPrefix(p.ImportPath, modulePath+"/")
-		if !ok || strings.HasPrefix(rel, "internal/archtest") {
-			continue
-		}
-		rule := -1
-		for i, r := range rules {
-			if match(r.pkg, rel) && (rule < 0 || len(r.pkg) > len(rules[rule].pkg) || (!strings.HasSuffix(r.pkg, "/") && strings.HasSuffix(rules[rule].pkg, "/"))) {
-				rule = i
-			}
-		}
-		if rule < 0 {
-			t.Errorf("%s: no import rule covers this package; add one to rules", rel)
-			continue
-		}
-		r := rules[rule]
-		checked++
-		for _, im := range p.Imports {
-			imRel, ours := strings.CutPrefix(im, modulePath+"/")
-			if !ours {
-				if r.stdOnly && !std[im] && im != "C" && im != "unsafe" {
-					t.Errorf("%s imports %s: it may use only the standard library", rel, im)
-				}
-				continue
-			}
-			okEdge := false
-			for _, a := range r.allowed {
-				if match(a, imRel) {
-					okEdge = true
-					break
-				}
-			}
-			if !okEdge {
-				t.Errorf("forbidden import edge: %s -> %s (allowed: %v)", rel, imRel, r.allowed)
-			}
-		}
-	}
-	if checked == 0 {
-		t.Fatal("no packages checked")
-	}
+	return listed
 }
 
+func relative(t *testing.T, p goListed) listedPackage {
+	t.Helper()
+	rel, ok := strings.CutPrefix(p.ImportPath, modulePath+"/")
+	if !ok {
+		t.Fatalf("go list reported %s, outside module %s", p.ImportPath, modulePath)
+	}
+	return listedPackage{Path: rel, Imports: p.Imports, TestImports: p.TestImports, XTestImports: p.XTestImports}
+}
+
+// testdataDirs returns "./dir" for every folder under a testdata folder that holds a .go file.
+func testdataDirs(t *testing.T) []string {
+	t.Helper()
+	var dirs []string
+	err := filepath.WalkDir(moduleRoot, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() && path != moduleRoot && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(name, ".go") {
+			return nil
+		}
+		rel, err := filepath.Rel(moduleRoot, filepath.Dir(path))
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if strings.Contains("/"+rel+"/", "/testdata/") && (len(dirs) == 0 || dirs[len(dirs)-1] != "./"+rel) {
+			dirs = append(dirs, "./"+rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("finding testdata packages: %v", err)
+	}
+	return dirs
+}
+
+// standardPackages asks go list which of the given import paths are in the standard library.
 func standardPackages(t *testing.T, imports map[string]bool) map[string]bool {
+	t.Helper()
 	args := []string{"list", "-f", "{{.ImportPath}} {{.Standard}}"}
 	for im := range imports {
-		if !strings.HasPrefix(im, modulePath) {
+		if im != "C" {
 			args = append(args, im)
 		}
 	}
-	cmd := exec.Command("go", args...)
-	cmd.Dir = "../.."
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list std: %v", err)
-	}
+	out := runGo(t, args...)
 	std := map[string]bool{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		if f := strings.Fields(line); len(f) == 2 && f[1] == "true" {
@@ -149,32 +192,19 @@ func standardPackages(t *testing.T, imports map[string]bool) map[string]bool {
 	return std
 }
 
-// The rule table itself must reject the edges the design forbids.
-func TestRules_ForbidTheWrongDirection(t *testing.T) {
-	forbidden := [][2]string{
-		{"host", "engine"}, {"host", "plugins"}, {"plugins", "host"}, {"raftstore", "engine/model"},
-		{"sdk/abi", "host"}, {"engine/dag", "host"}, {"engine/scheduler", "raftstore"}, {"gpu", "model"},
-		{"engine/api", "cmd/lumen"},
-	}
-	for _, e := range forbidden {
-		for _, r := range rules {
-			if !match(r.pkg, e[0]) {
-				continue
-			}
-			for _, a := range r.allowed {
-				if match(a, e[1]) && (r.pkg == e[0] || !hasExact(e[0])) {
-					t.Errorf("rule %q allows forbidden edge %s -> %s", r.pkg, e[0], e[1])
-				}
-			}
+// runGo runs the go command in the module's root and returns its standard output.
+func runGo(t *testing.T, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command("go", args...)
+	cmd.Dir = moduleRoot
+	cmd.Env = append(cmd.Environ(), "GOFLAGS=-buildvcs=false")
+	out, err := cmd.Output()
+	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, exit.Stderr)
 		}
+		t.Fatalf("go %s: %v", strings.Join(args, " "), err)
 	}
-}
-
-func hasExact(pkg string) bool {
-	for _, r := range rules {
-		if r.pkg == pkg {
-			return true
-		}
-	}
-	return false
+	return out
 }
