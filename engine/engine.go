@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lumenflow/lumen/engine/scheduler"
+	"github.com/lumenflow/lumen/engine/tensors"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/plugins"
 	"github.com/lumenflow/lumen/raftstore"
@@ -36,7 +37,7 @@ type Config struct {
 	// its memory ("memory_bytes"). Custom resources are any other name.
 	Resources scheduler.Resources
 	// TensorBytesPerJob caps the bytes of one job's live host tensors (default 1 GiB); past it
-	// the tensor host functions return abi.ErrLimit. See tensors.go.
+	// the tensor host functions return abi.ErrLimit. See package engine/tensors.
 	TensorBytesPerJob int64
 	// Cluster says how the node takes part in the replicated control plane; the zero value runs
 	// a single node.
@@ -57,7 +58,7 @@ type Engine struct {
 	reg     *plugins.Registry
 	objects *objectStore
 	adm     *admission
-	tensors *tensorStore
+	tensors *tensors.Store
 
 	ctx    context.Context // ends when the engine closes; background work runs under it
 	cancel context.CancelFunc
@@ -111,7 +112,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg: cfg, started: time.Now(), objects: newObjectStore(cfg.ObjectStoreBytes).withSpill(cfg.DataDir), adm: newAdmission(cfg.Resources),
 		compiled: map[string]*host.Module{}, fns: map[fnKey]fnRef{}, actors: map[int64]*actor{}, named: map[string]int64{}, ended: map[int64]endedActor{},
 		runs: map[string]*wfRun{}, compiledWFs: map[string]*compiledWF{}, log: slog.Default(),
-		tensors: newTensorStore(cfg.TensorBytesPerJob),
+		tensors: tensors.New(cfg.TensorBytesPerJob),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.workers = newWorkers(e.ctx.Done(), 10*time.Second)
@@ -121,7 +122,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		Defaults:           cfg.Limits,
 		MaxModuleBytes:     cfg.MaxModuleBytes,
 		Services:           services{e},
-		Tensors:            tensorsImpl{e},
+		Tensors:            e.tensors.Host(tensorScope),
 		Models:             modelsImpl{e},
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lumenflow/lumen/engine/scheduler"
+	"github.com/lumenflow/lumen/engine/tensors"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
@@ -30,8 +31,9 @@ type callContext struct {
 	owned, borrowed []int64
 	// actors are the actors the call created without Detached: they end with it.
 	actors []int64
-	// tensors are the tensors and optimisers the call made (tensors.go); they end with it.
-	tensors []tensorRef
+	// tensors are the tensors and optimisers the call made (package engine/tensors); they end
+	// with it.
+	tensors tensors.Scope
 	// pool is the admission the call draws its resources from: a placement group's bundle, or
 	// nil for the node's.
 	pool *admission
@@ -59,8 +61,8 @@ func (e *Engine) endScope(cc *callContext, out []byte, holder *object, keep bool
 	e.objects.releaseAll(dropped)
 	e.objects.releaseAll(cc.borrowed)
 	e.killActors(cc.actors)
-	e.tensors.free(cc.tensors)
-	cc.owned, cc.borrowed, cc.actors, cc.tensors = nil, nil, nil, nil
+	e.tensors.Free(&cc.tensors)
+	cc.owned, cc.borrowed, cc.actors = nil, nil, nil
 }
 
 // demand is what a call needs: its request's resources, else its module's hints, else one cpu.

@@ -2,163 +2,38 @@ package engine
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"math"
-	"strings"
 	"testing"
 
+	"github.com/lumenflow/lumen/engine/tensors"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
 
-// newTensorEngine is just enough of an Engine for its tensors: the store and endScope.
-func newTensorEngine(limit int64) *Engine {
-	return &Engine{tensors: newTensorStore(limit), objects: newObjectStore(0)}
+// The store's own behaviour (handles, budgets, views, ops, optimisers) is tested in package
+// engine/tensors; these test the engine's wiring: which scope a call's tensors join, and when it
+// ends.
+
+// newTensorEngine is just enough of an Engine for its tensors: the store, the host.Tensors that
+// Open gives the host, and endScope.
+func newTensorEngine() (*Engine, host.Tensors) {
+	e := &Engine{tensors: tensors.New(0), objects: newObjectStore(0)}
+	return e, e.tensors.Host(tensorScope)
 }
 
-func tcall(job string) (*host.CallInfo, *callContext) {
-	cc := &callContext{}
-	return &host.CallInfo{Job: job, Context: cc}, cc
-}
-
-func f32bytes(v ...float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return b
-}
-
-func wantStatus(t *testing.T, err error, want abi.Status, substr string) {
+func wantTensorNotFound(t *testing.T, err error) {
 	t.Helper()
-	var se *host.StatusError
 	var ae *abi.Error
-	switch {
-	case errors.As(err, &se) && se.Status == want && strings.Contains(se.Message, substr):
-	case want == abi.ErrNotFound && errors.As(err, &ae) && ae.Kind == abi.KindNotFound && strings.Contains(ae.Message, substr):
-	default:
-		t.Fatalf("error %v, want %s containing %q", err, want, substr)
+	if !errors.As(err, &ae) || ae.Kind != abi.KindNotFound {
+		t.Fatalf("error %v, want not_found", err)
 	}
-}
-
-func TestTensors_TrainStepThroughHandles(t *testing.T) {
-	e := newTensorEngine(0)
-	ti, ctx := tensorsImpl{e}, context.Background()
-	c, _ := tcall("j1")
-	w, err := ti.TensorCreate(ctx, c, &abi.TensorSpec{DType: abi.DTypeF32, Shape: []int{1, 2}, RequiresGrad: true}, f32bytes(1, -1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, _ := ti.TensorCreate(ctx, c, &abi.TensorSpec{DType: abi.DTypeF32, Shape: []int{1, 2}}, f32bytes(3, 4))
-	y, err := ti.TensorOp(ctx, c, &abi.TensorOp{Op: "mul", Inputs: []int64{w, x}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	loss, err := ti.TensorOp(ctx, c, &abi.TensorOp{Op: "sum", Inputs: []int64{y}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ti.TensorBackward(ctx, c, loss); err != nil {
-		t.Fatal(err)
-	}
-	g, err := ti.TensorGrad(ctx, c, w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := ti.TensorRead(ctx, c, g); string(b) != string(f32bytes(3, 4)) {
-		t.Fatalf("grad bytes %v, want those of [3 4]", b)
-	}
-	info, _ := ti.TensorInfo(ctx, c, loss)
-	if info.DType != "f32" || len(info.Shape) != 0 {
-		t.Fatalf("loss info %+v", info)
-	}
-	o, err := ti.OptimCreate(ctx, c, &abi.OptimRequest{Kind: abi.OptimSGD, Params: []int64{w}, LR: 0.5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ti.OptimStep(ctx, c, o); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := ti.TensorRead(ctx, c, w); string(b) != string(f32bytes(-0.5, -3)) {
-		t.Fatalf("w after a step: %v, want those of [-0.5 -3]", b)
-	}
-	if err := ti.OptimZeroGrad(ctx, c, o); err != nil {
-		t.Fatal(err)
-	}
-	// Bad input names the op and the shapes, and is bad_payload.
-	_, err = ti.TensorOp(ctx, c, &abi.TensorOp{Op: "matmul", Inputs: []int64{w, x}})
-	wantStatus(t, err, abi.ErrBadPayload, "matmul")
-	_, err = ti.OptimCreate(ctx, c, &abi.OptimRequest{Kind: abi.OptimAdamW, Params: []int64{x}, LR: 0.1})
-	wantStatus(t, err, abi.ErrBadPayload, "requires grad")
-	// An i64 tensor reads back as 8 bytes a value.
-	ih, _ := ti.TensorCreate(ctx, c, &abi.TensorSpec{DType: abi.DTypeI64, Shape: []int{2}}, nil)
-	if b, _ := ti.TensorRead(ctx, c, ih); len(b) != 16 {
-		t.Fatalf("i64 zeros read as %d bytes", len(b))
-	}
-}
-
-func TestTensors_BudgetGivesLimit(t *testing.T) {
-	e := newTensorEngine(1 << 20)
-	ti, ctx := tensorsImpl{e}, context.Background()
-	c, _ := tcall("j1")
-	_, err := ti.TensorCreate(ctx, c, &abi.TensorSpec{DType: abi.DTypeF32, Shape: []int{512, 1024}}, nil)
-	wantStatus(t, err, abi.ErrLimit, "budget")
-	a, err := ti.TensorCreate(ctx, c, &abi.TensorSpec{DType: abi.DTypeF32, Shape: []int{80, 1024}}, nil) // 320 KiB
-	if err != nil {
-		t.Fatal(err)
-	}
-	var hs []int64
-	for range 2 {
-		h, err := ti.TensorOp(ctx, c, &abi.TensorOp{Op: "exp", Inputs: []int64{a}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs = append(hs, h)
-	}
-	_, err = ti.TensorOp(ctx, c, &abi.TensorOp{Op: "exp", Inputs: []int64{a}})
-	wantStatus(t, err, abi.ErrLimit, "")
-	// Another job has a budget of its own.
-	c2, _ := tcall("j2")
-	if _, err := ti.TensorCreate(ctx, c2, &abi.TensorSpec{DType: abi.DTypeF32, Shape: []int{128, 1024}}, nil); err != nil {
-		t.Fatal(err)
-	}
-	// Freeing gives the bytes back.
-	if err := ti.TensorFree(ctx, c, hs[0]); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ti.TensorOp(ctx, c, &abi.TensorOp{Op: "exp", Inputs: []int64{a}}); err != nil {
-		t.Fatalf("after a free: %v", err)
-	}
-}
-
-func TestTensors_HandlesAreScopedToTheJob(t *testing.T) {
-	e := newTensorEngine(0)
-	ti, ctx := tensorsImpl{e}, context.Background()
-	c1, _ := tcall("j1")
-	c2, _ := tcall("j2")
-	h, err := ti.TensorCreate(ctx, c1, &abi.TensorSpec{DType: abi.DTypeF32, Shape: []int{2}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = ti.TensorRead(ctx, c2, h)
-	wantStatus(t, err, abi.ErrNotFound, `no tensor 1 in job "j2"`)
-	wantStatus(t, ti.TensorFree(ctx, c2, h), abi.ErrNotFound, "")
-	_, err = ti.TensorOp(ctx, c2, &abi.TensorOp{Op: "relu", Inputs: []int64{h}})
-	wantStatus(t, err, abi.ErrNotFound, "")
-	wantStatus(t, ti.OptimStep(ctx, c2, h), abi.ErrNotFound, "no optimiser")
-	if _, err := ti.TensorRead(ctx, c1, h); err != nil {
-		t.Fatal(err)
-	}
-	e.DropJobTensors("j1")
-	_, err = ti.TensorRead(ctx, c1, h)
-	wantStatus(t, err, abi.ErrNotFound, "")
 }
 
 func TestTensors_FreedWhenTheCallEnds(t *testing.T) {
-	e := newTensorEngine(0)
-	ti, ctx := tensorsImpl{e}, context.Background()
-	c, cc := tcall("j1")
+	e, ti := newTensorEngine()
+	ctx := context.Background()
+	cc := &callContext{}
+	c := &host.CallInfo{Job: "j1", Context: cc}
 	x, _ := ti.TensorCreate(ctx, c, &abi.TensorSpec{DType: abi.DTypeF32, Shape: []int{64, 64}, RequiresGrad: true}, nil)
 	v, err := ti.TensorOp(ctx, c, &abi.TensorOp{Op: "reshape", Inputs: []int64{x}, Attrs: abi.TensorAttrs{Shape: []int{4096}}})
 	if err != nil {
@@ -181,7 +56,58 @@ func TestTensors_FreedWhenTheCallEnds(t *testing.T) {
 	}
 	for _, h := range []int64{x, v} {
 		_, err := ti.TensorRead(ctx, c, h)
-		wantStatus(t, err, abi.ErrNotFound, "")
+		wantTensorNotFound(t, err)
 	}
-	wantStatus(t, ti.OptimStep(ctx, c, o), abi.ErrNotFound, "")
+	wantTensorNotFound(t, ti.OptimStep(ctx, c, o))
+}
+
+// An actor's calls share its callContext, so what one call makes outlives the call and ends with
+// the actor.
+func TestTensors_ActorCallsShareTheActorsScope(t *testing.T) {
+	e, ti := newTensorEngine()
+	ctx := context.Background()
+	actor := &callContext{}
+	call1 := &host.CallInfo{Job: "j1", Function: "A.init", Context: actor}
+	call2 := &host.CallInfo{Job: "j1", Function: "A.step", Context: actor}
+	w, err := ti.TensorCreate(ctx, call1, &abi.TensorSpec{DType: abi.DTypeF32, Shape: []int{8}, RequiresGrad: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another call, of its own scope, ends; the actor's tensor lives on.
+	other := &callContext{}
+	if _, err := ti.TensorCreate(ctx, &host.CallInfo{Job: "j1", Context: other}, &abi.TensorSpec{DType: abi.DTypeF32, Shape: []int{8}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.endScope(other, nil, nil, false)
+	g, err := ti.TensorOp(ctx, call2, &abi.TensorOp{Op: "relu", Inputs: []int64{w}})
+	if err != nil {
+		t.Fatalf("the actor's tensor in its next call: %v", err)
+	}
+	if used, _ := e.TensorStats("j1"); used != 2*8*4 {
+		t.Fatalf("%d bytes used, want %d", used, 2*8*4)
+	}
+	e.endScope(actor, nil, nil, false)
+	if used, _ := e.TensorStats("j1"); used != 0 {
+		t.Fatalf("%d bytes still used after the actor ended", used)
+	}
+	for _, h := range []int64{w, g} {
+		_, err := ti.TensorRead(ctx, call2, h)
+		wantTensorNotFound(t, err)
+	}
+}
+
+func TestTensors_DropJobTensors(t *testing.T) {
+	e, ti := newTensorEngine()
+	ctx := context.Background()
+	c := &host.CallInfo{Job: "j1", Context: &callContext{}}
+	h, err := ti.TensorCreate(ctx, c, &abi.TensorSpec{DType: abi.DTypeF32, Shape: []int{2}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.DropJobTensors("j1")
+	_, err = ti.TensorRead(ctx, c, h)
+	wantTensorNotFound(t, err)
+	if used, peak := e.TensorStats("j1"); used != 0 || peak != 0 {
+		t.Fatalf("after DropJobTensors: used %d, peak %d", used, peak)
+	}
 }
