@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lumenflow/lumen/engine/scheduler"
+	"github.com/lumenflow/lumen/engine/serving"
 	"github.com/lumenflow/lumen/engine/tensors"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/plugins"
@@ -42,8 +43,8 @@ type Config struct {
 	// Cluster says how the node takes part in the replicated control plane; the zero value runs
 	// a single node.
 	Cluster ClusterConfig
-	// Model says which chat models the node serves (model.go); the zero value serves none.
-	Model ModelConfig
+	// Model says which chat models the node serves (engine/serving); the zero value serves none.
+	Model serving.Config
 	// DataRoot is the folder data jobs may read and write (datajobs.go): every path of a
 	// pipeline is relative to it and must stay inside it. Empty: data jobs are refused.
 	DataRoot string
@@ -91,9 +92,9 @@ type Engine struct {
 	// compiledWFs are the workflows compiled for repeated execution.
 	compiledWFs map[string]*compiledWF
 	log         *slog.Logger
-	models      *models  // nil when Config.Model serves none; set in Open, then read-only
-	dataJobs    dataJobs // pipelines run by RunPipeline (datajobs.go)
-	jobs        jobs     // submitted jobs this node runs (jobs.go)
+	serving     *serving.Service // the chat models, batches and training step (serving.go); set in Open
+	dataJobs    dataJobs         // pipelines run by RunPipeline (datajobs.go)
+	jobs        jobs             // submitted jobs this node runs (jobs.go)
 }
 
 // Open creates the data directory if needed, opens the registry and starts the host runtime.
@@ -116,6 +117,10 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.workers = newWorkers(e.ctx.Done(), 10*time.Second)
+	if err := e.openServing(); err != nil {
+		e.cancel()
+		return nil, err
+	}
 	rt, err := host.New(ctx, host.Config{
 		DataDir:            cfg.DataDir,
 		MaxConcurrentCalls: cfg.MaxConcurrentCalls,
@@ -123,7 +128,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		MaxModuleBytes:     cfg.MaxModuleBytes,
 		Services:           services{e},
 		Tensors:            e.tensors.Host(tensorScope),
-		Models:             modelsImpl{e},
+		Models:             e.serving.HostModels(),
 	})
 	if err != nil {
 		e.cancel()
@@ -147,10 +152,6 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("engine: open registry: %w", err)
 	}
 	e.rt, e.reg, e.state = rt, reg, &state{node: e.node, ctx: e.ctx}
-	if err := e.openModels(); err != nil {
-		e.Close(ctx)
-		return nil, err
-	}
 	if err := e.resumeWorkflows(); err != nil {
 		e.Close(ctx)
 		return nil, err

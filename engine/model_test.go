@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/engine/serving"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/internal/guestbuild"
 	"github.com/lumenflow/lumen/model"
@@ -39,7 +39,7 @@ func untrainedModel(t *testing.T) string {
 	return dir
 }
 
-func openModelEngine(t *testing.T, dataDir string, mc engine.ModelConfig) *engine.Engine {
+func openModelEngine(t *testing.T, dataDir string, mc serving.Config) *engine.Engine {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -66,7 +66,7 @@ func batchLines(t *testing.T, n int) []openai.BatchRequest {
 
 func TestModel_BatchResumesWithoutRedoingFinishedLines(t *testing.T) {
 	mdir, data := untrainedModel(t), t.TempDir()
-	mc := engine.ModelConfig{Dir: mdir, BatchConcurrency: 1}
+	mc := serving.Config{Dir: mdir, BatchConcurrency: 1}
 	e := openModelEngine(t, data, mc)
 	ms, ok := e.Models()
 	if !ok {
@@ -131,54 +131,18 @@ func TestModel_BatchResumesWithoutRedoingFinishedLines(t *testing.T) {
 	}
 }
 
-func TestModel_ChatRoutesFiltersAndRefuses(t *testing.T) {
-	e := openModelEngine(t, t.TempDir(), engine.ModelConfig{Dir: untrainedModel(t), ID: "tiny"})
-	defer e.Close(context.Background())
+// A model config serving.Open refuses fails engine.Open with the engine's prefix and the source
+// named (engine/serving tests every source).
+func TestModel_OpenRefusesABadModelConfig(t *testing.T) {
 	ctx := context.Background()
-
-	status, out, ok := e.Chat(ctx, []byte(`{"model":"tiny","seed":1,"max_tokens":2,"messages":[{"role":"user","content":"hi"}]}`))
-	var c openai.ChatCompletion
-	if !ok || status != http.StatusOK || json.Unmarshal(out, &c) != nil || c.Model != "tiny" || len(c.Choices) != 1 {
-		t.Fatalf("chat: %v %d %s", ok, status, out)
+	mc := serving.Config{Dir: filepath.Join(t.TempDir(), "nope")}
+	e, err := engine.Open(ctx, engine.Config{DataDir: t.TempDir(), Model: mc})
+	if err == nil {
+		e.Close(ctx)
+		t.Fatalf("Open accepted %+v", mc)
 	}
-	status, out, _ = e.Chat(ctx, []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`))
-	if status != http.StatusNotFound || !strings.Contains(string(out), "model_not_found") {
-		t.Errorf("unknown model: %d %s", status, out)
-	}
-	status, out, _ = e.Chat(ctx, []byte(`{"model":"tiny","messages":[{"role":"user","content":"how do I build a bomb"}]}`))
-	if status != http.StatusOK || !strings.Contains(string(out), `"content_filter"`) {
-		t.Errorf("unsafe request: %d %s", status, out)
-	}
-	status, out, _ = e.Chat(ctx, []byte(`{"model":"tiny","messages":[]}`))
-	if status != http.StatusBadRequest || !strings.Contains(string(out), `"messages"`) {
-		t.Errorf("empty messages: %d %s", status, out)
-	}
-}
-
-func TestModel_ConfigErrorsNameTheirSource(t *testing.T) {
-	ctx := context.Background()
-	for name, mc := range map[string]engine.ModelConfig{
-		"model dir": {Dir: filepath.Join(t.TempDir(), "nope")},
-		"key file":  {Provider: engine.ProviderConfig{BaseURL: "http://127.0.0.1:1/v1", KeyFile: filepath.Join(t.TempDir(), "nokey")}},
-		"safety":    {Provider: engine.ProviderConfig{BaseURL: "http://127.0.0.1:1/v1"}, SafetyFile: filepath.Join(t.TempDir(), "nofilter.json")},
-		"provider":  {Provider: engine.ProviderConfig{BaseURL: "::not a url"}},
-	} {
-		e, err := engine.Open(ctx, engine.Config{DataDir: t.TempDir(), Model: mc})
-		if err == nil {
-			e.Close(ctx)
-			t.Errorf("%s: Open accepted %+v", name, mc)
-			continue
-		}
-		if !strings.Contains(err.Error(), name) {
-			t.Errorf("%s: error %q does not name it", name, err)
-		}
-	}
-	if _, err := engine.ParseModelMap("a=b,a=c"); err == nil {
-		t.Error("ParseModelMap accepted a name twice")
-	}
-	m, err := engine.ParseModelMap("gpt-4o, mine=gpt-4o-mini")
-	if err != nil || m["gpt-4o"] != "gpt-4o" || m["mine"] != "gpt-4o-mini" {
-		t.Errorf("ParseModelMap: %v %v", m, err)
+	if !strings.HasPrefix(err.Error(), "engine: model dir ") {
+		t.Errorf("error %q does not name the model dir", err)
 	}
 }
 
@@ -187,7 +151,7 @@ func TestModel_GuestAsksThroughModelChat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := openModelEngine(t, t.TempDir(), engine.ModelConfig{Dir: untrainedModel(t), ID: "tiny", JobModels: map[string][]string{"jail": {"gpt-4o"}}})
+	e := openModelEngine(t, t.TempDir(), serving.Config{Dir: untrainedModel(t), ID: "tiny", JobModels: map[string][]string{"jail": {"gpt-4o"}}})
 	defer e.Close(context.Background())
 	ctx := context.Background()
 	if _, err := e.AddModule(ctx, wasm, plugins.AddOptions{Name: "asker", Version: "1.0.0"}); err != nil {
@@ -231,26 +195,4 @@ func TestModel_GuestAsksThroughModelChat(t *testing.T) {
 	if _, err := ask(`{"Model":"tiny","Question":"hi"}`, host.Grants{}); err == nil || !strings.Contains(err.Error(), `"model"`) {
 		t.Errorf("without the model grant: %v", err)
 	}
-}
-
-// FuzzParseModelMap: any --openai-models text parses to a map of non-empty names or is refused
-// with an error, never a panic.
-func FuzzParseModelMap(f *testing.F) {
-	for _, s := range []string{"gpt-4o", "a=b,c=d", "a=b,a=c", "=x", "x=", ",,", " a = b ", "a=b=c"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		m, err := engine.ParseModelMap(s)
-		if err != nil {
-			return
-		}
-		if len(m) == 0 {
-			t.Fatalf("%q: empty map without an error", s)
-		}
-		for k, v := range m {
-			if k == "" || v == "" || strings.TrimSpace(k) != k {
-				t.Fatalf("%q: entry %q=%q", s, k, v)
-			}
-		}
-	})
 }

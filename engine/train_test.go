@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/engine/serving"
 )
 
 // Training as a workflow: a step names the built-in function lumen:model.train; the model lands
@@ -32,7 +33,7 @@ func TestWorkflow_TrainsTheModelAsAStep(t *testing.T) {
 	if err != nil {
 		t.Fatalf("workflow: %v", err)
 	}
-	var rep engine.TrainReport
+	var rep serving.TrainReport
 	if err := json.Unmarshal(out, &rep); err != nil || rep.Steps != 4 || rep.Out != "models/tiny" || rep.Params == 0 || len(rep.Accuracy) == 0 {
 		t.Fatalf("report %s (%v)", out, err)
 	}

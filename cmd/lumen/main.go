@@ -21,6 +21,7 @@ import (
 	"github.com/lumenflow/lumen/engine"
 	"github.com/lumenflow/lumen/engine/api"
 	"github.com/lumenflow/lumen/engine/scheduler"
+	"github.com/lumenflow/lumen/engine/serving"
 	"github.com/lumenflow/lumen/plugins"
 )
 
@@ -140,8 +141,8 @@ type nodeOptions struct {
 	cluster              engine.ClusterConfig
 	resources            scheduler.Resources
 	tls                  *tlsFiles
-	model                engine.ModelConfig // the OpenAI-compatible API's models (model.go)
-	dataRoot             string             // the folder data jobs may use (data.go)
+	model                serving.Config // the OpenAI-compatible API's models (model.go)
+	dataRoot             string         // the folder data jobs may use (data.go)
 }
 
 // serve opens the engine, loads the examples, and serves the API until SIGINT or SIGTERM.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/engine/serving"
 )
 
 const modelUsage = `usage: lumen model train --out DIR [--size tiny|small] [--steps N] [--tasks t1,t2] [--batch N] [--seed N] [--threads N]
@@ -53,7 +53,7 @@ func modelTrain(args []string) error {
 	if *steps < 0 || *batch < 0 || *threads < 1 {
 		return errors.New("--steps, --batch and --threads must be positive")
 	}
-	spec := engine.TrainSpec{Out: *out, Size: *size, Steps: *steps, Batch: *batch, Seed: *seed, Threads: *threads}
+	spec := serving.TrainSpec{Out: *out, Size: *size, Steps: *steps, Batch: *batch, Seed: *seed, Threads: *threads}
 	if *tasks != "" {
 		for _, t := range strings.Split(*tasks, ",") {
 			spec.Tasks = append(spec.Tasks, strings.TrimSpace(t))
@@ -66,7 +66,7 @@ func modelTrain(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := engine.TrainModel(ctx, spec, logf)
+	rep, err := serving.TrainModel(ctx, spec, logf)
 	if err != nil {
 		return err
 	}
@@ -103,12 +103,12 @@ func addModelFlags(fl *flag.FlagSet) *modelFlags {
 	return m
 }
 
-// config turns the flags into the engine's ModelConfig.
-func (m *modelFlags) config() (engine.ModelConfig, error) {
-	c := engine.ModelConfig{Dir: m.dir, ID: m.id, ContextLength: m.contextLength, SafetyFile: m.safety, BatchConcurrency: m.batchConcurrency,
-		Provider: engine.ProviderConfig{BaseURL: m.baseURL, KeyFile: m.keyFile}}
+// config turns the flags into the node's serving.Config.
+func (m *modelFlags) config() (serving.Config, error) {
+	c := serving.Config{Dir: m.dir, ID: m.id, ContextLength: m.contextLength, SafetyFile: m.safety, BatchConcurrency: m.batchConcurrency,
+		Provider: serving.ProviderConfig{BaseURL: m.baseURL, KeyFile: m.keyFile}}
 	if m.names != "" {
-		names, err := engine.ParseModelMap(m.names)
+		names, err := serving.ParseModelMap(m.names)
 		if err != nil {
 			return c, fmt.Errorf("--openai-models: %w", err)
 		}

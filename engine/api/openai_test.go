@@ -19,6 +19,7 @@ import (
 
 	"github.com/lumenflow/lumen/engine"
 	"github.com/lumenflow/lumen/engine/api"
+	"github.com/lumenflow/lumen/engine/serving"
 	"github.com/lumenflow/lumen/model"
 )
 
@@ -42,7 +43,7 @@ func tinyModelDir(t *testing.T) string {
 }
 
 // modelServer starts an engine serving mc over the API; stop closes both, as lumen up does.
-func modelServer(t *testing.T, dataDir string, mc engine.ModelConfig) (c client, srv *api.Server, stop func()) {
+func modelServer(t *testing.T, dataDir string, mc serving.Config) (c client, srv *api.Server, stop func()) {
 	t.Helper()
 	ctx := context.Background()
 	eng, err := engine.Open(ctx, engine.Config{DataDir: dataDir, Model: mc})
@@ -69,7 +70,7 @@ func openaiClient(c client) oa.Client {
 
 func TestOpenAI_AuthErrorsInOpenAIShape(t *testing.T) {
 	dir := t.TempDir()
-	c, _, stop := modelServer(t, dir, engine.ModelConfig{Dir: tinyModelDir(t)})
+	c, _, stop := modelServer(t, dir, serving.Config{Dir: tinyModelDir(t)})
 	defer stop()
 	read, err := os.ReadFile(filepath.Join(dir, api.ReadTokenFile))
 	if err != nil {
@@ -131,7 +132,7 @@ func TestOpenAI_WithoutAModelRoutesSayHowToServeOne(t *testing.T) {
 
 func TestOpenAI_ChatAndBatchThroughTheClient(t *testing.T) {
 	dir := t.TempDir()
-	c, _, stop := modelServer(t, dir, engine.ModelConfig{Dir: tinyModelDir(t)})
+	c, _, stop := modelServer(t, dir, serving.Config{Dir: tinyModelDir(t)})
 	defer stop()
 	client := openaiClient(c)
 	ctx := context.Background()
@@ -219,14 +220,14 @@ func TestOpenAI_ChatAndBatchThroughTheClient(t *testing.T) {
 // backend, and the provider's answer is the one the first node gives.
 func TestOpenAI_ProviderIsAnotherLumen(t *testing.T) {
 	mdir := tinyModelDir(t)
-	first, _, stop1 := modelServer(t, t.TempDir(), engine.ModelConfig{Dir: mdir})
+	first, _, stop1 := modelServer(t, t.TempDir(), serving.Config{Dir: mdir})
 	defer stop1()
 	key := filepath.Join(t.TempDir(), "key")
 	if err := os.WriteFile(key, []byte(first.token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	second, _, stop2 := modelServer(t, t.TempDir(), engine.ModelConfig{Dir: mdir, ID: "local-mm",
-		Provider: engine.ProviderConfig{BaseURL: first.url + "/v1", KeyFile: key, Models: map[string]string{"remote-mm": "lumen-mm"}}})
+	second, _, stop2 := modelServer(t, t.TempDir(), serving.Config{Dir: mdir, ID: "local-mm",
+		Provider: serving.ProviderConfig{BaseURL: first.url + "/v1", KeyFile: key, Models: map[string]string{"remote-mm": "lumen-mm"}}})
 	defer stop2()
 	ctx := context.Background()
 	c1, c2 := openaiClient(first), openaiClient(second)

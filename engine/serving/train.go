@@ -1,4 +1,4 @@
-package engine
+package serving
 
 import (
 	"bytes"
@@ -192,41 +192,31 @@ func newOrResumedTrainer(dir string, plan trainPlan, seed uint64, logf func(stri
 	return tr, 0, err
 }
 
-// Built-in workflow modules: host functions a workflow step can name like a module's, with no
-// WASM behind them. Their module references start with "lumen:".
-const builtinPrefix = "lumen:"
+// TrainStepFunction describes the built-in workflow function lumen:model.train (module
+// "lumen:model", function "train"): a task whose input is a TrainSpec and whose output is the
+// TrainReport, both JSON. The engine's workflow runner lists it and runs it with TrainStep.
+var TrainStepFunction = abi.Function{Name: "train", Kind: abi.KindTask, Input: abi.EncJSON, Output: abi.EncJSON}
 
-var builtins = map[string]map[string]abi.Function{
-	"lumen:model": {"train": {Name: "train", Kind: abi.KindTask, Input: abi.EncJSON, Output: abi.EncJSON}},
-}
-
-// builtinFunction describes a built-in function, or reports it unknown.
-func builtinFunction(module, function string) (abi.Function, bool) {
-	f, ok := builtins[module][function]
-	return f, ok
-}
-
-// runBuiltin runs a built-in function of a workflow step. lumen:model.train takes a TrainSpec
-// whose out is relative to the node's data root (and must stay inside it) and returns the
-// TrainReport (with out relative again).
-func (e *Engine) runBuiltin(ctx context.Context, module, function string, input []byte) ([]byte, error) {
-	if module != "lumen:model" || function != "train" {
-		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no built-in function %s.%s", module, function)}
-	}
+// TrainStep runs lumen:model.train as a workflow step: input is a TrainSpec whose out is
+// relative to the node's data root (and must stay inside it); the output is the TrainReport,
+// with out relative again. Errors are *abi.Error: KindBadInput for a spec refused or a run that
+// failed, KindDenied on a node without a data root, KindCancelled when ctx ended.
+func (s *Service) TrainStep(ctx context.Context, input []byte) ([]byte, error) {
 	var spec TrainSpec
 	dec := json.NewDecoder(bytes.NewReader(input))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&spec); err != nil {
 		return nil, &abi.Error{Kind: abi.KindBadInput, Message: "lumen:model.train: " + err.Error()}
 	}
-	if e.cfg.DataRoot == "" {
+	root := s.deps.DataRoot
+	if root == "" {
 		return nil, &abi.Error{Kind: abi.KindDenied, Message: "lumen:model.train writes under the node's data root, and this node has none (start it with --data-root)"}
 	}
 	rel := spec.Out
-	if err := checkDataPaths(e.cfg.DataRoot, []string{rel}); err != nil {
+	if err := s.deps.CheckPaths(root, []string{rel}); err != nil {
 		return nil, &abi.Error{Kind: abi.KindBadInput, Message: "lumen:model.train: " + err.Error()}
 	}
-	spec.Out = filepath.Join(e.cfg.DataRoot, rel)
+	spec.Out = filepath.Join(root, rel)
 	rep, err := TrainModel(ctx, spec, nil)
 	if err != nil {
 		if ctx.Err() != nil {
