@@ -1,0 +1,7 @@
+// Package wire holds the types that cross a process boundary between Lumen's parts: the one
+// error type and its kinds (what a client branches on, and the single mapping to an HTTP status),
+// and the typed messages of the node-to-node protocol (package engine/peer). Server, peers and the
+// Go client share them, so none re-declares a shape by hand.
+//
+// It imports the standard library only and nothing of Lumen, so every layer may depend on it.
+package wire
