@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/raft"
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/plugins"
 	"github.com/lumenflow/lumen/raftstore"
 )
@@ -79,7 +79,7 @@ type member struct {
 }
 
 // ErrJoin wraps a refused join.
-var ErrJoin = errors.New("engine: join refused")
+var ErrJoin = wire.Wrap(wire.KindForbidden, errors.New("engine: join refused"))
 
 // openCluster starts the node's raft. It runs before the registry opens, which reads through it.
 func (e *Engine) openCluster(ctx context.Context) error {
@@ -344,7 +344,7 @@ func (e *Engine) CheckJoinToken(tok string) bool {
 }
 
 // ClusterJoin adds a node to the cluster (on the leader) and returns the secrets it must share.
-// On a follower it fails with raft.ErrNotLeader; LeaderAPI names where to go.
+// On a follower it fails with raftstore.ErrNotLeader; LeaderAPI names where to go.
 func (e *Engine) ClusterJoin(ctx context.Context, req JoinRequest) (map[string]string, error) {
 	if req.ID == "" || req.Raft == "" || req.API == "" {
 		return nil, fmt.Errorf("%w: id, raft and api are required", raftstore.ErrMembership)
@@ -409,7 +409,7 @@ func (e *Engine) ClusterReadIndex(ctx context.Context) (uint64, error) {
 // ClusterRemove removes a node from the cluster (through the leader).
 func (e *Engine) ClusterRemove(ctx context.Context, id string) error {
 	if !e.node.IsLeader() {
-		return fmt.Errorf("%w: ask the leader (%s)", raft.ErrNotLeader, e.LeaderAPI())
+		return fmt.Errorf("%w: ask the leader (%s)", raftstore.ErrNotLeader, e.LeaderAPI())
 	}
 	if err := e.node.RemoveServer(ctx, id); err != nil {
 		return err
@@ -537,7 +537,7 @@ func (e *Engine) ClusterStatus(ctx context.Context) ClusterStatus {
 // forwarder carries a follower's writes and reads to the leader's API.
 type forwarder struct{ e *Engine }
 
-func (f forwarder) leaderURL(id raft.ServerID) (string, error) {
+func (f forwarder) leaderURL(id string) (string, error) {
 	m, err := f.e.member(string(id))
 	if err != nil {
 		return "", err
@@ -553,7 +553,7 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-func (f forwarder) Apply(ctx context.Context, leader raft.ServerID, cmd []byte) error {
+func (f forwarder) Apply(ctx context.Context, leader string, cmd []byte) error {
 	url, err := f.leaderURL(leader)
 	if err != nil {
 		return err
@@ -563,7 +563,7 @@ func (f forwarder) Apply(ctx context.Context, leader raft.ServerID, cmd []byte) 
 	return forwardedError(status, err, eb)
 }
 
-func (f forwarder) ReadIndex(ctx context.Context, leader raft.ServerID) (uint64, error) {
+func (f forwarder) ReadIndex(ctx context.Context, leader string) (uint64, error) {
 	url, err := f.leaderURL(leader)
 	if err != nil {
 		return 0, err
@@ -588,7 +588,7 @@ func forwardedError(status int, err error, eb errorBody) error {
 	case status == http.StatusOK:
 		return nil
 	case status == http.StatusMisdirectedRequest:
-		return fmt.Errorf("%w: %s", raft.ErrNotLeader, msg)
+		return fmt.Errorf("%w: %s", raftstore.ErrNotLeader, msg)
 	case status == http.StatusConflict:
 		return fmt.Errorf("%w: %s", raftstore.ErrConflict, msg)
 	case status == http.StatusBadRequest:
@@ -667,7 +667,7 @@ const (
 )
 
 // ErrKVNotFound is returned by KVGet for a missing key.
-var ErrKVNotFound = errors.New("engine: no such key")
+var ErrKVNotFound = wire.Wrap(wire.KindNotFound, errors.New("engine: no such key"))
 
 func checkKVKey(key string) error {
 	if key == "" || len(key) > MaxKVKeyLen {

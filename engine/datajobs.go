@@ -18,6 +18,7 @@ import (
 
 	"github.com/lumenflow/lumen/engine/dag"
 	"github.com/lumenflow/lumen/engine/data"
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
@@ -28,9 +29,9 @@ import (
 // Errors of data jobs.
 var (
 	// ErrNoDataRoot is returned when a data job is submitted to a node with no data root.
-	ErrNoDataRoot = errors.New("engine: this node has no data root (start it with --data-root); data jobs are refused")
+	ErrNoDataRoot = wire.Wrap(wire.KindDenied, errors.New("engine: this node has no data root (start it with --data-root); data jobs are refused"))
 	// ErrDataJobNotFound is returned for an unknown (or long finished and forgotten) data job.
-	ErrDataJobNotFound = errors.New("engine: data job not found")
+	ErrDataJobNotFound = wire.Wrap(wire.KindNotFound, errors.New("engine: data job not found"))
 )
 
 // Data job states.

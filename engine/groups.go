@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lumenflow/lumen/engine/scheduler"
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/raftstore"
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -56,7 +57,7 @@ type PlacementGroup struct {
 const maxBundles = 1024
 
 // ErrGroupNotFound is returned for an unknown group.
-var ErrGroupNotFound = errors.New("engine: no such placement group")
+var ErrGroupNotFound = wire.Wrap(wire.KindNotFound, errors.New("engine: no such placement group"))
 
 // groups is a node's share of the placement groups: the bundles it holds reserved.
 type groups struct {

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/raftstore"
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -73,11 +74,11 @@ const (
 // Sentinel errors of jobs.
 var (
 	// ErrJobNotFound is returned for an unknown job id.
-	ErrJobNotFound = errors.New("engine: no such job")
+	ErrJobNotFound = wire.Wrap(wire.KindNotFound, errors.New("engine: no such job"))
 	// ErrJobExists is returned when a submission id is taken.
-	ErrJobExists = errors.New("engine: job id taken")
+	ErrJobExists = wire.Wrap(wire.KindConflict, errors.New("engine: job id taken"))
 	// ErrJobEnded is returned when stopping a job that has ended already.
-	ErrJobEnded = errors.New("engine: job has ended")
+	ErrJobEnded = wire.Wrap(wire.KindConflict, errors.New("engine: job has ended"))
 )
 
 // JobSpec is a job submission.

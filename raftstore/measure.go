@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/raft"
 )
 
 // ClusterMeasure is what MeasureWrites reports of a cluster under write load.
@@ -35,15 +34,15 @@ func (c *localCluster) node(id string) *Node {
 	return c.nodes[id]
 }
 
-func (c *localCluster) Apply(ctx context.Context, leader raft.ServerID, cmd []byte) error {
-	if n := c.node(string(leader)); n != nil {
+func (c *localCluster) Apply(ctx context.Context, leader string, cmd []byte) error {
+	if n := c.node(leader); n != nil {
 		return n.ApplyEncoded(ctx, cmd)
 	}
 	return fmt.Errorf("%w: %s is down", ErrUnreachable, leader)
 }
 
-func (c *localCluster) ReadIndex(ctx context.Context, leader raft.ServerID) (uint64, error) {
-	if n := c.node(string(leader)); n != nil {
+func (c *localCluster) ReadIndex(ctx context.Context, leader string) (uint64, error) {
+	if n := c.node(leader); n != nil {
 		return n.ReadIndex(ctx)
 	}
 	return 0, fmt.Errorf("%w: %s is down", ErrUnreachable, leader)

@@ -32,17 +32,31 @@ var (
 	ErrOutcomeUnknown = errors.New("raftstore: outcome unknown")
 	// ErrMembership wraps a refused membership change.
 	ErrMembership = errors.New("raftstore: membership")
+	// ErrNotLeader means this node is not the leader; LeaderID names the one to ask. It is raft's
+	// own value, so errors.Is matches it however it reached the caller.
+	ErrNotLeader = raft.ErrNotLeader
+	// ErrLeadershipLost means the leader lost its office while a write was in flight; the write
+	// may or may not commit.
+	ErrLeadershipLost = raft.ErrLeadershipLost
 )
 
+// NotLeader reports whether err means "not the leader (now)": ErrNotLeader, ErrLeadershipLost, a
+// leadership transfer in progress, or ErrNoLeader. Packages above raftstore branch on it instead
+// of on raft's errors.
+func NotLeader(err error) bool {
+	return errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
+		errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, ErrNoLeader)
+}
+
 // Forwarder carries a follower's requests to the leader. The engine implements it over its
-// node-to-node API; errors meaning "try again" wrap ErrUnreachable, raft.ErrNotLeader or
-// ErrNoLeader.
+// node-to-node protocol; errors meaning "try again" wrap ErrUnreachable, ErrNotLeader or
+// ErrNoLeader. leader is the leader's node id.
 type Forwarder interface {
 	// Apply asks the leader to apply an encoded command and returns the command's outcome.
-	Apply(ctx context.Context, leader raft.ServerID, cmd []byte) error
+	Apply(ctx context.Context, leader string, cmd []byte) error
 	// ReadIndex asks the leader for an index that covers every write committed before the call
 	// (see Node.ReadIndex).
-	ReadIndex(ctx context.Context, leader raft.ServerID) (uint64, error)
+	ReadIndex(ctx context.Context, leader string) (uint64, error)
 }
 
 // NodeConfig configures OpenNode.
@@ -407,7 +421,7 @@ func (n *Node) applyOnce(ctx context.Context, cmd []byte, sent *bool) error {
 		return raft.ErrNotLeader
 	}
 	*sent = true
-	if err := n.cfg.Forwarder.Apply(ctx, raft.ServerID(leader), cmd); err != nil {
+	if err := n.cfg.Forwarder.Apply(ctx, string(leader), cmd); err != nil {
 		return err
 	}
 	// The leader applied it; make this node's state hold it before answering, so the caller
@@ -480,7 +494,7 @@ func (n *Node) Linearize(ctx context.Context) error {
 		} else if n.cfg.Forwarder == nil {
 			err = raft.ErrNotLeader
 		} else {
-			idx, err = n.cfg.Forwarder.ReadIndex(ctx, raft.ServerID(leader))
+			idx, err = n.cfg.Forwarder.ReadIndex(ctx, string(leader))
 		}
 		if err == nil {
 			return n.WaitApplied(ctx, idx)

@@ -44,16 +44,16 @@ func (s *nodeSet) node(id string) *Node {
 	return s.nodes[id]
 }
 
-func (s *nodeSet) Apply(ctx context.Context, leader raft.ServerID, cmd []byte) error {
-	n := s.node(string(leader))
+func (s *nodeSet) Apply(ctx context.Context, leader string, cmd []byte) error {
+	n := s.node(leader)
 	if n == nil {
 		return fmt.Errorf("%w: %s is down", ErrUnreachable, leader)
 	}
 	return n.ApplyEncoded(ctx, cmd)
 }
 
-func (s *nodeSet) ReadIndex(ctx context.Context, leader raft.ServerID) (uint64, error) {
-	n := s.node(string(leader))
+func (s *nodeSet) ReadIndex(ctx context.Context, leader string) (uint64, error) {
+	n := s.node(leader)
 	if n == nil {
 		return 0, fmt.Errorf("%w: %s is down", ErrUnreachable, leader)
 	}

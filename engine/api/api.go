@@ -4,7 +4,6 @@
 package api
 
 import (
-	"context"
 	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
@@ -21,10 +20,9 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/lumenflow/lumen/engine"
-	"github.com/lumenflow/lumen/host"
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/model/openai"
 	"github.com/lumenflow/lumen/plugins"
-	"github.com/lumenflow/lumen/sdk/abi"
 )
 
 // Token file names in the data directory, each holding one hex token, mode 0600. Every node of
@@ -102,7 +100,7 @@ func (s *Server) routes() {
 	r.Use(gin.Recovery())
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.NoRoute(func(c *gin.Context) {
-		fail(c, http.StatusNotFound, "not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path)
+		fail(c, wire.KindNotFound, "no route "+c.Request.Method+" "+c.Request.URL.Path)
 	})
 
 	s.openaiRoutes(r) // before the group below: these answer errors in OpenAI's shape
@@ -162,85 +160,18 @@ func (s *Server) auth(c *gin.Context) {
 	}
 	switch {
 	case !ok || tok == "":
-		fail(c, http.StatusUnauthorized, "unauthorized", "missing bearer token (Authorization: Bearer <token>; see the token file in the data directory)")
+		fail(c, wire.KindUnauthorized, "missing bearer token (Authorization: Bearer <token>; see the token file in the data directory)")
 	case subtle.ConstantTimeCompare([]byte(tok), []byte(s.adminToken)) == 1:
 		c.Next()
 	case subtle.ConstantTimeCompare([]byte(tok), []byte(s.readToken)) == 1:
 		if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
-			fail(c, http.StatusForbidden, "forbidden", "this token may only read")
+			fail(c, wire.KindForbidden, "this token may only read")
 			return
 		}
 		c.Next()
 	default:
-		fail(c, http.StatusUnauthorized, "unauthorized", "invalid token")
+		fail(c, wire.KindUnauthorized, "invalid token")
 	}
-}
-
-// fail writes the one error shape and stops the chain.
-func fail(c *gin.Context, status int, kind, msg string) {
-	c.AbortWithStatusJSON(status, gin.H{"error": gin.H{"kind": kind, "message": msg}})
-}
-
-// failErr maps an error to its status and kind. extra fields (a call's log) join the body.
-func failErr(c *gin.Context, err error, extra gin.H) {
-	status, kind := http.StatusInternalServerError, "internal"
-	body := gin.H{"kind": kind, "message": err.Error()}
-	var ae *abi.Error
-	var se *host.StatusError
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe), errors.Is(err, plugins.ErrTooLarge):
-		status, kind = http.StatusRequestEntityTooLarge, "too_large"
-	case errors.Is(err, plugins.ErrNotFound):
-		status, kind = http.StatusNotFound, "not_found"
-	case errors.Is(err, plugins.ErrNotWasm), errors.Is(err, plugins.ErrInvalid):
-		status, kind = http.StatusBadRequest, "bad_input"
-	case errors.Is(err, plugins.ErrConflict):
-		status, kind = http.StatusConflict, "conflict"
-	case errors.Is(err, plugins.ErrInUse):
-		status, kind = http.StatusConflict, "in_use"
-	case errors.Is(err, plugins.ErrClosed):
-		status, kind = http.StatusServiceUnavailable, "unavailable"
-	case errors.As(err, &ae):
-		kind = string(ae.Kind)
-		body["message"] = ae.Message
-		if ae.Limit != "" {
-			body["limit"] = ae.Limit
-		}
-		if ae.Code != "" {
-			body["code"] = ae.Code
-		}
-		switch ae.Kind {
-		case abi.KindBadInput:
-			status = http.StatusBadRequest
-		case abi.KindNotFound:
-			status = http.StatusNotFound
-		case abi.KindDenied:
-			status = http.StatusForbidden
-		case abi.KindGuest, abi.KindTrap, abi.KindLimit:
-			status = http.StatusUnprocessableEntity
-		case abi.KindCancelled:
-			status = http.StatusConflict
-		}
-	case errors.As(err, &se):
-		kind = se.Status.String()
-		switch se.Status {
-		case abi.ErrLimit, abi.ErrTooLarge:
-			status = http.StatusInsufficientStorage
-		case abi.ErrTimeout:
-			status = http.StatusGatewayTimeout
-		case abi.ErrNotFound:
-			status = http.StatusNotFound
-		}
-	case errors.Is(err, context.DeadlineExceeded):
-		status, kind = http.StatusGatewayTimeout, "timeout"
-	}
-	body["kind"] = kind
-	out := gin.H{"error": body}
-	for k, v := range extra {
-		out[k] = v
-	}
-	c.AbortWithStatusJSON(status, out)
 }
 
 func (s *Server) listModules(c *gin.Context) {
@@ -274,7 +205,7 @@ func (s *Server) uploadModule(c *gin.Context) {
 				failErr(c, err, nil)
 				return
 			}
-			fail(c, http.StatusBadRequest, "bad_input", "multipart upload needs a file part named \"module\": "+err.Error())
+			fail(c, wire.KindBadInput, "multipart upload needs a file part named \"module\": "+err.Error())
 			return
 		}
 		f, err := fh.Open()

@@ -1,18 +1,15 @@
 package api
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
-	"github.com/hashicorp/raft"
 	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/raftstore"
-	"github.com/lumenflow/lumen/sdk/abi"
 )
 
 // maxCommandBytes caps a forwarded command: a module and its record, with room to spare.
@@ -23,34 +20,25 @@ func (s *Server) nodeAuth(c *gin.Context) {
 	tok, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
 	switch {
 	case !ok || tok == "":
-		fail(c, http.StatusUnauthorized, "unauthorized", "missing join token (Authorization: Bearer <the cluster's join token>)")
+		fail(c, wire.KindUnauthorized, "missing join token (Authorization: Bearer <the cluster's join token>)")
 	case !s.eng.CheckJoinToken(tok):
-		fail(c, http.StatusForbidden, "forbidden", "wrong join token")
+		fail(c, wire.KindForbidden, "wrong join token")
 	case c.Request.TLS != nil && len(c.Request.TLS.VerifiedChains) == 0:
-		fail(c, http.StatusForbidden, "forbidden", "node-to-node requests need a client certificate signed by the cluster's CA")
+		fail(c, wire.KindForbidden, "node-to-node requests need a client certificate signed by the cluster's CA")
 	default:
 		c.Next()
 	}
 }
 
-// failCluster maps the control plane's errors: 421 when this node is not the leader (with the
-// leader's API URL), 409 for a failed condition or membership refusal, 400 for a malformed
-// command, 503 for anything worth retrying.
-func (s *Server) failCluster(c *gin.Context, err error) {
-	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raftstore.ErrNoLeader):
-		c.AbortWithStatusJSON(http.StatusMisdirectedRequest, gin.H{
-			"error":      gin.H{"kind": "not_leader", "message": err.Error()},
-			"leader_api": s.eng.LeaderAPI(), "not_leader": true,
-		})
-	case errors.Is(err, raftstore.ErrConflict), errors.Is(err, raftstore.ErrMembership):
-		fail(c, http.StatusConflict, "conflict", err.Error())
-	case errors.Is(err, raftstore.ErrBadCommand), errors.Is(err, raftstore.ErrCorrupt):
-		fail(c, http.StatusBadRequest, "bad_input", err.Error())
-	default:
-		fail(c, http.StatusServiceUnavailable, "unavailable", err.Error())
+// failLeader answers a failed control-plane operation: like failErr, but "not the leader" is a
+// 421 that says where the leader's API is, so that a caller (a follower forwarding, the CLI) can
+// go there.
+func (s *Server) failLeader(c *gin.Context, err error) {
+	if raftstore.NotLeader(err) {
+		failWith(c, &wire.Error{Kind: wire.KindNotLeader, Message: err.Error(), LeaderAPI: s.eng.LeaderAPI()}, nil)
+		return
 	}
+	failErr(c, err, nil)
 }
 
 func (s *Server) join(c *gin.Context) {
@@ -60,7 +48,7 @@ func (s *Server) join(c *gin.Context) {
 	}
 	secrets, err := s.eng.ClusterJoin(c.Request.Context(), req)
 	if err != nil {
-		s.failCluster(c, err)
+		s.failLeader(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, engine.JoinResponse{Secrets: secrets})
@@ -73,7 +61,7 @@ func (s *Server) clusterApply(c *gin.Context) {
 		return
 	}
 	if err := s.eng.ClusterApply(c.Request.Context(), cmd); err != nil {
-		s.failCluster(c, err)
+		s.failLeader(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"applied": true})
@@ -82,7 +70,7 @@ func (s *Server) clusterApply(c *gin.Context) {
 func (s *Server) readIndex(c *gin.Context) {
 	idx, err := s.eng.ClusterReadIndex(c.Request.Context())
 	if err != nil {
-		s.failCluster(c, err)
+		s.failLeader(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"index": idx})
@@ -96,7 +84,7 @@ func (s *Server) clusterStatus(c *gin.Context) {
 
 func (s *Server) removeNode(c *gin.Context) {
 	if err := s.eng.ClusterRemove(c.Request.Context(), c.Param("id")); err != nil {
-		s.failCluster(c, err)
+		s.failLeader(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"removed": c.Param("id")})
@@ -113,7 +101,7 @@ func (s *Server) kvPut(c *gin.Context) {
 	}
 	err = s.eng.KVPut(c.Request.Context(), kvKey(c), val, c.GetHeader("Idempotency-Key"), c.Query("if_absent") == "true")
 	if err != nil {
-		s.failKV(c, err)
+		failErr(c, err, nil)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"key": kvKey(c)})
@@ -122,7 +110,7 @@ func (s *Server) kvPut(c *gin.Context) {
 func (s *Server) kvGet(c *gin.Context) {
 	v, err := s.eng.KVGet(c.Request.Context(), kvKey(c))
 	if err != nil {
-		s.failKV(c, err)
+		failErr(c, err, nil)
 		return
 	}
 	c.Data(http.StatusOK, "application/octet-stream", v)
@@ -130,28 +118,13 @@ func (s *Server) kvGet(c *gin.Context) {
 
 func (s *Server) kvDelete(c *gin.Context) {
 	if err := s.eng.KVDelete(c.Request.Context(), kvKey(c), c.GetHeader("Idempotency-Key")); err != nil {
-		s.failKV(c, err)
+		failErr(c, err, nil)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"deleted": kvKey(c)})
 }
 
 func kvKey(c *gin.Context) string { return strings.TrimPrefix(c.Param("key"), "/") }
-
-func (s *Server) failKV(c *gin.Context, err error) {
-	switch {
-	case errors.Is(err, engine.ErrKVNotFound):
-		fail(c, http.StatusNotFound, "not_found", err.Error())
-	case errors.Is(err, raftstore.ErrOutcomeUnknown):
-		fail(c, http.StatusGatewayTimeout, "outcome_unknown", err.Error()+" (retry with the same Idempotency-Key)")
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		fail(c, http.StatusServiceUnavailable, "unavailable", err.Error())
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raftstore.ErrNoLeader):
-		fail(c, http.StatusServiceUnavailable, "unavailable", err.Error())
-	default:
-		s.failCluster(c, err)
-	}
-}
 
 func (s *Server) heartbeat(c *gin.Context) {
 	var hb engine.Heartbeat
@@ -160,7 +133,7 @@ func (s *Server) heartbeat(c *gin.Context) {
 	}
 	view, err := s.eng.Heartbeat(c.Request.Context(), hb)
 	if err != nil {
-		s.failCluster(c, fmt.Errorf("%w: %v", raft.ErrNotLeader, err))
+		s.failLeader(c, fmt.Errorf("%w: %v", raftstore.ErrNotLeader, err))
 		return
 	}
 	c.JSON(http.StatusOK, view)
@@ -175,7 +148,7 @@ func (s *Server) createGroup(c *gin.Context) {
 	}
 	pg, err := s.eng.CreatePlacementGroup(c.Request.Context(), spec, c.Query("wait") != "false")
 	if err != nil {
-		s.failGroup(c, err)
+		failErr(c, err, nil)
 		return
 	}
 	c.JSON(http.StatusCreated, pg)
@@ -184,7 +157,7 @@ func (s *Server) createGroup(c *gin.Context) {
 func (s *Server) getGroup(c *gin.Context) {
 	pg, err := s.eng.PlacementGroup(c.Request.Context(), c.Param("id"))
 	if err != nil {
-		s.failGroup(c, err)
+		failErr(c, err, nil)
 		return
 	}
 	c.JSON(http.StatusOK, pg)
@@ -192,21 +165,8 @@ func (s *Server) getGroup(c *gin.Context) {
 
 func (s *Server) removeGroup(c *gin.Context) {
 	if err := s.eng.RemovePlacementGroup(c.Request.Context(), c.Param("id")); err != nil {
-		s.failGroup(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
-}
-
-func (s *Server) failGroup(c *gin.Context, err error) {
-	if errors.Is(err, engine.ErrGroupNotFound) {
-		fail(c, http.StatusNotFound, "not_found", err.Error())
-		return
-	}
-	var ae *abi.Error
-	if errors.As(err, &ae) {
 		failErr(c, err, nil)
 		return
 	}
-	s.failKV(c, err)
+	c.Status(http.StatusNoContent)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
@@ -56,7 +57,7 @@ type waitBody struct {
 func grantsOf(c *gin.Context, caps []abi.Capability) (host.Grants, bool) {
 	for _, cp := range caps {
 		if !grantable[cp] {
-			fail(c, http.StatusBadRequest, "bad_input", fmt.Sprintf("capability %q cannot be granted over the API (grantable: objects, tasks, actors, clock, random, tensors, model, data)", cp))
+			fail(c, wire.KindBadInput, fmt.Sprintf("capability %q cannot be granted over the API (grantable: objects, tasks, actors, clock, random, tensors, model, data)", cp))
 			return host.Grants{}, false
 		}
 	}
@@ -92,7 +93,7 @@ func viaABI[T any](c *gin.Context, req any, decode func([]byte) (*T, error)) (*T
 			return out, true
 		}
 	}
-	fail(c, http.StatusBadRequest, "bad_input", err.Error())
+	fail(c, wire.KindBadInput, err.Error())
 	return nil, false
 }
 
@@ -105,7 +106,7 @@ func (s *Server) readJSON(c *gin.Context, v any) bool {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		fail(c, http.StatusBadRequest, "bad_input", "request body: "+err.Error())
+		fail(c, wire.KindBadInput, "request body: "+err.Error())
 		return false
 	}
 	return true
@@ -124,7 +125,7 @@ func timeoutMs(c *gin.Context, def time.Duration, zeroOK bool) (time.Duration, b
 		if zeroOK {
 			want = "a non-negative integer"
 		}
-		fail(c, http.StatusBadRequest, "bad_input", "timeout_ms must be "+want)
+		fail(c, wire.KindBadInput, "timeout_ms must be "+want)
 		return 0, false
 	}
 	return time.Duration(ms) * time.Millisecond, true
@@ -133,7 +134,7 @@ func timeoutMs(c *gin.Context, def time.Duration, zeroOK bool) (time.Duration, b
 func handleParam(c *gin.Context, name string) (int64, bool) {
 	h, err := strconv.ParseInt(c.Param(name), 10, 64)
 	if err != nil || h <= 0 {
-		fail(c, http.StatusBadRequest, "bad_input", fmt.Sprintf("%s %q is not a positive integer", name, c.Param(name)))
+		fail(c, wire.KindBadInput, fmt.Sprintf("%s %q is not a positive integer", name, c.Param(name)))
 		return 0, false
 	}
 	return h, true
@@ -156,7 +157,7 @@ func (s *Server) submitTask(c *gin.Context) {
 	var err error
 	if b.PlacementGroup != "" || b.BundleIndex != nil {
 		if b.PlacementGroup == "" || b.BundleIndex == nil {
-			fail(c, http.StatusBadRequest, "bad_input", "placement_group and bundle_index go together")
+			fail(c, wire.KindBadInput, "placement_group and bundle_index go together")
 			return
 		}
 		h, err = s.eng.SubmitInGroup(c.Request.Context(), b.Job, req, grants, b.PlacementGroup, *b.BundleIndex, b.RemoteRefs)
@@ -164,7 +165,7 @@ func (s *Server) submitTask(c *gin.Context) {
 		// Placed here by another node, whose applied index it carries: run it here.
 		idx, perr := strconv.ParseUint(placed, 10, 64)
 		if perr != nil {
-			fail(c, http.StatusBadRequest, "bad_input", engine.PlacedHeader+" is not an index")
+			fail(c, wire.KindBadInput, engine.PlacedHeader+" is not an index")
 			return
 		}
 		h, err = s.eng.SubmitHere(c.Request.Context(), b.Job, req, grants, idx, b.RemoteRefs)
@@ -259,7 +260,7 @@ func (s *Server) objectMeta(c *gin.Context) {
 func objectError(c *gin.Context, err error) {
 	var se *host.StatusError
 	if errors.As(err, &se) && se.Status == abi.ErrTimeout {
-		fail(c, http.StatusAccepted, "not_ready", se.Message)
+		fail(c, wire.KindNotReady, se.Message)
 		return
 	}
 	failErr(c, err, nil)
@@ -313,7 +314,7 @@ func (s *Server) createActor(c *gin.Context) {
 		// Placed here by its owner, whose applied index it carries: it runs here.
 		idx, perr := strconv.ParseUint(placed, 10, 64)
 		if perr != nil {
-			fail(c, http.StatusBadRequest, "bad_input", engine.PlacedHeader+" is not an index")
+			fail(c, wire.KindBadInput, engine.PlacedHeader+" is not an index")
 			return
 		}
 		h, err = s.eng.CreateActorHere(c.Request.Context(), b.Job, req, grants, idx, c.GetHeader(engine.ActorOwnerHeader))
@@ -333,7 +334,7 @@ func (s *Server) findActor(c *gin.Context) {
 	name := c.Query("name")
 	if name == "" {
 		if c.Query("namespace") != "" {
-			fail(c, http.StatusBadRequest, "bad_input", "namespace without name: name the actor to find")
+			fail(c, wire.KindBadInput, "namespace without name: name the actor to find")
 			return
 		}
 		recs, err := s.eng.Actors(c.Request.Context(), c.Query("job"))
@@ -367,7 +368,7 @@ func (s *Server) callActor(c *gin.Context) {
 		// Forwarded by the actor's owner, with where the objects the call reads live.
 		var remote []engine.RemoteRef
 		if jerr := json.Unmarshal([]byte(v), &remote); jerr != nil || len(remote) > 1<<16 {
-			fail(c, http.StatusBadRequest, "bad_input", engine.RemoteRefsHeader+" is not a JSON array of object locations")
+			fail(c, wire.KindBadInput, engine.RemoteRefsHeader+" is not a JSON array of object locations")
 			return
 		}
 		h, err = s.eng.CallActorReading(c.Query("job"), id, c.Param("method"), in, remote)

@@ -1,12 +1,9 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/lumenflow/lumen/engine"
 )
 
 // Data jobs: pipelines of docs/data.md run in the background over the node's data root.
@@ -20,18 +17,6 @@ func (s *Server) dataRoutes(v1 *gin.RouterGroup) {
 	v1.DELETE("/data/jobs/:id", s.cancelDataJob)
 }
 
-// failData answers the data jobs' own errors with their status, anything else as failErr does.
-func failData(c *gin.Context, err error) {
-	switch {
-	case errors.Is(err, engine.ErrDataJobNotFound):
-		fail(c, http.StatusNotFound, "not_found", err.Error())
-	case errors.Is(err, engine.ErrNoDataRoot):
-		fail(c, http.StatusForbidden, "denied", err.Error())
-	default:
-		failErr(c, err, nil)
-	}
-}
-
 func (s *Server) submitDataJob(c *gin.Context) {
 	doc, job, grants, ok := s.workflowBody(c)
 	if !ok {
@@ -40,12 +25,12 @@ func (s *Server) submitDataJob(c *gin.Context) {
 	g, _ := grantsOf(c, grants)
 	id, err := s.eng.RunPipeline(c.Request.Context(), job, doc, g)
 	if err != nil {
-		failData(c, err)
+		failErr(c, err, nil)
 		return
 	}
 	st, err := s.eng.DataJob(id)
 	if err != nil {
-		failData(c, err)
+		failErr(c, err, nil)
 		return
 	}
 	c.JSON(http.StatusCreated, st)
@@ -54,7 +39,7 @@ func (s *Server) submitDataJob(c *gin.Context) {
 func (s *Server) getDataJob(c *gin.Context) {
 	st, err := s.eng.DataJob(c.Param("id"))
 	if err != nil {
-		failData(c, err)
+		failErr(c, err, nil)
 		return
 	}
 	c.JSON(http.StatusOK, st)
@@ -63,12 +48,12 @@ func (s *Server) getDataJob(c *gin.Context) {
 func (s *Server) cancelDataJob(c *gin.Context) {
 	id := c.Param("id")
 	if err := s.eng.CancelDataJob(id); err != nil {
-		failData(c, err)
+		failErr(c, err, nil)
 		return
 	}
 	st, err := s.eng.WaitDataJob(c.Request.Context(), id)
 	if err != nil {
-		failData(c, err)
+		failErr(c, err, nil)
 		return
 	}
 	c.JSON(http.StatusOK, st)

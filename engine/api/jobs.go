@@ -8,10 +8,9 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/hashicorp/raft"
 
 	"github.com/lumenflow/lumen/engine"
-	"github.com/lumenflow/lumen/raftstore"
+	"github.com/lumenflow/lumen/engine/wire"
 )
 
 // Jobs (Ray's Jobs API): POST /v1/jobs submits, GET /v1/jobs lists, GET /v1/jobs/:id reads a
@@ -35,22 +34,6 @@ type jobView struct {
 	ResultText *string         `json:"result_text,omitempty"`
 }
 
-// failJob maps the jobs' errors: 404 for an unknown job, 409 for a taken id or a job that has
-// ended, 503 when the control plane cannot answer now; the rest as every route maps them.
-func failJob(c *gin.Context, err error) {
-	switch {
-	case errors.Is(err, engine.ErrJobNotFound):
-		fail(c, http.StatusNotFound, "not_found", err.Error())
-	case errors.Is(err, engine.ErrJobExists), errors.Is(err, engine.ErrJobEnded):
-		fail(c, http.StatusConflict, "conflict", err.Error())
-	case errors.Is(err, raftstore.ErrNoLeader), errors.Is(err, raftstore.ErrUnreachable),
-		errors.Is(err, raftstore.ErrOutcomeUnknown), errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
-		fail(c, http.StatusServiceUnavailable, "unavailable", err.Error())
-	default:
-		failErr(c, err, nil)
-	}
-}
-
 func (s *Server) submitJob(c *gin.Context) {
 	b, ok := body(c, s.cfg.MaxBodyBytes)
 	if !ok {
@@ -58,7 +41,7 @@ func (s *Server) submitJob(c *gin.Context) {
 	}
 	spec, err := engine.ParseJobSpec(b)
 	if err != nil {
-		fail(c, http.StatusBadRequest, "bad_input", err.Error())
+		fail(c, wire.KindBadInput, err.Error())
 		return
 	}
 	if _, ok := grantsOf(c, spec.Entrypoint.Grants); !ok {
@@ -66,7 +49,7 @@ func (s *Server) submitJob(c *gin.Context) {
 	}
 	j, err := s.eng.SubmitJob(c.Request.Context(), *spec)
 	if err != nil {
-		failJob(c, err)
+		failErr(c, err, nil)
 		return
 	}
 	c.JSON(http.StatusCreated, j)
@@ -75,7 +58,7 @@ func (s *Server) submitJob(c *gin.Context) {
 func (s *Server) listJobs(c *gin.Context) {
 	js, err := s.eng.Jobs(c.Request.Context(), engine.JobFilter{Namespace: c.Query("namespace"), Status: c.Query("status")})
 	if err != nil {
-		failJob(c, err)
+		failErr(c, err, nil)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"jobs": js})
@@ -104,11 +87,11 @@ func (s *Server) getJob(c *gin.Context) {
 			return
 		}
 	default:
-		fail(c, http.StatusBadRequest, "bad_input", "wait must be true or false")
+		fail(c, wire.KindBadInput, "wait must be true or false")
 		return
 	}
 	if err != nil {
-		failJob(c, err)
+		failErr(c, err, nil)
 		return
 	}
 	v := jobView{Job: j}
@@ -129,7 +112,7 @@ func (s *Server) getJob(c *gin.Context) {
 func (s *Server) stopJob(c *gin.Context) {
 	j, err := s.eng.StopJob(c.Request.Context(), c.Param("id"))
 	if err != nil {
-		failJob(c, err)
+		failErr(c, err, nil)
 		return
 	}
 	c.JSON(http.StatusOK, j)
@@ -138,7 +121,7 @@ func (s *Server) stopJob(c *gin.Context) {
 func (s *Server) listNamespaces(c *gin.Context) {
 	nss, err := s.eng.Namespaces(c.Request.Context())
 	if err != nil {
-		failJob(c, err)
+		failErr(c, err, nil)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"namespaces": nss})
