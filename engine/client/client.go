@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/lumenflow/lumen/engine/wire"
 )
 
 // DefaultURL is where `lumen up` listens unless told otherwise.
@@ -52,20 +54,19 @@ func New(url, token string) (*Client, error) {
 	return &Client{URL: strings.TrimRight(url, "/"), Token: token, HTTP: &http.Client{Timeout: 10 * time.Minute}}, nil
 }
 
-// Error is an error answered by the API, in its one shape.
+// Error is an error answered by the API: Lumen's one error type (kind, message, limit, code)
+// with the HTTP status it came with. Branch on Kind (wire.KindNotFound, …), not on Status.
 type Error struct {
 	Status  int
-	Kind    string `json:"kind"`
-	Message string `json:"message"`
-	Limit   string `json:"limit,omitempty"`
-	Code    string `json:"code,omitempty"`
+	Kind    wire.Kind `json:"kind"`
+	Message string    `json:"message"`
+	Limit   string    `json:"limit,omitempty"`
+	Code    string    `json:"code,omitempty"`
 }
 
 func (e *Error) Error() string {
-	if e.Limit != "" {
-		return fmt.Sprintf("%s (%s): %s", e.Kind, e.Limit, e.Message)
-	}
-	return e.Kind + ": " + e.Message
+	w := wire.Error{Kind: e.Kind, Message: e.Message, Limit: e.Limit}
+	return w.Error()
 }
 
 // Do sends a request and returns the body of a 2xx answer; any other answer is an *Error.
@@ -92,12 +93,12 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, hdr m
 		return nil, resp.StatusCode, err
 	}
 	if resp.StatusCode/100 != 2 {
-		var env struct{ Error *Error }
-		if json.Unmarshal(b, &env) == nil && env.Error != nil {
-			env.Error.Status = resp.StatusCode
-			return b, resp.StatusCode, env.Error
+		var env wire.Body
+		if json.Unmarshal(b, &env) == nil && env.Error.Kind != "" {
+			w := env.Error
+			return b, resp.StatusCode, &Error{Status: resp.StatusCode, Kind: w.Kind, Message: w.Message, Limit: w.Limit, Code: w.Code}
 		}
-		return b, resp.StatusCode, &Error{Status: resp.StatusCode, Kind: "http", Message: strings.TrimSpace(string(b))}
+		return b, resp.StatusCode, &Error{Status: resp.StatusCode, Kind: wire.KindOfStatus(resp.StatusCode), Message: strings.TrimSpace(string(b))}
 	}
 	return b, resp.StatusCode, nil
 }
@@ -175,7 +176,7 @@ func (c *Client) Call(ctx context.Context, module, function string, input []byte
 func (c *Client) Get(ctx context.Context, job string, ref int64, timeout time.Duration) ([]byte, error) {
 	b, code, err := c.Do(ctx, "GET", fmt.Sprintf("/v1/objects/%d?job=%s&timeout_ms=%d", ref, url.QueryEscape(job), timeout.Milliseconds()), nil)
 	if err == nil && code == http.StatusAccepted {
-		return nil, &Error{Status: code, Kind: "not_ready", Message: fmt.Sprintf("object %d not ready after %v", ref, timeout)}
+		return nil, &Error{Status: code, Kind: wire.KindNotReady, Message: fmt.Sprintf("object %d not ready after %v", ref, timeout)}
 	}
 	return b, err
 }
