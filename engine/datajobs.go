@@ -16,7 +16,7 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 
-	"github.com/lumenflow/lumen/engine/dag"
+	"github.com/lumenflow/lumen/engine/workflows"
 	"github.com/lumenflow/lumen/engine/data"
 	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/host"
@@ -186,11 +186,8 @@ func (e *Engine) startDataJob(parent context.Context, p *data.Pipeline, job stri
 // grants, recorded in the step's status, and returns the job's result as JSON. The step's
 // timeout bounds each attempt; a failed attempt is retried only as many times as the step's
 // retries say (default none: a pipeline's failures are mostly its data's, and would recur).
-func (e *Engine) runPipelineStep(ctx context.Context, r *wfRun, s *dag.Step, outputs map[string][]byte) ([]byte, error) {
-	input, err := s.RenderInput(outputs, nil, 0)
-	if err != nil {
-		return nil, &abi.Error{Kind: abi.KindBadInput, Message: err.Error()}
-	}
+func (e *Engine) runPipelineStep(ctx context.Context, c workflows.Call, input []byte, started func(dataJob string)) ([]byte, error) {
+	s := c.Step
 	p, err := e.preparePipeline(input)
 	if err != nil {
 		return nil, asABIError(err)
@@ -204,13 +201,12 @@ func (e *Engine) runPipelineStep(ctx context.Context, r *wfRun, s *dag.Step, out
 		if s.TimeoutMs > 0 {
 			actx, cancel = context.WithTimeout(ctx, time.Duration(s.TimeoutMs)*time.Millisecond)
 		}
-		j, err := e.startDataJob(actx, p, r.spec.Job, host.Grants{Capabilities: r.spec.Grants})
+		j, err := e.startDataJob(actx, p, c.Job, host.Grants{Capabilities: c.Grants})
 		if err != nil {
 			cancel()
 			return nil, err
 		}
-		e.markStep(r, s.ID, func(ss *StepStatus) { ss.DataJob = j.id })
-		e.saveMeta(r)
+		started(j.id)
 		<-j.done
 		cancel()
 		st := j.status()

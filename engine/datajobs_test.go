@@ -74,14 +74,14 @@ func (n *dataNode) workflowStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := e.WorkflowResult(ctx, id)
+	out, err := e.Workflows().Result(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := `{"rows":5,"files":["` + in + `-out/part-00000.jsonl"]}`; string(out) != want {
 		t.Errorf("output %s, want %s", out, want)
 	}
-	wf, _ := e.Workflow(id)
+	wf, _ := e.Workflows().Get(id)
 	dj := wf.Steps[0].DataJob
 	st, err := e.DataJob(dj)
 	if err != nil || st.State != engine.DataJobSucceeded || st.Job != "wfjob" || st.Workers != 1 {
@@ -92,7 +92,7 @@ func (n *dataNode) workflowStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.WorkflowResult(ctx, id); err == nil || !strings.Contains(err.Error(), `step "broken": pipeline`) || !strings.Contains(err.Error(), "malformed batch") {
+	if _, err := e.Workflows().Result(ctx, id); err == nil || !strings.Contains(err.Error(), `step "broken": pipeline`) || !strings.Contains(err.Error(), "malformed batch") {
 		t.Errorf("broken pipeline: %v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/engine/serving"
 	"github.com/lumenflow/lumen/engine/tensors"
+	"github.com/lumenflow/lumen/engine/workflows"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/plugins"
 	"github.com/lumenflow/lumen/raftstore"
@@ -86,12 +87,9 @@ type Engine struct {
 	regVersion func() uint64   // moves when the registry's keys change, on any node
 	fnsVersion uint64          // the regVersion e.fns was filled at; guarded by mu
 
-	state *state // workflows and their checkpoints
-	wmu   sync.Mutex
-	runs  map[string]*wfRun
-	// compiledWFs are the workflows compiled for repeated execution.
-	compiledWFs map[string]*compiledWF
-	log         *slog.Logger
+	state     *state              // the replicated state's keys of workflows and checkpoints
+	workflows *workflows.Manager // durable and compiled workflows (engine/workflows); set in Open
+	log       *slog.Logger
 	serving     *serving.Service // the chat models, batches and training step (serving.go); set in Open
 	dataJobs    dataJobs         // pipelines run by RunPipeline (datajobs.go)
 	jobs        jobs             // submitted jobs this node runs (jobs.go)
@@ -112,7 +110,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, started: time.Now(), objects: newObjectStore(cfg.ObjectStoreBytes).withSpill(cfg.DataDir), adm: newAdmission(cfg.Resources),
 		compiled: map[string]*host.Module{}, fns: map[fnKey]fnRef{}, actors: map[int64]*actor{}, named: map[string]int64{}, ended: map[int64]endedActor{},
-		runs: map[string]*wfRun{}, compiledWFs: map[string]*compiledWF{}, log: slog.Default(),
+		log: slog.Default(),
 		tensors: tensors.New(cfg.TensorBytesPerJob),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
@@ -152,7 +150,9 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("engine: open registry: %w", err)
 	}
 	e.rt, e.reg, e.state = rt, reg, &state{node: e.node, ctx: e.ctx}
-	if err := e.resumeWorkflows(); err != nil {
+	e.workflows = workflows.New(workflows.Deps{Ctx: e.ctx, WG: &e.wg, Log: e.log, NodeID: e.nodeID(),
+		Store: wfStore{e.state}, Registry: reg, Steps: steps{e}})
+	if err := e.workflows.Resume(); err != nil {
 		e.Close(ctx)
 		return nil, err
 	}
@@ -230,28 +230,7 @@ func (e *Engine) moduleUser(digest string) string {
 		}
 	}
 	e.amu.Unlock()
-	e.wmu.Lock()
-	defer e.wmu.Unlock()
-	for id, r := range e.runs {
-		select {
-		case <-r.done:
-			continue
-		default:
-		}
-		for _, d := range r.spec.Modules {
-			if d == digest {
-				return fmt.Sprintf("workflow %s is running a step of it", id)
-			}
-		}
-	}
-	for id, cw := range e.compiledWFs {
-		for _, s := range cw.steps {
-			if s.fn.hm.Digest == digest {
-				return fmt.Sprintf("compiled workflow %s has a step in it", id)
-			}
-		}
-	}
-	return ""
+	return e.workflows.InUse(digest)
 }
 
 // CallRequest is one synchronous call of a registered module's function.

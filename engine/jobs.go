@@ -369,7 +369,7 @@ func (e *Engine) followWorkflow(job Job, leader bool) {
 		if !restarted && !died && !stuck {
 			return
 		}
-		wf, owner := e.workflowOfJob(job.ID)
+		wf, owner := e.workflows.OfJob(job.ID)
 		switch {
 		case wf != "" && (owner == e.nodeID() || (died && e.isDead(owner) && !e.workflowRunning(wf))):
 			// Running here, or ended with its owner dead (the leader then ends the job from it).
@@ -392,10 +392,9 @@ func (e *Engine) followWorkflow(job Job, leader bool) {
 		}
 		return
 	}
-	owner, _ := e.state.get(wfKey(job.Workflow, "owner"))
-	mb, err := e.state.get(wfKey(job.Workflow, "meta"))
-	var meta WorkflowStatus
-	if err != nil || json.Unmarshal(mb, &meta) != nil {
+	owner := e.workflows.Owner(job.Workflow)
+	meta, err := e.workflows.Stored(job.Workflow)
+	if err != nil {
 		return
 	}
 	mine := string(owner) == e.nodeID() || (leader && e.isDead(string(owner)))
@@ -432,31 +431,8 @@ func (e *Engine) followWorkflow(job Job, leader bool) {
 
 // workflowRunning says whether the stored status of workflow id says running.
 func (e *Engine) workflowRunning(id string) bool {
-	mb, err := e.state.get(wfKey(id, "meta"))
-	var meta WorkflowStatus
-	return err == nil && json.Unmarshal(mb, &meta) == nil && meta.State == WorkflowRunning
-}
-
-// workflowOfJob finds the stored workflow that job id runs, and its owner; "" when none.
-func (e *Engine) workflowOfJob(id string) (wf, owner string) {
-	e.state.scan("wf/", func(k string, v []byte) error {
-		wid, ok := strings.CutSuffix(strings.TrimPrefix(k, "wf/"), "/spec")
-		if !ok || wf != "" {
-			return nil
-		}
-		var spec struct {
-			Job string `json:"job"`
-		}
-		if json.Unmarshal(v, &spec) == nil && spec.Job == id {
-			wf = wid
-		}
-		return nil
-	})
-	if wf != "" {
-		o, _ := e.state.get(wfKey(wf, "owner"))
-		owner = string(o)
-	}
-	return wf, owner
+	meta, err := e.workflows.Stored(id)
+	return err == nil && meta.State == WorkflowRunning
 }
 
 // endJob records a job's end unless it has ended already.
@@ -541,7 +517,7 @@ func (e *Engine) SubmitJob(ctx context.Context, spec JobSpec) (*Job, error) {
 	}
 	isWF := len(ep.Module) == 0
 	if isWF {
-		plan, err := e.compileWorkflow(ep.Workflow, map[string]string{})
+		plan, err := e.workflows.Check(ep.Workflow)
 		if err != nil {
 			return nil, err
 		}
@@ -606,7 +582,7 @@ func (e *Engine) SubmitJob(ctx context.Context, spec JobSpec) (*Job, error) {
 		// Stopped before it started: release what just started.
 		e.cancelRun(job.ID)
 		if wfID != "" {
-			e.CancelWorkflow(wfID)
+			e.workflows.Cancel(wfID)
 		}
 		e.objects.release(job.ID, h)
 		e.jobs.mu.Lock()
@@ -721,13 +697,7 @@ func (e *Engine) releaseJob(id string) {
 	if r != nil {
 		r.cancel()
 	}
-	e.wmu.Lock()
-	for _, run := range e.runs {
-		if run.spec.Job == id && run.cancel != nil {
-			run.cancel()
-		}
-	}
-	e.wmu.Unlock()
+	e.workflows.CancelJob(id)
 	var actors []int64
 	e.amu.Lock()
 	for aid, a := range e.actors {
@@ -843,7 +813,7 @@ func (e *Engine) JobResult(ctx context.Context, id string) ([]byte, error) {
 		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("job %s is %s: it has no result", id, j.Status)}
 	}
 	if j.Workflow != "" {
-		return e.state.get(wfKey(j.Workflow, "result"))
+		return e.workflows.StoredResult(j.Workflow)
 	}
 	if j.ResultObject != 0 {
 		if j.Node != e.nodeID() {

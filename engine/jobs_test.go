@@ -190,7 +190,7 @@ func TestJobs_WorkflowJobFollowsItsWorkflow(t *testing.T) {
 	if want := `{"a":9,"b":[1,4,9],"c":81,"d":"a=9 c=81"}`; err != nil || string(out) != want {
 		t.Fatalf("result %s %v, want %s", out, err, want)
 	}
-	st, err := e.Workflow(j.Workflow)
+	st, err := e.Workflows().Get(j.Workflow)
 	if err != nil || st.Job != "wf-job"+sfx || st.State != engine.WorkflowSucceeded {
 		t.Fatalf("workflow %+v %v", st, err)
 	}
@@ -278,10 +278,10 @@ func TestJobs_StopCancelsTheWorkflow(t *testing.T) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := e.WorkflowResult(wctx, j.Workflow); err == nil || !strings.Contains(err.Error(), "cancelled") {
+	if _, err := e.Workflows().Result(wctx, j.Workflow); err == nil || !strings.Contains(err.Error(), "cancelled") {
 		t.Fatalf("workflow after the stop: %v", err)
 	}
-	st, _ := e.Workflow(j.Workflow)
+	st, _ := e.Workflows().Get(j.Workflow)
 	if st.State != engine.WorkflowCancelled {
 		t.Fatalf("workflow %s", st.State)
 	}
@@ -369,7 +369,7 @@ func TestJobs_RecordsSurviveARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := e.Workflow(wj.Workflow); st.State != engine.WorkflowRunning {
+	if st, _ := e.Workflows().Get(wj.Workflow); st.State != engine.WorkflowRunning {
 		t.Fatalf("the workflow ended before the restart: %+v", st)
 	}
 	if err := e.Close(ctx); err != nil {
@@ -386,7 +386,7 @@ func TestJobs_RecordsSurviveARestart(t *testing.T) {
 	if got := waitJobEnd(t, e2, "resumes"); got.Status != engine.JobSucceeded {
 		t.Fatalf("the workflow job after the restart: %+v", got)
 	}
-	if st, _ := e2.Workflow(wj.Workflow); st.Resumed != 1 {
+	if st, _ := e2.Workflows().Get(wj.Workflow); st.Resumed != 1 {
 		t.Fatalf("the workflow was resumed %d times, want 1", st.Resumed)
 	}
 	if out, err := e2.JobResult(ctx, "resumes"); err != nil || string(out) != `{"slow":[5000,5000],"last":16}` {

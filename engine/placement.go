@@ -225,7 +225,7 @@ func (e *Engine) monitor() {
 		e.log.Warn("node declared dead", "node", id, "silent_for", deadAfter)
 		err := e.node.Apply(e.ctx, &raftstore.Command{Ops: []raftstore.Op{{Kind: raftstore.OpSet, Key: []byte(deadPrefix + id), Value: []byte(time.Now().UTC().Format(time.RFC3339))}}})
 		if err == nil && id != e.nodeID() {
-			e.adoptWorkflows(id)
+			e.workflows.Adopt(id)
 			e.dropNames(e.ctx, id)
 		}
 	}

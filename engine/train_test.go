@@ -29,7 +29,7 @@ func TestWorkflow_TrainsTheModelAsAStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := e.WorkflowResult(ctx, id)
+	out, err := e.Workflows().Result(ctx, id)
 	if err != nil {
 		t.Fatalf("workflow: %v", err)
 	}
@@ -51,7 +51,7 @@ func TestWorkflow_TrainsTheModelAsAStep(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: submit: %v", name, err)
 		}
-		if _, err := e.WorkflowResult(ctx, id); err == nil {
+		if _, err := e.Workflows().Result(ctx, id); err == nil {
 			t.Errorf("%s: the workflow succeeded", name)
 		}
 	}

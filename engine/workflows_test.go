@@ -32,7 +32,7 @@ func waitResult(t *testing.T, e *engine.Engine, id string) ([]byte, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	return e.WorkflowResult(ctx, id)
+	return e.Workflows().Result(ctx, id)
 }
 
 func TestWorkflow_RunsTheDAG(t *testing.T) {
@@ -48,7 +48,7 @@ func TestWorkflow_RunsTheDAG(t *testing.T) {
 	if want := `{"a":9,"b":[1,4,9],"c":81,"d":"a=9 c=81"}`; string(out) != want {
 		t.Fatalf("output %s, want %s", out, want)
 	}
-	st, _ := e.Workflow(id)
+	st, _ := e.Workflows().Get(id)
 	if st.State != engine.WorkflowSucceeded || len(st.Steps) != 4 {
 		t.Fatalf("status %+v", st)
 	}
@@ -93,7 +93,7 @@ func TestWorkflow_StepFailureFailsTheWorkflow(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Kind != abi.KindGuest || ae.Code != "E_FAIL" || !strings.Contains(ae.Message, `step "bad"`) {
 		t.Fatalf("err = %v", err)
 	}
-	st, _ := e.Workflow(id)
+	st, _ := e.Workflows().Get(id)
 	states := map[string]string{}
 	for _, s := range st.Steps {
 		states[s.ID] = s.State
@@ -110,7 +110,7 @@ func TestWorkflow_Cancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.CancelWorkflow(id); err != nil {
+	if err := e.Workflows().Cancel(id); err != nil {
 		t.Fatal(err)
 	}
 	_, err = waitResult(t, e, id)
@@ -149,7 +149,7 @@ func TestWorkflow_ResumesAfterRestartWithoutRerunningFinishedSteps(t *testing.T)
 	deadline := time.Now().Add(30 * time.Second)
 	var atStop engine.WorkflowStatus
 	for {
-		st, _ := e.Workflow(id)
+		st, _ := e.Workflows().Get(id)
 		state := map[string]string{}
 		for _, s := range st.Steps {
 			state[s.ID] = s.State
@@ -182,7 +182,7 @@ func TestWorkflow_ResumesAfterRestartWithoutRerunningFinishedSteps(t *testing.T)
 	if err := json.Unmarshal(out, &got); err != nil || got.Last != 625 || len(got.Slow) != 3 || got.Slow[2] != 1 {
 		t.Fatalf("output %s (%v)", out, err)
 	}
-	st, _ := e.Workflow(id)
+	st, _ := e.Workflows().Get(id)
 	if st.Resumed != 1 {
 		t.Fatalf("resumed %d times, want 1", st.Resumed)
 	}

@@ -40,16 +40,16 @@ func (s *Server) submitWorkflow(c *gin.Context) {
 		failErr(c, err, nil)
 		return
 	}
-	st, _ := s.eng.Workflow(id)
+	st, _ := s.eng.Workflows().Get(id)
 	c.JSON(http.StatusCreated, st)
 }
 
 func (s *Server) listWorkflows(c *gin.Context) {
-	c.JSON(http.StatusOK, gin.H{"workflows": s.eng.Workflows()})
+	c.JSON(http.StatusOK, gin.H{"workflows": s.eng.Workflows().List()})
 }
 
 func (s *Server) getWorkflow(c *gin.Context) {
-	st, err := s.eng.Workflow(c.Param("id"))
+	st, err := s.eng.Workflows().Get(c.Param("id"))
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -61,7 +61,7 @@ func (s *Server) getWorkflow(c *gin.Context) {
 // ?timeout_ms= (default 60 s) for the workflow to end; otherwise a running workflow answers 202.
 func (s *Server) workflowResult(c *gin.Context) {
 	id := c.Param("id")
-	st, err := s.eng.Workflow(id)
+	st, err := s.eng.Workflows().Get(id)
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -76,10 +76,10 @@ func (s *Server) workflowResult(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), timeout)
 	defer cancel()
-	out, err := s.eng.WorkflowResult(ctx, id)
+	out, err := s.eng.Workflows().Result(ctx, id)
 	if err != nil {
 		if ctx.Err() != nil {
-			st, _ := s.eng.Workflow(id)
+			st, _ := s.eng.Workflows().Get(id)
 			c.JSON(http.StatusAccepted, st)
 			return
 		}
@@ -90,7 +90,7 @@ func (s *Server) workflowResult(c *gin.Context) {
 }
 
 func (s *Server) cancelWorkflow(c *gin.Context) {
-	if err := s.eng.CancelWorkflow(c.Param("id")); err != nil {
+	if err := s.eng.Workflows().Cancel(c.Param("id")); err != nil {
 		failErr(c, err, nil)
 		return
 	}
@@ -116,7 +116,7 @@ func (s *Server) executeCompiled(c *gin.Context) {
 	if !ok {
 		return
 	}
-	out, err := s.eng.Execute(c.Request.Context(), c.Param("id"), in)
+	out, err := s.eng.Workflows().Execute(c.Request.Context(), c.Param("id"), in)
 	if err != nil {
 		failErr(c, err, nil)
 		return

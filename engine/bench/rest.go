@@ -87,7 +87,7 @@ func restSubmit(b *env) (*Result, error) {
 		if err != nil {
 			return 0, fmt.Errorf("submit workflow: %w", err)
 		}
-		out, err := b.eng.WorkflowResult(b.ctx, id)
+		out, err := b.eng.Workflows().Result(b.ctx, id)
 		if err != nil {
 			return 0, fmt.Errorf("workflow %s: %w", id, err)
 		}

@@ -50,7 +50,7 @@ func compiledExecute(b *env) (*Result, error) {
 	var lat latencies
 	exec := one(func() (int, error) {
 		t0 := time.Now()
-		out, err := b.eng.Execute(b.ctx, id, input)
+		out, err := b.eng.Workflows().Execute(b.ctx, id, input)
 		if err != nil {
 			return 0, fmt.Errorf("execute: %w", err)
 		}

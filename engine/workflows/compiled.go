@@ -1,22 +1,19 @@
-package engine
+package workflows
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"strings"
 
 	"github.com/lumenflow/lumen/engine/dag"
-	"github.com/lumenflow/lumen/engine/scheduler"
-	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
 
-// compiledWF is a workflow compiled once for many executions (Ray's compiled graphs): its plan,
-// each step's resolved function, demand, limits and grants, all decided up front, and warm
-// instances in the job's pools. Executions keep no checkpoints: they are meant to be fast.
-type compiledWF struct {
+// compiled is a workflow compiled once for many executions (Ray's compiled graphs): its plan
+// and each step's runner, decided up front (functions resolved, demand checked, instances warm
+// in the job's pools). Executions keep no checkpoints: they are meant to be fast.
+type compiled struct {
 	id    string
 	plan  *dag.Plan
 	job   string
@@ -24,62 +21,46 @@ type compiledWF struct {
 }
 
 type compiledStep struct {
-	s   *dag.Step
-	fn  fnRef
-	d   scheduler.Resources
-	t   task // input filled per execution
-	lim host.Limits
+	s      *dag.Step
+	module string // the digest it runs
+	run    func(ctx context.Context, input []byte) ([]byte, error)
 }
 
-// CompileWorkflow validates a workflow and prepares it for Execute: functions resolved, one warm
-// instance per step made ready. It returns the compiled workflow's id.
-func (e *Engine) CompileWorkflow(ctx context.Context, doc []byte, job string, grants []abi.Capability) (string, error) {
+// Compile validates a workflow and prepares it for Execute: each step prepared by the node's
+// Steps.Compile. It returns the compiled workflow's id.
+func (m *Manager) Compile(ctx context.Context, doc []byte, job string, grants []abi.Capability) (string, error) {
 	pinned := map[string]string{}
-	plan, err := e.compileWorkflow(doc, pinned)
+	plan, err := m.compileWorkflow(doc, pinned)
 	if err != nil {
 		return "", err
 	}
-	cw := &compiledWF{plan: plan, job: jobOr(job), steps: make([]compiledStep, len(plan.Steps))}
-	g := host.Grants{Capabilities: grants}
+	cw := &compiled{plan: plan, job: job, steps: make([]compiledStep, len(plan.Steps))}
 	for i, s := range plan.Steps {
-		if strings.HasPrefix(pinned[s.Module], builtinPrefix) {
+		if _, isBuiltin, _ := m.deps.Steps.Builtin(pinned[s.Module], s.Function); isBuiltin {
 			return "", &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("step %q: built-in functions (%s) run in submitted workflows, not compiled ones", s.ID, pinned[s.Module])}
 		}
-		fn, err := e.function(ctx, pinned[s.Module], s.Function, abi.KindTask)
+		run, err := m.deps.Steps.Compile(ctx, Call{Job: job, Grants: grants, Module: pinned[s.Module], Step: s})
 		if err != nil {
 			return "", err
 		}
-		d := demand(s.Resources, fn.hints)
-		if err := e.adm.check(d); err != nil {
-			return "", &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("step %q: %v", s.ID, err)}
-		}
-		lim := withTimeout(host.Limits{}, s.TimeoutMs)
-		retries := retriesOr(s.Retries)
-		cw.steps[i] = compiledStep{s: s, fn: fn, d: d, lim: lim, t: task{
-			job: cw.job, module: pinned[s.Module], function: s.Function,
-			maxRetries: retries, retryGuest: s.RetryGuestErrors,
-			cc: &callContext{grants: g, limits: lim},
-		}}
-		if err := e.rt.Prewarm(ctx, host.CallRequest{Module: fn.hm, Job: cw.job, Grants: g, Limits: lim}, 1); err != nil {
-			return "", err
-		}
+		cw.steps[i] = compiledStep{s: s, module: pinned[s.Module], run: run}
 	}
 	var raw [8]byte
 	rand.Read(raw[:])
 	cw.id = "cw-" + hex.EncodeToString(raw[:])
-	e.wmu.Lock()
-	e.compiledWFs[cw.id] = cw
-	e.wmu.Unlock()
+	m.mu.Lock()
+	m.compiled[cw.id] = cw
+	m.mu.Unlock()
 	return cw.id, nil
 }
 
 // Execute runs a compiled workflow on input (read by its steps as ${input}) and returns its
 // output. Steps run as soon as their inputs are ready; a step that is alone in being ready runs
 // on the caller's goroutine. It is safe for concurrent use.
-func (e *Engine) Execute(ctx context.Context, id string, input []byte) ([]byte, error) {
-	e.wmu.Lock()
-	cw := e.compiledWFs[id]
-	e.wmu.Unlock()
+func (m *Manager) Execute(ctx context.Context, id string, input []byte) ([]byte, error) {
+	m.mu.Lock()
+	cw := m.compiled[id]
+	m.mu.Unlock()
 	if cw == nil {
 		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no compiled workflow %q", id)}
 	}
@@ -92,7 +73,7 @@ func (e *Engine) Execute(ctx context.Context, id string, input []byte) ([]byte, 
 			return nil, &abi.Error{Kind: abi.KindSystem, Message: "compiled workflow: no step can run"}
 		}
 		if len(ready) == 1 {
-			out, err := e.execStep(ctx, &cw.steps[ready[0].Index], outputs)
+			out, err := execStep(ctx, &cw.steps[ready[0].Index], outputs)
 			if err != nil {
 				return nil, err
 			}
@@ -107,7 +88,7 @@ func (e *Engine) Execute(ctx context.Context, id string, input []byte) ([]byte, 
 		ch := make(chan res, len(ready))
 		for _, s := range ready {
 			go func(cs *compiledStep) {
-				out, err := e.execStep(ctx, cs, outputs)
+				out, err := execStep(ctx, cs, outputs)
 				ch <- res{cs.s.ID, out, err}
 			}(&cw.steps[s.Index])
 		}
@@ -128,13 +109,9 @@ func (e *Engine) Execute(ctx context.Context, id string, input []byte) ([]byte, 
 
 // execStep runs one step of a compiled workflow (every element, for a map step). outputs is only
 // read while steps run.
-func (e *Engine) execStep(ctx context.Context, cs *compiledStep, outputs map[string][]byte) ([]byte, error) {
+func execStep(ctx context.Context, cs *compiledStep, outputs map[string][]byte) ([]byte, error) {
 	run := func(in []byte) ([]byte, error) {
-		t := cs.t
-		t.input = in
-		t.cc = &callContext{grants: cs.t.cc.grants, limits: cs.lim}
-		out, err := e.runTask(ctx, cs.fn, t, cs.d)
-		e.endScope(t.cc, nil, nil, false)
+		out, err := cs.run(ctx, in)
 		if err != nil {
 			return nil, stepErr(cs.s.ID, err)
 		}
@@ -177,6 +154,6 @@ func (e *Engine) execStep(ctx context.Context, cs *compiledStep, outputs map[str
 }
 
 func stepErr(id string, err error) error {
-	ae, _ := asABIError(err).(*abi.Error)
+	ae := asABIError(err)
 	return &abi.Error{Kind: ae.Kind, Limit: ae.Limit, Code: ae.Code, Message: fmt.Sprintf("step %q: %s", id, ae.Message)}
 }
