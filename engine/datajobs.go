@@ -16,9 +16,9 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 
-	"github.com/lumenflow/lumen/engine/workflows"
 	"github.com/lumenflow/lumen/engine/data"
 	"github.com/lumenflow/lumen/engine/wire"
+	"github.com/lumenflow/lumen/engine/workflows"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )

@@ -87,12 +87,12 @@ type Engine struct {
 	regVersion func() uint64   // moves when the registry's keys change, on any node
 	fnsVersion uint64          // the regVersion e.fns was filled at; guarded by mu
 
-	state     *state              // the replicated state's keys of workflows and checkpoints
+	state     *state             // the replicated state's keys of workflows and checkpoints
 	workflows *workflows.Manager // durable and compiled workflows (engine/workflows); set in Open
 	log       *slog.Logger
-	serving     *serving.Service // the chat models, batches and training step (serving.go); set in Open
-	dataJobs    dataJobs         // pipelines run by RunPipeline (datajobs.go)
-	jobs        jobs             // submitted jobs this node runs (jobs.go)
+	serving   *serving.Service // the chat models, batches and training step (serving.go); set in Open
+	dataJobs  dataJobs         // pipelines run by RunPipeline (datajobs.go)
+	jobs      jobs             // submitted jobs this node runs (jobs.go)
 }
 
 // Open creates the data directory if needed, opens the registry and starts the host runtime.
@@ -110,7 +110,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, started: time.Now(), objects: newObjectStore(cfg.ObjectStoreBytes).withSpill(cfg.DataDir), adm: newAdmission(cfg.Resources),
 		compiled: map[string]*host.Module{}, fns: map[fnKey]fnRef{}, actors: map[int64]*actor{}, named: map[string]int64{}, ended: map[int64]endedActor{},
-		log: slog.Default(),
+		log:     slog.Default(),
 		tensors: tensors.New(cfg.TensorBytesPerJob),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())

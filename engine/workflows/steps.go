@@ -131,4 +131,3 @@ func joinJSON(s *dag.Step, parts [][]byte) ([]byte, error) {
 	}
 	return append(out, ']'), nil
 }
-

@@ -42,10 +42,10 @@ type Store interface {
 
 // Call is one call a step makes: once, or once per element of its map.
 type Call struct {
-	Job      string
-	Grants   []abi.Capability
-	Module   string // as pinned at submission: a digest, or a built-in module's name
-	Step     *dag.Step
+	Job    string
+	Grants []abi.Capability
+	Module string // as pinned at submission: a digest, or a built-in module's name
+	Step   *dag.Step
 }
 
 // Steps runs steps' code for the workflows: the node's task pipeline, its built-in functions
@@ -716,4 +716,6 @@ func (m *Manager) OfJob(job string) (wf, owner string) {
 
 // Check compiles a workflow document without running it: the plan, or a KindBadInput error
 // listing every mistake with its JSON path.
-func (m *Manager) Check(doc []byte) (*dag.Plan, error) { return m.compileWorkflow(doc, map[string]string{}) }
+func (m *Manager) Check(doc []byte) (*dag.Plan, error) {
+	return m.compileWorkflow(doc, map[string]string{})
+}
