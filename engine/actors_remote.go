@@ -829,7 +829,7 @@ func (e *Engine) writeRecords() {
 // Actors lists the actor records of the cluster, of job when it is not empty, ordered by owner
 // and handle. The read is linearizable; a record follows its actor's change by a moment.
 func (e *Engine) Actors(ctx context.Context, job string) ([]ActorRecord, error) {
-	out, err := records(ctx, e, actorsPrefix, func(rec *ActorRecord) bool { return job == "" || rec.Job == job })
+	out, err := raftstore.Records(ctx, e.node, actorsPrefix, func(rec *ActorRecord) bool { return job == "" || rec.Job == job })
 	slices.SortFunc(out, func(a, b ActorRecord) int {
 		if c := strings.Compare(a.Owner, b.Owner); c != 0 {
 			return c

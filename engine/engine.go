@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/jobs"
 	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/engine/serving"
 	"github.com/lumenflow/lumen/engine/tensors"
@@ -92,7 +93,7 @@ type Engine struct {
 	log       *slog.Logger
 	serving   *serving.Service // the chat models, batches and training step (serving.go); set in Open
 	dataJobs  dataJobs         // pipelines run by RunPipeline (datajobs.go)
-	jobs      jobs             // submitted jobs this node runs (jobs.go)
+	jobs      *jobs.Manager    // submitted jobs (engine/jobs); set in Open
 }
 
 // Open creates the data directory if needed, opens the registry and starts the host runtime.
@@ -156,7 +157,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		e.Close(ctx)
 		return nil, err
 	}
-	e.startJobs()
+	e.openJobs()
 	return e, nil
 }
 

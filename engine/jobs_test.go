@@ -33,7 +33,7 @@ func waitJobEnd(t *testing.T, e *engine.Engine, id string) *engine.Job {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	j, err := e.WaitJob(ctx, id)
+	j, err := e.Jobs().Wait(ctx, id)
 	if err != nil {
 		t.Fatalf("job %s: %v (%+v)", id, err, j)
 	}
@@ -45,7 +45,7 @@ func waitStatus(t *testing.T, e *engine.Engine, id, want string) *engine.Job {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		j, err := e.Job(context.Background(), id)
+		j, err := e.Jobs().Get(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func TestJobs_TaskJobSucceedsWithItsResult(t *testing.T) {
 	ctx := context.Background()
 	spec := taskJob("square-7"+sfx, "", "square", "7")
 	spec.Metadata = map[string]string{"owner": "ana"}
-	j, err := e.SubmitJob(ctx, spec)
+	j, err := e.Jobs().Submit(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,12 +79,12 @@ func TestJobs_TaskJobSucceedsWithItsResult(t *testing.T) {
 	if j.Status != engine.JobSucceeded || j.Started == nil || j.Ended == nil || j.Ended.Before(*j.Started) || j.Node != "local" || j.Metadata["owner"] != "ana" {
 		t.Fatalf("ended %+v", j)
 	}
-	out, err := e.JobResult(ctx, "square-7"+sfx)
+	out, err := e.Jobs().Result(ctx, "square-7"+sfx)
 	if err != nil || string(out) != "49" {
 		t.Fatalf("result %q %v", out, err)
 	}
 	// A generated id when none is given.
-	g, err := e.SubmitJob(ctx, taskJob("", "", "square", "3"))
+	g, err := e.Jobs().Submit(ctx, taskJob("", "", "square", "3"))
 	if err != nil || !strings.HasPrefix(g.ID, "job-") {
 		t.Fatalf("generated id %+v %v", g, err)
 	}
@@ -95,14 +95,14 @@ func TestJobs_FailedTaskCarriesTheGuestsError(t *testing.T) {
 	sfx := runSuffix() // the shared engine keeps the records of earlier runs (-count)
 	e := sharedEngine(t)
 	ctx := context.Background()
-	if _, err := e.SubmitJob(ctx, taskJob("fails"+sfx, "", "fail", "7")); err != nil {
+	if _, err := e.Jobs().Submit(ctx, taskJob("fails"+sfx, "", "fail", "7")); err != nil {
 		t.Fatal(err)
 	}
 	j := waitJobEnd(t, e, "fails"+sfx)
 	if j.Status != engine.JobFailed || j.Error == nil || j.Error.Code != "E_FAIL" || !strings.Contains(j.Message, "failed on 7") {
 		t.Fatalf("record %+v (error %+v)", j, j.Error)
 	}
-	_, err := e.JobResult(ctx, "fails"+sfx)
+	_, err := e.Jobs().Result(ctx, "fails"+sfx)
 	var ae *abi.Error
 	if !errors.As(err, &ae) || ae.Code != "E_FAIL" {
 		t.Fatalf("result of a failed job: %v", err)
@@ -113,14 +113,14 @@ func TestJobs_TakenSubmissionIDIsRefused(t *testing.T) {
 	sfx := runSuffix() // the shared engine keeps the records of earlier runs (-count)
 	e := sharedEngine(t)
 	ctx := context.Background()
-	if _, err := e.SubmitJob(ctx, taskJob("once"+sfx, "", "square", "2")); err != nil {
+	if _, err := e.Jobs().Submit(ctx, taskJob("once"+sfx, "", "square", "2")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.SubmitJob(ctx, taskJob("once"+sfx, "", "square", "3"))
+	_, err := e.Jobs().Submit(ctx, taskJob("once"+sfx, "", "square", "3"))
 	if !errors.Is(err, engine.ErrJobExists) || !strings.Contains(err.Error(), `"once-`) {
 		t.Fatalf("second job with the same id: %v", err)
 	}
-	if out, err := e.JobResult(ctx, "once"+sfx); err == nil && string(out) != "4" {
+	if out, err := e.Jobs().Result(ctx, "once"+sfx); err == nil && string(out) != "4" {
 		t.Fatalf("the first job's result changed: %s", out)
 	}
 }
@@ -144,13 +144,13 @@ func TestJobs_BadSubmissionsAreRefusedBeforeAnyRecord(t *testing.T) {
 		{"unknown function", taskJob("bad-6", "", "nope", "1"), abi.KindNotFound, "nope"},
 		{"invalid workflow", engine.JobSpec{SubmissionID: "bad-7", Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(`{"version": 1, "name": "x", "steps": [{"id": "a", "module": "nope", "function": "f"}]}`)}}, abi.KindBadInput, "$.steps[0].module"},
 	} {
-		_, err := e.SubmitJob(ctx, c.spec)
+		_, err := e.Jobs().Submit(ctx, c.spec)
 		var ae *abi.Error
 		if !errors.As(err, &ae) || ae.Kind != c.kind || !strings.Contains(ae.Message, c.want) {
 			t.Errorf("%s: %v, want %s mentioning %q", c.name, err, c.kind, c.want)
 			continue
 		}
-		if _, err := e.Job(ctx, c.spec.SubmissionID); !errors.Is(err, engine.ErrJobNotFound) {
+		if _, err := e.Jobs().Get(ctx, c.spec.SubmissionID); !errors.Is(err, engine.ErrJobNotFound) {
 			t.Errorf("%s: refused, yet recorded: %v", c.name, err)
 		}
 	}
@@ -159,13 +159,13 @@ func TestJobs_BadSubmissionsAreRefusedBeforeAnyRecord(t *testing.T) {
 	for i := range engine.MaxJobMetadata + 1 {
 		many.Metadata[string(rune('a'+i%26))+strings.Repeat("x", i)] = "v"
 	}
-	if _, err := e.SubmitJob(ctx, many); err == nil || !strings.Contains(err.Error(), "metadata") {
+	if _, err := e.Jobs().Submit(ctx, many); err == nil || !strings.Contains(err.Error(), "metadata") {
 		t.Errorf("too much metadata: %v", err)
 	}
-	if _, err := e.StopJob(ctx, "no-such-job"); !errors.Is(err, engine.ErrJobNotFound) {
+	if _, err := e.Jobs().Stop(ctx, "no-such-job"); !errors.Is(err, engine.ErrJobNotFound) {
 		t.Errorf("stopping an unknown job: %v", err)
 	}
-	if _, err := e.Jobs(ctx, engine.JobFilter{Status: "DONE"}); err == nil || !strings.Contains(err.Error(), "status") {
+	if _, err := e.Jobs().List(ctx, engine.JobFilter{Status: "DONE"}); err == nil || !strings.Contains(err.Error(), "status") {
 		t.Errorf("listing by an unknown status: %v", err)
 	}
 }
@@ -174,7 +174,7 @@ func TestJobs_WorkflowJobFollowsItsWorkflow(t *testing.T) {
 	sfx := runSuffix() // the shared engine keeps the records of earlier runs (-count)
 	e := sharedEngine(t)
 	ctx := context.Background()
-	j, err := e.SubmitJob(ctx, engine.JobSpec{SubmissionID: "wf-job" + sfx, Namespace: "etl",
+	j, err := e.Jobs().Submit(ctx, engine.JobSpec{SubmissionID: "wf-job" + sfx, Namespace: "etl",
 		Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(diamond), Grants: grantAll}})
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +186,7 @@ func TestJobs_WorkflowJobFollowsItsWorkflow(t *testing.T) {
 	if j.Status != engine.JobSucceeded {
 		t.Fatalf("ended %+v", j)
 	}
-	out, err := e.JobResult(ctx, "wf-job"+sfx)
+	out, err := e.Jobs().Result(ctx, "wf-job"+sfx)
 	if want := `{"a":9,"b":[1,4,9],"c":81,"d":"a=9 c=81"}`; err != nil || string(out) != want {
 		t.Fatalf("result %s %v, want %s", out, err, want)
 	}
@@ -196,7 +196,7 @@ func TestJobs_WorkflowJobFollowsItsWorkflow(t *testing.T) {
 	}
 
 	bad := `{"version": 1, "name": "bad", "steps": [{"id": "boom", "module": "svc", "function": "fail", "args": 3}]}`
-	if _, err := e.SubmitJob(ctx, engine.JobSpec{SubmissionID: "wf-fails" + sfx, Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(bad), Grants: grantAll}}); err != nil {
+	if _, err := e.Jobs().Submit(ctx, engine.JobSpec{SubmissionID: "wf-fails" + sfx, Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(bad), Grants: grantAll}}); err != nil {
 		t.Fatal(err)
 	}
 	f := waitJobEnd(t, e, "wf-fails"+sfx)
@@ -212,7 +212,7 @@ func TestJobs_StopCancelsTheTaskAndReleasesTheJobsWork(t *testing.T) {
 	e := sharedEngine(t)
 	ctx := context.Background()
 	full, actors := e.Available()["cpu"], e.Stats().Actors
-	if _, err := e.SubmitJob(ctx, taskJob("spinner"+sfx, "", "spin", "0")); err != nil {
+	if _, err := e.Jobs().Submit(ctx, taskJob("spinner"+sfx, "", "spin", "0")); err != nil {
 		t.Fatal(err)
 	}
 	waitStatus(t, e, "spinner"+sfx, engine.JobRunning)
@@ -238,7 +238,7 @@ func TestJobs_StopCancelsTheTaskAndReleasesTheJobsWork(t *testing.T) {
 	if e.Stats().Actors != actors+1 {
 		t.Fatalf("actors %d, want %d", e.Stats().Actors, actors+1)
 	}
-	j, err := e.StopJob(ctx, "spinner"+sfx)
+	j, err := e.Jobs().Stop(ctx, "spinner"+sfx)
 	if err != nil || j.Status != engine.JobStopped || j.Ended == nil {
 		t.Fatalf("stop: %+v %v", j, err)
 	}
@@ -254,12 +254,12 @@ func TestJobs_StopCancelsTheTaskAndReleasesTheJobsWork(t *testing.T) {
 	if b, err := e.Get(ctx, "other-job", other, 0); err != nil || string(b) != "not the job's" {
 		t.Fatalf("another job's object: %q %v", b, err)
 	}
-	if _, err := e.StopJob(ctx, "spinner"+sfx); !errors.Is(err, engine.ErrJobEnded) {
+	if _, err := e.Jobs().Stop(ctx, "spinner"+sfx); !errors.Is(err, engine.ErrJobEnded) {
 		t.Fatalf("second stop: %v", err)
 	}
 	// The record stays STOPPED: the cancelled task does not overwrite it.
 	time.Sleep(50 * time.Millisecond)
-	if j, _ := e.Job(ctx, "spinner"+sfx); j.Status != engine.JobStopped {
+	if j, _ := e.Jobs().Get(ctx, "spinner"+sfx); j.Status != engine.JobStopped {
 		t.Fatalf("after the stop: %+v", j)
 	}
 }
@@ -269,11 +269,11 @@ func TestJobs_StopCancelsTheWorkflow(t *testing.T) {
 	e := sharedEngine(t)
 	ctx := context.Background()
 	doc := `{"version": 1, "name": "forever", "steps": [{"id": "s", "module": "svc", "function": "spin", "args": 0}]}`
-	j, err := e.SubmitJob(ctx, engine.JobSpec{SubmissionID: "wf-stop" + sfx, Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(doc), Grants: grantAll}})
+	j, err := e.Jobs().Submit(ctx, engine.JobSpec{SubmissionID: "wf-stop" + sfx, Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(doc), Grants: grantAll}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.StopJob(ctx, "wf-stop"+sfx); err != nil {
+	if _, err := e.Jobs().Stop(ctx, "wf-stop"+sfx); err != nil {
 		t.Fatal(err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -285,7 +285,7 @@ func TestJobs_StopCancelsTheWorkflow(t *testing.T) {
 	if st.State != engine.WorkflowCancelled {
 		t.Fatalf("workflow %s", st.State)
 	}
-	if got, _ := e.Job(ctx, "wf-stop"+sfx); got.Status != engine.JobStopped || got.Message != "stopped by request" {
+	if got, _ := e.Jobs().Get(ctx, "wf-stop"+sfx); got.Status != engine.JobStopped || got.Message != "stopped by request" {
 		t.Fatalf("job %+v", got)
 	}
 }
@@ -295,12 +295,12 @@ func TestJobs_NamespacesAreRecordedOnFirstUseAndFilterTheList(t *testing.T) {
 	e := sharedEngine(t)
 	ctx := context.Background()
 	for _, s := range []engine.JobSpec{taskJob("a1"+sfx, "team-a"+sfx, "square", "1"), taskJob("a2"+sfx, "team-a"+sfx, "fail", "2"), taskJob("b1"+sfx, "team-b"+sfx, "square", "3")} {
-		if _, err := e.SubmitJob(ctx, s); err != nil {
+		if _, err := e.Jobs().Submit(ctx, s); err != nil {
 			t.Fatal(err)
 		}
 		waitJobEnd(t, e, s.SubmissionID)
 	}
-	nss, err := e.Namespaces(ctx)
+	nss, err := e.Jobs().Namespaces(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestJobs_NamespacesAreRecordedOnFirstUseAndFilterTheList(t *testing.T) {
 		t.Fatalf("namespaces %+v", nss)
 	}
 	ids := func(f engine.JobFilter) string {
-		js, err := e.Jobs(ctx, f)
+		js, err := e.Jobs().List(ctx, f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -352,11 +352,11 @@ func TestJobs_RecordsSurviveARestart(t *testing.T) {
 	}
 	e, _ := open(t, engine.Config{DataDir: dir})
 	ctx := context.Background()
-	if _, err := e.SubmitJob(ctx, taskJob("done", "keep", "square", "9")); err != nil {
+	if _, err := e.Jobs().Submit(ctx, taskJob("done", "keep", "square", "9")); err != nil {
 		t.Fatal(err)
 	}
 	waitJobEnd(t, e, "done")
-	if _, err := e.SubmitJob(ctx, taskJob("cut", "keep", "spin", "0")); err != nil {
+	if _, err := e.Jobs().Submit(ctx, taskJob("cut", "keep", "spin", "0")); err != nil {
 		t.Fatal(err)
 	}
 	waitStatus(t, e, "cut", engine.JobRunning)
@@ -365,7 +365,7 @@ func TestJobs_RecordsSurviveARestart(t *testing.T) {
 	  {"id": "slow", "module": "svc", "function": "busy", "map": [5000, 5000], "args": "${item}"},
 	  {"id": "last", "module": "svc", "function": "square", "args": 4}],
 	  "output": {"slow": "${slow}", "last": "${last}"}}`
-	wj, err := e.SubmitJob(ctx, engine.JobSpec{SubmissionID: "resumes", Namespace: "keep", Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(doc), Grants: grantAll}})
+	wj, err := e.Jobs().Submit(ctx, engine.JobSpec{SubmissionID: "resumes", Namespace: "keep", Entrypoint: engine.JobEntrypoint{Workflow: json.RawMessage(doc), Grants: grantAll}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +380,7 @@ func TestJobs_RecordsSurviveARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e2.Close(ctx)
-	if out, err := e2.JobResult(ctx, "done"); err != nil || string(out) != "81" {
+	if out, err := e2.Jobs().Result(ctx, "done"); err != nil || string(out) != "81" {
 		t.Fatalf("result after the restart: %q %v", out, err)
 	}
 	if got := waitJobEnd(t, e2, "resumes"); got.Status != engine.JobSucceeded {
@@ -389,17 +389,17 @@ func TestJobs_RecordsSurviveARestart(t *testing.T) {
 	if st, _ := e2.Workflows().Get(wj.Workflow); st.Resumed != 1 {
 		t.Fatalf("the workflow was resumed %d times, want 1", st.Resumed)
 	}
-	if out, err := e2.JobResult(ctx, "resumes"); err != nil || string(out) != `{"slow":[5000,5000],"last":16}` {
+	if out, err := e2.Jobs().Result(ctx, "resumes"); err != nil || string(out) != `{"slow":[5000,5000],"last":16}` {
 		t.Fatalf("the resumed job's result: %s %v", out, err)
 	}
 	cut := waitStatus(t, e2, "cut", engine.JobFailed)
 	if !strings.Contains(cut.Message, "restarted") {
 		t.Fatalf("the job cut by the restart: %+v", cut)
 	}
-	if nss, err := e2.Namespaces(ctx); err != nil || len(nss) != 1 || nss[0].Name != "keep" {
+	if nss, err := e2.Jobs().Namespaces(ctx); err != nil || len(nss) != 1 || nss[0].Name != "keep" {
 		t.Fatalf("namespaces after the restart: %+v %v", nss, err)
 	}
-	if _, err := e2.SubmitJob(ctx, taskJob("done", "keep", "square", "1")); !errors.Is(err, engine.ErrJobExists) {
+	if _, err := e2.Jobs().Submit(ctx, taskJob("done", "keep", "square", "1")); !errors.Is(err, engine.ErrJobExists) {
 		t.Fatalf("a taken id after the restart: %v", err)
 	}
 }
@@ -429,11 +429,11 @@ func BenchmarkJobs_TaskJob(b *testing.B) {
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		j, err := e.SubmitJob(ctx, taskJob("", "bench", "square", "3"))
+		j, err := e.Jobs().Submit(ctx, taskJob("", "bench", "square", "3"))
 		if err != nil {
 			b.Fatal(err)
 		}
-		if j, err = e.WaitJob(ctx, j.ID); err != nil || j.Status != engine.JobSucceeded {
+		if j, err = e.Jobs().Wait(ctx, j.ID); err != nil || j.Status != engine.JobSucceeded {
 			b.Fatalf("%+v %v", j, err)
 		}
 	}

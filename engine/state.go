@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -50,28 +49,6 @@ func (s *state) get(key string) ([]byte, error) {
 		return nil, errNoKey
 	}
 	return v, err
-}
-
-// records reads, linearizably, the JSON records under prefix that keep selects (nil: all), in
-// key order. A record that does not decode is an error naming its key.
-func records[T any](ctx context.Context, e *Engine, prefix string, keep func(*T) bool) ([]T, error) {
-	if err := e.node.Linearize(ctx); err != nil {
-		return nil, err
-	}
-	out := []T{}
-	err := e.node.KV().View(func(r raftstore.Reader) error {
-		return r.Scan([]byte(prefix), func(k, v []byte) error {
-			var rec T
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("engine: record %s: %w", k, err)
-			}
-			if keep == nil || keep(&rec) {
-				out = append(out, rec)
-			}
-			return nil
-		})
-	})
-	return out, err
 }
 
 // every runs f every d, in a goroutine the engine waits for, until the engine closes.

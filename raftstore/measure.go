@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
 )
 
 // ClusterMeasure is what MeasureWrites reports of a cluster under write load.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -661,3 +662,26 @@ func (n *Node) Stats() Stats {
 
 // Snapshot takes a snapshot now and compacts the log behind it.
 func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
+// Records reads, linearizably, the JSON records under prefix that keep selects (nil: all), in
+// key order: a read that sees every write completed before the call, on any node. A record that
+// does not decode is an error naming its key.
+func Records[T any](ctx context.Context, n *Node, prefix string, keep func(*T) bool) ([]T, error) {
+	if err := n.Linearize(ctx); err != nil {
+		return nil, err
+	}
+	out := []T{}
+	err := n.KV().View(func(r Reader) error {
+		return r.Scan([]byte(prefix), func(k, v []byte) error {
+			var rec T
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("raftstore: record %s: %w", k, err)
+			}
+			if keep == nil || keep(&rec) {
+				out = append(out, rec)
+			}
+			return nil
+		})
+	})
+	return out, err
+}

@@ -47,7 +47,7 @@ func (s *Server) submitJob(c *gin.Context) {
 	if _, ok := grantsOf(c, spec.Entrypoint.Grants); !ok {
 		return
 	}
-	j, err := s.eng.SubmitJob(c.Request.Context(), *spec)
+	j, err := s.eng.Jobs().Submit(c.Request.Context(), *spec)
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -56,7 +56,7 @@ func (s *Server) submitJob(c *gin.Context) {
 }
 
 func (s *Server) listJobs(c *gin.Context) {
-	js, err := s.eng.Jobs(c.Request.Context(), engine.JobFilter{Namespace: c.Query("namespace"), Status: c.Query("status")})
+	js, err := s.eng.Jobs().List(c.Request.Context(), engine.JobFilter{Namespace: c.Query("namespace"), Status: c.Query("status")})
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -73,7 +73,7 @@ func (s *Server) getJob(c *gin.Context) {
 	var err error
 	switch c.Query("wait") {
 	case "", "false":
-		j, err = s.eng.Job(ctx, id)
+		j, err = s.eng.Jobs().Get(ctx, id)
 	case "true":
 		timeout, ok := timeoutMs(c, 60*time.Second, false)
 		if !ok {
@@ -81,7 +81,7 @@ func (s *Server) getJob(c *gin.Context) {
 		}
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		j, err = s.eng.WaitJob(wctx, id)
+		j, err = s.eng.Jobs().Wait(wctx, id)
 		if j != nil && errors.Is(err, context.DeadlineExceeded) {
 			c.JSON(http.StatusAccepted, jobView{Job: j})
 			return
@@ -96,7 +96,7 @@ func (s *Server) getJob(c *gin.Context) {
 	}
 	v := jobView{Job: j}
 	if j.Status == engine.JobSucceeded {
-		if out, err := s.eng.JobResult(ctx, id); err == nil {
+		if out, err := s.eng.Jobs().Result(ctx, id); err == nil {
 			if json.Valid(out) && len(out) > 0 {
 				v.Result = out
 			} else {
@@ -110,7 +110,7 @@ func (s *Server) getJob(c *gin.Context) {
 
 // stopJob stops a job and answers its record; a job that has ended answers 409.
 func (s *Server) stopJob(c *gin.Context) {
-	j, err := s.eng.StopJob(c.Request.Context(), c.Param("id"))
+	j, err := s.eng.Jobs().Stop(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -119,7 +119,7 @@ func (s *Server) stopJob(c *gin.Context) {
 }
 
 func (s *Server) listNamespaces(c *gin.Context) {
-	nss, err := s.eng.Namespaces(c.Request.Context())
+	nss, err := s.eng.Jobs().Namespaces(c.Request.Context())
 	if err != nil {
 		failErr(c, err, nil)
 		return

@@ -1,4 +1,11 @@
-package engine
+// Package jobs is Ray's Jobs API: work submitted from outside the cluster (a workflow document
+// or one task call) with a record in the replicated state that every node reads, its lifecycle
+// (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED), namespaces, and the loop by which each node
+// acts on the records it applies. A job's code runs through the node's task pipeline and
+// workflows (Deps); jobs owns only the records and what they decide.
+//
+// It may import engine/wire, engine/workflows, host, raftstore and sdk/abi.
+package jobs
 
 import (
 	"bytes"
@@ -15,6 +22,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lumenflow/lumen/engine/wire"
+	"github.com/lumenflow/lumen/engine/workflows"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/raftstore"
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -74,11 +82,11 @@ const (
 // Sentinel errors of jobs.
 var (
 	// ErrJobNotFound is returned for an unknown job id.
-	ErrJobNotFound = wire.Wrap(wire.KindNotFound, errors.New("engine: no such job"))
+	ErrJobNotFound = wire.Wrap(wire.KindNotFound, errors.New("jobs: no such job"))
 	// ErrJobExists is returned when a submission id is taken.
-	ErrJobExists = wire.Wrap(wire.KindConflict, errors.New("engine: job id taken"))
+	ErrJobExists = wire.Wrap(wire.KindConflict, errors.New("jobs: job id taken"))
 	// ErrJobEnded is returned when stopping a job that has ended already.
-	ErrJobEnded = wire.Wrap(wire.KindConflict, errors.New("engine: job has ended"))
+	ErrJobEnded = wire.Wrap(wire.KindConflict, errors.New("jobs: job has ended"))
 )
 
 // JobSpec is a job submission.
@@ -244,9 +252,45 @@ func ParseJobSpec(b []byte) (*JobSpec, error) {
 	return &s, nil
 }
 
-// jobs is a node's share of the jobs: those it runs, and the stopped jobs whose work it has
-// released.
-type jobs struct {
+// Tasks is how jobs run a task job's call: the node's task pipeline and object store.
+type Tasks interface {
+	// Check says whether module's task function exists, before a job is recorded.
+	Check(ctx context.Context, module, function string) error
+	// Submit submits the job's call; its result is object h of the job.
+	Submit(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants) (h int64, err error)
+	// Get waits (as long as ctx allows) for object h of job and returns its value.
+	Get(ctx context.Context, job string, h int64) ([]byte, error)
+	// Peek returns object h of job if it is ready.
+	Peek(ctx context.Context, job string, h int64) ([]byte, error)
+	Release(job string, h int64)
+	// Cancel cancels the task whose result is object h of job.
+	Cancel(job string, h int64)
+}
+
+// Deps is what a Manager needs from its node.
+type Deps struct {
+	Ctx    context.Context // the node's lifetime
+	WG     *sync.WaitGroup // the node waits for the goroutines of running jobs
+	Node   *raftstore.Node
+	NodeID string
+	Boot   string // this run of the node: a record of this node from another run was ended by a restart
+	// IsDead says whether the leader declared node dead.
+	IsDead func(node string) bool
+	// DeadPrefix is the replicated state's prefix of the dead-node records (a change wakes the loop).
+	DeadPrefix string
+	// Every runs f every d until the node closes.
+	Every     func(d time.Duration, f func())
+	Workflows *workflows.Manager
+	Tasks     Tasks
+	// Release frees, on this node, what a stopped job holds besides its task and workflows:
+	// its actors, objects and tensors.
+	Release func(job string)
+}
+
+// Manager is a node's share of the jobs: those it runs, and the stopped jobs whose work it has
+// released. It is safe for concurrent use.
+type Manager struct {
+	deps     Deps
 	mu       sync.Mutex
 	running  map[string]*jobRun
 	released map[string]bool
@@ -271,20 +315,22 @@ type jobRun struct {
 // jobWriteTimeout bounds a background write of a job record.
 const jobWriteTimeout = 10 * time.Second
 
-// startJobs starts the loop that acts on the job records this node applies.
-func (e *Engine) startJobs() {
-	j := &e.jobs
-	j.running, j.released, j.settled = map[string]*jobRun{}, map[string]bool{}, map[string]bool{}
-	kv := e.node.KV()
-	j.jobsVer, j.wfVer, j.deadVer = kv.Watch(jobPrefix), kv.Watch("wf/"), kv.Watch(deadPrefix)
-	e.every(20*time.Millisecond, e.reconcileJobs)
+// New returns the node's Manager; Start starts acting on the records.
+func New(deps Deps) *Manager {
+	m := &Manager{deps: deps, running: map[string]*jobRun{}, released: map[string]bool{}, settled: map[string]bool{}}
+	kv := deps.Node.KV()
+	m.jobsVer, m.wfVer, m.deadVer = kv.Watch(jobPrefix), kv.Watch(workflows.Prefix), kv.Watch(deps.DeadPrefix)
+	return m
 }
+
+// Start starts the loop that acts on the job records this node applies.
+func (m *Manager) Start() { m.deps.Every(20*time.Millisecond, m.reconcileJobs) }
 
 // reconcileJobs acts on the job records when they or the dead nodes changed, and at least every
 // second (a new leader finds the jobs of nodes that died before it led); when only workflows
 // changed, on the workflow jobs that run.
-func (e *Engine) reconcileJobs() {
-	j := &e.jobs
+func (m *Manager) reconcileJobs() {
+	j := m
 	// The versions are read before the records: a change after this read is seen next time.
 	jv, wv, dv := j.jobsVer(), j.wfVer(), j.deadVer()
 	full := jv != j.seenJobs || dv != j.seenDead || time.Since(j.lastFull) >= time.Second
@@ -295,7 +341,7 @@ func (e *Engine) reconcileJobs() {
 	var recs []Job
 	if full {
 		j.lastFull, j.activeWF = time.Now(), j.activeWF[:0]
-		e.node.KV().View(func(r raftstore.Reader) error {
+		m.deps.Node.KV().View(func(r raftstore.Reader) error {
 			return r.Scan([]byte(jobPrefix), func(k, val []byte) error {
 				if j.settled[string(k[len(jobPrefix):])] && endedRecord(val) {
 					return nil
@@ -312,33 +358,33 @@ func (e *Engine) reconcileJobs() {
 		})
 	} else {
 		for _, id := range j.activeWF {
-			if job, err := e.localJob(id); err == nil {
+			if job, err := m.localJob(id); err == nil {
 				recs = append(recs, *job)
 			}
 		}
 	}
-	leader := e.node.IsLeader()
+	leader := m.deps.Node.IsLeader()
 	for _, job := range recs {
-		if e.ctx.Err() != nil {
+		if m.deps.Ctx.Err() != nil {
 			return
 		}
 		switch {
 		case job.Status == JobStopped:
-			e.releaseJob(job.ID)
+			m.releaseJob(job.ID)
 			j.settled[job.ID] = true
 		case jobEnded(job.Status):
 			// Ended by another hand (its node declared dead while it ran): stop running it.
-			e.cancelRun(job.ID)
+			m.cancelRun(job.ID)
 			j.settled[job.ID] = true
 		case job.Kind == JobKindWorkflow:
-			e.followWorkflow(job, leader)
-		case job.Node == e.nodeID() && job.Boot != e.live.boot:
-			e.endJob(job.ID, JobFailed, fmt.Sprintf("node %s restarted while the job ran", job.Node), nil)
-		case job.Node == e.nodeID() && !e.runsHere(job.ID) && time.Since(job.Submitted) > 2*jobWriteTimeout:
+			m.followWorkflow(job, leader)
+		case job.Node == m.deps.NodeID && job.Boot != m.deps.Boot:
+			m.endJob(job.ID, JobFailed, fmt.Sprintf("node %s restarted while the job ran", job.Node), nil)
+		case job.Node == m.deps.NodeID && !m.runsHere(job.ID) && time.Since(job.Submitted) > 2*jobWriteTimeout:
 			// Its start or its end could not be recorded (no leader for a while).
-			e.endJob(job.ID, JobFailed, fmt.Sprintf("node %s lost the job: its start or end could not be recorded", job.Node), nil)
-		case leader && job.Node != e.nodeID() && e.isDead(job.Node):
-			e.endJob(job.ID, JobFailed, fmt.Sprintf("node %s died", job.Node), nil)
+			m.endJob(job.ID, JobFailed, fmt.Sprintf("node %s lost the job: its start or end could not be recorded", job.Node), nil)
+		case leader && job.Node != m.deps.NodeID && m.deps.IsDead(job.Node):
+			m.endJob(job.ID, JobFailed, fmt.Sprintf("node %s died", job.Node), nil)
 		}
 	}
 }
@@ -357,68 +403,68 @@ func endedRecord(rec []byte) bool {
 // followWorkflow brings a workflow job's record in line with its workflow: ended when the
 // workflow ended (written by the workflow's owner, or by the leader when the owner is dead),
 // and run by the node that adopted the workflow when its first node died.
-func (e *Engine) followWorkflow(job Job, leader bool) {
+func (m *Manager) followWorkflow(job Job, leader bool) {
 	if job.Workflow == "" {
 		// Not recorded as started: the node that accepted it restarted, or died, before it could
 		// say so. Its workflow may have been stored already, and resumed here (a restart) or
 		// adopted by the leader (a death): then the job runs it; else it never started.
-		restarted := job.Node == e.nodeID() && job.Boot != e.live.boot
-		died := leader && job.Node != e.nodeID() && e.isDead(job.Node)
+		restarted := job.Node == m.deps.NodeID && job.Boot != m.deps.Boot
+		died := leader && job.Node != m.deps.NodeID && m.deps.IsDead(job.Node)
 		// Or this node could not record the start (no leader for a while).
-		stuck := job.Node == e.nodeID() && !restarted && time.Since(job.Submitted) > 2*jobWriteTimeout
+		stuck := job.Node == m.deps.NodeID && !restarted && time.Since(job.Submitted) > 2*jobWriteTimeout
 		if !restarted && !died && !stuck {
 			return
 		}
-		wf, owner := e.workflows.OfJob(job.ID)
+		wf, owner := m.deps.Workflows.OfJob(job.ID)
 		switch {
-		case wf != "" && (owner == e.nodeID() || (died && e.isDead(owner) && !e.workflowRunning(wf))):
+		case wf != "" && (owner == m.deps.NodeID || (died && m.deps.IsDead(owner) && !m.workflowRunning(wf))):
 			// Running here, or ended with its owner dead (the leader then ends the job from it).
-			e.updateJob(e.ctx, job.ID, func(j *Job, _ *[]raftstore.Op) bool {
+			m.updateJob(m.deps.Ctx, job.ID, func(j *Job, _ *[]raftstore.Op) bool {
 				if j.Status != JobPending || j.Workflow != "" {
 					return false
 				}
 				now := time.Now().UTC()
-				j.Status, j.Workflow, j.Started, j.Node, j.Boot = JobRunning, wf, &now, e.nodeID(), e.live.boot
+				j.Status, j.Workflow, j.Started, j.Node, j.Boot = JobRunning, wf, &now, m.deps.NodeID, m.deps.Boot
 				return true
 			})
 		case wf != "":
 			// Stored but not yet adopted: look again on the next pass.
 		case restarted:
-			e.endJob(job.ID, JobFailed, fmt.Sprintf("node %s restarted before the job started", job.Node), nil)
+			m.endJob(job.ID, JobFailed, fmt.Sprintf("node %s restarted before the job started", job.Node), nil)
 		case stuck:
-			e.endJob(job.ID, JobFailed, "the job did not start", nil)
+			m.endJob(job.ID, JobFailed, "the job did not start", nil)
 		default:
-			e.endJob(job.ID, JobFailed, fmt.Sprintf("node %s died before the job started", job.Node), nil)
+			m.endJob(job.ID, JobFailed, fmt.Sprintf("node %s died before the job started", job.Node), nil)
 		}
 		return
 	}
-	owner := e.workflows.Owner(job.Workflow)
-	meta, err := e.workflows.Stored(job.Workflow)
+	owner := m.deps.Workflows.Owner(job.Workflow)
+	meta, err := m.deps.Workflows.Stored(job.Workflow)
 	if err != nil {
 		return
 	}
-	mine := string(owner) == e.nodeID() || (leader && e.isDead(string(owner)))
-	if meta.State != WorkflowRunning {
+	mine := string(owner) == m.deps.NodeID || (leader && m.deps.IsDead(string(owner)))
+	if meta.State != workflows.Running {
 		if !mine {
 			return
 		}
 		switch meta.State {
-		case WorkflowSucceeded:
-			e.endJob(job.ID, JobSucceeded, job.Message, nil) // keeps "node X died; node Y carries on"
-		case WorkflowCancelled:
-			e.endJob(job.ID, JobStopped, "its workflow was cancelled", nil)
+		case workflows.Succeeded:
+			m.endJob(job.ID, JobSucceeded, job.Message, nil) // keeps "node X died; node Y carries on"
+		case workflows.Cancelled:
+			m.endJob(job.ID, JobStopped, "its workflow was cancelled", nil)
 		default:
 			msg := "workflow " + meta.State
 			if meta.Error != nil {
 				msg = meta.Error.Message
 			}
-			e.endJob(job.ID, JobFailed, msg, meta.Error)
+			m.endJob(job.ID, JobFailed, msg, meta.Error)
 		}
 		return
 	}
-	if leader && len(owner) > 0 && string(owner) != job.Node && e.isDead(job.Node) {
+	if leader && len(owner) > 0 && string(owner) != job.Node && m.deps.IsDead(job.Node) {
 		dead := job.Node
-		e.updateJob(e.ctx, job.ID, func(j *Job, _ *[]raftstore.Op) bool {
+		m.updateJob(m.deps.Ctx, job.ID, func(j *Job, _ *[]raftstore.Op) bool {
 			if j.Status != JobRunning || j.Node != dead {
 				return false
 			}
@@ -430,16 +476,16 @@ func (e *Engine) followWorkflow(job Job, leader bool) {
 }
 
 // workflowRunning says whether the stored status of workflow id says running.
-func (e *Engine) workflowRunning(id string) bool {
-	meta, err := e.workflows.Stored(id)
-	return err == nil && meta.State == WorkflowRunning
+func (m *Manager) workflowRunning(id string) bool {
+	meta, err := m.deps.Workflows.Stored(id)
+	return err == nil && meta.State == workflows.Running
 }
 
 // endJob records a job's end unless it has ended already.
-func (e *Engine) endJob(id, status, msg string, ae *abi.Error) {
-	ctx, cancel := context.WithTimeout(e.ctx, jobWriteTimeout)
+func (m *Manager) endJob(id, status, msg string, ae *abi.Error) {
+	ctx, cancel := context.WithTimeout(m.deps.Ctx, jobWriteTimeout)
 	defer cancel()
-	e.updateJob(ctx, id, func(j *Job, _ *[]raftstore.Op) bool {
+	m.updateJob(ctx, id, func(j *Job, _ *[]raftstore.Op) bool {
 		if jobEnded(j.Status) {
 			return false
 		}
@@ -452,9 +498,9 @@ func (e *Engine) endJob(id, status, msg string, ae *abi.Error) {
 // updateJob changes job id's record with fn, by a write conditional on the record fn saw; it
 // reads again and retries when another change came first. fn returns false to change nothing
 // (then updateJob returns the record as it is); it may add operations to the same command.
-func (e *Engine) updateJob(ctx context.Context, id string, fn func(j *Job, ops *[]raftstore.Op) bool) (*Job, bool, error) {
+func (m *Manager) updateJob(ctx context.Context, id string, fn func(j *Job, ops *[]raftstore.Op) bool) (*Job, bool, error) {
 	for attempt := 0; ; attempt++ {
-		old, err := e.node.KV().Get(jobKey(id))
+		old, err := m.deps.Node.KV().Get(jobKey(id))
 		if errors.Is(err, raftstore.ErrKeyNotFound) {
 			return nil, false, fmt.Errorf("%w: %q", ErrJobNotFound, id)
 		} else if err != nil {
@@ -462,7 +508,7 @@ func (e *Engine) updateJob(ctx context.Context, id string, fn func(j *Job, ops *
 		}
 		var j Job
 		if err := json.Unmarshal(old, &j); err != nil {
-			return nil, false, fmt.Errorf("engine: record of job %s: %w", id, err)
+			return nil, false, fmt.Errorf("jobs: record of job %s: %w", id, err)
 		}
 		var ops []raftstore.Op
 		if !fn(&j, &ops) {
@@ -473,7 +519,7 @@ func (e *Engine) updateJob(ctx context.Context, id string, fn func(j *Job, ops *
 			return nil, false, err
 		}
 		ops = append(ops, raftstore.Op{Kind: raftstore.OpSet, Key: jobKey(id), Value: rec})
-		err = e.node.Apply(ctx, &raftstore.Command{Conds: []raftstore.Cond{{Key: jobKey(id), Value: old}}, Ops: ops})
+		err = m.deps.Node.Apply(ctx, &raftstore.Command{Conds: []raftstore.Cond{{Key: jobKey(id), Value: old}}, Ops: ops})
 		if err == nil {
 			return &j, true, nil
 		}
@@ -481,19 +527,19 @@ func (e *Engine) updateJob(ctx context.Context, id string, fn func(j *Job, ops *
 			return nil, false, err
 		}
 		// Another change came first, perhaps not applied here yet.
-		if err := e.node.Linearize(ctx); err != nil {
+		if err := m.deps.Node.Linearize(ctx); err != nil {
 			return nil, false, err
 		}
 	}
 }
 
 // ensureNamespace records namespace name unless it exists.
-func (e *Engine) ensureNamespace(ctx context.Context, name string) error {
-	if _, err := e.node.KV().Get(nsKey(name)); err == nil {
+func (m *Manager) ensureNamespace(ctx context.Context, name string) error {
+	if _, err := m.deps.Node.KV().Get(nsKey(name)); err == nil {
 		return nil
 	}
 	rec, _ := json.Marshal(Namespace{Name: name, Created: time.Now().UTC()})
-	err := e.node.Apply(ctx, &raftstore.Command{Conds: []raftstore.Cond{{Key: nsKey(name), Absent: true}},
+	err := m.deps.Node.Apply(ctx, &raftstore.Command{Conds: []raftstore.Cond{{Key: nsKey(name), Absent: true}},
 		Ops: []raftstore.Op{{Kind: raftstore.OpSet, Key: nsKey(name), Value: rec}}})
 	if errors.Is(err, raftstore.ErrConflict) {
 		return nil // created meanwhile, elsewhere
@@ -505,25 +551,25 @@ func (e *Engine) ensureNamespace(ctx context.Context, name string) error {
 // record once the job runs (RUNNING). Invalid input is refused before anything is recorded; a
 // taken submission id gives ErrJobExists. If ctx expires the record may still commit: read it
 // back by its id.
-func (e *Engine) SubmitJob(ctx context.Context, spec JobSpec) (*Job, error) {
+func (m *Manager) Submit(ctx context.Context, spec JobSpec) (*Job, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, &abi.Error{Kind: abi.KindBadInput, Message: err.Error()}
 	}
 	ep := spec.Entrypoint
-	job := Job{Namespace: spec.Namespace, Grants: ep.Grants, Status: JobPending, Node: e.nodeID(), Boot: e.live.boot,
+	job := Job{Namespace: spec.Namespace, Grants: ep.Grants, Status: JobPending, Node: m.deps.NodeID, Boot: m.deps.Boot,
 		Submitted: time.Now().UTC(), Metadata: spec.Metadata}
 	if job.Namespace == "" {
 		job.Namespace = DefaultNamespace
 	}
 	isWF := len(ep.Module) == 0
 	if isWF {
-		plan, err := e.workflows.Check(ep.Workflow)
+		plan, err := m.deps.Workflows.Check(ep.Workflow)
 		if err != nil {
 			return nil, err
 		}
 		job.Kind, job.Entrypoint = JobKindWorkflow, "workflow "+plan.Name
 	} else {
-		if _, err := e.function(ctx, ep.Module, ep.Function, abi.KindTask); err != nil {
+		if err := m.deps.Tasks.Check(ctx, ep.Module, ep.Function); err != nil {
 			return nil, err
 		}
 		job.Kind, job.Entrypoint = JobKindTask, ep.Module+"."+ep.Function
@@ -534,19 +580,19 @@ func (e *Engine) SubmitJob(ctx context.Context, spec JobSpec) (*Job, error) {
 		rand.Read(raw[:])
 		job.ID = "job-" + hex.EncodeToString(raw[:])
 	}
-	if err := e.ensureNamespace(ctx, job.Namespace); err != nil {
-		return nil, fmt.Errorf("engine: record namespace %s: %w", job.Namespace, err)
+	if err := m.ensureNamespace(ctx, job.Namespace); err != nil {
+		return nil, fmt.Errorf("jobs: record namespace %s: %w", job.Namespace, err)
 	}
 	rec, err := json.Marshal(&job)
 	if err != nil {
 		return nil, err
 	}
-	err = e.node.Apply(ctx, &raftstore.Command{Conds: []raftstore.Cond{{Key: jobKey(job.ID), Absent: true}},
+	err = m.deps.Node.Apply(ctx, &raftstore.Command{Conds: []raftstore.Cond{{Key: jobKey(job.ID), Absent: true}},
 		Ops: []raftstore.Op{{Kind: raftstore.OpSet, Key: jobKey(job.ID), Value: rec}}})
 	if errors.Is(err, raftstore.ErrConflict) {
 		return nil, fmt.Errorf("%w: a job %q exists already; choose another submission_id", ErrJobExists, job.ID)
 	} else if err != nil {
-		return nil, fmt.Errorf("engine: record job %s: %w", job.ID, err)
+		return nil, fmt.Errorf("jobs: record job %s: %w", job.ID, err)
 	}
 	// The job is recorded: start it and say so whether or not the client still waits.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobWriteTimeout)
@@ -555,19 +601,19 @@ func (e *Engine) SubmitJob(ctx context.Context, spec JobSpec) (*Job, error) {
 	var wfID string
 	var h int64
 	if isWF {
-		wfID, err = e.SubmitWorkflow(ctx, ep.Workflow, job.ID, ep.Grants)
+		wfID, err = m.deps.Workflows.Submit(ctx, ep.Workflow, job.ID, ep.Grants)
 	} else {
 		// The task's end is recorded after its start, not racing it.
 		recorded := make(chan struct{})
 		defer close(recorded)
-		h, err = e.startTaskJob(ctx, job.ID, ep, grants, recorded)
+		h, err = m.startTaskJob(ctx, job.ID, ep, grants, recorded)
 	}
 	if err != nil {
-		ae, _ := asABIError(err).(*abi.Error)
-		e.endJob(job.ID, JobFailed, "the job could not start: "+err.Error(), ae)
+		ae := asABIError(err)
+		m.endJob(job.ID, JobFailed, "the job could not start: "+err.Error(), ae)
 		return nil, err
 	}
-	got, changed, err := e.updateJob(ctx, job.ID, func(j *Job, _ *[]raftstore.Op) bool {
+	got, changed, err := m.updateJob(ctx, job.ID, func(j *Job, _ *[]raftstore.Op) bool {
 		if j.Status != JobPending {
 			return false
 		}
@@ -576,33 +622,33 @@ func (e *Engine) SubmitJob(ctx context.Context, spec JobSpec) (*Job, error) {
 		return true
 	})
 	if err != nil {
-		return nil, fmt.Errorf("engine: record job %s running: %w", job.ID, err)
+		return nil, fmt.Errorf("jobs: record job %s running: %w", job.ID, err)
 	}
 	if !changed && got.Status == JobStopped {
 		// Stopped before it started: release what just started.
-		e.cancelRun(job.ID)
+		m.cancelRun(job.ID)
 		if wfID != "" {
-			e.workflows.Cancel(wfID)
+			m.deps.Workflows.Cancel(wfID)
 		}
-		e.objects.release(job.ID, h)
-		e.jobs.mu.Lock()
-		delete(e.jobs.released, job.ID)
-		e.jobs.mu.Unlock()
-		e.releaseJob(job.ID)
+		m.deps.Tasks.Release(job.ID, h)
+		m.mu.Lock()
+		delete(m.released, job.ID)
+		m.mu.Unlock()
+		m.releaseJob(job.ID)
 	}
 	return got, nil
 }
 
 // startTaskJob submits a task job's call and follows it in the background until it ends; it
 // records the end once recorded is closed.
-func (e *Engine) startTaskJob(ctx context.Context, id string, ep JobEntrypoint, grants host.Grants, recorded <-chan struct{}) (int64, error) {
+func (m *Manager) startTaskJob(ctx context.Context, id string, ep JobEntrypoint, grants host.Grants, recorded <-chan struct{}) (int64, error) {
 	req := &abi.TaskRequest{Module: ep.Module, Function: ep.Function, Args: ep.Args}
-	rctx, cancel := context.WithCancel(e.ctx)
-	j := &e.jobs
+	rctx, cancel := context.WithCancel(m.deps.Ctx)
+	j := m
 	j.mu.Lock()
 	j.running[id] = &jobRun{cancel: cancel}
 	j.mu.Unlock()
-	h, err := e.Submit(ctx, id, req, grants)
+	h, err := m.deps.Tasks.Submit(ctx, id, req, grants)
 	if err != nil {
 		cancel()
 		j.mu.Lock()
@@ -610,32 +656,32 @@ func (e *Engine) startTaskJob(ctx context.Context, id string, ep JobEntrypoint, 
 		j.mu.Unlock()
 		return 0, err
 	}
-	e.wg.Add(1)
+	m.deps.WG.Add(1)
 	go func() {
-		defer e.wg.Done()
+		defer m.deps.WG.Done()
 		defer cancel()
 		defer func() {
 			j.mu.Lock()
 			delete(j.running, id)
 			j.mu.Unlock()
 		}()
-		out, err := e.objects.get(rctx, id, h, -1)
+		out, err := m.deps.Tasks.Get(rctx, id, h)
 		if rctx.Err() != nil {
 			// Stopped, ended elsewhere, or the engine closes (a restart fails the job).
-			e.Cancel(id, h)
-			e.objects.release(id, h)
+			m.deps.Tasks.Cancel(id, h)
+			m.deps.Tasks.Release(id, h)
 			return
 		}
 		select {
 		case <-recorded:
 		case <-rctx.Done():
-			e.objects.release(id, h)
+			m.deps.Tasks.Release(id, h)
 			return
 		}
 		keep := false
-		wctx, wcancel := context.WithTimeout(e.ctx, jobWriteTimeout)
+		wctx, wcancel := context.WithTimeout(m.deps.Ctx, jobWriteTimeout)
 		defer wcancel()
-		e.updateJob(wctx, id, func(jb *Job, ops *[]raftstore.Op) bool {
+		m.updateJob(wctx, id, func(jb *Job, ops *[]raftstore.Op) bool {
 			if jb.Status != JobRunning && jb.Status != JobPending {
 				return false
 			}
@@ -645,7 +691,7 @@ func (e *Engine) startTaskJob(ctx context.Context, id string, ep JobEntrypoint, 
 				jb.Started = &now
 			}
 			if err != nil {
-				ae, _ := asABIError(err).(*abi.Error)
+				ae := asABIError(err)
 				jb.Status, jb.Message, jb.Error = JobFailed, ae.Message, ae
 				return true
 			}
@@ -654,29 +700,29 @@ func (e *Engine) startTaskJob(ctx context.Context, id string, ep JobEntrypoint, 
 				*ops = append(*ops, raftstore.Op{Kind: raftstore.OpSet, Key: jobOutKey(id), Value: out})
 			} else {
 				jb.ResultObject, keep = h, true
-				jb.Message = fmt.Sprintf("the result (%d bytes) is object %d of job %s on node %s", len(out), h, id, e.nodeID())
+				jb.Message = fmt.Sprintf("the result (%d bytes) is object %d of job %s on node %s", len(out), h, id, m.deps.NodeID)
 			}
 			return true
 		})
 		if !keep {
-			e.objects.release(id, h)
+			m.deps.Tasks.Release(id, h)
 		}
 	}()
 	return h, nil
 }
 
 // runsHere says whether task job id runs on this node.
-func (e *Engine) runsHere(id string) bool {
-	e.jobs.mu.Lock()
-	defer e.jobs.mu.Unlock()
-	return e.jobs.running[id] != nil
+func (m *Manager) runsHere(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.running[id] != nil
 }
 
 // cancelRun cancels the task job id running on this node, if any.
-func (e *Engine) cancelRun(id string) {
-	e.jobs.mu.Lock()
-	r := e.jobs.running[id]
-	e.jobs.mu.Unlock()
+func (m *Manager) cancelRun(id string) {
+	m.mu.Lock()
+	r := m.running[id]
+	m.mu.Unlock()
 	if r != nil {
 		r.cancel()
 	}
@@ -684,8 +730,8 @@ func (e *Engine) cancelRun(id string) {
 
 // releaseJob ends, once, what stopped job id holds on this node: its task, its workflows, its
 // actors, its objects (pending tasks cancelled) and its tensors.
-func (e *Engine) releaseJob(id string) {
-	j := &e.jobs
+func (m *Manager) releaseJob(id string) {
+	j := m
 	j.mu.Lock()
 	done := j.released[id]
 	j.released[id] = true
@@ -697,47 +743,18 @@ func (e *Engine) releaseJob(id string) {
 	if r != nil {
 		r.cancel()
 	}
-	e.workflows.CancelJob(id)
-	var actors []int64
-	e.amu.Lock()
-	for aid, a := range e.actors {
-		if a.job == id {
-			actors = append(actors, aid)
-		}
-	}
-	e.amu.Unlock()
-	e.killActors(actors)
-	e.releaseJobObjects(id)
-	e.DropJobTensors(id)
-}
-
-// releaseJobObjects cancels the pending tasks of job and frees its objects, whoever holds them.
-func (e *Engine) releaseJobObjects(job string) {
-	s := e.objects
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for h, o := range s.objs {
-		if o.job != job {
-			continue
-		}
-		if o.cancel != nil {
-			o.cancel()
-		}
-		if s.objs[h] == o { // still there: a child freed with its parent is gone
-			o.refs = 1
-			s.dropLocked(h, o)
-		}
-	}
+	m.deps.Workflows.CancelJob(id)
+	m.deps.Release(id)
 }
 
 // StopJob stops a job: its record says STOPPED at once, and the node running it cancels its
 // task or workflow and every node kills its actors and frees its objects and tensors as it
 // applies the record. A job that has ended gives ErrJobEnded with its record.
-func (e *Engine) StopJob(ctx context.Context, id string) (*Job, error) {
-	if err := e.node.Linearize(ctx); err != nil {
+func (m *Manager) Stop(ctx context.Context, id string) (*Job, error) {
+	if err := m.deps.Node.Linearize(ctx); err != nil {
 		return nil, err
 	}
-	j, changed, err := e.updateJob(ctx, id, func(j *Job, _ *[]raftstore.Op) bool {
+	j, changed, err := m.updateJob(ctx, id, func(j *Job, _ *[]raftstore.Op) bool {
 		if jobEnded(j.Status) {
 			return false
 		}
@@ -751,21 +768,21 @@ func (e *Engine) StopJob(ctx context.Context, id string) (*Job, error) {
 	if !changed {
 		return j, fmt.Errorf("%w: job %s is %s", ErrJobEnded, id, j.Status)
 	}
-	e.releaseJob(id)
+	m.releaseJob(id)
 	return j, nil
 }
 
 // Job reads a job's record linearizably: it sees every change that completed before the call,
 // on any node.
-func (e *Engine) Job(ctx context.Context, id string) (*Job, error) {
-	if err := e.node.Linearize(ctx); err != nil {
+func (m *Manager) Get(ctx context.Context, id string) (*Job, error) {
+	if err := m.deps.Node.Linearize(ctx); err != nil {
 		return nil, err
 	}
-	return e.localJob(id)
+	return m.localJob(id)
 }
 
-func (e *Engine) localJob(id string) (*Job, error) {
-	b, err := e.node.KV().Get(jobKey(id))
+func (m *Manager) localJob(id string) (*Job, error) {
+	b, err := m.deps.Node.KV().Get(jobKey(id))
 	if errors.Is(err, raftstore.ErrKeyNotFound) {
 		return nil, fmt.Errorf("%w: %q", ErrJobNotFound, id)
 	} else if err != nil {
@@ -773,15 +790,15 @@ func (e *Engine) localJob(id string) (*Job, error) {
 	}
 	var j Job
 	if err := json.Unmarshal(b, &j); err != nil {
-		return nil, fmt.Errorf("engine: record of job %s: %w", id, err)
+		return nil, fmt.Errorf("jobs: record of job %s: %w", id, err)
 	}
 	return &j, nil
 }
 
 // WaitJob waits until job id has ended (or ctx ends) and returns its record.
-func (e *Engine) WaitJob(ctx context.Context, id string) (*Job, error) {
-	seen := e.jobs.jobsVer()
-	j, err := e.Job(ctx, id)
+func (m *Manager) Wait(ctx context.Context, id string) (*Job, error) {
+	seen := m.jobsVer()
+	j, err := m.Get(ctx, id)
 	t := time.NewTicker(time.Millisecond)
 	defer t.Stop()
 	for err == nil && !jobEnded(j.Status) {
@@ -791,9 +808,9 @@ func (e *Engine) WaitJob(ctx context.Context, id string) (*Job, error) {
 		case <-t.C:
 		}
 		// Read the record again only when a job record changed.
-		if v := e.jobs.jobsVer(); v != seen {
+		if v := m.jobsVer(); v != seen {
 			seen = v
-			j, err = e.localJob(id)
+			j, err = m.localJob(id)
 		}
 	}
 	return j, err
@@ -801,8 +818,8 @@ func (e *Engine) WaitJob(ctx context.Context, id string) (*Job, error) {
 
 // JobResult returns a SUCCEEDED job's result: a task's output, or a workflow's. A job that
 // has not succeeded gives an error saying why.
-func (e *Engine) JobResult(ctx context.Context, id string) ([]byte, error) {
-	j, err := e.Job(ctx, id)
+func (m *Manager) Result(ctx context.Context, id string) ([]byte, error) {
+	j, err := m.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -813,27 +830,27 @@ func (e *Engine) JobResult(ctx context.Context, id string) ([]byte, error) {
 		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("job %s is %s: it has no result", id, j.Status)}
 	}
 	if j.Workflow != "" {
-		return e.workflows.StoredResult(j.Workflow)
+		return m.deps.Workflows.StoredResult(j.Workflow)
 	}
 	if j.ResultObject != 0 {
-		if j.Node != e.nodeID() {
+		if j.Node != m.deps.NodeID {
 			return nil, &abi.Error{Kind: abi.KindNotFound, Message: j.Message + ": ask that node"}
 		}
-		return e.objects.get(ctx, id, j.ResultObject, 0)
+		return m.deps.Tasks.Peek(ctx, id, j.ResultObject)
 	}
-	v, err := e.node.KV().Get(jobOutKey(id))
+	v, err := m.deps.Node.KV().Get(jobOutKey(id))
 	if err != nil {
-		return nil, fmt.Errorf("engine: result of job %s: %w", id, err)
+		return nil, fmt.Errorf("jobs: result of job %s: %w", id, err)
 	}
 	return v, nil
 }
 
 // Jobs lists the jobs that f selects, newest first, linearizably.
-func (e *Engine) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
+func (m *Manager) List(ctx context.Context, f JobFilter) ([]Job, error) {
 	if f.Status != "" && !slices.Contains([]string{JobPending, JobRunning, JobSucceeded, JobFailed, JobStopped}, f.Status) {
 		return nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("status %q: one of PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED", f.Status)}
 	}
-	out, err := records(ctx, e, jobPrefix, func(j *Job) bool {
+	out, err := raftstore.Records(ctx, m.deps.Node, jobPrefix, func(j *Job) bool {
 		return (f.Namespace == "" || j.Namespace == f.Namespace) && (f.Status == "" || j.Status == f.Status)
 	})
 	slices.SortFunc(out, func(a, b Job) int {
@@ -846,6 +863,18 @@ func (e *Engine) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
 }
 
 // Namespaces lists the namespaces, by name, linearizably.
-func (e *Engine) Namespaces(ctx context.Context) ([]Namespace, error) {
-	return records[Namespace](ctx, e, nsPrefix, nil)
+func (m *Manager) Namespaces(ctx context.Context) ([]Namespace, error) {
+	return raftstore.Records[Namespace](ctx, m.deps.Node, nsPrefix, nil)
+}
+
+// asABIError gives a failure the ABI's shape, as a job's record reports it.
+func asABIError(err error) *abi.Error {
+	var ae *abi.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	if errors.Is(err, context.Canceled) {
+		return &abi.Error{Kind: abi.KindCancelled, Message: "the job was cancelled"}
+	}
+	return &abi.Error{Kind: abi.KindSystem, Message: err.Error()}
 }

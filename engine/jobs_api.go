@@ -1,0 +1,110 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/lumenflow/lumen/engine/jobs"
+	"github.com/lumenflow/lumen/host"
+	"github.com/lumenflow/lumen/sdk/abi"
+)
+
+// Jobs' types and values, as package engine/jobs defines them.
+type (
+	Job           = jobs.Job
+	JobSpec       = jobs.JobSpec
+	JobEntrypoint = jobs.JobEntrypoint
+	JobFilter     = jobs.JobFilter
+	Namespace     = jobs.Namespace
+)
+
+// Job statuses and kinds, limits and errors (package engine/jobs).
+const (
+	JobPending        = jobs.JobPending
+	JobRunning        = jobs.JobRunning
+	JobSucceeded      = jobs.JobSucceeded
+	JobFailed         = jobs.JobFailed
+	JobStopped        = jobs.JobStopped
+	JobKindWorkflow   = jobs.JobKindWorkflow
+	JobKindTask       = jobs.JobKindTask
+	DefaultNamespace  = jobs.DefaultNamespace
+	MaxJobMetadata    = jobs.MaxJobMetadata
+	MaxJobResultBytes = jobs.MaxJobResultBytes
+)
+
+var (
+	ErrJobNotFound = jobs.ErrJobNotFound
+	ErrJobExists   = jobs.ErrJobExists
+	ErrJobEnded    = jobs.ErrJobEnded
+)
+
+// ParseJobSpec decodes and validates a job submission (jobs.ParseJobSpec).
+func ParseJobSpec(b []byte) (*JobSpec, error) { return jobs.ParseJobSpec(b) }
+
+// Jobs is the node's share of the jobs (package engine/jobs).
+func (e *Engine) Jobs() *jobs.Manager { return e.jobs }
+
+func (e *Engine) openJobs() {
+	e.jobs = jobs.New(jobs.Deps{Ctx: e.ctx, WG: &e.wg, Node: e.node, NodeID: e.nodeID(), Boot: e.live.boot,
+		IsDead: e.isDead, DeadPrefix: deadPrefix, Every: e.every, Workflows: e.workflows, Tasks: jobTasks{e},
+		Release: e.releaseJobHere})
+	e.jobs.Start()
+}
+
+// releaseJobHere frees what stopped job id holds on this node besides its task and workflows:
+// its actors, its objects (pending tasks cancelled) and its tensors.
+func (e *Engine) releaseJobHere(id string) {
+	var actors []int64
+	e.amu.Lock()
+	for aid, a := range e.actors {
+		if a.job == id {
+			actors = append(actors, aid)
+		}
+	}
+	e.amu.Unlock()
+	e.killActors(actors)
+	e.releaseJobObjects(id)
+	e.DropJobTensors(id)
+}
+
+// jobTasks runs task jobs through the node's task path.
+type jobTasks struct{ e *Engine }
+
+func (t jobTasks) Check(ctx context.Context, module, function string) error {
+	_, err := t.e.function(ctx, module, function, abi.KindTask)
+	return err
+}
+
+func (t jobTasks) Submit(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants) (int64, error) {
+	return t.e.Submit(ctx, job, req, grants)
+}
+
+func (t jobTasks) Get(ctx context.Context, job string, h int64) ([]byte, error) {
+	return t.e.objects.get(ctx, job, h, -1)
+}
+
+func (t jobTasks) Peek(ctx context.Context, job string, h int64) ([]byte, error) {
+	return t.e.objects.get(ctx, job, h, time.Duration(0))
+}
+
+func (t jobTasks) Release(job string, h int64) { t.e.objects.release(job, h) }
+func (t jobTasks) Cancel(job string, h int64)  { t.e.Cancel(job, h) }
+
+// releaseJobObjects cancels the pending tasks of job and frees its objects, whoever holds them.
+func (e *Engine) releaseJobObjects(job string) {
+	s := e.objects
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for h, o := range s.objs {
+		if o.job != job {
+			continue
+		}
+		if o.cancel != nil {
+			o.cancel()
+		}
+		if s.objs[h] == o { // still there: a child freed with its parent is gone
+			o.refs = 1
+			s.dropLocked(h, o)
+		}
+	}
+}
