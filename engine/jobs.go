@@ -608,7 +608,7 @@ func (e *Engine) SubmitJob(ctx context.Context, spec JobSpec) (*Job, error) {
 		if wfID != "" {
 			e.CancelWorkflow(wfID)
 		}
-		e.objects.release(job.ID, h)
+		e.objects.Release(job.ID, h)
 		e.jobs.mu.Lock()
 		delete(e.jobs.released, job.ID)
 		e.jobs.mu.Unlock()
@@ -643,17 +643,17 @@ func (e *Engine) startTaskJob(ctx context.Context, id string, ep JobEntrypoint, 
 			delete(j.running, id)
 			j.mu.Unlock()
 		}()
-		out, err := e.objects.get(rctx, id, h, -1)
+		out, err := e.objects.Get(rctx, id, h, -1)
 		if rctx.Err() != nil {
 			// Stopped, ended elsewhere, or the engine closes (a restart fails the job).
 			e.Cancel(id, h)
-			e.objects.release(id, h)
+			e.objects.Release(id, h)
 			return
 		}
 		select {
 		case <-recorded:
 		case <-rctx.Done():
-			e.objects.release(id, h)
+			e.objects.Release(id, h)
 			return
 		}
 		keep := false
@@ -683,7 +683,7 @@ func (e *Engine) startTaskJob(ctx context.Context, id string, ep JobEntrypoint, 
 			return true
 		})
 		if !keep {
-			e.objects.release(id, h)
+			e.objects.Release(id, h)
 		}
 	}()
 	return h, nil
@@ -737,27 +737,8 @@ func (e *Engine) releaseJob(id string) {
 	}
 	e.amu.Unlock()
 	e.killActors(actors)
-	e.releaseJobObjects(id)
+	e.objects.ReleaseJob(id)
 	e.DropJobTensors(id)
-}
-
-// releaseJobObjects cancels the pending tasks of job and frees its objects, whoever holds them.
-func (e *Engine) releaseJobObjects(job string) {
-	s := e.objects
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for h, o := range s.objs {
-		if o.job != job {
-			continue
-		}
-		if o.cancel != nil {
-			o.cancel()
-		}
-		if s.objs[h] == o { // still there: a child freed with its parent is gone
-			o.refs = 1
-			s.dropLocked(h, o)
-		}
-	}
 }
 
 // StopJob stops a job: its record says STOPPED at once, and the node running it cancels its
@@ -849,7 +830,7 @@ func (e *Engine) JobResult(ctx context.Context, id string) ([]byte, error) {
 		if j.Node != e.nodeID() {
 			return nil, &abi.Error{Kind: abi.KindNotFound, Message: j.Message + ": ask that node"}
 		}
-		return e.objects.get(ctx, id, j.ResultObject, 0)
+		return e.objects.Get(ctx, id, j.ResultObject, 0)
 	}
 	v, err := e.node.KV().Get(jobOutKey(id))
 	if err != nil {
