@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/lumenflow/lumen/engine/objects"
 	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -50,7 +51,7 @@ type actor struct {
 type actorCall struct {
 	method   string
 	input    []byte
-	obj      *object
+	obj      *objects.Object
 	borrowed []int64 // objects passed to the call, held until it ends
 }
 
@@ -94,7 +95,7 @@ func (e *Engine) newActor(ctx context.Context, job, module string, req *abi.Acto
 		d = nil // its instance holds the resources where it runs
 	}
 	a := &actor{
-		id: e.objects.handle(), job: job, typ: req.Actor, hm: fn.hm, args: []byte(req.Args), res: d,
+		id: e.objects.NewHandle(), job: job, typ: req.Actor, hm: fn.hm, args: []byte(req.Args), res: d,
 		cc: &callContext{grants: cc.grants, limits: cc.limits}, maxRestarts: req.MaxRestarts, signal: make(chan struct{}, 1),
 		pl: pl, held: o.held,
 	}
@@ -202,18 +203,18 @@ func (e *Engine) callActorBorrowing(job string, id int64, method string, input [
 	if i := a.hm.Info.Manifest.Index(full); i < 0 || a.hm.Info.Manifest.Functions[i].Kind != abi.KindMethod {
 		return 0, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("actor type %s has no method %q", a.typ, method)}
 	}
-	h, obj := e.objects.pending(job)
+	h, obj := e.objects.Pending(job)
 	a.mu.Lock()
 	switch {
 	case a.dead != nil:
 		a.mu.Unlock()
-		e.objects.complete(obj, nil, a.dead)
-		e.objects.releaseAll(borrowed)
+		e.objects.Complete(obj, nil, a.dead)
+		e.objects.ReleaseAll(borrowed)
 		return h, nil
 	case a.killed:
 		a.mu.Unlock()
-		e.objects.complete(obj, nil, &abi.Error{Kind: abi.KindCancelled, Message: fmt.Sprintf("actor %d was killed", id)})
-		e.objects.releaseAll(borrowed)
+		e.objects.Complete(obj, nil, &abi.Error{Kind: abi.KindCancelled, Message: fmt.Sprintf("actor %d was killed", id)})
+		e.objects.ReleaseAll(borrowed)
 		return h, nil
 	}
 	a.queue = append(a.queue, &actorCall{method: full, input: input, obj: obj, borrowed: borrowed})
@@ -254,8 +255,8 @@ func (e *Engine) failQueued(a *actor) {
 	reason := a.dead
 	a.mu.Unlock()
 	for _, c := range queued {
-		e.objects.complete(c.obj, nil, reason)
-		e.objects.releaseAll(c.borrowed)
+		e.objects.Complete(c.obj, nil, reason)
+		e.objects.ReleaseAll(c.borrowed)
 	}
 }
 
@@ -351,16 +352,16 @@ func (e *Engine) runActor(a *actor) {
 		a.mu.Unlock()
 
 		res, err := inst.Call(e.ctx, c.method, c.input)
-		e.objects.releaseAll(c.borrowed)
+		e.objects.ReleaseAll(c.borrowed)
 		if err != nil {
-			e.objects.complete(c.obj, nil, asABIError(err))
+			e.objects.Complete(c.obj, nil, asABIError(err))
 		} else {
 			// What the call made and returned passes to its result; what it made and kept
 			// stays with the actor (its state may hold it) until the actor ends.
-			kept, _ := refsIn(res.Output, a.cc.owned)
-			e.objects.adopt(c.obj, kept)
+			kept, _ := objects.RefsIn(res.Output, a.cc.owned)
+			e.objects.Adopt(c.obj, kept)
 			a.cc.owned = without(a.cc.owned, kept)
-			e.objects.complete(c.obj, res.Output, nil)
+			e.objects.Complete(c.obj, res.Output, nil)
 			if a.canSave {
 				if st, err := inst.Call(e.ctx, a.typ+"."+abi.SaveMethod, nil); err == nil {
 					a.saved = st.Output

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/objects"
 	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/raftstore"
@@ -431,29 +432,29 @@ func (e *Engine) forward(a *actor, c *actorCall) *abi.Error {
 		h, err := e.callActor(a.job, remote, method, c.input)
 		if err != nil {
 			ae, _ := asABIError(err).(*abi.Error)
-			e.objects.complete(c.obj, nil, ae)
+			e.objects.Complete(c.obj, nil, ae)
 			return ae
 		}
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			out, err := e.objects.get(e.ctx, a.job, h, -1)
-			e.objects.release(a.job, h)
+			out, err := e.objects.Get(e.ctx, a.job, h, -1)
+			e.objects.Release(a.job, h)
 			if err != nil {
 				err = asABIError(err)
 			}
-			e.objects.complete(c.obj, out, err)
+			e.objects.Complete(c.obj, out, err)
 		}()
 		return nil
 	}
 	if e.isDead(node) {
-		e.objects.complete(c.obj, nil, e.lostError(a, node, errors.New("declared dead")))
+		e.objects.Complete(c.obj, nil, e.lostError(a, node, errors.New("declared dead")))
 		e.markLost(a, gen)
 		return nil
 	}
 	m, err := e.member(node)
 	if err != nil {
-		e.objects.complete(c.obj, nil, e.lostError(a, node, err))
+		e.objects.Complete(c.obj, nil, e.lostError(a, node, err))
 		e.markLost(a, gen)
 		return nil
 	}
@@ -471,7 +472,7 @@ func (e *Engine) forward(a *actor, c *actorCall) *abi.Error {
 		if err != nil {
 			cancel()
 			ae, _ := asABIError(err).(*abi.Error)
-			e.objects.complete(c.obj, nil, ae)
+			e.objects.Complete(c.obj, nil, ae)
 			return nil
 		}
 		b, _ := json.Marshal(refs)
@@ -487,17 +488,17 @@ func (e *Engine) forward(a *actor, c *actorCall) *abi.Error {
 	case err == nil:
 	case errors.As(err, &ae) && ae.Kind == abi.KindNotFound && !strings.Contains(ae.Message, "has ended"):
 		// The node does not know the instance: it restarted since.
-		e.objects.complete(c.obj, nil, e.lostError(a, node, err))
+		e.objects.Complete(c.obj, nil, e.lostError(a, node, err))
 		e.markLost(a, gen)
 		return nil
 	case errors.As(err, &ae):
-		e.objects.complete(c.obj, nil, ae)
+		e.objects.Complete(c.obj, nil, ae)
 		if ae.Kind == abi.KindNotFound {
 			return &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("actor %d has ended on node %s: %s", a.id, node, ae.Message)}
 		}
 		return nil
 	default:
-		e.objects.complete(c.obj, nil, e.lostError(a, node, err))
+		e.objects.Complete(c.obj, nil, e.lostError(a, node, err))
 		e.markLost(a, gen)
 		return nil
 	}
@@ -519,11 +520,11 @@ func (e *Engine) forward(a *actor, c *actorCall) *abi.Error {
 			// The result may refer to objects the actor made there: if so it stays there, and
 			// a get here fetches it, mapping those refs to objects here (remote.go).
 			if loc := e.resultWithRefs(node, api, sub.Ref, sub.Job); loc != nil {
-				e.objects.completeRemote(c.obj, loc, nil)
+				e.objects.CompleteRemote(c.obj, loc, nil)
 				return
 			}
 		}
-		e.objects.complete(c.obj, out, err)
+		e.objects.Complete(c.obj, out, err)
 		if answered {
 			// The result is this node's now: the holding node may free its copy.
 			rctx, rcancel := context.WithTimeout(e.ctx, 10*time.Second)
@@ -536,7 +537,7 @@ func (e *Engine) forward(a *actor, c *actorCall) *abi.Error {
 
 // resultWithRefs returns where the ready object ref of job on node lives when its value refers
 // to other objects there, else nil.
-func (e *Engine) resultWithRefs(node, api string, ref int64, job string) *location {
+func (e *Engine) resultWithRefs(node, api string, ref int64, job string) *objects.Location {
 	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
 	defer cancel()
 	var m ObjectMeta
@@ -544,7 +545,7 @@ func (e *Engine) resultWithRefs(node, api string, ref int64, job string) *locati
 	if err != nil || status != http.StatusOK || len(m.Refs) == 0 {
 		return nil
 	}
-	return &location{node: node, api: api, job: job, handle: ref, size: m.Size, sum: m.Checksum, owned: true}
+	return &objects.Location{Node: node, API: api, Job: job, Handle: ref, Size: m.Size, Sum: m.Checksum, Owned: true}
 }
 
 // fetchRemote waits for object ref of job on node's API, a few seconds at a time so that a node
@@ -901,7 +902,7 @@ func (e *Engine) followNamed(ctx context.Context, key string, rec actorRecord) (
 		return 0, "", err
 	}
 	a := &actor{
-		id: e.objects.handle(), job: rec.Job, typ: rec.Type, hm: fn.hm, key: key, cc: &callContext{}, signal: make(chan struct{}, 1),
+		id: e.objects.NewHandle(), job: rec.Job, typ: rec.Type, hm: fn.hm, key: key, cc: &callContext{}, signal: make(chan struct{}, 1),
 		pl: &placed{follows: true, boot: rec.Boot, digest: rec.Module, node: rec.Node, remote: rec.ID, gen: 1},
 	}
 	e.amu.Lock()

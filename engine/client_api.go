@@ -22,22 +22,22 @@ func jobOr(job string) string {
 
 // Put stores data as an object of job and returns its handle.
 func (e *Engine) Put(job string, data []byte) (int64, error) {
-	return e.objects.put(jobOr(job), data)
+	return e.objects.Put(jobOr(job), data)
 }
 
 // Get waits for object h of job (timeout < 0: until ctx ends) and returns its bytes; a failed
 // task's object gives its *abi.Error.
 func (e *Engine) Get(ctx context.Context, job string, h int64, timeout time.Duration) ([]byte, error) {
-	return e.objects.get(ctx, jobOr(job), h, timeout)
+	return e.objects.Get(ctx, jobOr(job), h, timeout)
 }
 
 // Release drops the caller's reference to object h of job; it is freed once nothing else holds
 // it.
-func (e *Engine) Release(job string, h int64) error { return e.objects.release(jobOr(job), h) }
+func (e *Engine) Release(job string, h int64) error { return e.objects.Release(jobOr(job), h) }
 
 // Wait blocks until req.NumReturns of req.Handles are ready or its timeout passes.
 func (e *Engine) Wait(ctx context.Context, job string, req *abi.WaitRequest) (*abi.WaitResult, error) {
-	return e.objects.wait(ctx, jobOr(job), req)
+	return e.objects.Wait(ctx, jobOr(job), req)
 }
 
 // Submit starts a task of job with grants and returns the handle of its result. req.Module is
@@ -74,12 +74,12 @@ func (e *Engine) SubmitHere(ctx context.Context, job string, req *abi.TaskReques
 
 // Cancel cancels the task whose result is object h of job.
 func (e *Engine) Cancel(job string, h int64) error {
-	o, err := e.objects.lookup(jobOr(job), h)
+	o, err := e.objects.Lookup(jobOr(job), h)
 	if err != nil {
 		return err
 	}
-	if o.cancel != nil {
-		o.cancel()
+	if o.Cancel != nil {
+		o.Cancel()
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lumenflow/lumen/engine/jobs"
+	"github.com/lumenflow/lumen/engine/objects"
 	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/engine/serving"
 	"github.com/lumenflow/lumen/engine/tensors"
@@ -23,6 +24,9 @@ import (
 	"github.com/lumenflow/lumen/raftstore"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
+
+// DefaultObjectStoreBytes caps the bytes held by a node's object store when Config does not.
+const DefaultObjectStoreBytes = objects.DefaultBytes
 
 // Config configures an Engine. Zero fields take the defaults of the host and the registry.
 type Config struct {
@@ -59,7 +63,7 @@ type Engine struct {
 	started time.Time
 	rt      *host.Runtime
 	reg     *plugins.Registry
-	objects *objectStore
+	objects *objects.Store
 	adm     *admission
 	tensors *tensors.Store
 
@@ -109,7 +113,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg.Resources = defaultResources()
 	}
 	e := &Engine{
-		cfg: cfg, started: time.Now(), objects: newObjectStore(cfg.ObjectStoreBytes).withSpill(cfg.DataDir), adm: newAdmission(cfg.Resources),
+		cfg: cfg, started: time.Now(), objects: objects.New(cfg.ObjectStoreBytes).WithSpill(cfg.DataDir), adm: newAdmission(cfg.Resources),
 		compiled: map[string]*host.Module{}, fns: map[fnKey]fnRef{}, actors: map[int64]*actor{}, named: map[string]int64{}, ended: map[int64]endedActor{},
 		log:     slog.Default(),
 		tensors: tensors.New(cfg.TensorBytesPerJob),
@@ -291,7 +295,7 @@ type Stats struct {
 
 // Stats reports the node's state.
 func (e *Engine) Stats() Stats {
-	n, b := e.objects.stats()
+	n, b := e.objects.Stats()
 	e.amu.Lock()
 	live := len(e.actors)
 	e.amu.Unlock()

@@ -346,7 +346,7 @@ func (e *Engine) SubmitInGroup(ctx context.Context, job string, req *abi.TaskReq
 			return 0, err
 		}
 		h, err := e.submitIn(ctx, job, local.Module, local, grants, host.Limits{}, pool)
-		e.objects.releaseAll(made)
+		e.objects.ReleaseAll(made)
 		return h, err
 	}
 	m, err := e.reg.Resolve(req.Module)
@@ -355,12 +355,12 @@ func (e *Engine) SubmitInGroup(ctx context.Context, job string, req *abi.TaskReq
 	}
 	t := remoteTask{job: job, digest: m.Digest, function: req.Function, args: req.Args, argsBytes: req.ArgsBytes, grants: grants.Capabilities,
 		timeoutMs: req.TimeoutMs, retries: 0, retryGuest: req.RetryGuestErrors, group: id, bundle: i, refs: slices.Clone(req.Refs)}
-	if err := e.objects.retain(job, t.refs); err != nil {
+	if err := e.objects.Retain(job, t.refs); err != nil {
 		return 0, err
 	}
-	h, obj := e.objects.pending(job)
+	h, obj := e.objects.Pending(job)
 	tctx, cancel := context.WithCancel(e.ctx)
-	obj.cancel = cancel
+	obj.Cancel = cancel
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -371,14 +371,14 @@ func (e *Engine) SubmitInGroup(ctx context.Context, job string, req *abi.TaskReq
 			err = &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("bundle %d of placement group %s: node %s failed: %v", i, id, pg.Nodes[i], err)}
 		}
 		if err != nil {
-			e.objects.releaseAll(t.refs)
-			e.objects.complete(obj, nil, err)
+			e.objects.ReleaseAll(t.refs)
+			e.objects.Complete(obj, nil, err)
 			return
 		}
 		// The bundle's node holds the result; a bundle lost with its node is not rebuilt
 		// elsewhere (the group is broken), so it keeps no lineage.
-		e.objects.releaseAll(t.refs)
-		e.objects.completeRemote(obj, loc, nil)
+		e.objects.ReleaseAll(t.refs)
+		e.objects.CompleteRemote(obj, loc, nil)
 	}()
 	return h, nil
 }

@@ -63,7 +63,7 @@ func (e *Engine) releaseJobHere(id string) {
 	}
 	e.amu.Unlock()
 	e.killActors(actors)
-	e.releaseJobObjects(id)
+	e.objects.ReleaseJob(id)
 	e.DropJobTensors(id)
 }
 
@@ -80,31 +80,12 @@ func (t jobTasks) Submit(ctx context.Context, job string, req *abi.TaskRequest, 
 }
 
 func (t jobTasks) Get(ctx context.Context, job string, h int64) ([]byte, error) {
-	return t.e.objects.get(ctx, job, h, -1)
+	return t.e.objects.Get(ctx, job, h, -1)
 }
 
 func (t jobTasks) Peek(ctx context.Context, job string, h int64) ([]byte, error) {
-	return t.e.objects.get(ctx, job, h, time.Duration(0))
+	return t.e.objects.Get(ctx, job, h, time.Duration(0))
 }
 
-func (t jobTasks) Release(job string, h int64) { t.e.objects.release(job, h) }
+func (t jobTasks) Release(job string, h int64) { t.e.objects.Release(job, h) }
 func (t jobTasks) Cancel(job string, h int64)  { t.e.Cancel(job, h) }
-
-// releaseJobObjects cancels the pending tasks of job and frees its objects, whoever holds them.
-func (e *Engine) releaseJobObjects(job string) {
-	s := e.objects
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for h, o := range s.objs {
-		if o.job != job {
-			continue
-		}
-		if o.cancel != nil {
-			o.cancel()
-		}
-		if s.objs[h] == o { // still there: a child freed with its parent is gone
-			o.refs = 1
-			s.dropLocked(h, o)
-		}
-	}
-}

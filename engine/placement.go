@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/objects"
 	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/raftstore"
@@ -345,24 +346,24 @@ type remoteTask struct {
 // lives.
 type placedOutcome struct {
 	data []byte
-	loc  *location
+	loc  *objects.Location
 }
 
 // runRemote runs t on node first and, when a node fails or dies under it, on another, until
 // t.retries are spent; then completes obj with the result. obj holds t's arguments for as long
 // as it lives, so that it can be rebuilt from them (its lineage).
-func (e *Engine) runRemote(ctx context.Context, obj *object, first string, t remoteTask) {
+func (e *Engine) runRemote(ctx context.Context, obj *objects.Object, first string, t remoteTask) {
 	out, err := e.execPlaced(ctx, first, t, nil)
 	switch {
 	case err != nil:
-		e.objects.releaseAll(t.refs)
-		e.objects.complete(obj, nil, err)
+		e.objects.ReleaseAll(t.refs)
+		e.objects.Complete(obj, nil, err)
 	case out.loc != nil:
-		e.objects.adopt(obj, t.refs)
-		e.objects.completeRemote(obj, out.loc, &t)
+		e.objects.Adopt(obj, t.refs)
+		e.objects.CompleteRemote(obj, out.loc, &t)
 	default:
-		e.objects.releaseAll(t.refs)
-		e.objects.complete(obj, out.data, nil)
+		e.objects.ReleaseAll(t.refs)
+		e.objects.Complete(obj, out.data, nil)
 	}
 }
 
@@ -411,14 +412,14 @@ func (e *Engine) runHere(ctx context.Context, t remoteTask) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer e.objects.release(t.job, h)
-	return e.objects.get(ctx, t.job, h, -1)
+	defer e.objects.Release(t.job, h)
+	return e.objects.Get(ctx, t.job, h, -1)
 }
 
 // runOn submits t to node's API and waits there until its result is ready, which stays there:
 // runOn returns where. An error that is not an *abi.Error means the node failed (unreachable,
 // dead): the caller places the task again.
-func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) (*location, error) {
+func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) (*objects.Location, error) {
 	rec, err := e.member(node)
 	if err != nil {
 		return nil, err
@@ -454,8 +455,8 @@ func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) (*locatio
 	if status != http.StatusCreated {
 		return nil, remoteError(status, sub.errorBody)
 	}
-	loc := &location{node: node, api: api, job: sub.Job, handle: sub.Ref, size: -1, owned: true}
-	release := func() { e.objects.releaseRemote(*loc) }
+	loc := &objects.Location{Node: node, API: api, Job: sub.Job, Handle: sub.Ref, Size: -1, Owned: true}
+	release := func() { e.objects.ReleaseRemote(*loc) }
 	// Wait for the result, a few seconds at a time, so a node that dies is noticed.
 	for {
 		if e.isDead(node) {
@@ -486,7 +487,7 @@ func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) (*locatio
 			if err := json.Unmarshal(out, &m); err != nil {
 				return nil, fmt.Errorf("node %s: the description of result %d: %v", node, sub.Ref, err)
 			}
-			loc.size, loc.sum = m.Size, m.Checksum
+			loc.Size, loc.Sum = m.Size, m.Checksum
 			return loc, nil
 		case status == http.StatusAccepted: // not ready yet
 			continue
@@ -579,12 +580,12 @@ func (e *Engine) submitPlaced(ctx context.Context, job string, req *abi.TaskRequ
 	t := remoteTask{job: job, digest: m.Digest, function: req.Function, args: req.Args, argsBytes: req.ArgsBytes,
 		grants: grants.Capabilities, timeoutMs: req.TimeoutMs, retries: retriesOr(req.MaxRetries), retryGuest: req.RetryGuestErrors, demand: d,
 		refs: slices.Clone(req.Refs)}
-	if err := e.objects.retain(job, t.refs); err != nil {
+	if err := e.objects.Retain(job, t.refs); err != nil {
 		return 0, true, err
 	}
-	h, obj := e.objects.pending(job)
+	h, obj := e.objects.Pending(job)
 	tctx, cancel := context.WithCancel(e.ctx)
-	obj.cancel = cancel
+	obj.Cancel = cancel
 	e.live.placedOut.Add(1)
 	e.wg.Add(1)
 	go func() {

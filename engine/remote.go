@@ -3,11 +3,9 @@ package engine
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net/http"
 	"net/url"
@@ -15,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/objects"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
@@ -43,16 +42,6 @@ const ChecksumHeader = "Lumen-Checksum"
 // ({"$ref": N}) on the node that serves it.
 const RefsHeader = "Lumen-Refs"
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// checksum is the CRC-32C of b, in hex.
-func checksum(b []byte) string {
-	var s [4]byte
-	v := crc32.Checksum(b, castagnoli)
-	s[0], s[1], s[2], s[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
-	return hex.EncodeToString(s[:])
-}
-
 // RemoteRef tells the node that runs a placed task where an object the task reads lives.
 type RemoteRef struct {
 	// Ref is the handle the task's request uses for it (its owner's).
@@ -79,11 +68,11 @@ type ObjectMeta struct {
 // ObjectValue waits for object h of job like Get and returns its value with the handles its
 // value refers to and its checksum, for a node fetching it.
 func (e *Engine) ObjectValue(ctx context.Context, job string, h int64, timeout time.Duration) ([]byte, ObjectMeta, error) {
-	b, err := e.objects.get(ctx, jobOr(job), h, timeout)
+	b, err := e.objects.Get(ctx, jobOr(job), h, timeout)
 	if err != nil {
 		return nil, ObjectMeta{}, err
 	}
-	return b, ObjectMeta{Size: int64(len(b)), Checksum: e.objects.sumOf(jobOr(job), h, b), Refs: e.objects.childrenOf(jobOr(job), h)}, nil
+	return b, ObjectMeta{Size: int64(len(b)), Checksum: e.objects.SumOf(jobOr(job), h, b), Refs: e.objects.ChildrenOf(jobOr(job), h)}, nil
 }
 
 // ObjectMetaOf waits for object h of job like Get and describes it.
@@ -94,19 +83,19 @@ func (e *Engine) ObjectMetaOf(ctx context.Context, job string, h int64, timeout 
 
 // initRemote connects the object store to the other nodes.
 func (e *Engine) initRemote() {
-	e.objects.fetch = e.fetchObject
-	e.objects.releaseRemote = func(loc location) {
+	e.objects.Fetch = e.fetchObject
+	e.objects.ReleaseRemote = func(loc objects.Location) {
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			if e.isDead(loc.node) {
+			if e.isDead(loc.Node) {
 				return // its objects went with it
 			}
 			ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 			defer cancel()
-			u := fmt.Sprintf("%s/v1/objects/%d?job=%s", strings.TrimRight(loc.api, "/"), loc.handle, url.QueryEscape(loc.job))
+			u := fmt.Sprintf("%s/v1/objects/%d?job=%s", strings.TrimRight(loc.API, "/"), loc.Handle, url.QueryEscape(loc.Job))
 			if _, err := e.apiCall(ctx, http.MethodDelete, u, nil, nil); err != nil && e.ctx.Err() == nil {
-				e.log.Warn("releasing an object on the node that holds it failed", "node", loc.node, "handle", loc.handle, "err", err)
+				e.log.Warn("releasing an object on the node that holds it failed", "node", loc.Node, "handle", loc.Handle, "err", err)
 			}
 		}()
 	}
@@ -117,8 +106,8 @@ var errLost = errors.New("the node holding it is lost")
 
 // fetchObject reads the value of object h (o.loc) from the node holding it. While that node is
 // alive but does not answer, it tries again; once the cluster declares it dead (or it left the
-// cluster), the value is rebuilt from o's lineage. The caller holds o.pullMu.
-func (e *Engine) fetchObject(ctx context.Context, h int64, o *object) ([]byte, error) {
+// cluster), the value is rebuilt from o's lineage. The caller holds o's pull lock.
+func (e *Engine) fetchObject(ctx context.Context, h int64, o *objects.Object) ([]byte, error) {
 	// A guest's get passes the context of its call, which the host reuses once the call ends;
 	// the HTTP transport may look at a request's context after the request. Fetch under a
 	// context of our own, cancelled with the caller's.
@@ -129,8 +118,8 @@ func (e *Engine) fetchObject(ctx context.Context, h int64, o *object) ([]byte, e
 	ctx = fctx
 	backoff := 50 * time.Millisecond
 	for {
-		loc := e.locOf(o)
-		if loc == nil { // only rebuild clears it, under o.pullMu, which the caller holds
+		loc := e.objects.LocationOf(o)
+		if loc == nil { // only rebuild clears it, under o's pull lock, which the caller holds
 			return nil, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("object %d has no location to fetch it from", h)}
 		}
 		data, err := e.pullFrom(ctx, h, o, *loc)
@@ -143,8 +132,8 @@ func (e *Engine) fetchObject(ctx context.Context, h int64, o *object) ([]byte, e
 			return nil, err
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
-		case !errors.Is(err, errLost) && !e.holderLost(loc.node):
-			e.log.Warn("fetching an object failed; trying again", "node", loc.node, "handle", loc.handle, "err", err)
+		case !errors.Is(err, errLost) && !e.holderLost(loc.Node):
+			e.log.Warn("fetching an object failed; trying again", "node", loc.Node, "handle", loc.Handle, "err", err)
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()
@@ -153,22 +142,11 @@ func (e *Engine) fetchObject(ctx context.Context, h int64, o *object) ([]byte, e
 			backoff = min(2*backoff, time.Second)
 			continue
 		}
-		data, err = e.rebuild(ctx, h, o, loc.node)
+		data, err = e.rebuild(ctx, h, o, loc.Node)
 		if err != nil || data != nil {
 			return data, err // rebuilt here, or not at all
 		}
 	}
-}
-
-// locOf reads o's location under the store's lock.
-func (e *Engine) locOf(o *object) *location {
-	e.objects.mu.Lock()
-	defer e.objects.mu.Unlock()
-	if o.loc == nil {
-		return nil
-	}
-	l := *o.loc
-	return &l
 }
 
 // holderLost says whether node id is gone for good: declared dead, or no longer a member.
@@ -182,13 +160,14 @@ func (e *Engine) holderLost(id string) bool {
 
 // rebuild runs again the task that made object h, whose holder lost died, and records where its
 // value now lives; when the task ran here, it keeps the value here and returns it. The caller
-// holds o.pullMu.
-func (e *Engine) rebuild(ctx context.Context, h int64, o *object, lost string) ([]byte, error) {
-	if o.lineage == nil {
+// holds o's pull lock.
+func (e *Engine) rebuild(ctx context.Context, h int64, o *objects.Object, lost string) ([]byte, error) {
+	lineage, _ := o.Lineage().(*remoteTask)
+	if lineage == nil {
 		return nil, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf(
 			"object %d was lost with node %s and cannot be rebuilt: it was made by put or inside another task, not by a task this node placed", h, lost)}
 	}
-	t := *o.lineage
+	t := *lineage
 	e.live.rebuilt.Add(1)
 	e.log.Warn("object lost with its node; running its task again", "node", lost, "handle", h, "function", t.function)
 	first := e.placeOrQueue(t.demand, map[string]bool{lost: true})
@@ -196,11 +175,8 @@ func (e *Engine) rebuild(ctx context.Context, h int64, o *object, lost string) (
 	if err != nil {
 		return nil, fmt.Errorf("object %d was lost with node %s and rebuilding it failed: %w", h, lost, err)
 	}
-	s := e.objects
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if out.loc != nil {
-		o.loc = out.loc
+		e.objects.Relocate(o, out.loc)
 		return nil, nil
 	}
 	// It ran here: keep the value here for good (non-nil, even when empty: the caller tells
@@ -208,24 +184,20 @@ func (e *Engine) rebuild(ctx context.Context, h int64, o *object, lost string) (
 	if out.data == nil {
 		out.data = []byte{}
 	}
-	if !o.freed {
-		if err := s.makeRoomLocked(int64(len(out.data))); err != nil {
-			return nil, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("object %d rebuilt but cannot be kept: %v", h, err)}
-		}
-		o.loc = nil
-		s.keepLocked(h, o, out.data)
+	if err := e.objects.KeepRebuilt(h, o, out.data); err != nil {
+		return nil, err
 	}
 	return out.data, nil
 }
 
 // pullFrom fetches the value at loc, checks it against the sender's checksum and the one
 // recorded when it was made, and makes local objects for the objects it refers to.
-func (e *Engine) pullFrom(ctx context.Context, h int64, o *object, loc location) ([]byte, error) {
+func (e *Engine) pullFrom(ctx context.Context, h int64, o *objects.Object, loc objects.Location) ([]byte, error) {
 	tok, err := e.adminToken()
 	if err != nil {
 		return nil, err
 	}
-	u := fmt.Sprintf("%s/v1/objects/%d?job=%s&timeout_ms=30000", strings.TrimRight(loc.api, "/"), loc.handle, url.QueryEscape(loc.job))
+	u := fmt.Sprintf("%s/v1/objects/%d?job=%s&timeout_ms=30000", strings.TrimRight(loc.API, "/"), loc.Handle, url.QueryEscape(loc.Job))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -239,80 +211,43 @@ func (e *Engine) pullFrom(ctx context.Context, h int64, o *object, loc location)
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("%w: node %s no longer has object %d: %s", errLost, loc.node, loc.handle, truncate(b, 300))
+		return nil, fmt.Errorf("%w: node %s no longer has object %d: %s", errLost, loc.Node, loc.Handle, truncate(b, 300))
 	case resp.StatusCode != http.StatusOK:
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("node %s answered %d for object %d: %s", loc.node, resp.StatusCode, loc.handle, truncate(b, 300))
+		return nil, fmt.Errorf("node %s answered %d for object %d: %s", loc.Node, resp.StatusCode, loc.Handle, truncate(b, 300))
 	}
 	n := resp.ContentLength
-	if loc.size >= 0 && n >= 0 && n != loc.size {
-		return nil, fmt.Errorf("node %s sends %d bytes for object %d, which holds %d", loc.node, n, loc.handle, loc.size)
+	if loc.Size >= 0 && n >= 0 && n != loc.Size {
+		return nil, fmt.Errorf("node %s sends %d bytes for object %d, which holds %d", loc.Node, n, loc.Handle, loc.Size)
 	}
 	var data []byte
 	if n >= 0 && n <= maxRemoteResult {
 		data = make([]byte, n)
 		if _, err := io.ReadFull(resp.Body, data); err != nil {
-			return nil, fmt.Errorf("reading object %d from node %s: %w", loc.handle, loc.node, err)
+			return nil, fmt.Errorf("reading object %d from node %s: %w", loc.Handle, loc.Node, err)
 		}
 	} else if data, err = io.ReadAll(io.LimitReader(resp.Body, maxRemoteResult+1)); err != nil {
-		return nil, fmt.Errorf("reading object %d from node %s: %w", loc.handle, loc.node, err)
+		return nil, fmt.Errorf("reading object %d from node %s: %w", loc.Handle, loc.Node, err)
 	}
 	if len(data) > maxRemoteResult {
-		return nil, &abi.Error{Kind: abi.KindLimit, Message: fmt.Sprintf("object %d on node %s is over %d bytes", loc.handle, loc.node, maxRemoteResult)}
+		return nil, &abi.Error{Kind: abi.KindLimit, Message: fmt.Sprintf("object %d on node %s is over %d bytes", loc.Handle, loc.Node, maxRemoteResult)}
 	}
-	sum := checksum(data)
+	sum := objects.Checksum(data)
 	if sent := resp.Header.Get(ChecksumHeader); sent != "" && sent != sum {
-		return nil, fmt.Errorf("object %d from node %s: checksum %s of the bytes received, %s sent", loc.handle, loc.node, sum, sent)
+		return nil, fmt.Errorf("object %d from node %s: checksum %s of the bytes received, %s sent", loc.Handle, loc.Node, sum, sent)
 	}
-	if loc.sum != "" && loc.sum != sum {
-		return nil, fmt.Errorf("object %d from node %s: checksum %s, but %s when it was made", loc.handle, loc.node, sum, loc.sum)
+	if loc.Sum != "" && loc.Sum != sum {
+		return nil, fmt.Errorf("object %d from node %s: checksum %s, but %s when it was made", loc.Handle, loc.Node, sum, loc.Sum)
 	}
 	e.live.pulledBytes.Add(int64(len(data)))
 	refs, err := parseRefs(resp.Header.Get(RefsHeader))
 	if err != nil {
-		return nil, fmt.Errorf("object %d from node %s: %v", loc.handle, loc.node, err)
+		return nil, fmt.Errorf("object %d from node %s: %v", loc.Handle, loc.Node, err)
 	}
 	if len(refs) == 0 {
 		return data, nil
 	}
-	return rewriteRefs(data, e.childObjects(o, loc, refs)), nil
-}
-
-// childObjects returns, for each handle refs names on loc's node, the local object standing for
-// it, making the missing ones (held by o) as borrowed locations there.
-func (e *Engine) childObjects(o *object, loc location, refs []int64) map[int64]int64 {
-	s := e.objects
-	s.mu.Lock()
-	if o.loc != nil && o.loc.children == nil {
-		o.loc.children = map[int64]int64{}
-	}
-	m := map[int64]int64{}
-	var missing []int64
-	for _, r := range refs {
-		if o.loc != nil {
-			if h, ok := o.loc.children[r]; ok {
-				m[r] = h
-				continue
-			}
-		}
-		missing = append(missing, r)
-	}
-	s.mu.Unlock()
-	var made []int64
-	for _, r := range missing {
-		h := s.remote(o.job, &location{node: loc.node, api: loc.api, job: loc.job, handle: r, size: -1})
-		m[r] = h
-		made = append(made, h)
-	}
-	s.mu.Lock()
-	if o.loc != nil {
-		for _, r := range missing {
-			o.loc.children[r] = m[r]
-		}
-	}
-	s.mu.Unlock()
-	s.adopt(o, made)
-	return m
+	return rewriteRefs(data, e.objects.MapRefs(o, loc, refs)), nil
 }
 
 // parseRefs reads a RefsHeader value.
@@ -349,6 +284,9 @@ func formatRefs(hs []int64) string {
 	}
 	return b.String()
 }
+
+// refMarker opens an object ref in JSON (objects.RefMarker).
+var refMarker = []byte(objects.RefMarker)
 
 // rewriteRefs returns b with every {"$ref": N} whose N is a key of m made {"$ref": m[N]}; other
 // bytes are kept as they are.
@@ -391,30 +329,30 @@ func rewriteRefs(b []byte, m map[int64]int64) []byte {
 func (e *Engine) shipRefs(ctx context.Context, job string, refs []int64) ([]RemoteRef, error) {
 	out := make([]RemoteRef, 0, len(refs))
 	for _, r := range refs {
-		o, err := e.objects.lookup(job, r)
+		o, err := e.objects.Lookup(job, r)
 		if err != nil {
 			return nil, err
 		}
 		select {
-		case <-o.ready:
+		case <-o.Ready():
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		if o.err != nil {
-			return nil, o.err
+		if o.Err() != nil {
+			return nil, o.Err()
 		}
-		if loc := e.locOf(o); loc != nil && e.holderLost(loc.node) {
-			o.pullMu.Lock()
-			if loc = e.locOf(o); loc != nil && e.holderLost(loc.node) {
-				_, err = e.rebuild(ctx, r, o, loc.node)
+		if loc := e.objects.LocationOf(o); loc != nil && e.holderLost(loc.Node) {
+			o.LockPull()
+			if loc = e.objects.LocationOf(o); loc != nil && e.holderLost(loc.Node) {
+				_, err = e.rebuild(ctx, r, o, loc.Node)
 			}
-			o.pullMu.Unlock()
+			o.UnlockPull()
 			if err != nil {
 				return nil, err
 			}
 		}
-		if loc := e.locOf(o); loc != nil {
-			out = append(out, RemoteRef{Ref: r, Node: loc.node, API: loc.api, Handle: loc.handle, Job: loc.job, Size: loc.size, Checksum: loc.sum})
+		if loc := e.objects.LocationOf(o); loc != nil {
+			out = append(out, RemoteRef{Ref: r, Node: loc.Node, API: loc.API, Handle: loc.Handle, Job: loc.Job, Size: loc.Size, Checksum: loc.Sum})
 			continue
 		}
 		out = append(out, RemoteRef{Ref: r, Node: e.nodeID(), API: e.cfg.Cluster.APIURL, Handle: r, Job: job, Size: -1})
@@ -439,7 +377,7 @@ func (e *Engine) takeRefs(job string, req *abi.TaskRequest, remote []RemoteRef) 
 	m := map[int64]int64{}
 	var made []int64
 	fail := func(err error) (*abi.TaskRequest, []int64, error) {
-		e.objects.releaseAll(made)
+		e.objects.ReleaseAll(made)
 		return nil, nil, err
 	}
 	refs := make([]int64, len(req.Refs))
@@ -453,7 +391,7 @@ func (e *Engine) takeRefs(job string, req *abi.TaskRequest, remote []RemoteRef) 
 			continue
 		}
 		if r.Node == e.nodeID() {
-			if _, err := e.objects.lookup(job, r.Handle); err != nil {
+			if _, err := e.objects.Lookup(job, r.Handle); err != nil {
 				return fail(err)
 			}
 			m[ref] = r.Handle // it lives here already
@@ -464,7 +402,7 @@ func (e *Engine) takeRefs(job string, req *abi.TaskRequest, remote []RemoteRef) 
 			if err != nil {
 				return fail(&abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("refs[%d] = %d lives on node %s, which is not a member of this cluster", i, ref, r.Node)})
 			}
-			h := e.objects.remote(job, &location{node: r.Node, api: rec.API, job: jobOr(r.Job), handle: r.Handle, size: r.Size, sum: r.Checksum})
+			h := e.objects.Remote(job, &objects.Location{Node: r.Node, API: rec.API, Job: jobOr(r.Job), Handle: r.Handle, Size: r.Size, Sum: r.Checksum})
 			made = append(made, h)
 			m[ref] = h
 		}
@@ -485,7 +423,7 @@ func (e *Engine) submitHereWithRefs(ctx context.Context, job string, req *abi.Ta
 		return 0, err
 	}
 	h, err := e.submitRequest(ctx, job, local.Module, local, grants, host.Limits{})
-	e.objects.releaseAll(made) // the task holds them now, or failed to start
+	e.objects.ReleaseAll(made) // the task holds them now, or failed to start
 	return h, err
 }
 
@@ -525,7 +463,7 @@ func (e *Engine) dropOrphans() {
 			dead[r.owner] = d
 		}
 		switch {
-		case !e.objects.has(r.job, r.handle):
+		case !e.objects.Has(r.job, r.handle):
 		case d:
 			orphans = append(orphans, r)
 		default:
@@ -537,7 +475,7 @@ func (e *Engine) dropOrphans() {
 	e.live.held = append(keep, e.live.held[len(held):]...)
 	e.live.mu.Unlock()
 	for _, r := range orphans {
-		e.objects.release(r.job, r.handle)
+		e.objects.Release(r.job, r.handle)
 	}
 	if len(orphans) > 0 {
 		e.log.Warn("released the results of tasks whose owner died", "count", len(orphans))
@@ -552,10 +490,10 @@ func (e *Engine) runStepOn(ctx context.Context, node string, t remoteTask) ([]by
 	if err != nil || out.loc == nil {
 		return out.data, err
 	}
-	h, obj := e.objects.pending(t.job)
-	e.objects.completeRemote(obj, out.loc, &t)
-	defer e.objects.release(t.job, h)
-	return e.objects.get(ctx, t.job, h, -1)
+	h, obj := e.objects.Pending(t.job)
+	e.objects.CompleteRemote(obj, out.loc, &t)
+	defer e.objects.Release(t.job, h)
+	return e.objects.Get(ctx, t.job, h, -1)
 }
 
 // RemoteRefsHeader carries, on a call another node forwards to an actor placed here, where the
@@ -580,17 +518,17 @@ func (e *Engine) CallActorReading(job string, id int64, method string, input []b
 	if err != nil {
 		return 0, err
 	}
-	defer e.objects.releaseAll(made) // the call holds them now, or failed to start
+	defer e.objects.ReleaseAll(made) // the call holds them now, or failed to start
 	in := []byte(local.Args)
 	if local.ArgsBytes != nil {
 		in = local.ArgsBytes
 	}
-	if err := e.objects.retain(job, local.Refs); err != nil {
+	if err := e.objects.Retain(job, local.Refs); err != nil {
 		return 0, err
 	}
 	h, err := e.callActorBorrowing(job, id, method, in, local.Refs)
 	if err != nil {
-		e.objects.releaseAll(local.Refs)
+		e.objects.ReleaseAll(local.Refs)
 	}
 	return h, err
 }

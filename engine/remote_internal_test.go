@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lumenflow/lumen/engine/objects"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
 
@@ -102,7 +103,7 @@ func holder(t *testing.T, value []byte, sum, refs string) *httptest.Server {
 
 // pullEngine is the part of an engine pullFrom uses.
 func pullEngine() *Engine {
-	e := &Engine{objects: newObjectStore(0)}
+	e := &Engine{objects: objects.New(0)}
 	e.cfg.Cluster.HTTPClient = http.DefaultClient
 	e.live.tokenOnce.Do(func() {})
 	e.live.token = "tok"
@@ -114,17 +115,17 @@ func TestPullFromChecksAndMapsRefs(t *testing.T) {
 	e := pullEngine()
 	ctx := context.Background()
 
-	good := holder(t, value, checksum(value), "9")
-	loc := location{node: "w1", api: good.URL, job: "j", handle: 5, size: int64(len(value)), sum: checksum(value), owned: true}
-	h := e.objects.remote("j", &loc)
-	o, _ := e.objects.lookup("j", h)
+	good := holder(t, value, objects.Checksum(value), "9")
+	loc := objects.Location{Node: "w1", API: good.URL, Job: "j", Handle: 5, Size: int64(len(value)), Sum: objects.Checksum(value), Owned: true}
+	h := e.objects.Remote("j", &loc)
+	o, _ := e.objects.Lookup("j", h)
 	got, err := e.pullFrom(ctx, h, o, loc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The inner ref is now an object of this node standing for handle 9 on w1.
-	child, cl := e.objects.locate(int64(mustRef(t, got)))
-	if child == nil || cl == nil || cl.node != "w1" || cl.handle != 9 || cl.owned {
+	child, cl := e.objects.Locate(int64(mustRef(t, got)))
+	if child == nil || cl == nil || cl.Node != "w1" || cl.Handle != 9 || cl.Owned {
 		t.Fatalf("inner ref %s: %+v", got, cl)
 	}
 	if n := e.live.pulledBytes.Load(); n != int64(len(value)) {
@@ -138,20 +139,20 @@ func TestPullFromChecksAndMapsRefs(t *testing.T) {
 
 	// Bytes that do not match what the sender says, or what was recorded when it was made.
 	bad := holder(t, value, "00000000", "")
-	if _, err := e.pullFrom(ctx, h, o, location{node: "w1", api: bad.URL, job: "j", handle: 5, size: -1}); err == nil || !strings.Contains(err.Error(), "checksum") {
+	if _, err := e.pullFrom(ctx, h, o, objects.Location{Node: "w1", API: bad.URL, Job: "j", Handle: 5, Size: -1}); err == nil || !strings.Contains(err.Error(), "checksum") {
 		t.Errorf("a wrong sender checksum: %v", err)
 	}
-	changed := holder(t, []byte(`{"inner":{"$ref":9},"n":2}`), checksum([]byte(`{"inner":{"$ref":9},"n":2}`)), "")
-	if _, err := e.pullFrom(ctx, h, o, location{node: "w1", api: changed.URL, job: "j", handle: 5, size: -1, sum: checksum(value)}); err == nil || !strings.Contains(err.Error(), "when it was made") {
+	changed := holder(t, []byte(`{"inner":{"$ref":9},"n":2}`), objects.Checksum([]byte(`{"inner":{"$ref":9},"n":2}`)), "")
+	if _, err := e.pullFrom(ctx, h, o, objects.Location{Node: "w1", API: changed.URL, Job: "j", Handle: 5, Size: -1, Sum: objects.Checksum(value)}); err == nil || !strings.Contains(err.Error(), "when it was made") {
 		t.Errorf("a value changed since it was made: %v", err)
 	}
 	// A holder that no longer has it: lost, not retried for ever.
-	if _, err := e.pullFrom(ctx, h, o, location{node: "w1", api: good.URL, job: "j", handle: 6, size: -1}); !errors.Is(err, errLost) {
+	if _, err := e.pullFrom(ctx, h, o, objects.Location{Node: "w1", API: good.URL, Job: "j", Handle: 6, Size: -1}); !errors.Is(err, errLost) {
 		t.Errorf("a missing object: %v", err)
 	}
 	// A bad refs header is an error, not a panic.
-	junk := holder(t, value, checksum(value), "9,x")
-	if _, err := e.pullFrom(ctx, h, o, location{node: "w1", api: junk.URL, job: "j", handle: 5, size: -1}); err == nil {
+	junk := holder(t, value, objects.Checksum(value), "9,x")
+	if _, err := e.pullFrom(ctx, h, o, objects.Location{Node: "w1", API: junk.URL, Job: "j", Handle: 5, Size: -1}); err == nil {
 		t.Errorf("a bad %s was accepted", RefsHeader)
 	}
 }
@@ -174,8 +175,8 @@ func mustRef(t *testing.T, b []byte) int64 {
 // An object made by put on a node that is lost cannot be rebuilt, and says so.
 func TestRebuildWithoutLineage(t *testing.T) {
 	e := pullEngine()
-	h := e.objects.remote("j", &location{node: "w9", api: "http://127.0.0.1:1", job: "j", handle: 3, size: -1})
-	o, _ := e.objects.lookup("j", h)
+	h := e.objects.Remote("j", &objects.Location{Node: "w9", API: "http://127.0.0.1:1", Job: "j", Handle: 3, Size: -1})
+	o, _ := e.objects.Lookup("j", h)
 	_, err := e.rebuild(context.Background(), h, o, "w9")
 	var ae *abi.Error
 	if !errors.As(err, &ae) || !strings.Contains(ae.Message, "cannot be rebuilt") || !strings.Contains(ae.Message, "w9") {
@@ -203,7 +204,7 @@ func TestTakeRefsRefusesUnknownLocations(t *testing.T) {
 			t.Errorf("%s: %v, want an error saying %q", c.name, err, c.want)
 		}
 	}
-	h, _ := e.objects.put("j", []byte("x"))
+	h, _ := e.objects.Put("j", []byte("x"))
 	local, made, err := e.takeRefs("j", req, []RemoteRef{{Ref: 4, Node: "self", Handle: h}})
 	if err != nil || len(made) != 0 || local.Refs[0] != h || string(local.Args) != `{"$ref":`+strconv.FormatInt(h, 10)+`}` {
 		t.Fatalf("a ref that lives here: %+v %v %v", local, made, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/objects"
 	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/engine/tensors"
 	"github.com/lumenflow/lumen/host"
@@ -50,16 +51,16 @@ func (e *Engine) poolOf(cc *callContext) *admission {
 // endScope ends a call's hold on its objects: those its output refers to pass to holder (the
 // call's result object) or, with keep and no holder, stay with the caller; the rest, and what it
 // borrowed, are released.
-func (e *Engine) endScope(cc *callContext, out []byte, holder *object, keep bool) {
-	kept, dropped := refsIn(out, cc.owned)
+func (e *Engine) endScope(cc *callContext, out []byte, holder *objects.Object, keep bool) {
+	kept, dropped := objects.RefsIn(out, cc.owned)
 	switch {
 	case holder != nil:
-		e.objects.adopt(holder, kept)
+		e.objects.Adopt(holder, kept)
 	case !keep:
 		dropped = append(dropped, kept...)
 	}
-	e.objects.releaseAll(dropped)
-	e.objects.releaseAll(cc.borrowed)
+	e.objects.ReleaseAll(dropped)
+	e.objects.ReleaseAll(cc.borrowed)
 	e.killActors(cc.actors)
 	e.tensors.Free(&cc.tensors)
 	cc.owned, cc.borrowed, cc.actors = nil, nil, nil
@@ -106,7 +107,7 @@ func callCtx(c *host.CallInfo) *callContext {
 }
 
 func (s services) ObjectPut(_ context.Context, c *host.CallInfo, data []byte) (int64, error) {
-	h, err := s.e.objects.put(c.Job, data)
+	h, err := s.e.objects.Put(c.Job, data)
 	if err == nil {
 		cc := callCtx(c)
 		cc.owned = append(cc.owned, h)
@@ -117,14 +118,14 @@ func (s services) ObjectPut(_ context.Context, c *host.CallInfo, data []byte) (i
 func (s services) ObjectGet(ctx context.Context, c *host.CallInfo, h int64, timeout time.Duration) ([]byte, error) {
 	var out []byte
 	err := s.e.blocking(c, func() (err error) {
-		out, err = s.e.objects.get(ctx, c.Job, h, timeout)
+		out, err = s.e.objects.Get(ctx, c.Job, h, timeout)
 		return err
 	})
 	return out, err
 }
 
 func (s services) ObjectRelease(_ context.Context, c *host.CallInfo, h int64) error {
-	return s.e.objects.release(c.Job, h)
+	return s.e.objects.Release(c.Job, h)
 }
 
 func (s services) TaskSubmit(ctx context.Context, c *host.CallInfo, req *abi.TaskRequest) (int64, error) {
@@ -168,7 +169,7 @@ func (e *Engine) submitIn(ctx context.Context, job, module string, req *abi.Task
 	if req.ArgsBytes != nil {
 		input = req.ArgsBytes
 	}
-	if err := e.objects.retain(job, req.Refs); err != nil {
+	if err := e.objects.Retain(job, req.Refs); err != nil {
 		return 0, err
 	}
 	h, err := e.submit(ctx, task{
@@ -177,7 +178,7 @@ func (e *Engine) submitIn(ctx context.Context, job, module string, req *abi.Task
 		maxRetries: retriesOr(req.MaxRetries), retryGuest: req.RetryGuestErrors,
 	})
 	if err != nil {
-		e.objects.releaseAll(req.Refs)
+		e.objects.ReleaseAll(req.Refs)
 		return 0, err
 	}
 	return h, nil
@@ -200,12 +201,12 @@ func retriesOr(n *int) int {
 }
 
 func (s services) TaskCancel(_ context.Context, c *host.CallInfo, h int64) error {
-	o, err := s.e.objects.lookup(c.Job, h)
+	o, err := s.e.objects.Lookup(c.Job, h)
 	if err != nil {
 		return err
 	}
-	if o.cancel != nil {
-		o.cancel()
+	if o.Cancel != nil {
+		o.Cancel()
 	}
 	return nil
 }
@@ -213,7 +214,7 @@ func (s services) TaskCancel(_ context.Context, c *host.CallInfo, h int64) error
 func (s services) Wait(ctx context.Context, c *host.CallInfo, req *abi.WaitRequest) (*abi.WaitResult, error) {
 	var out *abi.WaitResult
 	err := s.e.blocking(c, func() (err error) {
-		out, err = s.e.objects.wait(ctx, c.Job, req)
+		out, err = s.e.objects.Wait(ctx, c.Job, req)
 		return err
 	})
 	return out, err
@@ -237,12 +238,12 @@ func (s services) ActorCall(_ context.Context, c *host.CallInfo, req *abi.ActorC
 	if req.ArgsBytes != nil {
 		input = req.ArgsBytes
 	}
-	if err := s.e.objects.retain(c.Job, req.Refs); err != nil {
+	if err := s.e.objects.Retain(c.Job, req.Refs); err != nil {
 		return 0, err
 	}
 	h, err := s.e.callActorBorrowing(c.Job, req.Actor, req.Method, input, req.Refs)
 	if err != nil {
-		s.e.objects.releaseAll(req.Refs)
+		s.e.objects.ReleaseAll(req.Refs)
 		return 0, err
 	}
 	cc := callCtx(c)
@@ -276,16 +277,16 @@ func (e *Engine) submit(ctx context.Context, t task) (int64, error) {
 	if err := e.poolOf(t.cc).check(d); err != nil {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("task %s: %v", t.function, err)}
 	}
-	h, obj := e.objects.pending(t.job)
+	h, obj := e.objects.Pending(t.job)
 	tctx, cancel := context.WithCancel(e.ctx)
-	obj.cancel = cancel
+	obj.Cancel = cancel
 	e.wg.Add(1)
 	e.workers.run(func() {
 		defer e.wg.Done()
 		defer cancel()
 		out, err := e.runTask(tctx, fn, t, d)
 		e.endScope(t.cc, out, obj, false)
-		e.objects.complete(obj, out, err)
+		e.objects.Complete(obj, out, err)
 	})
 	return h, nil
 }
@@ -315,7 +316,7 @@ func (e *Engine) runTask(ctx context.Context, fn fnRef, t task, d scheduler.Reso
 			return nil, asABIError(err)
 		}
 		// What the failed attempt made is not the next attempt's.
-		e.objects.releaseAll(t.cc.owned)
+		e.objects.ReleaseAll(t.cc.owned)
 		e.killActors(t.cc.actors)
 		t.cc.owned, t.cc.actors = nil, nil
 	}

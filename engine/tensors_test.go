@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/lumenflow/lumen/engine/objects"
 	"github.com/lumenflow/lumen/engine/tensors"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -17,7 +18,7 @@ import (
 // newTensorEngine is just enough of an Engine for its tensors: the store, the host.Tensors that
 // Open gives the host, and endScope.
 func newTensorEngine() (*Engine, host.Tensors) {
-	e := &Engine{tensors: tensors.New(0), objects: newObjectStore(0)}
+	e := &Engine{tensors: tensors.New(0), objects: objects.New(0)}
 	return e, e.tensors.Host(tensorScope)
 }
 

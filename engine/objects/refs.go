@@ -1,12 +1,16 @@
-package engine
+package objects
 
 import "bytes"
 
-// refMarker opens an object ref in JSON: {"$ref":N}.
-var refMarker = []byte(`"$ref":`)
+// RefMarker opens an object ref in JSON: {"$ref":N}.
+const RefMarker = `"$ref":`
 
-// refsIn returns the handles of owned that out refers to as {"$ref": N}, and the rest.
-func refsIn(out []byte, owned []int64) (kept, dropped []int64) {
+var refMarker = []byte(RefMarker)
+
+// RefsIn returns the handles of owned that out refers to as {"$ref": N}, and the rest: a call's
+// output hands the objects it refers to on to the object holding it (Adopt), and the call
+// releases the others.
+func RefsIn(out []byte, owned []int64) (kept, dropped []int64) {
 	if len(owned) == 0 {
 		return nil, nil
 	}

@@ -1,9 +1,11 @@
-package engine
+package objects
 
 import (
 	"container/list"
 	"context"
+	"encoding/hex"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,10 +17,10 @@ import (
 	"github.com/lumenflow/lumen/sdk/abi"
 )
 
-// DefaultObjectStoreBytes caps the bytes held by a node's object store when Config does not.
-const DefaultObjectStoreBytes = 1 << 30
+// DefaultBytes caps the bytes held by a node's object store when its owner does not.
+const DefaultBytes = 1 << 30
 
-// objectStore keeps a node's objects in memory: values put by guests and the results of tasks and
+// Store keeps a node's objects in memory: values put by guests and the results of tasks and
 // actor calls. Handles are unique on the node and scoped to a job: a job cannot see another job's
 // objects. Objects are reference counted: the call that made one holds it until the call ends
 // (unless its output refers to it, which hands it on), a task it is passed to holds it while the
@@ -26,16 +28,16 @@ const DefaultObjectStoreBytes = 1 << 30
 // is freed; a task still producing it runs on, but its result is dropped. It is safe for
 // concurrent use.
 //
-// With a spill folder (withSpill), a put or a result that would pass the memory cap first moves
+// With a spill folder (WithSpill), a put or a result that would pass the memory cap first moves
 // the least recently used ready objects to files there, and a get of a spilled object reads it
 // back (spilling others if need be): the cap bounds memory, not what the store holds. Spill
 // files are written and read under the store's lock, so a spill stalls the node's other object
 // operations for the time of the I/O; they are removed when their object is freed and when the
 // store opens (objects do not survive a restart).
-type objectStore struct {
+type Store struct {
 	mu    sync.Mutex
 	next  int64
-	objs  map[int64]*object
+	objs  map[int64]*Object
 	bytes int64 // in memory
 	cap   int64
 
@@ -44,25 +46,29 @@ type objectStore struct {
 	spilledBytes int64      // on disk
 	spills       int64      // objects written out, ever
 	restores     int64      // objects read back, ever
-	// handles of pending objects, for complete (which is given the object)
-	handles map[*object]int64
+	// handles of pending objects, for Complete (which is given the object)
+	handles map[*Object]int64
 
-	// fetch reads the value of an object that lives on another node (its loc), rebuilding it from
-	// its lineage when that node is lost; release tells a node that holds an object this node
-	// owns that it is no longer needed. Both are the engine's (remote.go); nil outside a cluster.
-	fetch         func(ctx context.Context, h int64, o *object) ([]byte, error)
-	releaseRemote func(loc location)
+	// Fetch reads the value of an object that lives on another node (its location), rebuilding
+	// it from its lineage when that node is lost; the store calls it with no lock held, the
+	// caller holding o's pull lock (LockPull). ReleaseRemote tells a node that holds an object
+	// this node owns that it is no longer needed; the store calls it under its lock, so it must
+	// not block or call the store. Both are the engine's (its remote.go), set once before the
+	// store is shared; nil outside a cluster.
+	Fetch         func(ctx context.Context, h int64, o *Object) ([]byte, error)
+	ReleaseRemote func(loc Location)
 	pulled        int64 // objects fetched from other nodes, ever
 }
 
-// object is one value, ready when its channel is closed; then exactly one of data and err is
-// meaningful. cancel, for a task's result, stops the task.
-type object struct {
+// Object is one value, ready when its channel is closed; then exactly one of data and err is
+// meaningful. Cancel, for a task's result, stops the task: the engine sets it right after
+// Pending and calls it to cancel the task.
+type Object struct {
 	job      string
 	ready    chan struct{}
 	data     []byte
 	err      error
-	cancel   context.CancelFunc
+	Cancel   context.CancelFunc
 	refs     int     // holders; freed at zero
 	children []int64 // objects this one's value refers to, held by it
 	freed    bool
@@ -73,38 +79,58 @@ type object struct {
 	// loc, when set, is where the value lives on another node: a get fetches it from there and
 	// keeps a copy here. lineage, for the result of a task this node placed on another, is that
 	// task: when the node holding the value is lost, running it again rebuilds the value.
-	loc     *location
-	lineage *remoteTask
+	// The lineage is the engine's (its placement's task): the store keeps it, never looking inside.
+	loc     *Location
+	lineage any
 	pullMu  sync.Mutex // one fetch or rebuild at a time
 	sum     string     // CRC-32C of the value, hex, once computed (values do not change)
 }
 
-// location is where an object's value lives on another node.
-type location struct {
-	node, api string // the holding node and its API URL
-	job       string
-	handle    int64  // the object's handle there
-	size      int64  // -1: not known
-	sum       string // CRC-32C of the value, hex; "": not known
-	// owned: this node owns the copy there (the result of a task it placed), so freeing the
+// Ready is closed when o's value or error is set.
+func (o *Object) Ready() <-chan struct{} { return o.ready }
+
+// Err is the error o failed with, or nil; meaningful once Ready is closed.
+func (o *Object) Err() error { return o.err }
+
+// Lineage is the task that made o on another node, as given to CompleteRemote (nil when none);
+// it is set before Ready is closed and does not change after.
+func (o *Object) Lineage() any { return o.lineage }
+
+// LockPull takes o's pull lock: one fetch or rebuild of o's value at a time. Fetch runs under
+// it, and so must the engine's rebuild.
+func (o *Object) LockPull() { o.pullMu.Lock() }
+
+// UnlockPull releases o's pull lock.
+func (o *Object) UnlockPull() { o.pullMu.Unlock() }
+
+// Location is where an object's value lives on another node.
+type Location struct {
+	Node, API string // the holding node and its API URL
+	Job       string
+	Handle    int64  // the object's handle there
+	Size      int64  // -1: not known
+	Sum       string // CRC-32C of the value, hex; "": not known
+	// Owned: this node owns the copy there (the result of a task it placed), so freeing the
 	// object here releases it there. A borrowed location (an argument pulled from its owner) is
 	// released by its owner.
-	owned bool
+	Owned bool
 	// children maps the holder's handles that the value refers to ({"$ref": N}) to this node's
 	// objects standing for them, made as the value is fetched.
 	children map[int64]int64
 }
 
-func newObjectStore(capBytes int64) *objectStore {
+// New returns an empty store that holds up to capBytes in memory (DefaultBytes when capBytes
+// <= 0) and refuses puts past that cap until WithSpill gives it a folder to spill to.
+func New(capBytes int64) *Store {
 	if capBytes <= 0 {
-		capBytes = DefaultObjectStoreBytes
+		capBytes = DefaultBytes
 	}
-	return &objectStore{objs: map[int64]*object{}, cap: capBytes, lru: list.New()}
+	return &Store{objs: map[int64]*Object{}, cap: capBytes, lru: list.New()}
 }
 
-// withSpill makes the store spill to dataDir/objects-spill, emptied now. If the folder cannot
+// WithSpill makes the store spill to dataDir/objects-spill, emptied now. If the folder cannot
 // be made, the store keeps refusing puts past its cap, and says why in the error.
-func (s *objectStore) withSpill(dataDir string) *objectStore {
+func (s *Store) WithSpill(dataDir string) *Store {
 	dir := filepath.Join(dataDir, "objects-spill")
 	os.RemoveAll(dir)
 	if err := os.MkdirAll(dir, 0o700); err == nil {
@@ -114,7 +140,7 @@ func (s *objectStore) withSpill(dataDir string) *objectStore {
 }
 
 // makeRoomLocked spills least recently used ready objects until n more bytes fit in memory.
-func (s *objectStore) makeRoomLocked(n int64) error {
+func (s *Store) makeRoomLocked(n int64) error {
 	for s.bytes+n > s.cap {
 		back := s.lru.Back()
 		if s.spillDir == "" || back == nil || n > s.cap {
@@ -141,14 +167,14 @@ func (s *objectStore) makeRoomLocked(n int64) error {
 }
 
 // keepLocked records that ready object h now holds data in memory.
-func (s *objectStore) keepLocked(h int64, o *object, data []byte) {
+func (s *Store) keepLocked(h int64, o *Object, data []byte) {
 	o.data, o.size = data, int64(len(data))
 	s.bytes += o.size
 	o.elem = s.lru.PushFront(h)
 }
 
 // restoreLocked reads a spilled object back into memory.
-func (s *objectStore) restoreLocked(h int64, o *object) ([]byte, error) {
+func (s *Store) restoreLocked(h int64, o *Object) ([]byte, error) {
 	data, err := os.ReadFile(o.spilled)
 	if err == nil && int64(len(data)) != o.size {
 		err = fmt.Errorf("%d bytes where %d were written", len(data), o.size)
@@ -167,46 +193,46 @@ func (s *objectStore) restoreLocked(h int64, o *object) ([]byte, error) {
 	return data, nil
 }
 
-// handle returns a fresh handle, for objects and actors alike.
-func (s *objectStore) handle() int64 {
+// NewHandle returns a fresh handle, for objects and actors alike.
+func (s *Store) NewHandle() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.next++
 	return s.next
 }
 
-// put stores data as a ready object of job.
-func (s *objectStore) put(job string, data []byte) (int64, error) {
+// Put stores data as a ready object of job.
+func (s *Store) Put(job string, data []byte) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.makeRoomLocked(int64(len(data))); err != nil {
 		return 0, &host.StatusError{Status: abi.ErrLimit, Message: err.Error()}
 	}
 	s.next++
-	o := &object{job: job, ready: make(chan struct{}), refs: 1}
+	o := &Object{job: job, ready: make(chan struct{}), refs: 1}
 	close(o.ready)
 	s.objs[s.next] = o
 	s.keepLocked(s.next, o, data)
 	return s.next, nil
 }
 
-// pending creates an object of job that a task or actor call will complete.
-func (s *objectStore) pending(job string) (int64, *object) {
+// Pending creates an object of job that a task or actor call will complete.
+func (s *Store) Pending(job string) (int64, *Object) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.next++
-	o := &object{job: job, ready: make(chan struct{}), refs: 1}
+	o := &Object{job: job, ready: make(chan struct{}), refs: 1}
 	s.objs[s.next] = o
 	if s.handles == nil {
-		s.handles = map[*object]int64{}
+		s.handles = map[*Object]int64{}
 	}
 	s.handles[o] = s.next
 	return s.next, o
 }
 
-// complete makes a pending object ready with data or err. Output that does not fit the store
+// Complete makes a pending object ready with data or err. Output that does not fit the store
 // fails the object instead.
-func (s *objectStore) complete(o *object, data []byte, err error) {
+func (s *Store) Complete(o *Object, data []byte, err error) {
 	s.mu.Lock()
 	h := s.handles[o]
 	delete(s.handles, o)
@@ -227,7 +253,9 @@ func (s *objectStore) complete(o *object, data []byte, err error) {
 	close(o.ready)
 }
 
-func (s *objectStore) lookup(job string, h int64) (*object, error) {
+// Lookup returns object h of job; a job cannot see another job's objects: for those, and for
+// handles not held, it returns an *abi.Error of kind not_found.
+func (s *Store) Lookup(job string, h int64) (*Object, error) {
 	s.mu.Lock()
 	o := s.objs[h]
 	s.mu.Unlock()
@@ -237,8 +265,8 @@ func (s *objectStore) lookup(job string, h int64) (*object, error) {
 	return o, nil
 }
 
-// sumOf returns the CRC-32C of data, the value of object h of job, computing it once per object.
-func (s *objectStore) sumOf(job string, h int64, data []byte) string {
+// SumOf returns the CRC-32C of data, the value of object h of job, computing it once per object.
+func (s *Store) SumOf(job string, h int64, data []byte) string {
 	s.mu.Lock()
 	o := s.objs[h]
 	if o == nil || o.job != job {
@@ -248,7 +276,7 @@ func (s *objectStore) sumOf(job string, h int64, data []byte) string {
 		return o.sum
 	}
 	s.mu.Unlock()
-	sum := checksum(data)
+	sum := Checksum(data)
 	if o != nil {
 		s.mu.Lock()
 		o.sum = sum
@@ -257,17 +285,17 @@ func (s *objectStore) sumOf(job string, h int64, data []byte) string {
 	return sum
 }
 
-// has says whether object h of job is held.
-func (s *objectStore) has(job string, h int64) bool {
+// Has says whether object h of job is held.
+func (s *Store) Has(job string, h int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.objs[h]
 	return o != nil && o.job == job
 }
 
-// get waits for object h of job to be ready; timeout < 0 waits until ctx ends.
-func (s *objectStore) get(ctx context.Context, job string, h int64, timeout time.Duration) ([]byte, error) {
-	o, err := s.lookup(job, h)
+// Get waits for object h of job to be ready; timeout < 0 waits until ctx ends.
+func (s *Store) Get(ctx context.Context, job string, h int64, timeout time.Duration) ([]byte, error) {
+	o, err := s.Lookup(job, h)
 	if err != nil {
 		return nil, err
 	}
@@ -308,7 +336,7 @@ func (s *objectStore) get(ctx context.Context, job string, h int64, timeout time
 
 // pull fetches the value of object h from the node that holds it and keeps a copy here, when it
 // fits (spilling others if need be); concurrent gets of it share one fetch.
-func (s *objectStore) pull(ctx context.Context, h int64, o *object) ([]byte, error) {
+func (s *Store) pull(ctx context.Context, h int64, o *Object) ([]byte, error) {
 	o.pullMu.Lock()
 	defer o.pullMu.Unlock()
 	s.mu.Lock()
@@ -324,7 +352,7 @@ func (s *objectStore) pull(ctx context.Context, h int64, o *object) ([]byte, err
 		s.mu.Unlock()
 		return o.data, nil
 	}
-	fetch := s.fetch
+	fetch := s.Fetch
 	s.mu.Unlock()
 	if fetch == nil {
 		return nil, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("object %d lives on another node and this node cannot reach it", h)}
@@ -342,36 +370,36 @@ func (s *objectStore) pull(ctx context.Context, h int64, o *object) ([]byte, err
 	return data, nil
 }
 
-// remote makes a ready object of job whose value lives at loc, and returns its handle.
-func (s *objectStore) remote(job string, loc *location) int64 {
+// Remote makes a ready object of job whose value lives at loc, and returns its handle.
+func (s *Store) Remote(job string, loc *Location) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.next++
-	o := &object{job: job, ready: make(chan struct{}), refs: 1, loc: loc, size: loc.size}
+	o := &Object{job: job, ready: make(chan struct{}), refs: 1, loc: loc, size: loc.Size}
 	close(o.ready)
 	s.objs[s.next] = o
 	return s.next
 }
 
-// completeRemote makes a pending object ready with its value at loc, made by task lineage.
-func (s *objectStore) completeRemote(o *object, loc *location, lineage *remoteTask) {
+// CompleteRemote makes a pending object ready with its value at loc, made by task lineage.
+func (s *Store) CompleteRemote(o *Object, loc *Location, lineage any) {
 	s.mu.Lock()
 	delete(s.handles, o)
 	if o.freed {
 		s.mu.Unlock()
-		if loc.owned && s.releaseRemote != nil {
-			s.releaseRemote(*loc)
+		if loc.Owned && s.ReleaseRemote != nil {
+			s.ReleaseRemote(*loc)
 		}
 		close(o.ready)
 		return
 	}
-	o.loc, o.lineage, o.size = loc, lineage, loc.size
+	o.loc, o.lineage, o.size = loc, lineage, loc.Size
 	s.mu.Unlock()
 	close(o.ready)
 }
 
-// locate returns where the value of ready object h lives: nil when it is here.
-func (s *objectStore) locate(h int64) (*object, *location) {
+// Locate returns where the value of ready object h lives: nil when it is here.
+func (s *Store) Locate(h int64) (*Object, *Location) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.objs[h]
@@ -382,9 +410,81 @@ func (s *objectStore) locate(h int64) (*object, *location) {
 	return o, &l
 }
 
-// children returns the objects object h of job refers to, which a node fetching its value must
+// LocationOf returns a copy of where the value of ready object o lives: nil when it is here.
+func (s *Store) LocationOf(o *Object) *Location {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o.loc == nil {
+		return nil
+	}
+	l := *o.loc
+	return &l
+}
+
+// Relocate records that the value of object o now lives at loc (its task ran again there). The
+// caller holds o's pull lock.
+func (s *Store) Relocate(o *Object, loc *Location) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o.loc = loc
+}
+
+// KeepRebuilt keeps data, the value of object h (o) rebuilt on this node, here for good: o no
+// longer has a location elsewhere. An object freed meanwhile keeps nothing. The caller holds o's
+// pull lock.
+func (s *Store) KeepRebuilt(h int64, o *Object, data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !o.freed {
+		if err := s.makeRoomLocked(int64(len(data))); err != nil {
+			return &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("object %d rebuilt but cannot be kept: %v", h, err)}
+		}
+		o.loc = nil
+		s.keepLocked(h, o, data)
+	}
+	return nil
+}
+
+// MapRefs returns, for each handle refs names on loc's node (the handles o's value there refers
+// to), the local object standing for it, making the missing ones (held by o) as borrowed
+// locations there. Fetching o's value again maps each handle to the same object.
+func (s *Store) MapRefs(o *Object, loc Location, refs []int64) map[int64]int64 {
+	s.mu.Lock()
+	if o.loc != nil && o.loc.children == nil {
+		o.loc.children = map[int64]int64{}
+	}
+	m := map[int64]int64{}
+	var missing []int64
+	for _, r := range refs {
+		if o.loc != nil {
+			if h, ok := o.loc.children[r]; ok {
+				m[r] = h
+				continue
+			}
+		}
+		missing = append(missing, r)
+	}
+	s.mu.Unlock()
+	var made []int64
+	for _, r := range missing {
+		h := s.Remote(o.job, &Location{Node: loc.Node, API: loc.API, Job: loc.Job, Handle: r, Size: -1})
+		m[r] = h
+		made = append(made, h)
+	}
+	s.mu.Lock()
+	if o.loc != nil {
+		for _, r := range missing {
+			o.loc.children[r] = m[r]
+		}
+	}
+	s.mu.Unlock()
+	s.Adopt(o, made)
+	return m
+}
+
+// ChildrenOf returns the objects object h of job refers to, which a node fetching its value must
 // know of.
-func (s *objectStore) childrenOf(job string, h int64) []int64 {
+func (s *Store) ChildrenOf(job string, h int64) []int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if o := s.objs[h]; o != nil && o.job == job {
@@ -393,8 +493,8 @@ func (s *objectStore) childrenOf(job string, h int64) []int64 {
 	return nil
 }
 
-// release drops one reference to object h of job.
-func (s *objectStore) release(job string, h int64) error {
+// Release drops one reference to object h of job.
+func (s *Store) Release(job string, h int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.objs[h]
@@ -405,8 +505,8 @@ func (s *objectStore) release(job string, h int64) error {
 	return nil
 }
 
-// releaseAll drops one reference to each of hs, ignoring those already gone.
-func (s *objectStore) releaseAll(hs []int64) {
+// ReleaseAll drops one reference to each of hs, ignoring those already gone.
+func (s *Store) ReleaseAll(hs []int64) {
 	if len(hs) == 0 {
 		return
 	}
@@ -420,15 +520,15 @@ func (s *objectStore) releaseAll(hs []int64) {
 }
 
 // dropLocked drops a reference to o and frees it, and what it holds, at zero.
-func (s *objectStore) dropLocked(h int64, o *object) {
+func (s *Store) dropLocked(h int64, o *Object) {
 	o.refs--
 	if o.refs > 0 {
 		return
 	}
 	delete(s.objs, h)
 	o.freed = true
-	if o.loc != nil && o.loc.owned && s.releaseRemote != nil {
-		s.releaseRemote(*o.loc)
+	if o.loc != nil && o.loc.Owned && s.ReleaseRemote != nil {
+		s.ReleaseRemote(*o.loc)
 	}
 	select {
 	case <-o.ready:
@@ -452,8 +552,26 @@ func (s *objectStore) dropLocked(h int64, o *object) {
 	}
 }
 
-// retain adds a reference to each of hs in job: all or none.
-func (s *objectStore) retain(job string, hs []int64) error {
+// ReleaseJob cancels the pending tasks of job and frees its objects, whoever holds them.
+func (s *Store) ReleaseJob(job string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for h, o := range s.objs {
+		if o.job != job {
+			continue
+		}
+		if o.Cancel != nil {
+			o.Cancel()
+		}
+		if s.objs[h] == o { // still there: a child freed with its parent is gone
+			o.refs = 1
+			s.dropLocked(h, o)
+		}
+	}
+}
+
+// Retain adds a reference to each of hs in job: all or none.
+func (s *Store) Retain(job string, hs []int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, h := range hs {
@@ -467,8 +585,8 @@ func (s *objectStore) retain(job string, hs []int64) error {
 	return nil
 }
 
-// adopt makes object parent the holder of children (their references pass to it).
-func (s *objectStore) adopt(parent *object, children []int64) {
+// Adopt makes object parent the holder of children (their references pass to it).
+func (s *Store) Adopt(parent *Object, children []int64) {
 	if len(children) == 0 {
 		return
 	}
@@ -485,11 +603,11 @@ func (s *objectStore) adopt(parent *object, children []int64) {
 	parent.children = append(parent.children, children...)
 }
 
-// wait blocks until req.NumReturns of the handles are ready, or the timeout passes, or ctx ends.
-func (s *objectStore) wait(ctx context.Context, job string, req *abi.WaitRequest) (*abi.WaitResult, error) {
-	objs := make([]*object, len(req.Handles))
+// Wait blocks until req.NumReturns of the handles are ready, or the timeout passes, or ctx ends.
+func (s *Store) Wait(ctx context.Context, job string, req *abi.WaitRequest) (*abi.WaitResult, error) {
+	objs := make([]*Object, len(req.Handles))
 	for i, h := range req.Handles {
-		o, err := s.lookup(job, h)
+		o, err := s.Lookup(job, h)
 		if err != nil {
 			return nil, err
 		}
@@ -518,7 +636,7 @@ func (s *objectStore) wait(ctx context.Context, job string, req *abi.WaitRequest
 	defer cancel()
 	done := make(chan struct{}, len(objs))
 	for _, o := range objs {
-		go func(o *object) {
+		go func(o *Object) {
 			select {
 			case <-o.ready:
 				done <- struct{}{}
@@ -547,15 +665,25 @@ func (s *objectStore) wait(ctx context.Context, job string, req *abi.WaitRequest
 	}
 }
 
-// spillStats reports the bytes spilled now, and the objects spilled and restored ever.
-func (s *objectStore) spillStats() (bytes, spills, restores int64) {
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Checksum is the CRC-32C (Castagnoli) of b, in hex: what Location.Sum and SumOf hold.
+func Checksum(b []byte) string {
+	var s [4]byte
+	v := crc32.Checksum(b, castagnoli)
+	s[0], s[1], s[2], s[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+	return hex.EncodeToString(s[:])
+}
+
+// SpillStats reports the bytes spilled now, and the objects spilled and restored ever.
+func (s *Store) SpillStats() (bytes, spills, restores int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.spilledBytes, s.spills, s.restores
 }
 
-// stats reports the number of objects and the bytes they hold in memory.
-func (s *objectStore) stats() (n int, bytes int64) {
+// Stats reports the number of objects and the bytes they hold in memory.
+func (s *Store) Stats() (n int, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.objs), s.bytes
