@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/datajobs"
 	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/engine/serving"
 	"github.com/lumenflow/lumen/engine/tensors"
@@ -45,7 +46,7 @@ type Config struct {
 	Cluster ClusterConfig
 	// Model says which chat models the node serves (engine/serving); the zero value serves none.
 	Model serving.Config
-	// DataRoot is the folder data jobs may read and write (datajobs.go): every path of a
+	// DataRoot is the folder data jobs may read and write (engine/datajobs): every path of a
 	// pipeline is relative to it and must stay inside it. Empty: data jobs are refused.
 	DataRoot string
 }
@@ -92,9 +93,9 @@ type Engine struct {
 	// compiledWFs are the workflows compiled for repeated execution.
 	compiledWFs map[string]*compiledWF
 	log         *slog.Logger
-	serving     *serving.Service // the chat models, batches and training step (serving.go); set in Open
-	dataJobs    dataJobs         // pipelines run by RunPipeline (datajobs.go)
-	jobs        jobs             // submitted jobs this node runs (jobs.go)
+	serving     *serving.Service  // the chat models, batches and training step (serving.go); set in Open
+	data        *datajobs.Service // data jobs and the guests' datasets (datajobs.go); set in Open
+	jobs        jobs              // submitted jobs this node runs (jobs.go)
 }
 
 // Open creates the data directory if needed, opens the registry and starts the host runtime.
@@ -117,6 +118,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.workers = newWorkers(e.ctx.Done(), 10*time.Second)
+	e.data = e.newDataJobs()
 	if err := e.openServing(); err != nil {
 		e.cancel()
 		return nil, err
@@ -168,6 +170,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.closing = true
 	e.amu.Unlock()
 	e.cancel()
+	e.data.Close()
 	e.wg.Wait()
 	return errors.Join(e.rt.Close(ctx), e.reg.Close(), e.node.Close())
 }
