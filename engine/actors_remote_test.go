@@ -75,7 +75,8 @@ func startInNodeWith(t testing.TB, id string, join *inNode, res scheduler.Resour
 	return n
 }
 
-// compileCacheDir is sharedCompileCache for tests and benchmarks alike.
+// compileCacheDir returns a fresh data directory whose compile-cache is a folder kept across
+// test runs, for tests and benchmarks alike.
 func compileCacheDir(tb testing.TB) string {
 	dir := tb.TempDir()
 	if base, err := os.UserCacheDir(); err == nil {
@@ -333,7 +334,7 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 
 // An actor that fits on its node has a record there, which goes when it is killed.
 func TestActors_LocalActorIsRecorded(t *testing.T) {
-	e, _ := open(t, engine.Config{DataDir: sharedCompileCache(t)})
+	e, _ := open(t, engine.Config{DataDir: compileCacheDir(t)})
 	ctx := context.Background()
 	id, err := e.CreateActor(ctx, "j", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1")}, allCaps)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/datajobs"
 	"github.com/lumenflow/lumen/engine/jobs"
 	"github.com/lumenflow/lumen/engine/objects"
 	"github.com/lumenflow/lumen/engine/scheduler"
@@ -51,7 +52,7 @@ type Config struct {
 	Cluster ClusterConfig
 	// Model says which chat models the node serves (engine/serving); the zero value serves none.
 	Model serving.Config
-	// DataRoot is the folder data jobs may read and write (datajobs.go): every path of a
+	// DataRoot is the folder data jobs may read and write (engine/datajobs): every path of a
 	// pipeline is relative to it and must stay inside it. Empty: data jobs are refused.
 	DataRoot string
 }
@@ -95,9 +96,9 @@ type Engine struct {
 	state     *state             // the replicated state's keys of workflows and checkpoints
 	workflows *workflows.Manager // durable and compiled workflows (engine/workflows); set in Open
 	log       *slog.Logger
-	serving   *serving.Service // the chat models, batches and training step (serving.go); set in Open
-	dataJobs  dataJobs         // pipelines run by RunPipeline (datajobs.go)
-	jobs      *jobs.Manager    // submitted jobs (engine/jobs); set in Open
+	serving   *serving.Service  // the chat models, batches and training step (serving.go); set in Open
+	data      *datajobs.Service // data jobs and the guests' datasets (datajobs.go); set in Open
+	jobs      *jobs.Manager     // submitted jobs (engine/jobs); set in Open
 }
 
 // Open creates the data directory if needed, opens the registry and starts the host runtime.
@@ -120,6 +121,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.workers = newWorkers(e.ctx.Done(), 10*time.Second)
+	e.data = e.newDataJobs()
 	if err := e.openServing(); err != nil {
 		e.cancel()
 		return nil, err
@@ -173,6 +175,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.closing = true
 	e.amu.Unlock()
 	e.cancel()
+	e.data.Close()
 	e.wg.Wait()
 	return errors.Join(e.rt.Close(ctx), e.reg.Close(), e.node.Close())
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/lumenflow/lumen/engine/datajobs"
 	"github.com/lumenflow/lumen/engine/serving"
 	"github.com/lumenflow/lumen/raftstore"
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -22,7 +23,7 @@ func (e *Engine) openServing() error {
 		Context:     e.ctx,
 		Logf:        e.logf,
 		DataRoot:    e.cfg.DataRoot,
-		CheckPaths:  checkDataPaths,
+		CheckPaths:  datajobs.CheckPaths,
 	})
 	if err != nil {
 		return fmt.Errorf("engine: %w", err)

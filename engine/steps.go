@@ -25,8 +25,8 @@ func (st steps) Builtin(module, function string) (abi.Function, bool, bool) {
 	return f, true, ok
 }
 
-func (st steps) Pipeline(ctx context.Context, c workflows.Call, input []byte, started func(string)) ([]byte, error) {
-	return st.e.runPipelineStep(ctx, c, input, started) // datajobs.go
+func (st steps) Pipeline(ctx context.Context, c workflows.Call, outputs map[string][]byte, started func(string)) ([]byte, error) {
+	return st.e.runPipelineStep(ctx, c, outputs, started) // datajobs.go
 }
 
 func (st steps) Prepare(ctx context.Context, c workflows.Call) (func([]byte) ([]byte, error), error) {

@@ -23,12 +23,12 @@ func (s *Server) submitDataJob(c *gin.Context) {
 		return
 	}
 	g, _ := grantsOf(c, grants)
-	id, err := s.eng.RunPipeline(c.Request.Context(), job, doc, g)
+	id, err := s.eng.DataJobs().Run(c.Request.Context(), job, doc, g)
 	if err != nil {
 		failErr(c, err, nil)
 		return
 	}
-	st, err := s.eng.DataJob(id)
+	st, err := s.eng.DataJobs().Status(id)
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -37,7 +37,7 @@ func (s *Server) submitDataJob(c *gin.Context) {
 }
 
 func (s *Server) getDataJob(c *gin.Context) {
-	st, err := s.eng.DataJob(c.Param("id"))
+	st, err := s.eng.DataJobs().Status(c.Param("id"))
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -47,11 +47,11 @@ func (s *Server) getDataJob(c *gin.Context) {
 
 func (s *Server) cancelDataJob(c *gin.Context) {
 	id := c.Param("id")
-	if err := s.eng.CancelDataJob(id); err != nil {
+	if err := s.eng.DataJobs().Cancel(id); err != nil {
 		failErr(c, err, nil)
 		return
 	}
-	st, err := s.eng.WaitDataJob(c.Request.Context(), id)
+	st, err := s.eng.DataJobs().Wait(c.Request.Context(), id)
 	if err != nil {
 		failErr(c, err, nil)
 		return

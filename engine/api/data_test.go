@@ -11,6 +11,7 @@ import (
 
 	"github.com/lumenflow/lumen/engine"
 	"github.com/lumenflow/lumen/engine/api"
+	"github.com/lumenflow/lumen/engine/datajobs"
 )
 
 func dataSetup(t *testing.T, root string) client {
@@ -51,11 +52,11 @@ func TestAPI_DataJobs(t *testing.T) {
 		t.Fatalf("created %v", v)
 	}
 	deadline := time.Now().Add(time.Minute)
-	for v["state"] == engine.DataJobRunning && time.Now().Before(deadline) {
+	for v["state"] == datajobs.Running && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 		v = c.json("GET", "/v1/data/jobs/"+id, nil, 200)
 	}
-	if v["state"] != engine.DataJobSucceeded {
+	if v["state"] != datajobs.Succeeded {
 		t.Fatalf("job %v", v)
 	}
 	w := v["result"].(map[string]any)["write"].(map[string]any)
@@ -101,7 +102,7 @@ func TestAPI_DataJobs(t *testing.T) {
 	// A missing input folder fails the job, naming it.
 	v = c.json("POST", "/v1/data/jobs", []byte(`[{"read_csv": "nowhere"}, {"count": {}}]`), 201)
 	v = c.json("DELETE", "/v1/data/jobs/"+v["id"].(string), nil, 200)
-	if v["state"] == engine.DataJobSucceeded || v["state"] == engine.DataJobRunning {
+	if v["state"] == datajobs.Succeeded || v["state"] == datajobs.Running {
 		t.Errorf("missing input: %v", v)
 	}
 }

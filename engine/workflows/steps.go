@@ -19,11 +19,7 @@ import (
 func (m *Manager) runStep(ctx context.Context, r *run, s *dag.Step, outputs map[string][]byte) ([]byte, error) {
 	c := Call{Job: r.spec.Job, Grants: r.spec.Grants, Module: r.spec.Modules[s.Module], Step: s}
 	if s.Pipeline {
-		input, err := s.RenderInput(outputs, nil, 0)
-		if err != nil {
-			return nil, &abi.Error{Kind: abi.KindBadInput, Message: err.Error()}
-		}
-		return m.deps.Steps.Pipeline(ctx, c, input, func(dataJob string) {
+		return m.deps.Steps.Pipeline(ctx, c, outputs, func(dataJob string) {
 			m.markStep(r, s.ID, func(ss *StepStatus) { ss.DataJob = dataJob })
 			m.saveMeta(r)
 		})

@@ -57,8 +57,9 @@ type Steps interface {
 	// Compile prepares step c of a compiled workflow once, for many executions: functions
 	// resolved, instances warm. run is safe for concurrent use.
 	Compile(ctx context.Context, c Call) (run func(ctx context.Context, input []byte) ([]byte, error), err error)
-	// Pipeline runs a pipeline step on input; started reports the data job running it.
-	Pipeline(ctx context.Context, c Call, input []byte, started func(dataJob string)) ([]byte, error)
+	// Pipeline runs a pipeline step, its input rendered from the outputs of the steps it reads;
+	// started reports the data job running it.
+	Pipeline(ctx context.Context, c Call, outputs map[string][]byte, started func(dataJob string)) ([]byte, error)
 	// Builtin describes a built-in function; isBuiltin says whether module names built-ins at all.
 	Builtin(module, function string) (f abi.Function, isBuiltin, ok bool)
 }

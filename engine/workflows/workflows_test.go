@@ -98,7 +98,7 @@ func (g *goSteps) Compile(ctx context.Context, c Call) (func(context.Context, []
 	return func(_ context.Context, in []byte) ([]byte, error) { return run(in) }, err
 }
 
-func (g *goSteps) Pipeline(context.Context, Call, []byte, func(string)) ([]byte, error) {
+func (g *goSteps) Pipeline(context.Context, Call, map[string][]byte, func(string)) ([]byte, error) {
 	return nil, errors.New("no pipelines here")
 }
 

@@ -1,4 +1,4 @@
-package engine_test
+package datajobs_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/lumenflow/lumen/engine"
 	"github.com/lumenflow/lumen/engine/data"
+	"github.com/lumenflow/lumen/engine/datajobs"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/internal/guestbuild"
 	"github.com/lumenflow/lumen/plugins"
@@ -41,7 +42,7 @@ func TestDataJobs(t *testing.T) {
 	}
 	n := &dataNode{root: t.TempDir()}
 	ctx := context.Background()
-	n.e, err = engine.Open(ctx, engine.Config{DataDir: sharedCompileCache(t), DataRoot: n.root})
+	n.e, err = engine.Open(ctx, engine.Config{DataDir: compileCache(t), DataRoot: n.root})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +84,8 @@ func (n *dataNode) workflowStep(t *testing.T) {
 	}
 	wf, _ := e.Workflows().Get(id)
 	dj := wf.Steps[0].DataJob
-	st, err := e.DataJob(dj)
-	if err != nil || st.State != engine.DataJobSucceeded || st.Job != "wfjob" || st.Workers != 1 {
+	st, err := e.DataJobs().Status(dj)
+	if err != nil || st.State != datajobs.Succeeded || st.Job != "wfjob" || st.Workers != 1 {
 		t.Errorf("data job %q: %+v %v", dj, st, err)
 	}
 	bad := `{"version": 1, "steps": [{"id": "broken", "pipeline": [{"read_csv": "` + in + `"}, {"map_batches": "dg.garbage"}, {"count": {}}]}]}`
@@ -97,11 +98,11 @@ func (n *dataNode) workflowStep(t *testing.T) {
 	}
 }
 
-// sharedCompileCache returns a fresh data directory whose compile-cache is a folder kept across
-// test runs: the data guest holds Arrow (13 MB of WebAssembly), which takes minutes to compile
-// under the race detector and a second to load from wazero's cache (keyed by the module's hash
-// and wazero's version; entries are written under temporary names and renamed).
-func sharedCompileCache(t *testing.T) string {
+// compileCache returns a fresh data directory whose compile-cache is a folder kept across test
+// runs: the data guest holds Arrow (13 MB of WebAssembly), which takes minutes to compile under
+// the race detector and a second to load from wazero's cache (keyed by the module's hash and
+// wazero's version; entries are written under temporary names and renamed).
+func compileCache(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	base, err := os.UserCacheDir()
@@ -144,11 +145,11 @@ func writePeople(t *testing.T, dir string, files, rows int) {
 	}
 }
 
-func waitJob(t *testing.T, e *engine.Engine, id string) engine.DataJobStatus {
+func waitJob(t *testing.T, e *engine.Engine, id string) datajobs.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	st, err := e.WaitDataJob(ctx, id)
+	st, err := e.DataJobs().Wait(ctx, id)
 	if err != nil {
 		t.Fatalf("wait for %s: %v (status %+v)", id, err, st)
 	}
@@ -165,12 +166,12 @@ func (n *dataNode) cleanScoreGroupByToParquet(t *testing.T) {
 		{"groupby": ["city"], "aggregate": {"n": "count()", "total": "sum(score)", "oldest": "max(age)"}},
 		{"write_parquet": "` + out + `"}
 	]}`
-	id, err := e.RunPipeline(context.Background(), "j1", []byte(spec), host.Grants{})
+	id, err := e.DataJobs().Run(context.Background(), "j1", []byte(spec), host.Grants{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := waitJob(t, e, id)
-	if st.State != engine.DataJobSucceeded || st.Result == nil || st.Result.Write == nil {
+	if st.State != datajobs.Succeeded || st.Result == nil || st.Result.Write == nil {
 		t.Fatalf("status %+v", st)
 	}
 	if st.Workers != 2 {
@@ -227,12 +228,12 @@ func (n *dataNode) actorPoolLoadsOncePerWorker(t *testing.T) {
 	spec := `[{"read_csv": "` + in + `"}, {"map_batches": {"fn": "dg.Model.predict", "concurrency": 3}},
 		{"aggregate": {"rows": "count()", "scored": "count(pred)", "maxloads": "max(loads)", "minloads": "min(loads)", "sum": "sum(pred)"}},
 		{"take": 1}]`
-	id, err := e.RunPipeline(context.Background(), "", []byte(spec), host.Grants{})
+	id, err := e.DataJobs().Run(context.Background(), "", []byte(spec), host.Grants{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := waitJob(t, e, id)
-	if st.State != engine.DataJobSucceeded {
+	if st.State != datajobs.Succeeded {
 		t.Fatalf("status %+v", st)
 	}
 	r := st.Result.Rows[0]
@@ -271,7 +272,7 @@ func (n *dataNode) refusesAndFailsCleanly(t *testing.T) {
 		{`{"steps": 3}`, `pipeline`},
 	}
 	for _, c := range refused {
-		if _, err := e.RunPipeline(ctx, "", []byte(c.spec), host.Grants{}); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := e.DataJobs().Run(ctx, "", []byte(c.spec), host.Grants{}); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error containing %q", c.spec, err, c.want)
 		}
 	}
@@ -284,7 +285,7 @@ func (n *dataNode) refusesAndFailsCleanly(t *testing.T) {
 		{`[{"read_csv": "` + in + `"}, {"select": ["id"]}, {"map_batches": "dg.score"}, {"count": {}}]`, `no int64 column age`},
 	}
 	for _, c := range failed {
-		id, err := e.RunPipeline(ctx, "", []byte(c.spec), host.Grants{})
+		id, err := e.DataJobs().Run(ctx, "", []byte(c.spec), host.Grants{})
 		if err != nil {
 			if !strings.Contains(err.Error(), c.want) {
 				t.Errorf("%s: refused with %v, want %q", c.spec, err, c.want)
@@ -292,51 +293,56 @@ func (n *dataNode) refusesAndFailsCleanly(t *testing.T) {
 			continue
 		}
 		st := waitJob(t, e, id)
-		if st.State != engine.DataJobFailed || !strings.Contains(st.Error, c.want) {
+		if st.State != datajobs.Failed || !strings.Contains(st.Error, c.want) {
 			t.Errorf("%s: %s %q, want failed with %q", c.spec, st.State, st.Error, c.want)
 		}
 	}
 	// The node still serves a good job after all that.
-	id, err := e.RunPipeline(ctx, "", []byte(`[{"read_csv": "`+in+`"}, {"map_batches": "dg.score"}, {"count": {}}]`), host.Grants{})
+	id, err := e.DataJobs().Run(ctx, "", []byte(`[{"read_csv": "`+in+`"}, {"map_batches": "dg.score"}, {"count": {}}]`), host.Grants{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := waitJob(t, e, id); st.State != engine.DataJobSucceeded || *st.Result.Count != 40 {
+	if st := waitJob(t, e, id); st.State != datajobs.Succeeded || *st.Result.Count != 40 {
 		t.Fatalf("after failures: %+v", st)
 	}
-	if _, err := e.DataJob("dj-nope"); !errors.Is(err, engine.ErrDataJobNotFound) {
+	if _, err := e.DataJobs().Status("dj-nope"); !errors.Is(err, datajobs.ErrNotFound) {
 		t.Errorf("unknown job: %v", err)
 	}
 }
 
 func TestDataJob_NoDataRootRefused(t *testing.T) {
-	e := sharedEngine(t)
-	if _, err := e.RunPipeline(context.Background(), "", []byte(`[{"from_items": [{"a": 1}]}]`), host.Grants{}); !errors.Is(err, engine.ErrNoDataRoot) {
+	ctx := context.Background()
+	e, err := engine.Open(ctx, engine.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	if _, err := e.DataJobs().Run(ctx, "", []byte(`[{"from_items": [{"a": 1}]}]`), host.Grants{}); !errors.Is(err, datajobs.ErrNoDataRoot) {
 		t.Fatalf("got %v, want ErrNoDataRoot", err)
 	}
 }
 
 func (n *dataNode) cancel(t *testing.T) {
 	e, in := n.e, n.input(t, 3, 10)
-	id, err := e.RunPipeline(context.Background(), "", []byte(`[{"read_csv": "`+in+`"}, {"map_batches": "dg.spin"}, {"count": {}}]`), host.Grants{})
+	id, err := e.DataJobs().Run(context.Background(), "", []byte(`[{"read_csv": "`+in+`"}, {"map_batches": "dg.spin"}, {"count": {}}]`), host.Grants{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Cancel once the spinning function has a batch.
 	deadline := time.Now().Add(time.Minute)
 	for {
-		st, _ := e.DataJob(id)
+		st, _ := e.DataJobs().Status(id)
 		if st.Workers > 0 || st.Done() || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	start := time.Now()
-	if err := e.CancelDataJob(id); err != nil {
+	if err := e.DataJobs().Cancel(id); err != nil {
 		t.Fatal(err)
 	}
 	st := waitJob(t, e, id)
-	if st.State != engine.DataJobCancelled {
+	if st.State != datajobs.Cancelled {
 		t.Fatalf("state %s (%s), want cancelled", st.State, st.Error)
 	}
 	if el := time.Since(start); el > 10*time.Second {
@@ -346,7 +352,7 @@ func (n *dataNode) cancel(t *testing.T) {
 
 func (n *dataNode) concurrentStatusPolls(t *testing.T) {
 	e, in := n.e, n.input(t, 6, 100)
-	id, err := e.RunPipeline(context.Background(), "", []byte(`[{"read_csv": "`+in+`"}, {"map_batches": {"fn": "dg.score", "concurrency": 2}}, {"sort": ["score"]}, {"count": {}}]`), host.Grants{})
+	id, err := e.DataJobs().Run(context.Background(), "", []byte(`[{"read_csv": "`+in+`"}, {"map_batches": {"fn": "dg.score", "concurrency": 2}}, {"sort": ["score"]}, {"count": {}}]`), host.Grants{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +362,7 @@ func (n *dataNode) concurrentStatusPolls(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				st, err := e.DataJob(id)
+				st, err := e.DataJobs().Status(id)
 				if err != nil {
 					t.Error(err)
 					return
@@ -373,7 +379,7 @@ func (n *dataNode) concurrentStatusPolls(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if st := waitJob(t, e, id); st.State != engine.DataJobSucceeded || *st.Result.Count != 600 {
+	if st := waitJob(t, e, id); st.State != datajobs.Succeeded || *st.Result.Count != 600 {
 		t.Fatalf("%+v", st)
 	}
 }

@@ -1,4 +1,4 @@
-package engine
+package datajobs_test
 
 import (
 	"context"
@@ -16,7 +16,9 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
+	"github.com/lumenflow/lumen/engine"
 	"github.com/lumenflow/lumen/engine/data"
+	"github.com/lumenflow/lumen/engine/datajobs"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/internal/guestbuild"
 	"github.com/lumenflow/lumen/plugins"
@@ -75,21 +77,21 @@ func writeSales(t testing.TB, dir string, files, rows int) salesRef {
 }
 
 type dsNode struct {
-	e    *Engine
+	e    *engine.Engine
 	root string
 	ref  salesRef
 }
 
 func newDSNode(t *testing.T) *dsNode {
 	t.Helper()
-	wasm, err := os.ReadFile(guestbuild.Go(t, "testdata/datasetguest"))
+	wasm, err := os.ReadFile(guestbuild.Go(t, "../testdata/datasetguest"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := &dsNode{root: t.TempDir()}
 	n.ref = writeSales(t, filepath.Join(n.root, "sales"), 3, 40)
 	ctx := context.Background()
-	n.e, err = Open(ctx, Config{DataDir: dsCompileCache(t), DataRoot: n.root})
+	n.e, err = engine.Open(ctx, engine.Config{DataDir: compileCache(t), DataRoot: n.root})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,26 +102,6 @@ func newDSNode(t *testing.T) *dsNode {
 	return n
 }
 
-// dsCompileCache returns a fresh data directory whose compile-cache is kept across test runs
-// (as the data job tests' sharedCompileCache does): compiling the guest under the race detector
-// is most of this test's time.
-func dsCompileCache(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	base, err := os.UserCacheDir()
-	if err != nil {
-		return dir
-	}
-	cache := filepath.Join(base, "lumen-test", "compile-cache")
-	if err := os.MkdirAll(cache, 0o700); err != nil {
-		return dir
-	}
-	if err := os.Symlink(cache, filepath.Join(dir, "compile-cache")); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 func (n *dsNode) call(t *testing.T, fn string, in any, g host.Grants, lim host.Limits) ([]byte, error) {
 	t.Helper()
 	b, err := json.Marshal(in)
@@ -128,7 +110,7 @@ func (n *dsNode) call(t *testing.T, fn string, in any, g host.Grants, lim host.L
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	res, err := n.e.Call(ctx, CallRequest{Module: "dsg", Function: fn, Input: b, Job: dsJob, Grants: g, Limits: lim})
+	res, err := n.e.Call(ctx, engine.CallRequest{Module: "dsg", Function: fn, Input: b, Job: dsJob, Grants: g, Limits: lim})
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +142,7 @@ func TestDatasets(t *testing.T) {
 	t.Run("OpenRefusesClearly", n.openRefuses)
 	t.Run("HandlesEndWithTheCall", n.scopeEnds)
 	t.Run("WriteIntoAWritableGrant", n.write)
-	if got := n.e.OpenDatasets(); got != 0 {
+	if got := n.e.DataJobs().OpenDatasets(); got != 0 {
 		t.Errorf("%d datasets still open", got)
 	}
 }
@@ -339,7 +321,7 @@ func (n *dsNode) openRefuses(t *testing.T) {
 	if out := n.sum(t, `[{"read_csv": "sales"}]`); out.Sum != n.ref.sum {
 		t.Errorf("after the refusals: sum %d, want %d", out.Sum, n.ref.sum)
 	}
-	if got := n.e.OpenDatasets(); got != 0 {
+	if got := n.e.DataJobs().OpenDatasets(); got != 0 {
 		t.Errorf("%d datasets open after the refusals", got)
 	}
 }
@@ -425,7 +407,7 @@ func (n *dsNode) scopeEnds(t *testing.T) {
 	if err != nil || string(b) != "40" {
 		t.Fatalf("leave: %s %v", b, err)
 	}
-	if got := n.e.OpenDatasets(); got != 0 {
+	if got := n.e.DataJobs().OpenDatasets(); got != 0 {
 		t.Errorf("%d datasets open after a call that left one open", got)
 	}
 	_, err = n.call(t, "spin", `[{"read_csv": "sales"}]`, dataGrants, host.Limits{Timeout: 300 * time.Millisecond})
@@ -433,7 +415,7 @@ func (n *dsNode) scopeEnds(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Kind != abi.KindLimit {
 		t.Fatalf("spin: %v, want a deadline", err)
 	}
-	if got := n.e.OpenDatasets(); got != 0 {
+	if got := n.e.DataJobs().OpenDatasets(); got != 0 {
 		t.Errorf("%d datasets open after a call stopped at its deadline", got)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -552,14 +534,14 @@ func FuzzDatasetAppend(f *testing.F) {
 		f.Add(s)
 	}
 	ctx := context.Background()
-	e, err := Open(ctx, Config{DataDir: f.TempDir()})
+	e, err := engine.Open(ctx, engine.Config{DataDir: f.TempDir()})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { e.Close(ctx) })
-	s := services{e}
+	s := e.DataJobs()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c := &host.CallInfo{Job: "fuzz", Context: &callContext{}}
+		c := &host.CallInfo{Job: "fuzz"}
 		h, err := s.DatasetCreate(ctx, c, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -589,8 +571,8 @@ func FuzzDatasetAppend(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer s.ObjectRelease(ctx, c, obj)
-		out, err := s.ObjectGet(ctx, c, obj, 0)
+		defer e.Release(c.Job, obj)
+		out, err := e.Get(ctx, c.Job, obj, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -615,14 +597,14 @@ func FuzzDatasetAppend(f *testing.F) {
 // batch through dataset_next and the SDK's IPC reader; BenchmarkNativeDatasetScan is the same
 // pipeline summed in Go on the host, the floor the guest's path is measured against.
 func BenchmarkGuestDatasetScan(b *testing.B) {
-	wasm, err := os.ReadFile(guestbuild.Go(b, "testdata/datasetguest"))
+	wasm, err := os.ReadFile(guestbuild.Go(b, "../testdata/datasetguest"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	root := b.TempDir()
 	ref := writeSales(b, filepath.Join(root, "big"), 4, 50000)
 	ctx := context.Background()
-	e, err := Open(ctx, Config{DataDir: b.TempDir(), DataRoot: root})
+	e, err := engine.Open(ctx, engine.Config{DataDir: b.TempDir(), DataRoot: root})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -632,12 +614,12 @@ func BenchmarkGuestDatasetScan(b *testing.B) {
 	}
 	in := []byte(`{"pipeline": "[{\"read_csv\": \"big\"}]", "column": "amount"}`)
 	// One call first: it instantiates the guest, which later calls find pooled.
-	if _, err := e.Call(ctx, CallRequest{Module: "dsg", Function: "scan", Input: in, Job: dsJob, Grants: dataGrants}); err != nil {
+	if _, err := e.Call(ctx, engine.CallRequest{Module: "dsg", Function: "scan", Input: in, Job: dsJob, Grants: dataGrants}); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for range b.N {
-		res, err := e.Call(ctx, CallRequest{Module: "dsg", Function: "scan", Input: in, Job: dsJob, Grants: dataGrants})
+		res, err := e.Call(ctx, engine.CallRequest{Module: "dsg", Function: "scan", Input: in, Job: dsJob, Grants: dataGrants})
 		if err != nil || string(res.Output) != fmt.Sprint(ref.sum) {
 			b.Fatalf("scan: %v %v, want %d", res, err, ref.sum)
 		}
@@ -674,7 +656,7 @@ func TestDatasets_HostHoldsAFewBatches(t *testing.T) {
 	root := t.TempDir()
 	writeSales(t, filepath.Join(root, "big"), 1, 100_000)
 	ctx := context.Background()
-	e, err := Open(ctx, Config{DataDir: t.TempDir()})
+	e, err := engine.Open(ctx, engine.Config{DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -682,9 +664,9 @@ func TestDatasets_HostHoldsAFewBatches(t *testing.T) {
 	mem := data.NewCountingAllocator(nil)
 	const rows = 1000
 	d := data.ReadCSV(filepath.Join(root, "big")).WithOptions(data.Options{Allocator: mem, BatchRows: rows, Queue: 1})
-	c := &host.CallInfo{Job: "j", Context: &callContext{}}
-	s := services{e}
-	h, err := e.startDataset(c, d, root, nil)
+	c := &host.CallInfo{Job: "j"}
+	s := e.DataJobs()
+	h, err := datajobs.StartDataset(s, c, d, root)
 	if err != nil {
 		t.Fatal(err)
 	}

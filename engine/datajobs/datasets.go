@@ -1,4 +1,4 @@
-package engine
+package datajobs
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -20,17 +19,18 @@ import (
 	"github.com/lumenflow/lumen/sdk/abi"
 )
 
-// The engine behind the dataset_* host functions (capability "data", docs/abi.md §3.3).
+// The engine behind the dataset_* host functions (capability "data", docs/abi.md §3.3): the
+// Dataset* methods of Service implement host.Services' methods of the same names.
 //
 // A guest opens a dataset — a JSON pipeline of package data over the node's data root, checked
-// exactly as a data job's is (preparePipeline), or an object holding an Arrow IPC stream — and
+// exactly as a data job's is (prepare), or an object holding an Arrow IPC stream — and
 // reads it batch by batch: the plan runs in goroutines of its own, and a channel of one batch
 // between it and the guest holds it back (with the stages' own queues, a few batches at most are
 // in flight). Or it creates a dataset, appends batches it built (each decoded from untrusted IPC
 // with data.DecodeIPC and checked against the first batch's schema) and finishes it into an
 // object of the call, one IPC stream, which another task can open.
 //
-// Handles are unique in the process and belong to a job and an engine; the host gives a handle
+// Handles are unique in the process and belong to a job and a Service; the host gives a handle
 // only to the call that opened it, calls each method from that call's goroutine, and closes
 // what the call leaves open when it ends. So a dataset is used by one goroutine at a time, and
 // only the table needs a lock.
@@ -48,7 +48,7 @@ type datasetTable struct {
 var guestDatasets = &datasetTable{m: map[int64]*guestDataset{}}
 
 type guestDataset struct {
-	e    *Engine
+	s    *Service
 	job  string
 	root string // the data root as the dataset's messages must not show it
 
@@ -79,38 +79,38 @@ func (t *datasetTable) add(g *guestDataset) int64 {
 	return t.next
 }
 
-// get returns dataset h of the call's job on engine e.
-func (t *datasetTable) get(e *Engine, c *host.CallInfo, h int64) (*guestDataset, error) {
+// get returns dataset h of the call's job on service s.
+func (t *datasetTable) get(s *Service, c *host.CallInfo, h int64) (*guestDataset, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	g := t.m[h]
-	if g == nil || g.e != e || g.job != c.Job {
+	if g == nil || g.s != s || g.job != c.Job {
 		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no dataset %d", h)}
 	}
 	return g, nil
 }
 
-// take removes dataset h of the call's job on engine e from the table and returns it.
-func (t *datasetTable) take(e *Engine, c *host.CallInfo, h int64) (*guestDataset, error) {
+// take removes dataset h of the call's job on service s from the table and returns it.
+func (t *datasetTable) take(s *Service, c *host.CallInfo, h int64) (*guestDataset, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	g := t.m[h]
-	if g == nil || g.e != e || g.job != c.Job {
+	if g == nil || g.s != s || g.job != c.Job {
 		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no dataset %d", h)}
 	}
 	delete(t.m, h)
 	return g, nil
 }
 
-// OpenDatasets is how many datasets guests of this engine hold open now. Every call's datasets
+// OpenDatasets is how many datasets guests of this service hold open now. Every call's datasets
 // are closed when it ends, so on an idle node it is 0.
-func (e *Engine) OpenDatasets() int {
+func (s *Service) OpenDatasets() int {
 	t := guestDatasets
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
 	for _, g := range t.m {
-		if g.e == e {
+		if g.s == s {
 			n++
 		}
 	}
@@ -123,15 +123,14 @@ type datasetSpec struct {
 }
 
 // DatasetOpen implements host.Services.
-func (s services) DatasetOpen(ctx context.Context, c *host.CallInfo, spec []byte) (int64, error) {
-	e := s.e
+func (s *Service) DatasetOpen(ctx context.Context, c *host.CallInfo, spec []byte) (int64, error) {
 	var keys map[string]json.RawMessage
 	if t := bytes.TrimSpace(spec); len(t) > 0 && t[0] == '{' && json.Unmarshal(t, &keys) == nil {
 		if _, ok := keys["object"]; ok {
 			return s.openObject(ctx, c, t)
 		}
 	}
-	p, err := e.preparePipeline(spec)
+	p, err := s.prepare(spec)
 	if err != nil {
 		if errors.Is(err, ErrNoDataRoot) {
 			return 0, &host.StatusError{Status: abi.ErrUnavailable, Message: err.Error()}
@@ -144,39 +143,35 @@ func (s services) DatasetOpen(ctx context.Context, c *host.CallInfo, spec []byte
 		}
 		return 0, err
 	}
-	root, err := filepath.EvalSymlinks(e.cfg.DataRoot)
+	root, err := filepath.EvalSymlinks(s.d.DataRoot)
 	if err != nil {
-		return 0, fmt.Errorf("data root %s: %w", e.cfg.DataRoot, err)
+		return 0, fmt.Errorf("data root %s: %w", s.d.DataRoot, err)
 	}
-	tmp := filepath.Join(e.cfg.DataDir, "data-tmp")
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return 0, fmt.Errorf("engine: data spill folder: %w", err)
+	tmp, err := s.spillDir()
+	if err != nil {
+		return 0, err
 	}
-	memCap := e.cfg.ObjectStoreBytes / 4
-	if memCap <= 0 {
-		memCap = 256 << 20
-	}
-	cc := callCtx(c)
+	grants, limits := s.callGrants(c)
 	d, sink, err := p.Build(ctx, data.BuildOptions{
 		Root:     root,
-		Resolver: &wasmResolver{e: e, job: c.Job, grants: cc.grants, limits: cc.limits},
-		Options:  data.Options{MemoryCap: memCap, TempDir: tmp, Queue: 1},
+		Resolver: &wasmResolver{g: s.d.Guests, job: c.Job, grants: grants, limits: limits},
+		Options:  data.Options{MemoryCap: s.memoryCap(), TempDir: tmp, Queue: 1},
 	})
 	if err != nil {
 		kind := abi.KindBadInput
 		if errors.Is(err, fs.ErrNotExist) {
 			kind = abi.KindNotFound
 		}
-		return 0, &abi.Error{Kind: kind, Message: hideRoot(err.Error(), root, e.cfg.DataRoot)}
+		return 0, &abi.Error{Kind: kind, Message: hideRoot(err.Error(), root, s.d.DataRoot)}
 	}
 	if sink != nil {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("step %d (%s): a dataset to open has no sink step: read its batches instead", sink.Index, sink.Op)}
 	}
-	return e.startDataset(c, d, root, nil)
+	return s.startDataset(c, d, root, nil)
 }
 
 // openObject opens {"object": h}: an object of the call's job holding an IPC stream.
-func (s services) openObject(ctx context.Context, c *host.CallInfo, spec []byte) (int64, error) {
+func (s *Service) openObject(ctx context.Context, c *host.CallInfo, spec []byte) (int64, error) {
 	var v datasetSpec
 	dec := json.NewDecoder(bytes.NewReader(spec))
 	dec.DisallowUnknownFields()
@@ -189,7 +184,7 @@ func (s services) openObject(ctx context.Context, c *host.CallInfo, spec []byte)
 	if v.Object == nil || *v.Object <= 0 {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: `spec: "object" must be a positive object handle`}
 	}
-	b, err := s.ObjectGet(ctx, c, *v.Object, -1)
+	b, err := s.d.Objects.ObjectGet(ctx, c, *v.Object, -1)
 	if err != nil {
 		return 0, err
 	}
@@ -197,26 +192,20 @@ func (s services) openObject(ctx context.Context, c *host.CallInfo, spec []byte)
 	if err != nil {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("object %d is not an Arrow IPC stream: %v", *v.Object, err)}
 	}
-	return s.e.startDataset(c, st.Dataset().WithOptions(data.Options{Queue: 1}), "", st.Schema())
+	return s.startDataset(c, st.Dataset().WithOptions(data.Options{Queue: 1}), "", st.Schema())
 }
 
 // startDataset runs d for the guest in the background and returns its handle. schema is d's
 // when it is known before the first batch.
-func (e *Engine) startDataset(c *host.CallInfo, d *data.Dataset, root string, schema *arrow.Schema) (int64, error) {
-	e.amu.Lock()
-	closing := e.closing
-	if !closing {
-		e.wg.Add(1)
+func (s *Service) startDataset(c *host.CallInfo, d *data.Dataset, root string, schema *arrow.Schema) (int64, error) {
+	if err := s.start(); err != nil {
+		return 0, err
 	}
-	e.amu.Unlock()
-	if closing {
-		return 0, &abi.Error{Kind: abi.KindCancelled, Message: "the engine is closing"}
-	}
-	ctx, cancel := context.WithCancel(e.ctx)
-	g := &guestDataset{e: e, job: c.Job, root: root, reading: true, cancel: cancel, schema: schema,
+	ctx, cancel := context.WithCancel(s.ctx)
+	g := &guestDataset{s: s, job: c.Job, root: root, reading: true, cancel: cancel, schema: schema,
 		recs: make(chan arrow.Record, datasetQueue), done: make(chan struct{})}
 	go func() {
-		defer e.wg.Done()
+		defer s.wg.Done()
 		defer close(g.done)
 		err := d.Iter(ctx, func(rec arrow.Record) error {
 			rec.Retain()
@@ -274,7 +263,7 @@ func (g *guestDataset) failure() error {
 	if errors.Is(g.err, context.Canceled) {
 		kind = abi.KindCancelled
 	}
-	b, _ := json.Marshal(&abi.Error{Kind: kind, Message: hideRoot(g.err.Error(), g.root, g.e.cfg.DataRoot)})
+	b, _ := json.Marshal(&abi.Error{Kind: kind, Message: hideRoot(g.err.Error(), g.root, g.s.d.DataRoot)})
 	return &host.StatusError{Status: abi.ErrFailed, Message: string(b)}
 }
 
@@ -298,8 +287,8 @@ func (g *guestDataset) stop() {
 }
 
 // DatasetNext implements host.Services.
-func (s services) DatasetNext(ctx context.Context, c *host.CallInfo, h int64) ([]byte, error) {
-	g, err := guestDatasets.get(s.e, c, h)
+func (s *Service) DatasetNext(ctx context.Context, c *host.CallInfo, h int64) ([]byte, error) {
+	g, err := guestDatasets.get(s, c, h)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +296,7 @@ func (s services) DatasetNext(ctx context.Context, c *host.CallInfo, h int64) ([
 		return nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("dataset %d is being built: finish it, then open the object to read it", h)}
 	}
 	var rec arrow.Record
-	err = s.e.blocking(c, func() (err error) {
+	err = s.blocking(c, func() (err error) {
 		rec, err = g.pull(ctx)
 		return err
 	})
@@ -323,14 +312,14 @@ func (s services) DatasetNext(ctx context.Context, c *host.CallInfo, h int64) ([
 
 // DatasetSchema implements host.Services. A dataset read from a plan knows its schema when its
 // first batch arrives, so the first call may wait for it (and keeps it for DatasetNext).
-func (s services) DatasetSchema(ctx context.Context, c *host.CallInfo, h int64) ([]byte, error) {
-	g, err := guestDatasets.get(s.e, c, h)
+func (s *Service) DatasetSchema(ctx context.Context, c *host.CallInfo, h int64) ([]byte, error) {
+	g, err := guestDatasets.get(s, c, h)
 	if err != nil {
 		return nil, err
 	}
 	if g.reading && g.schema == nil {
 		if g.first == nil && !g.ended {
-			err := s.e.blocking(c, func() (err error) {
+			err := s.blocking(c, func() (err error) {
 				g.first, err = g.pull(ctx)
 				return err
 			})
@@ -353,8 +342,8 @@ func (s services) DatasetSchema(ctx context.Context, c *host.CallInfo, h int64) 
 }
 
 // DatasetCreate implements host.Services.
-func (s services) DatasetCreate(_ context.Context, c *host.CallInfo, schema []byte) (int64, error) {
-	g := &guestDataset{e: s.e, job: c.Job}
+func (s *Service) DatasetCreate(_ context.Context, c *host.CallInfo, schema []byte) (int64, error) {
+	g := &guestDataset{s: s, job: c.Job}
 	if schema != nil {
 		sc, err := data.DecodeIPCSchema(schema)
 		if err != nil {
@@ -365,17 +354,9 @@ func (s services) DatasetCreate(_ context.Context, c *host.CallInfo, schema []by
 	return guestDatasets.add(g), nil
 }
 
-// builtBytesCap is the most IPC bytes one built dataset may hold: what the object store holds.
-func (e *Engine) builtBytesCap() int64 {
-	if e.cfg.ObjectStoreBytes > 0 {
-		return e.cfg.ObjectStoreBytes
-	}
-	return DefaultObjectStoreBytes
-}
-
 // DatasetAppend implements host.Services. A refused batch leaves the dataset as it was.
-func (s services) DatasetAppend(_ context.Context, c *host.CallInfo, h int64, batch []byte) error {
-	g, err := guestDatasets.get(s.e, c, h)
+func (s *Service) DatasetAppend(_ context.Context, c *host.CallInfo, h int64, batch []byte) error {
+	g, err := guestDatasets.get(s, c, h)
 	if err != nil {
 		return err
 	}
@@ -384,7 +365,7 @@ func (s services) DatasetAppend(_ context.Context, c *host.CallInfo, h int64, ba
 	}
 	n := g.appended
 	g.appended++
-	if capB := s.e.builtBytesCap(); g.bytes+int64(len(batch)) > capB {
+	if capB := s.d.ObjectStoreBytes; g.bytes+int64(len(batch)) > capB {
 		return &host.StatusError{Status: abi.ErrLimit, Message: fmt.Sprintf("batch %d: dataset %d would hold %d bytes, over the %d-byte cap", n, h, g.bytes+int64(len(batch)), capB)}
 	}
 	rec, err := data.DecodeIPC(batch, nil)
@@ -403,8 +384,8 @@ func (s services) DatasetAppend(_ context.Context, c *host.CallInfo, h int64, ba
 }
 
 // DatasetFinish implements host.Services.
-func (s services) DatasetFinish(ctx context.Context, c *host.CallInfo, h int64) (int64, error) {
-	g, err := guestDatasets.take(s.e, c, h)
+func (s *Service) DatasetFinish(ctx context.Context, c *host.CallInfo, h int64) (int64, error) {
+	g, err := guestDatasets.take(s, c, h)
 	if err != nil {
 		return 0, err
 	}
@@ -419,7 +400,7 @@ func (s services) DatasetFinish(ctx context.Context, c *host.CallInfo, h int64) 
 	if err != nil {
 		return 0, err
 	}
-	return s.ObjectPut(ctx, c, b)
+	return s.d.Objects.ObjectPut(ctx, c, b)
 }
 
 // DatasetWrite implements host.Services. sink is one step, {"write_parquet": "/out/x"} (or
@@ -427,8 +408,8 @@ func (s services) DatasetFinish(ctx context.Context, c *host.CallInfo, h int64) 
 // inside a writable directory the job grants; the host has checked the call has fs. The files
 // are written as a data job's are (part-NNNNN files, each complete or absent) and named in the
 // result as the guest sees them.
-func (s services) DatasetWrite(ctx context.Context, c *host.CallInfo, h int64, sink []byte) ([]byte, error) {
-	g, err := guestDatasets.get(s.e, c, h)
+func (s *Service) DatasetWrite(ctx context.Context, c *host.CallInfo, h int64, sink []byte) ([]byte, error) {
+	g, err := guestDatasets.get(s, c, h)
 	if err != nil {
 		return nil, err
 	}
@@ -436,7 +417,8 @@ func (s services) DatasetWrite(ctx context.Context, c *host.CallInfo, h int64, s
 	if err != nil {
 		return nil, &abi.Error{Kind: abi.KindBadInput, Message: "sink: " + err.Error()}
 	}
-	dir, toGuest, err := writableDir(callCtx(c).grants.Dirs, gpath)
+	grants, _ := s.callGrants(c)
+	dir, toGuest, err := writableDir(grants.Dirs, gpath)
 	if err != nil {
 		return nil, err
 	}
@@ -457,7 +439,7 @@ func (s services) DatasetWrite(ctx context.Context, c *host.CallInfo, h int64, s
 	}
 	d = d.WithOptions(data.Options{Queue: 1})
 	var res data.WriteResult
-	err = s.e.blocking(c, func() (err error) {
+	err = s.blocking(c, func() (err error) {
 		switch op {
 		case "write_parquet":
 			res, err = d.WriteParquet(ctx, dir)
@@ -561,7 +543,7 @@ func writableDir(dirs []host.DirGrant, gpath string) (string, func(string) strin
 	if rel == "" {
 		rel = "."
 	}
-	if err := checkDataPaths(d.HostPath, []string{filepath.FromSlash(rel)}); err != nil {
+	if err := CheckPaths(d.HostPath, []string{filepath.FromSlash(rel)}); err != nil {
 		return "", nil, &abi.Error{Kind: abi.KindDenied, Message: fmt.Sprintf("sink path %q leads outside the directory granted at %s", gpath, d.GuestPath)}
 	}
 	root, err := filepath.EvalSymlinks(d.HostPath)
@@ -578,13 +560,29 @@ func writableDir(dirs []host.DirGrant, gpath string) (string, func(string) strin
 }
 
 // DatasetClose implements host.Services.
-func (s services) DatasetClose(_ context.Context, c *host.CallInfo, h int64) error {
-	g, err := guestDatasets.take(s.e, c, h)
+func (s *Service) DatasetClose(_ context.Context, c *host.CallInfo, h int64) error {
+	g, err := guestDatasets.take(s, c, h)
 	if err != nil {
 		return err
 	}
 	g.stop()
 	return nil
+}
+
+// callGrants returns the grants and limits call c runs under.
+func (s *Service) callGrants(c *host.CallInfo) (host.Grants, host.Limits) {
+	if s.d.CallGrants == nil {
+		return host.Grants{}, host.Limits{}
+	}
+	return s.d.CallGrants(c)
+}
+
+// blocking runs wait for call c with the call's resources given back (Deps.Blocking).
+func (s *Service) blocking(c *host.CallInfo, wait func() error) error {
+	if s.d.Blocking == nil {
+		return wait()
+	}
+	return s.d.Blocking(c, wait)
 }
 
 // hideRoot writes paths under the data root as the pipeline names them, relative to it.
