@@ -393,8 +393,8 @@ func (e *Engine) runHere(ctx context.Context, t remoteTask) ([]byte, error) {
 	return e.objects.get(ctx, t.job, h, -1)
 }
 
-// runOn places t on node (its peer routes) and waits there until its result is ready, which stays there:
-// runOn returns where. An error that is not an *abi.Error means the node failed (unreachable,
+// runOn places t on node (its peer routes) and waits there until its result is ready, which
+// stays there: runOn returns where. An error that is not an *abi.Error means the node failed (unreachable,
 // dead): the caller places the task again.
 func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) (*location, error) {
 	rec, err := e.member(node)

@@ -326,13 +326,13 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, mk := range []func() checker{
-			func() checker { return &wire.PlacedTask{} },
-			func() checker { return &wire.PlacedActor{} },
-			func() checker { return &wire.ActorCall{} },
-			func() checker { return &wire.ActorKill{} },
-			func() checker { return &wire.Heartbeat{} },
-			func() checker { return &wire.JoinRequest{} },
+		for _, mk := range []func() peer.Message{
+			func() peer.Message { return &wire.PlacedTask{} },
+			func() peer.Message { return &wire.PlacedActor{} },
+			func() peer.Message { return &wire.ActorCall{} },
+			func() peer.Message { return &wire.ActorKill{} },
+			func() peer.Message { return &wire.Heartbeat{} },
+			func() peer.Message { return &wire.JoinRequest{} },
 		} {
 			m := mk()
 			if peer.Decode(b, m) != nil {
@@ -352,5 +352,3 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
-
-type checker interface{ Check() error }

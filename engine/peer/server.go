@@ -136,8 +136,8 @@ func failWith(c *gin.Context, e *wire.Error) {
 
 func (s *server) fail(c *gin.Context, err error) { failWith(c, s.cfg.Classify(err)) }
 
-// checker is a message that checks itself once decoded.
-type checker interface{ Check() error }
+// Message is a peer message the server parses: it checks itself once decoded.
+type Message interface{ Check() error }
 
 // readBody reads a capped body, answering the error itself (413 past the cap).
 func readBody(c *gin.Context, limit int64) ([]byte, bool) {
@@ -157,7 +157,7 @@ func readBody(c *gin.Context, limit int64) ([]byte, bool) {
 // Decode reads one peer message from b strictly (no unknown fields, nothing after it) and checks
 // it. A version of the protocol fixes its messages' fields: a field this node does not know is a
 // sender of another version, refused rather than half understood.
-func Decode(b []byte, v checker) error {
+func Decode(b []byte, v Message) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -170,7 +170,7 @@ func Decode(b []byte, v checker) error {
 }
 
 // read decodes the request's message into v, answering the error itself.
-func (s *server) read(c *gin.Context, v checker) bool {
+func (s *server) read(c *gin.Context, v Message) bool {
 	b, ok := readBody(c, s.cfg.MaxBodyBytes)
 	if !ok {
 		return false
