@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +14,9 @@ import (
 	"time"
 
 	"github.com/lumenflow/lumen/engine/objects"
+	"github.com/lumenflow/lumen/engine/peer"
 	"github.com/lumenflow/lumen/engine/scheduler"
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/raftstore"
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -24,7 +25,7 @@ import (
 // Actors across nodes, in the ownership style of placed tasks (placement.go): the node that
 // accepted an actor's creation owns it, and the handle its caller holds is the owner's. When the
 // actor asks for resources this node lacks now and another live node has, the owner creates it
-// there (POST /v1/actors with PlacedHeader, so it is not placed again) and keeps a proxy: the
+// there (a wire.PlacedActor on the peer routes, so it is not placed again) and keeps a proxy: the
 // proxy's mailbox forwards the calls one at a time, in the order they arrived, and each call's
 // result becomes an object on the owner, fetched back from the holding node.
 //
@@ -44,10 +45,6 @@ import (
 
 // actorsPrefix holds the actor records, by owner node and handle.
 const actorsPrefix = "actors/"
-
-// ActorOwnerHeader names, on a placed actor's creation, its owner: "node/handle/boot". The
-// holding node kills the actor when that owner is declared dead or no longer records it.
-const ActorOwnerHeader = "Lumen-Actor-Owner"
 
 // Actor states in the records.
 const (
@@ -147,7 +144,7 @@ func (e *Engine) actorNode(d scheduler.Resources, exclude map[string]bool) (stri
 		return "", nil
 	}
 	for _, v := range e.ClusterNodes() {
-		if v.ID != self && !v.Dead && !exclude[v.ID] && v.API != "" && v.Total.Fits(d) {
+		if v.ID != self && !v.Dead && !exclude[v.ID] && v.API != "" && scheduler.Resources(v.Total).Fits(d) {
 			return v.ID, nil
 		}
 	}
@@ -179,37 +176,22 @@ func (e *Engine) placeActor(module string, req *abi.ActorCreateRequest, cc *call
 	return &placed{digest: m.Digest, req: r, grants: cc.grants.Capabilities, demand: d, node: node}, nil
 }
 
-// CreateActorHere creates an actor that another node placed on this one: it runs here, once this
-// node has applied the state up to index (the placing node's), so its module is known here.
-// owner is the ActorOwnerHeader's value ("" when the caller gave none).
-func (e *Engine) CreateActorHere(ctx context.Context, job string, req *abi.ActorCreateRequest, grants host.Grants, index uint64, owner string) (int64, error) {
+// createActorHere creates an actor that owner placed on this node: it runs here, once this node
+// has applied the state up to index (the placing node's), so its module is known here.
+func (e *Engine) createActorHere(ctx context.Context, job string, req *abi.ActorCreateRequest, grants host.Grants, index uint64, owner wire.ActorOwner) (int64, error) {
 	if req.Module == "" {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: "an actor created from outside a module must name its module"}
 	}
-	var held *heldFor
-	if owner != "" {
-		var err error
-		if held, err = parseOwner(owner, time.Now()); err != nil {
-			return 0, err
-		}
+	if err := owner.Check(); err != nil {
+		return 0, err
 	}
+	held := &heldFor{owner: owner.Node, handle: owner.Handle, boot: owner.Boot, since: time.Now()}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := e.node.KV().WaitApplied(wctx, index); err != nil {
 		return 0, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("this node is behind the one that placed the actor: %v", err)}
 	}
 	return e.newActor(ctx, jobOr(job), req.Module, req, &callContext{grants: grants}, actorOpts{here: true, held: held})
-}
-
-// parseOwner reads an ActorOwnerHeader value, "node/handle/boot".
-func parseOwner(s string, now time.Time) (*heldFor, error) {
-	parts := strings.Split(s, "/")
-	if len(parts) == 3 && parts[0] != "" && parts[2] != "" {
-		if h, err := strconv.ParseInt(parts[1], 10, 64); err == nil && h > 0 && strconv.FormatInt(h, 10) == parts[1] {
-			return &heldFor{owner: parts[0], handle: h, boot: parts[2], since: now}, nil
-		}
-	}
-	return nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("%s %q is not node/handle/boot (a node id, a positive handle, a run id)", ActorOwnerHeader, truncate([]byte(s), 100))}
 }
 
 // runPlaced is the goroutine of an actor placed on another node: create the instance, then
@@ -382,42 +364,31 @@ func (e *Engine) createInstance(a *actor, node string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	body, _ := json.Marshal(struct {
-		abi.ActorCreateRequest
-		Job    string           `json:"job,omitempty"`
-		Grants []abi.Capability `json:"grants,omitempty"`
-	}{req, a.job, p.grants})
-	var out struct {
-		Actor int64 `json:"actor"`
-		errorBody
-	}
 	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
 	defer cancel()
-	status, err := e.apiCall(ctx, "POST", strings.TrimRight(m.API, "/")+"/v1/actors", body, &out,
-		PlacedHeader, strconv.FormatUint(e.node.KV().Applied(), 10),
-		ActorOwnerHeader, fmt.Sprintf("%s/%d/%s", held.owner, held.handle, held.boot))
+	out, err := e.live.peer.CreateActor(ctx, m.API, &wire.PlacedActor{Actor: req, Job: a.job, Grants: p.grants,
+		Owner: wire.ActorOwner{Node: held.owner, Handle: held.handle, Boot: held.boot}, Applied: e.node.KV().Applied()})
 	if err != nil {
-		return 0, err
-	}
-	if status != http.StatusCreated {
-		return 0, actorRemoteError(status, out.errorBody)
+		return 0, actorRemoteError(err)
 	}
 	return out.Actor, nil
 }
 
 // actorRemoteError reads another node's error answer about an actor: the node's verdict (an
 // *abi.Error, whatever its status, when its body says what kind) or a failure of the node (no
-// answer, 421, or an error that is not an actor's).
-func actorRemoteError(status int, eb errorBody) error {
-	switch {
-	case status == 0 || status == http.StatusMisdirectedRequest || status == http.StatusServiceUnavailable:
-		return fmt.Errorf("node answered %d: %s", status, eb.Error.Message)
-	case status >= 500 && eb.Error.Kind != string(abi.KindSystem):
-		return fmt.Errorf("node answered %d: %s", status, eb.Error.Message)
-	case eb.Error.Kind == "":
-		return fmt.Errorf("node answered %d without an error", status)
+// answer, 421, 503, or an error that is not an actor's).
+func actorRemoteError(err error) error {
+	we, answered := peer.IsAnswer(err)
+	if !answered {
+		return err
 	}
-	return &abi.Error{Kind: abi.ErrorKind(eb.Error.Kind), Message: eb.Error.Message}
+	switch status := we.Kind.Status(); {
+	case status == http.StatusMisdirectedRequest || status == http.StatusServiceUnavailable:
+		return fmt.Errorf("node answered %d: %s", status, we.Message)
+	case status >= 500 && we.Kind != wire.Kind(abi.KindSystem):
+		return fmt.Errorf("node answered %d: %s", status, we.Message)
+	}
+	return &abi.Error{Kind: abi.ErrorKind(we.Kind), Message: we.Message, Limit: we.Limit, Code: we.Code}
 }
 
 // forward sends call c to the actor's instance and fetches its result in the background. It
@@ -459,13 +430,8 @@ func (e *Engine) forward(a *actor, c *actorCall) *abi.Error {
 		return nil
 	}
 	api := strings.TrimRight(m.API, "/")
-	var sub struct {
-		Ref int64  `json:"ref"`
-		Job string `json:"job"`
-		errorBody
-	}
 	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
-	var hdr []string
+	call := &wire.ActorCall{Job: a.job, Method: method, Input: c.input}
 	if len(c.borrowed) > 0 {
 		// The objects the call reads: where each lives, for the holding node to fetch them.
 		refs, err := e.shipRefs(ctx, a.job, c.borrowed)
@@ -475,13 +441,12 @@ func (e *Engine) forward(a *actor, c *actorCall) *abi.Error {
 			e.objects.Complete(c.obj, nil, ae)
 			return nil
 		}
-		b, _ := json.Marshal(refs)
-		hdr = []string{RemoteRefsHeader, string(b)}
+		call.RemoteRefs = refs
 	}
-	status, err := e.apiCall(ctx, "POST", fmt.Sprintf("%s/v1/actors/%d/call/%s?job=%s", api, remote, url.PathEscape(method), url.QueryEscape(a.job)), c.input, &sub, hdr...)
+	sub, err := e.live.peer.CallActor(ctx, api, remote, call)
 	cancel()
-	if err == nil && status != http.StatusCreated {
-		err = actorRemoteError(status, sub.errorBody)
+	if err != nil {
+		err = actorRemoteError(err)
 	}
 	var ae *abi.Error
 	switch {
@@ -528,7 +493,7 @@ func (e *Engine) forward(a *actor, c *actorCall) *abi.Error {
 		if answered {
 			// The result is this node's now: the holding node may free its copy.
 			rctx, rcancel := context.WithTimeout(e.ctx, 10*time.Second)
-			e.apiCall(rctx, "DELETE", fmt.Sprintf("%s/v1/objects/%d?job=%s", api, sub.Ref, url.QueryEscape(sub.Job)), nil, nil)
+			e.live.peer.ReleaseObject(rctx, api, sub.Job, sub.Ref)
 			rcancel()
 		}
 	}()
@@ -540,34 +505,31 @@ func (e *Engine) forward(a *actor, c *actorCall) *abi.Error {
 func (e *Engine) resultWithRefs(node, api string, ref int64, job string) *objects.Location {
 	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
 	defer cancel()
-	var m ObjectMeta
-	status, err := e.apiCall(ctx, "GET", fmt.Sprintf("%s/v1/objects/%d/meta?job=%s", api, ref, url.QueryEscape(job)), nil, &m)
-	if err != nil || status != http.StatusOK || len(m.Refs) == 0 {
+	m, err := e.live.peer.ObjectMeta(ctx, api, job, ref, 30*time.Second)
+	if err != nil || len(m.Refs) == 0 {
 		return nil
 	}
 	return &objects.Location{Node: node, API: api, Job: job, Handle: ref, Size: m.Size, Sum: m.Checksum, Owned: true}
 }
 
-// fetchRemote waits for object ref of job on node's API, a few seconds at a time so that a node
+// fetchRemote waits for object ref of job on node (its peer routes), a few seconds at a time so that a node
 // declared dead is noticed. An error that is not an *abi.Error means the node failed.
 func (e *Engine) fetchRemote(node, api string, ref int64, job string) ([]byte, error) {
 	for {
 		if e.isDead(node) {
 			return nil, fmt.Errorf("node %s was declared dead", node)
 		}
-		q := url.Values{"job": {job}, "timeout_ms": {"2000"}}
 		ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
-		out, status, eb, err := e.apiDo(ctx, "GET", fmt.Sprintf("%s/v1/objects/%d?%s", api, ref, q.Encode()), nil)
+		v, err := e.live.peer.Object(ctx, api, job, ref, 2*time.Second, -1)
 		cancel()
+		we, answered := peer.IsAnswer(err)
 		switch {
-		case err != nil:
-			return nil, err
-		case status == http.StatusOK:
-			return out, nil
-		case status == http.StatusAccepted: // not ready yet
+		case err == nil:
+			return v.Value, nil
+		case answered && we.Kind == wire.KindNotReady:
 			continue
 		default:
-			return nil, actorRemoteError(status, eb)
+			return nil, actorRemoteError(err)
 		}
 	}
 }
@@ -630,34 +592,34 @@ func (e *Engine) killPlaced(a *actor) {
 
 // killRemote asks node to kill a's instance id there (best effort: a node that does not answer
 // kills it itself once it sees its owner no longer records it there). The node kills it only if
-// it is still a's (ActorOwnerHeader): after a restart it may have given the handle to another.
+// it is still a's (the kill names its owner): after a restart it may have given the handle to
+// another.
 func (e *Engine) killRemote(node string, id int64, a *actor) {
 	m, err := e.member(node)
 	if err != nil {
 		return
 	}
-	var headers []string
+	k := &wire.ActorKill{Job: a.job}
 	if !a.pl.follows {
-		headers = []string{ActorOwnerHeader, fmt.Sprintf("%s/%d/%s", e.nodeID(), a.id, e.live.boot)}
+		k.Owner = &wire.ActorOwner{Node: e.nodeID(), Handle: a.id, Boot: e.live.boot}
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancel()
-	e.apiCall(ctx, "DELETE", fmt.Sprintf("%s/v1/actors/%d?job=%s", strings.TrimRight(m.API, "/"), id, url.QueryEscape(a.job)), nil, nil, headers...)
+	e.live.peer.KillActor(ctx, m.API, id, k)
 }
 
-// KillPlacedActor kills actor id of job, placed here by owner (an ActorOwnerHeader value); an
-// actor of that handle that another owner placed, or none placed, is not found.
-func (e *Engine) KillPlacedActor(job string, id int64, owner string) error {
-	o, err := parseOwner(owner, time.Time{})
-	if err != nil {
+// killPlacedActor kills actor id of job, placed here by owner; an actor of that handle that
+// another owner placed, or none placed, is not found.
+func (e *Engine) killPlacedActor(job string, id int64, owner wire.ActorOwner) error {
+	if err := owner.Check(); err != nil {
 		return err
 	}
 	a, err := e.actor(jobOr(job), id)
 	if err != nil {
 		return err
 	}
-	if h := a.held; h == nil || h.owner != o.owner || h.handle != o.handle || h.boot != o.boot {
-		return &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("actor %d was not placed here by %s", id, truncate([]byte(owner), 100))}
+	if h := a.held; h == nil || h.owner != owner.Node || h.handle != owner.Handle || h.boot != owner.Boot {
+		return &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("actor %d was not placed here by %s", id, truncate([]byte(owner.String()), 100))}
 	}
 	return e.killActor(jobOr(job), id)
 }

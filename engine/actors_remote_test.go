@@ -14,7 +14,9 @@ import (
 
 	"github.com/lumenflow/lumen/engine"
 	"github.com/lumenflow/lumen/engine/api"
+	"github.com/lumenflow/lumen/engine/peer"
 	"github.com/lumenflow/lumen/engine/scheduler"
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/internal/guestbuild"
 	"github.com/lumenflow/lumen/plugins"
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -244,11 +246,15 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "the holder frees the results fetched from it", func() bool { return first.e.Stats().Objects == 0 })
 	// A kill that names another owner (a handle given again after a restart) is refused.
-	if err := first.e.KillPlacedActor("", rec.Remote, "s1/999/"+rec.Boot); err == nil || !strings.Contains(err.Error(), "not placed here") {
+	// Both go through the holder's peer routes, as a node's kill does.
+	pc := peer.NewClient(nil, first.e.PeerCredential())
+	other := &wire.ActorKill{Owner: &wire.ActorOwner{Node: "s1", Handle: 999, Boot: rec.Boot}}
+	if err := pc.KillActor(ctx, first.e.ClusterSelf().API, rec.Remote, other); err == nil || !strings.Contains(err.Error(), "not placed here") {
 		t.Fatalf("a kill naming another owner: %v", err)
 	}
-	if err := first.e.KillPlacedActor("", rec.Remote, "s1/1"); err == nil {
-		t.Fatal("a malformed owner accepted")
+	malformed := &wire.ActorKill{Owner: &wire.ActorOwner{Node: "s1", Handle: 1}}
+	if k, _ := wire.KindOf(pc.KillActor(ctx, first.e.ClusterSelf().API, rec.Remote, malformed)); k != wire.KindBadInput {
+		t.Fatalf("a malformed owner: %v", k)
 	}
 	if id, _, err := server.e.NamedActor("t", "a"); err != nil || id != a {
 		t.Fatalf("the name of a placed actor: %d %v", id, err)

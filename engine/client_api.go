@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
@@ -53,11 +54,11 @@ func (e *Engine) Submit(ctx context.Context, job string, req *abi.TaskRequest, g
 	return e.submitRequest(ctx, jobOr(job), req.Module, req, grants, host.Limits{})
 }
 
-// SubmitHere is Submit for a task another node placed on this one: it runs here, once this node
+// submitHere is Submit for a task another node placed on this one: it runs here, once this node
 // has applied the state up to index (the placing node's), so the task's module is known here.
 // remote says where the objects the task reads (req.Refs, the placing node's handles) live; the
 // task fetches them from there as it reads them.
-func (e *Engine) SubmitHere(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants, index uint64, remote []RemoteRef) (int64, error) {
+func (e *Engine) submitHere(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants, index uint64, remote []wire.RemoteRef) (int64, error) {
 	if req.Module == "" {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: "a task submitted from outside a module must name its module"}
 	}

@@ -1,16 +1,13 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -20,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/peer"
 	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/plugins"
 	"github.com/lumenflow/lumen/raftstore"
@@ -42,11 +40,12 @@ type ClusterConfig struct {
 	// Join is the API URL of a member to join through. Empty bootstraps a new cluster when the
 	// data directory holds none.
 	Join string
-	// JoinToken authenticates node-to-node requests. A bootstrapping node generates one and
-	// keeps it in DataDir/join-token; a joining node must be given it (and keeps it there).
+	// JoinToken is the cluster's shared secret: node-to-node requests carry the node credential
+	// derived from it (peer.Credential). A bootstrapping node generates one and keeps it in
+	// DataDir/join-token; a joining node must be given it (and keeps it there).
 	JoinToken string
 	// TLS, when set, makes raft traffic mutual TLS; HTTPClient, when set, carries node-to-node
-	// API requests (give it the same certificates when the APIs serve TLS).
+	// requests to the peer routes (give it the same certificates when the APIs serve TLS).
 	TLS        *tls.Config
 	HTTPClient *http.Client
 	// HeartbeatTimeout and ElectionTimeout tune failure detection (default 500 ms; 100 ms for
@@ -112,6 +111,7 @@ func (e *Engine) openCluster(ctx context.Context) error {
 	if cc.HTTPClient == nil {
 		cc.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
+	e.live.peer = peer.NewClient(cc.HTTPClient, peer.Credential(cc.JoinToken))
 	raftDir := filepath.Join(e.cfg.DataDir, "raft")
 	joinedMark := filepath.Join(e.cfg.DataDir, "cluster-joined")
 	_, err := os.Stat(joinedMark)
@@ -221,25 +221,6 @@ func writeSecret(path, secret string) error {
 	return os.Rename(tmp, path)
 }
 
-// JoinRequest is what a node sends to join the cluster.
-type JoinRequest struct {
-	ID   string `json:"id"`
-	Raft string `json:"raft"`
-	API  string `json:"api"`
-	// Worker joins as a non-voter: it receives the state and runs work but takes no part in
-	// elections and commits.
-	Worker bool `json:"worker,omitempty"`
-}
-
-// JoinResponse carries the cluster's API tokens to a joining node, so that every node accepts
-// the same tokens.
-type JoinResponse struct {
-	Secrets map[string]string `json:"secrets,omitempty"`
-	// LeaderAPI is set with status 421 when the node asked is not the leader.
-	LeaderAPI string `json:"leader_api,omitempty"`
-	errorBody
-}
-
 // API token files in the data directory, each holding one hex token, mode 0600.
 const (
 	AdminTokenFile = "token"      // may read and write
@@ -256,13 +237,17 @@ func (e *Engine) join(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	target := strings.TrimRight(cc.Join, "/")
-	body, _ := json.Marshal(JoinRequest{ID: cc.NodeID, Raft: e.node.Address(), API: cc.APIURL, Worker: cc.Worker})
+	req := &wire.JoinRequest{ID: cc.NodeID, Raft: e.node.Address(), API: cc.APIURL, Worker: cc.Worker}
 	var last error
 	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
-		var resp JoinResponse
-		status, err := e.post(ctx, target+"/v1/cluster/join", body, &resp)
+		resp, err := e.live.peer.Join(ctx, target, req)
+		we, answered := peer.IsAnswer(err)
+		status := 0
+		if answered {
+			status = we.Kind.Status()
+		}
 		switch {
-		case err == nil && status == http.StatusOK:
+		case err == nil:
 			for name, v := range resp.Secrets {
 				if filepath.Base(name) != name {
 					return fmt.Errorf("%w: the leader sent a secret named %q", ErrJoin, name)
@@ -272,15 +257,17 @@ func (e *Engine) join(ctx context.Context) error {
 				}
 			}
 			return nil
-		case err == nil && status == http.StatusMisdirectedRequest && resp.LeaderAPI != "":
-			target = strings.TrimRight(resp.LeaderAPI, "/")
+		case answered && status == http.StatusMisdirectedRequest && we.LeaderAPI != "":
+			target = strings.TrimRight(we.LeaderAPI, "/")
 			last = fmt.Errorf("%s is not the leader", cc.Join)
-		case err == nil && (status == http.StatusUnauthorized || status == http.StatusForbidden):
-			return fmt.Errorf("%w by %s: %s (check --join-token; the token is in the first node's %s)", ErrJoin, target, resp.Error.Message, JoinTokenFile)
-		case err == nil && (status == http.StatusConflict || status == http.StatusBadRequest):
-			return fmt.Errorf("%w by %s: %s", ErrJoin, target, resp.Error.Message)
-		case err == nil:
-			last = fmt.Errorf("%s answered %d: %s", target, status, resp.Error.Message)
+		case answered && (status == http.StatusUnauthorized || status == http.StatusForbidden):
+			return fmt.Errorf("%w by %s: %s (check --join-token; the token is in the first node's %s)", ErrJoin, target, we.Message, JoinTokenFile)
+		case answered && (status == http.StatusConflict || status == http.StatusBadRequest):
+			return fmt.Errorf("%w by %s: %s", ErrJoin, target, we.Message)
+		case answered:
+			last = fmt.Errorf("%s answered %d: %s", target, status, we.Message)
+		case errors.Is(err, peer.ErrVersion):
+			return fmt.Errorf("%w: %v (run the same Lumen version on every node)", ErrJoin, err)
 		default:
 			last = err
 		}
@@ -292,45 +279,6 @@ func (e *Engine) join(ctx context.Context) error {
 	}
 }
 
-// post sends a node-to-node request with the join token and decodes a JSON answer into out.
-func (e *Engine) post(ctx context.Context, url string, body []byte, out any) (int, error) {
-	method := http.MethodPost
-	if body == nil {
-		method = http.MethodGet
-	}
-	data, status, err := e.send(ctx, method, url, e.cfg.Cluster.JoinToken, body, 1<<20)
-	if err != nil {
-		return 0, err
-	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return status, fmt.Errorf("%s answered %d with %q", url, status, truncate(data, 200))
-		}
-	}
-	return status, nil
-}
-
-// send makes a request to another node's API with a bearer token and header pairs (name,
-// value), and returns at most limit bytes of the answer with its status.
-func (e *Engine) send(ctx context.Context, method, url, token string, body []byte, limit int64, headers ...string) ([]byte, int, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
-	if err != nil {
-		return nil, 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/octet-stream")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := e.cfg.Cluster.HTTPClient.Do(req)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit))
-	return data, resp.StatusCode, err
-}
-
 func truncate(b []byte, n int) string {
 	if len(b) > n {
 		return string(b[:n]) + "…"
@@ -338,14 +286,9 @@ func truncate(b []byte, n int) string {
 	return string(b)
 }
 
-// CheckJoinToken says whether tok is the cluster's join token.
-func (e *Engine) CheckJoinToken(tok string) bool {
-	return subtle.ConstantTimeCompare([]byte(tok), []byte(e.cfg.Cluster.JoinToken)) == 1
-}
-
 // ClusterJoin adds a node to the cluster (on the leader) and returns the secrets it must share.
 // On a follower it fails with raftstore.ErrNotLeader; LeaderAPI names where to go.
-func (e *Engine) ClusterJoin(ctx context.Context, req JoinRequest) (map[string]string, error) {
+func (e *Engine) ClusterJoin(ctx context.Context, req wire.JoinRequest) (map[string]string, error) {
 	if req.ID == "" || req.Raft == "" || req.API == "" {
 		return nil, fmt.Errorf("%w: id, raft and api are required", raftstore.ErrMembership)
 	}
@@ -478,7 +421,7 @@ type ClusterStatus struct {
 	CommitIndex uint64         `json:"commit_index"`
 	Members     []MemberStatus `json:"members"`
 	// Nodes is the live nodes' resources as the leader last told this node.
-	Nodes []NodeView `json:"nodes"`
+	Nodes []wire.NodeView `json:"nodes"`
 }
 
 // ClusterStatus asks every member for its state (in parallel, each within half a second) and
@@ -492,9 +435,9 @@ func (e *Engine) ClusterStatus(ctx context.Context) ClusterStatus {
 		ms[i] = MemberStatus{ID: m.ID, Raft: m.Address, Voter: m.Voter, Leader: m.ID == self.Leader, Worker: !m.Voter, Dead: e.isDead(m.ID)}
 		go func(ms *MemberStatus) {
 			defer func() { done <- struct{}{} }()
-			var ns NodeStatus
+			var ns wire.NodeStatus
 			if ms.ID == self.ID {
-				ns = self
+				ns = self.wire()
 			} else {
 				rec, err := e.member(ms.ID)
 				if err != nil {
@@ -504,9 +447,8 @@ func (e *Engine) ClusterStatus(ctx context.Context) ClusterStatus {
 				ms.API = rec.API
 				cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 				defer cancel()
-				status, err := e.post(cctx, strings.TrimRight(rec.API, "/")+"/v1/cluster/self", nil, &ns)
-				if err != nil || status != http.StatusOK {
-					ms.Error = fmt.Sprintf("unreachable: %v (status %d)", err, status)
+				if ns, err = e.live.peer.Self(cctx, rec.API); err != nil {
+					ms.Error = fmt.Sprintf("unreachable: %v", err)
 					return
 				}
 			}
@@ -534,7 +476,7 @@ func (e *Engine) ClusterStatus(ctx context.Context) ClusterStatus {
 	return out
 }
 
-// forwarder carries a follower's writes and reads to the leader's API.
+// forwarder carries a follower's writes and reads to the leader's peer routes.
 type forwarder struct{ e *Engine }
 
 func (f forwarder) leaderURL(id string) (string, error) {
@@ -545,22 +487,12 @@ func (f forwarder) leaderURL(id string) (string, error) {
 	return strings.TrimRight(m.API, "/"), nil
 }
 
-// errorBody is the API's error shape.
-type errorBody struct {
-	Error struct {
-		Kind    string `json:"kind"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
 func (f forwarder) Apply(ctx context.Context, leader string, cmd []byte) error {
 	url, err := f.leaderURL(leader)
 	if err != nil {
 		return err
 	}
-	var eb errorBody
-	status, err := f.e.post(ctx, url+"/v1/cluster/apply", cmd, &eb)
-	return forwardedError(status, err, eb)
+	return forwardedError(f.e.live.peer.Apply(ctx, url, cmd))
 }
 
 func (f forwarder) ReadIndex(ctx context.Context, leader string) (uint64, error) {
@@ -568,25 +500,24 @@ func (f forwarder) ReadIndex(ctx context.Context, leader string) (uint64, error)
 	if err != nil {
 		return 0, err
 	}
-	var out struct {
-		Index uint64 `json:"index"`
-		errorBody
-	}
-	status, err := f.e.post(ctx, url+"/v1/cluster/readindex", nil, &out)
-	if err := forwardedError(status, err, out.errorBody); err != nil {
+	idx, err := f.e.live.peer.ReadIndex(ctx, url)
+	if err := forwardedError(err); err != nil {
 		return 0, err
 	}
-	return out.Index, nil
+	return idx, nil
 }
 
 // forwardedError turns the leader's answer back into the error the leader had.
-func forwardedError(status int, err error, eb errorBody) error {
-	msg := eb.Error.Message
-	switch {
-	case err != nil:
-		return fmt.Errorf("%w: %v", raftstore.ErrUnreachable, err)
-	case status == http.StatusOK:
+func forwardedError(err error) error {
+	if err == nil {
 		return nil
+	}
+	we, answered := peer.IsAnswer(err)
+	if !answered {
+		return fmt.Errorf("%w: %v", raftstore.ErrUnreachable, err)
+	}
+	status, msg := we.Kind.Status(), we.Message
+	switch {
 	case status == http.StatusMisdirectedRequest:
 		return fmt.Errorf("%w: %s", raftstore.ErrNotLeader, msg)
 	case status == http.StatusConflict:

@@ -258,7 +258,7 @@ func (e *Engine) countPlaced(nodes []string, bundles []scheduler.Resources) {
 	for i, id := range nodes {
 		for j := range e.live.view {
 			if v := &e.live.view[j]; v.ID == id && id != e.nodeID() {
-				avail := v.Available.Clone()
+				avail := scheduler.Resources(v.Available).Clone()
 				for k, amt := range bundles[i] {
 					avail[k] -= amt
 				}
@@ -323,8 +323,8 @@ func (e *Engine) bundlePool(id string, i int) (*admission, error) {
 // here, else on the bundle's node (this node owns the result either way).
 //
 // remote, on a task another node placed here, says where the objects it reads live (see
-// SubmitHere).
-func (e *Engine) SubmitInGroup(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants, id string, i int, remote []RemoteRef) (int64, error) {
+// submitHere); a client outside the cluster passes nil.
+func (e *Engine) SubmitInGroup(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants, id string, i int, remote []wire.RemoteRef) (int64, error) {
 	job = jobOr(job)
 	pg, err := e.PlacementGroup(ctx, id)
 	if err != nil {

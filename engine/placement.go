@@ -8,18 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/lumenflow/lumen/engine/objects"
+	"github.com/lumenflow/lumen/engine/peer"
 	"github.com/lumenflow/lumen/engine/scheduler"
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/raftstore"
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -36,29 +34,13 @@ import (
 // deadPrefix holds the committed decisions "node dead", by node id.
 const deadPrefix = "cluster/dead/"
 
-// Heartbeat is what a node tells the leader every heartbeat interval.
-type Heartbeat struct {
-	ID        string              `json:"id"`
-	API       string              `json:"api"`
-	Total     scheduler.Resources `json:"total"`
-	Available scheduler.Resources `json:"available"`
-	TasksRun  int64               `json:"tasks_run"`
-}
-
-// NodeView is one live node as placement sees it.
-type NodeView struct {
-	Heartbeat
-	SeenAgoMs int64 `json:"seen_ago_ms"`
-	Dead      bool  `json:"dead,omitempty"`
-}
-
 // liveness is the leader's memory of heartbeats, and every node's copy of the leader's view.
 type liveness struct {
 	mu        sync.Mutex
 	seen      map[string]time.Time
-	last      map[string]Heartbeat
+	last      map[string]wire.Heartbeat
 	leadSince time.Time // when this node last became leader; no node is declared dead before DeadAfter from it
-	view      []NodeView
+	view      []wire.NodeView
 	viewAt    time.Time
 	tasksRun  atomic.Int64
 	peers     atomic.Bool  // the view holds another live node: placement is worth a look
@@ -66,10 +48,8 @@ type liveness struct {
 
 	boot string // this run of the node, random
 
-	tokenOnce sync.Once
-	token     string // the cluster's admin token, for requests to other nodes' APIs
-	tokenErr  error
-	retried   atomic.Int64 // placed tasks run again after their node failed
+	peer    *peer.Client // this node's client of the other nodes' peer routes
+	retried atomic.Int64 // placed tasks run again after their node failed
 
 	rebuilt     atomic.Int64 // objects rebuilt from lineage after their node was lost
 	pulledBytes atomic.Int64 // bytes of objects fetched from other nodes
@@ -89,7 +69,7 @@ func (c *ClusterConfig) intervals() (beat, dead time.Duration) {
 
 // startLiveness runs the heartbeat loop of every node and the leader's monitor.
 func (e *Engine) startLiveness() {
-	e.live.seen, e.live.last = map[string]time.Time{}, map[string]Heartbeat{}
+	e.live.seen, e.live.last = map[string]time.Time{}, map[string]wire.Heartbeat{}
 	var b [8]byte
 	crand.Read(b[:])
 	e.live.boot = hex.EncodeToString(b[:])
@@ -113,8 +93,8 @@ func (e *Engine) startLiveness() {
 	}()
 }
 
-func (e *Engine) myHeartbeat() Heartbeat {
-	return Heartbeat{ID: e.cfg.Cluster.NodeID, API: e.cfg.Cluster.APIURL, Total: e.cfg.Resources.Clone(),
+func (e *Engine) myHeartbeat() wire.Heartbeat {
+	return wire.Heartbeat{ID: e.cfg.Cluster.NodeID, API: e.cfg.Cluster.APIURL, Total: e.cfg.Resources.Clone(),
 		Available: e.adm.available(), TasksRun: e.live.tasksRun.Load()}
 }
 
@@ -138,19 +118,17 @@ func (e *Engine) heartbeat() {
 	if api == "" {
 		return
 	}
-	body, _ := json.Marshal(hb)
-	var view []NodeView
 	ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
 	defer cancel()
-	status, err := e.post(ctx, strings.TrimRight(api, "/")+"/v1/cluster/heartbeat", body, &view)
-	if err != nil || status != http.StatusOK {
+	view, err := e.live.peer.Heartbeat(ctx, api, &hb)
+	if err != nil {
 		return
 	}
 	e.setView(view)
 }
 
 // setView keeps the leader's view of the live nodes.
-func (e *Engine) setView(view []NodeView) {
+func (e *Engine) setView(view []wire.NodeView) {
 	peers := false
 	for _, v := range view {
 		peers = peers || (v.ID != e.nodeID() && !v.Dead)
@@ -165,7 +143,7 @@ func (e *Engine) setView(view []NodeView) {
 
 // Heartbeat records a node's heartbeat on the leader and returns the leader's view of the live
 // nodes. A node declared dead that heartbeats again is declared alive.
-func (e *Engine) Heartbeat(ctx context.Context, hb Heartbeat) ([]NodeView, error) {
+func (e *Engine) Heartbeat(ctx context.Context, hb wire.Heartbeat) ([]wire.NodeView, error) {
 	if !e.node.IsLeader() {
 		return nil, fmt.Errorf("engine: heartbeat: %w", errNotLeader)
 	}
@@ -184,15 +162,15 @@ func (e *Engine) Heartbeat(ctx context.Context, hb Heartbeat) ([]NodeView, error
 var errNotLeader = errors.New("not the leader")
 
 // leaderView lists the nodes that heartbeat, with how long ago, and whether they are dead.
-func (e *Engine) leaderView() []NodeView {
+func (e *Engine) leaderView() []wire.NodeView {
 	e.live.mu.Lock()
 	defer e.live.mu.Unlock()
-	out := make([]NodeView, 0, len(e.live.last))
+	out := make([]wire.NodeView, 0, len(e.live.last))
 	for id, hb := range e.live.last {
 		_, err := e.node.KV().Get([]byte(deadPrefix + id))
-		out = append(out, NodeView{Heartbeat: hb, SeenAgoMs: time.Since(e.live.seen[id]).Milliseconds(), Dead: err == nil})
+		out = append(out, wire.NodeView{Heartbeat: hb, SeenAgoMs: time.Since(e.live.seen[id]).Milliseconds(), Dead: err == nil})
 	}
-	slices.SortFunc(out, func(a, b NodeView) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b wire.NodeView) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -240,7 +218,7 @@ func (e *Engine) isDead(id string) bool {
 
 // ClusterNodes returns this node's latest view of the live nodes (the leader's, from the last
 // heartbeat).
-func (e *Engine) ClusterNodes() []NodeView {
+func (e *Engine) ClusterNodes() []wire.NodeView {
 	e.live.mu.Lock()
 	defer e.live.mu.Unlock()
 	return slices.Clone(e.live.view)
@@ -280,7 +258,7 @@ func (e *Engine) placeTask(d scheduler.Resources, exclude map[string]bool) strin
 func (e *Engine) countPlacedLocked(id string, d scheduler.Resources) {
 	for i := range e.live.view {
 		if v := &e.live.view[i]; v.ID == id {
-			avail := v.Available.Clone()
+			avail := scheduler.Resources(v.Available).Clone()
 			for k, amt := range d {
 				avail[k] -= amt
 			}
@@ -305,7 +283,7 @@ func (e *Engine) placeOrQueue(d scheduler.Resources, exclude map[string]bool) st
 	defer e.live.mu.Unlock()
 	best, bestScore := "", -1.0
 	for _, v := range e.live.view {
-		if v.ID == e.nodeID() || v.Dead || exclude[v.ID] || v.API == "" || v.SeenAgoMs > 3*beat.Milliseconds() || !v.Total.Fits(d) {
+		if v.ID == e.nodeID() || v.Dead || exclude[v.ID] || v.API == "" || v.SeenAgoMs > 3*beat.Milliseconds() || !scheduler.Resources(v.Total).Fits(d) {
 			continue
 		}
 		// Room left after this task, summed over what it asks for (negative while busy); a
@@ -416,8 +394,8 @@ func (e *Engine) runHere(ctx context.Context, t remoteTask) ([]byte, error) {
 	return e.objects.Get(ctx, t.job, h, -1)
 }
 
-// runOn submits t to node's API and waits there until its result is ready, which stays there:
-// runOn returns where. An error that is not an *abi.Error means the node failed (unreachable,
+// runOn places t on node (its peer routes) and waits there until its result is ready, which
+// stays there: runOn returns where. An error that is not an *abi.Error means the node failed (unreachable,
 // dead): the caller places the task again.
 func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) (*objects.Location, error) {
 	rec, err := e.member(node)
@@ -425,35 +403,17 @@ func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) (*objects
 		return nil, err
 	}
 	api := strings.TrimRight(rec.API, "/")
-	var bundle *int
-	if t.group != "" {
-		bundle = &t.bundle
-	}
 	remote, err := e.shipRefs(ctx, t.job, t.refs)
 	if err != nil {
 		return nil, asABIError(err)
 	}
-	body, _ := json.Marshal(struct {
-		abi.TaskRequest
-		Job    string           `json:"job,omitempty"`
-		Grants []abi.Capability `json:"grants,omitempty"`
-		Group  string           `json:"placement_group,omitempty"`
-		Bundle *int             `json:"bundle_index,omitempty"`
-		Remote []RemoteRef      `json:"remote_refs,omitempty"`
-		Owner  string           `json:"owner,omitempty"`
-	}{abi.TaskRequest{Module: t.digest, Function: t.function, Args: t.args, ArgsBytes: t.argsBytes, Refs: t.refs, TimeoutMs: t.timeoutMs,
-		MaxRetries: &t.retries, RetryGuestErrors: t.retryGuest}, t.job, t.grants, t.group, bundle, remote, e.nodeID()})
-	var sub struct {
-		Ref int64  `json:"ref"`
-		Job string `json:"job"`
-		errorBody
-	}
-	status, err := e.apiCall(ctx, "POST", api+"/v1/tasks", body, &sub, PlacedHeader, strconv.FormatUint(e.node.KV().Applied(), 10))
+	sub, err := e.live.peer.SubmitTask(ctx, api, &wire.PlacedTask{
+		Task: abi.TaskRequest{Module: t.digest, Function: t.function, Args: t.args, ArgsBytes: t.argsBytes, Refs: t.refs, TimeoutMs: t.timeoutMs,
+			MaxRetries: &t.retries, RetryGuestErrors: t.retryGuest},
+		Job: t.job, Grants: t.grants, PlacementGroup: t.group, BundleIndex: t.bundle, RemoteRefs: remote, Owner: e.nodeID(),
+		Applied: e.node.KV().Applied()})
 	if err != nil {
-		return nil, err
-	}
-	if status != http.StatusCreated {
-		return nil, remoteError(status, sub.errorBody)
+		return nil, remoteError(err)
 	}
 	loc := &objects.Location{Node: node, API: api, Job: sub.Job, Handle: sub.Ref, Size: -1, Owned: true}
 	release := func() { e.objects.ReleaseRemote(*loc) }
@@ -465,34 +425,28 @@ func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) (*objects
 		if ctx.Err() != nil {
 			// Cancelled: cancel it there too, and let it go.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			e.apiCall(cctx, "DELETE", fmt.Sprintf("%s/v1/tasks/%d?job=%s", api, sub.Ref, url.QueryEscape(sub.Job)), nil, nil)
+			e.live.peer.CancelTask(cctx, api, sub.Job, sub.Ref)
 			cancel()
 			release()
 			return nil, ctx.Err()
 		}
-		q := url.Values{"job": {sub.Job}, "timeout_ms": {"2000"}}
-		out, status, eb, err := e.apiDo(ctx, "GET", fmt.Sprintf("%s/v1/objects/%d/meta?%s", api, sub.Ref, q.Encode()), nil)
-		if err != nil {
-			if ctx.Err() != nil {
-				continue
-			}
+		m, err := e.live.peer.ObjectMeta(ctx, api, sub.Job, sub.Ref, 2*time.Second)
+		we, answered := peer.IsAnswer(err)
+		switch {
+		case err == nil:
+			loc.Size, loc.Sum = m.Size, m.Checksum
+			return loc, nil
+		case answered && we.Kind == wire.KindNotReady:
+			continue
+		case !answered && ctx.Err() != nil:
+			continue
+		case !answered:
 			// The task runs again elsewhere: if this node is only out of reach for a while, the
 			// result it may still make there is not wanted (released when the node answers).
 			release()
 			return nil, err
-		}
-		switch {
-		case status == http.StatusOK:
-			var m ObjectMeta
-			if err := json.Unmarshal(out, &m); err != nil {
-				return nil, fmt.Errorf("node %s: the description of result %d: %v", node, sub.Ref, err)
-			}
-			loc.Size, loc.Sum = m.Size, m.Checksum
-			return loc, nil
-		case status == http.StatusAccepted: // not ready yet
-			continue
 		default:
-			err := remoteError(status, eb)
+			err := remoteError(err)
 			var ae *abi.Error
 			if errors.As(err, &ae) {
 				release() // the task's error: nothing to keep there
@@ -505,54 +459,15 @@ func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) (*objects
 // remoteError turns another node's error answer into the task's *abi.Error when it is the
 // task's outcome (a 4xx: the node ran or refused the task), or into a node failure (5xx, 421,
 // no answer), which the owner answers by placing the task again.
-func remoteError(status int, eb errorBody) error {
-	if status >= 500 || status == http.StatusMisdirectedRequest || status == 0 {
-		return fmt.Errorf("node answered %d: %s", status, eb.Error.Message)
+func remoteError(err error) error {
+	we, answered := peer.IsAnswer(err)
+	if !answered {
+		return err
 	}
-	return &abi.Error{Kind: abi.ErrorKind(eb.Error.Kind), Message: eb.Error.Message}
-}
-
-// adminToken reads the cluster's admin token from the data directory once.
-func (e *Engine) adminToken() (string, error) {
-	e.live.tokenOnce.Do(func() {
-		b, err := os.ReadFile(filepath.Join(e.cfg.DataDir, AdminTokenFile))
-		e.live.token, e.live.tokenErr = strings.TrimSpace(string(b)), err
-	})
-	return e.live.token, e.live.tokenErr
-}
-
-// PlacedHeader marks a task submission that another node placed here: it runs here, and is not
-// placed again. Its value is the placing node's applied index: the node waits until it holds
-// that much of the state (the module, above all) before it resolves the task.
-const PlacedHeader = "Lumen-Placed"
-
-// apiCall sends a request to another node's API with this cluster's admin token and the given
-// headers (name, value pairs).
-func (e *Engine) apiCall(ctx context.Context, method, u string, body []byte, out any, headers ...string) (int, error) {
-	b, status, _, err := e.apiDo(ctx, method, u, body, headers...)
-	if err != nil {
-		return 0, err
+	if status := we.Kind.Status(); status >= 500 || status == http.StatusMisdirectedRequest {
+		return fmt.Errorf("node answered %d: %s", status, we.Message)
 	}
-	if out != nil && len(b) > 0 {
-		json.Unmarshal(b, out)
-	}
-	return status, nil
-}
-
-func (e *Engine) apiDo(ctx context.Context, method, u string, body []byte, headers ...string) ([]byte, int, errorBody, error) {
-	var eb errorBody
-	tok, err := e.adminToken()
-	if err != nil {
-		return nil, 0, eb, err
-	}
-	b, status, err := e.send(ctx, method, u, tok, body, maxRemoteResult, headers...)
-	if err != nil {
-		return nil, 0, eb, err
-	}
-	if status != http.StatusOK && status != http.StatusCreated {
-		json.Unmarshal(b, &eb)
-	}
-	return b, status, eb, nil
+	return &abi.Error{Kind: abi.ErrorKind(we.Kind), Message: we.Message, Limit: we.Limit, Code: we.Code}
 }
 
 // maxRemoteResult caps a result fetched from another node.

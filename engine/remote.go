@@ -6,14 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/lumenflow/lumen/engine/objects"
+	"github.com/lumenflow/lumen/engine/peer"
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
@@ -35,49 +33,19 @@ import (
 // too, recursively. An object made by put on a node that dies has no task to run again: a get of
 // it fails, saying so.
 
-// ChecksumHeader carries the CRC-32C (Castagnoli) of an object's value, in hex, on a GET of it.
-const ChecksumHeader = "Lumen-Checksum"
-
-// RefsHeader lists, comma-separated, the handles of the objects an object's value refers to
-// ({"$ref": N}) on the node that serves it.
-const RefsHeader = "Lumen-Refs"
-
-// RemoteRef tells the node that runs a placed task where an object the task reads lives.
-type RemoteRef struct {
-	// Ref is the handle the task's request uses for it (its owner's).
-	Ref int64 `json:"ref"`
-	// Node names the node that holds the value (API is its address, for people: the receiving
-	// node takes the address from the cluster's member records); Handle is its handle there, in
-	// Job.
-	Node   string `json:"node"`
-	API    string `json:"api"`
-	Handle int64  `json:"handle"`
-	Job    string `json:"job"`
-	// Size and Checksum (CRC-32C, hex) describe the value, when known (Size -1: not known).
-	Size     int64  `json:"size"`
-	Checksum string `json:"checksum,omitempty"`
-}
-
-// ObjectMeta describes a ready object: what the owner of a placed task's result records.
-type ObjectMeta struct {
-	Size     int64   `json:"size"`
-	Checksum string  `json:"checksum"`
-	Refs     []int64 `json:"refs,omitempty"`
-}
-
-// ObjectValue waits for object h of job like Get and returns its value with the handles its
+// objectValue waits for object h of job like Get and returns its value with the handles its
 // value refers to and its checksum, for a node fetching it.
-func (e *Engine) ObjectValue(ctx context.Context, job string, h int64, timeout time.Duration) ([]byte, ObjectMeta, error) {
+func (e *Engine) objectValue(ctx context.Context, job string, h int64, timeout time.Duration) ([]byte, wire.ObjectMeta, error) {
 	b, err := e.objects.Get(ctx, jobOr(job), h, timeout)
 	if err != nil {
-		return nil, ObjectMeta{}, err
+		return nil, wire.ObjectMeta{}, err
 	}
-	return b, ObjectMeta{Size: int64(len(b)), Checksum: e.objects.SumOf(jobOr(job), h, b), Refs: e.objects.ChildrenOf(jobOr(job), h)}, nil
+	return b, wire.ObjectMeta{Size: int64(len(b)), Checksum: e.objects.SumOf(jobOr(job), h, b), Refs: e.objects.ChildrenOf(jobOr(job), h)}, nil
 }
 
 // ObjectMetaOf waits for object h of job like Get and describes it.
-func (e *Engine) ObjectMetaOf(ctx context.Context, job string, h int64, timeout time.Duration) (ObjectMeta, error) {
-	_, m, err := e.ObjectValue(ctx, job, h, timeout)
+func (e *Engine) ObjectMetaOf(ctx context.Context, job string, h int64, timeout time.Duration) (wire.ObjectMeta, error) {
+	_, m, err := e.objectValue(ctx, job, h, timeout)
 	return m, err
 }
 
@@ -93,8 +61,7 @@ func (e *Engine) initRemote() {
 			}
 			ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 			defer cancel()
-			u := fmt.Sprintf("%s/v1/objects/%d?job=%s", strings.TrimRight(loc.API, "/"), loc.Handle, url.QueryEscape(loc.Job))
-			if _, err := e.apiCall(ctx, http.MethodDelete, u, nil, nil); err != nil && e.ctx.Err() == nil {
+			if err := e.live.peer.ReleaseObject(ctx, loc.API, loc.Job, loc.Handle); err != nil && e.ctx.Err() == nil {
 				e.log.Warn("releasing an object on the node that holds it failed", "node", loc.Node, "handle", loc.Handle, "err", err)
 			}
 		}()
@@ -180,7 +147,7 @@ func (e *Engine) rebuild(ctx context.Context, h int64, o *objects.Object, lost s
 		return nil, nil
 	}
 	// It ran here: keep the value here for good (non-nil, even when empty: the caller tells
-	// "ran here" by it).
+	// "rebuilt here" from "rebuilt elsewhere" by it).
 	if out.data == nil {
 		out.data = []byte{}
 	}
@@ -193,96 +160,28 @@ func (e *Engine) rebuild(ctx context.Context, h int64, o *objects.Object, lost s
 // pullFrom fetches the value at loc, checks it against the sender's checksum and the one
 // recorded when it was made, and makes local objects for the objects it refers to.
 func (e *Engine) pullFrom(ctx context.Context, h int64, o *objects.Object, loc objects.Location) ([]byte, error) {
-	tok, err := e.adminToken()
-	if err != nil {
-		return nil, err
-	}
-	u := fmt.Sprintf("%s/v1/objects/%d?job=%s&timeout_ms=30000", strings.TrimRight(loc.API, "/"), loc.Handle, url.QueryEscape(loc.Job))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := e.cfg.Cluster.HTTPClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("%w: node %s no longer has object %d: %s", errLost, loc.Node, loc.Handle, truncate(b, 300))
-	case resp.StatusCode != http.StatusOK:
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("node %s answered %d for object %d: %s", loc.Node, resp.StatusCode, loc.Handle, truncate(b, 300))
-	}
-	n := resp.ContentLength
-	if loc.Size >= 0 && n >= 0 && n != loc.Size {
-		return nil, fmt.Errorf("node %s sends %d bytes for object %d, which holds %d", loc.Node, n, loc.Handle, loc.Size)
-	}
-	var data []byte
-	if n >= 0 && n <= maxRemoteResult {
-		data = make([]byte, n)
-		if _, err := io.ReadFull(resp.Body, data); err != nil {
-			return nil, fmt.Errorf("reading object %d from node %s: %w", loc.Handle, loc.Node, err)
+	v, err := e.live.peer.Object(ctx, loc.API, loc.Job, loc.Handle, 30*time.Second, loc.Size)
+	if we, answered := peer.IsAnswer(err); answered {
+		switch we.Kind {
+		case wire.KindNotFound:
+			return nil, fmt.Errorf("%w: node %s no longer has object %d: %s", errLost, loc.Node, loc.Handle, we.Message)
+		case wire.KindTooLarge:
+			return nil, &abi.Error{Kind: abi.KindLimit, Message: fmt.Sprintf("object %d on node %s is over %d bytes", loc.Handle, loc.Node, maxRemoteResult)}
 		}
-	} else if data, err = io.ReadAll(io.LimitReader(resp.Body, maxRemoteResult+1)); err != nil {
-		return nil, fmt.Errorf("reading object %d from node %s: %w", loc.Handle, loc.Node, err)
+		return nil, fmt.Errorf("node %s answered for object %d: %w", loc.Node, loc.Handle, err)
 	}
-	if len(data) > maxRemoteResult {
-		return nil, &abi.Error{Kind: abi.KindLimit, Message: fmt.Sprintf("object %d on node %s is over %d bytes", loc.Handle, loc.Node, maxRemoteResult)}
+	if err != nil {
+		return nil, fmt.Errorf("object %d from node %s: %w", loc.Handle, loc.Node, err)
 	}
-	sum := objects.Checksum(data)
-	if sent := resp.Header.Get(ChecksumHeader); sent != "" && sent != sum {
-		return nil, fmt.Errorf("object %d from node %s: checksum %s of the bytes received, %s sent", loc.Handle, loc.Node, sum, sent)
-	}
+	data, sum, refs := v.Value, v.Meta.Checksum, v.Meta.Refs
 	if loc.Sum != "" && loc.Sum != sum {
 		return nil, fmt.Errorf("object %d from node %s: checksum %s, but %s when it was made", loc.Handle, loc.Node, sum, loc.Sum)
 	}
 	e.live.pulledBytes.Add(int64(len(data)))
-	refs, err := parseRefs(resp.Header.Get(RefsHeader))
-	if err != nil {
-		return nil, fmt.Errorf("object %d from node %s: %v", loc.Handle, loc.Node, err)
-	}
 	if len(refs) == 0 {
 		return data, nil
 	}
 	return rewriteRefs(data, e.objects.MapRefs(o, loc, refs)), nil
-}
-
-// parseRefs reads a RefsHeader value.
-func parseRefs(v string) ([]int64, error) {
-	if v == "" {
-		return nil, nil
-	}
-	parts := strings.Split(v, ",")
-	if len(parts) > 1<<16 {
-		return nil, fmt.Errorf("%s lists %d handles, more than %d", RefsHeader, len(parts), 1<<16)
-	}
-	out := make([]int64, 0, len(parts))
-	for _, p := range parts {
-		h, err := strconv.ParseInt(strings.TrimSpace(p), 10, 64)
-		if err != nil || h <= 0 {
-			return nil, fmt.Errorf("%s: %q is not a handle", RefsHeader, p)
-		}
-		out = append(out, h)
-	}
-	return out, nil
-}
-
-// RefsHeaderValue is the RefsHeader value that lists m.Refs ("" when there are none).
-func (m ObjectMeta) RefsHeaderValue() string { return formatRefs(m.Refs) }
-
-// formatRefs writes a RefsHeader value.
-func formatRefs(hs []int64) string {
-	var b strings.Builder
-	for i, h := range hs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatInt(h, 10))
-	}
-	return b.String()
 }
 
 // refMarker opens an object ref in JSON (objects.RefMarker).
@@ -326,8 +225,8 @@ func rewriteRefs(b []byte, m map[int64]int64) []byte {
 // shipRefs says where each of the objects a placed task reads lives, waiting for each to be
 // ready. An argument whose task failed fails the task with its error; one whose holder died is
 // rebuilt first.
-func (e *Engine) shipRefs(ctx context.Context, job string, refs []int64) ([]RemoteRef, error) {
-	out := make([]RemoteRef, 0, len(refs))
+func (e *Engine) shipRefs(ctx context.Context, job string, refs []int64) ([]wire.RemoteRef, error) {
+	out := make([]wire.RemoteRef, 0, len(refs))
 	for _, r := range refs {
 		o, err := e.objects.Lookup(job, r)
 		if err != nil {
@@ -352,10 +251,10 @@ func (e *Engine) shipRefs(ctx context.Context, job string, refs []int64) ([]Remo
 			}
 		}
 		if loc := e.objects.LocationOf(o); loc != nil {
-			out = append(out, RemoteRef{Ref: r, Node: loc.Node, API: loc.API, Handle: loc.Handle, Job: loc.Job, Size: loc.Size, Checksum: loc.Sum})
+			out = append(out, wire.RemoteRef{Ref: r, Node: loc.Node, API: loc.API, Handle: loc.Handle, Job: loc.Job, Size: loc.Size, Checksum: loc.Sum})
 			continue
 		}
-		out = append(out, RemoteRef{Ref: r, Node: e.nodeID(), API: e.cfg.Cluster.APIURL, Handle: r, Job: job, Size: -1})
+		out = append(out, wire.RemoteRef{Ref: r, Node: e.nodeID(), API: e.cfg.Cluster.APIURL, Handle: r, Job: job, Size: -1})
 	}
 	return out, nil
 }
@@ -363,8 +262,8 @@ func (e *Engine) shipRefs(ctx context.Context, job string, refs []int64) ([]Remo
 // takeRefs makes the objects a task placed here reads, from where remote says they live, and
 // returns the request with its refs (and the {"$ref": N} in its args) made this node's, and the
 // objects made for it, which the caller releases once the task holds them.
-func (e *Engine) takeRefs(job string, req *abi.TaskRequest, remote []RemoteRef) (*abi.TaskRequest, []int64, error) {
-	byRef := map[int64]RemoteRef{}
+func (e *Engine) takeRefs(job string, req *abi.TaskRequest, remote []wire.RemoteRef) (*abi.TaskRequest, []int64, error) {
+	byRef := map[int64]wire.RemoteRef{}
 	for i, r := range remote {
 		switch {
 		case r.Ref <= 0 || r.Handle <= 0:
@@ -417,7 +316,7 @@ func (e *Engine) takeRefs(job string, req *abi.TaskRequest, remote []RemoteRef) 
 }
 
 // submitHereWithRefs submits a task placed here whose objects live elsewhere.
-func (e *Engine) submitHereWithRefs(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants, remote []RemoteRef) (int64, error) {
+func (e *Engine) submitHereWithRefs(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants, remote []wire.RemoteRef) (int64, error) {
 	local, made, err := e.takeRefs(job, req, remote)
 	if err != nil {
 		return 0, err
@@ -433,9 +332,9 @@ type heldResult struct {
 	handle     int64
 }
 
-// HoldFor records that object h of job is the result of a task node owner placed here, so that
+// holdFor records that object h of job is the result of a task node owner placed here, so that
 // it is released if owner dies before releasing it.
-func (e *Engine) HoldFor(owner, job string, h int64) {
+func (e *Engine) holdFor(owner, job string, h int64) {
 	if owner == "" || owner == e.nodeID() {
 		return
 	}
@@ -496,14 +395,10 @@ func (e *Engine) runStepOn(ctx context.Context, node string, t remoteTask) ([]by
 	return e.objects.Get(ctx, t.job, h, -1)
 }
 
-// RemoteRefsHeader carries, on a call another node forwards to an actor placed here, where the
-// objects the call reads live: a JSON array of RemoteRef.
-const RemoteRefsHeader = "Lumen-Remote-Refs"
-
-// CallActorReading is CallActor for a call forwarded by the actor's owner that reads objects
+// callActorReading is CallActor for a call forwarded by the actor's owner that reads objects
 // living elsewhere (remote, whose Ref fields are the handles its input uses): the call fetches
 // them as it reads them, and holds them until it ends.
-func (e *Engine) CallActorReading(job string, id int64, method string, input []byte, remote []RemoteRef) (int64, error) {
+func (e *Engine) callActorReading(job string, id int64, method string, input []byte, remote []wire.RemoteRef) (int64, error) {
 	job = jobOr(job)
 	req := &abi.TaskRequest{Refs: make([]int64, len(remote))}
 	for i, r := range remote {

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/lumenflow/lumen/engine/objects"
+	"github.com/lumenflow/lumen/engine/peer"
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
 
@@ -31,21 +33,6 @@ func TestRewriteRefs(t *testing.T) {
 	}
 }
 
-func TestParseRefs(t *testing.T) {
-	got, err := parseRefs("3, 12,7")
-	if err != nil || len(got) != 3 || got[0] != 3 || got[1] != 12 || got[2] != 7 {
-		t.Fatalf("parseRefs = %v, %v", got, err)
-	}
-	if formatRefs(got) != "3,12,7" {
-		t.Errorf("formatRefs = %q", formatRefs(got))
-	}
-	for _, bad := range []string{"x", "1,,2", "0", "-4", "1;2"} {
-		if _, err := parseRefs(bad); err == nil {
-			t.Errorf("parseRefs(%q) accepted", bad)
-		}
-	}
-}
-
 // FuzzRefsHeader feeds arbitrary Lumen-Refs values and values to the code that reads what another
 // node sends: it must never panic, and a rewrite must only touch the numbers of known refs.
 func FuzzRefsHeader(f *testing.F) {
@@ -53,12 +40,12 @@ func FuzzRefsHeader(f *testing.F) {
 	f.Add("", []byte(`"$ref":`))
 	f.Add("9", []byte(`{"$ref":  9}{"$ref":9`))
 	f.Fuzz(func(t *testing.T, header string, value []byte) {
-		refs, err := parseRefs(header)
+		refs, err := wire.ParseRefs(header)
 		if err != nil {
 			return
 		}
 		if len(refs) > 0 {
-			back, err := parseRefs(formatRefs(refs))
+			back, err := wire.ParseRefs(wire.FormatRefs(refs))
 			if err != nil || len(back) != len(refs) {
 				t.Fatalf("format/parse round trip: %v %v", back, err)
 			}
@@ -77,7 +64,7 @@ func FuzzRefsHeader(f *testing.F) {
 	})
 }
 
-// holder serves one object the way a node's API does, with the given checksum header.
+// holder serves one object the way a node's peer routes do, with the given checksum header.
 func holder(t *testing.T, value []byte, sum, refs string) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -85,14 +72,15 @@ func holder(t *testing.T, value []byte, sum, refs string) *httptest.Server {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		if !strings.HasPrefix(r.URL.Path, "/v1/objects/5") {
+		w.Header().Set(peer.VersionHeader, wire.Version)
+		if !strings.HasPrefix(r.URL.Path, peer.Prefix+"/objects/5") {
 			w.WriteHeader(http.StatusNotFound)
 			w.Write([]byte(`{"error":{"kind":"not_found","message":"no object"}}`))
 			return
 		}
-		w.Header().Set(ChecksumHeader, sum)
+		w.Header().Set(wire.ChecksumHeader, sum)
 		if refs != "" {
-			w.Header().Set(RefsHeader, refs)
+			w.Header().Set(wire.RefsHeader, refs)
 		}
 		w.Header().Set("Content-Length", strconv.Itoa(len(value)))
 		w.Write(value)
@@ -105,8 +93,7 @@ func holder(t *testing.T, value []byte, sum, refs string) *httptest.Server {
 func pullEngine() *Engine {
 	e := &Engine{objects: objects.New(0)}
 	e.cfg.Cluster.HTTPClient = http.DefaultClient
-	e.live.tokenOnce.Do(func() {})
-	e.live.token = "tok"
+	e.live.peer = peer.NewClient(http.DefaultClient, "tok")
 	return e
 }
 
@@ -153,7 +140,7 @@ func TestPullFromChecksAndMapsRefs(t *testing.T) {
 	// A bad refs header is an error, not a panic.
 	junk := holder(t, value, objects.Checksum(value), "9,x")
 	if _, err := e.pullFrom(ctx, h, o, objects.Location{Node: "w1", API: junk.URL, Job: "j", Handle: 5, Size: -1}); err == nil {
-		t.Errorf("a bad %s was accepted", RefsHeader)
+		t.Errorf("a bad %s was accepted", wire.RefsHeader)
 	}
 }
 
@@ -191,13 +178,13 @@ func TestTakeRefsRefusesUnknownLocations(t *testing.T) {
 	req := &abi.TaskRequest{Function: "f", Args: []byte(`{"$ref":4}`), Refs: []int64{4}}
 	for _, c := range []struct {
 		name   string
-		remote []RemoteRef
+		remote []wire.RemoteRef
 		want   string
 	}{
 		{"none", nil, "does not say where"},
-		{"zero handle", []RemoteRef{{Ref: 4, Node: "w1"}}, "positive"},
-		{"no node", []RemoteRef{{Ref: 4, Handle: 2}}, "node is required"},
-		{"here, but missing", []RemoteRef{{Ref: 4, Node: "self", Handle: 2}}, "no object 2"},
+		{"zero handle", []wire.RemoteRef{{Ref: 4, Node: "w1"}}, "positive"},
+		{"no node", []wire.RemoteRef{{Ref: 4, Handle: 2}}, "node is required"},
+		{"here, but missing", []wire.RemoteRef{{Ref: 4, Node: "self", Handle: 2}}, "no object 2"},
 	} {
 		_, _, err := e.takeRefs("j", req, c.remote)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -205,7 +192,7 @@ func TestTakeRefsRefusesUnknownLocations(t *testing.T) {
 		}
 	}
 	h, _ := e.objects.Put("j", []byte("x"))
-	local, made, err := e.takeRefs("j", req, []RemoteRef{{Ref: 4, Node: "self", Handle: h}})
+	local, made, err := e.takeRefs("j", req, []wire.RemoteRef{{Ref: 4, Node: "self", Handle: h}})
 	if err != nil || len(made) != 0 || local.Refs[0] != h || string(local.Args) != `{"$ref":`+strconv.FormatInt(h, 10)+`}` {
 		t.Fatalf("a ref that lives here: %+v %v %v", local, made, err)
 	}

@@ -1,6 +1,7 @@
 // Package api serves Lumen's REST API and dashboard with gin: one routes table, bearer-token auth
 // on every route but /healthz, body limits, and one mapping from errors to statuses and to the
-// error shape {"error":{"kind":"…","message":"…"}}.
+// error shape {"error":{"kind":"…","message":"…"}}. It also mounts the node-to-node routes of
+// package peer (/peer/v1/…), which the node credential admits and no API token does.
 package api
 
 import (
@@ -20,6 +21,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/lumenflow/lumen/engine"
+	"github.com/lumenflow/lumen/engine/peer"
 	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/model/openai"
 	"github.com/lumenflow/lumen/plugins"
@@ -104,7 +106,7 @@ func (s *Server) routes() {
 	})
 
 	s.openaiRoutes(r) // before the group below: these answer errors in OpenAI's shape
-	authed := r.Group("/", s.auth)
+	authed := r.Group("/", s.auth, refuseNodeHeaders)
 	authed.GET("/", s.dashboard)
 	v1 := authed.Group("/v1")
 	v1.GET("/status", s.status)
@@ -142,13 +144,25 @@ func (s *Server) routes() {
 	s.dataRoutes(v1) // data.go
 	s.jobRoutes(v1)  // jobs.go
 
-	// Node-to-node routes, authenticated by the cluster's join token.
-	internal := r.Group("/v1/cluster", s.nodeAuth)
-	internal.POST("/join", s.join)
-	internal.POST("/apply", s.clusterApply)
-	internal.GET("/readindex", s.readIndex)
-	internal.GET("/self", s.clusterSelf)
-	internal.POST("/heartbeat", s.heartbeat)
+	// Node-to-node routes (/peer/v1/…), admitted by the node credential only, never by a token.
+	peer.Mount(r, s.eng.Peer(), peer.Config{Credential: s.eng.PeerCredential(), Classify: s.leaderError,
+		MaxBodyBytes: 2*s.cfg.MaxBodyBytes + 1<<20}) // a call's input, base64 in JSON, and where its objects live
+}
+
+// nodeHeaders are the headers nodes sent each other through the public API before they had the
+// peer routes: "place this task here", "this node owns that actor", "these objects live there".
+var nodeHeaders = []string{"Lumen-Placed", "Lumen-Actor-Owner", "Lumen-Remote-Refs"}
+
+// refuseNodeHeaders answers 400 to a public request that carries a node-to-node header: no token
+// holder may pass for a node, and a node of an older version learns why its request failed.
+func refuseNodeHeaders(c *gin.Context) {
+	for _, h := range nodeHeaders {
+		if c.GetHeader(h) != "" {
+			fail(c, wire.KindBadInput, h+" is a node-to-node header, which the public API does not take: nodes place work on each other through "+peer.Prefix+" with the node credential")
+			return
+		}
+	}
+	c.Next()
 }
 
 // auth checks the bearer token (or ?token= for the dashboard page) and refuses writes with the

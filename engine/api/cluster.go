@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -12,71 +11,19 @@ import (
 	"github.com/lumenflow/lumen/raftstore"
 )
 
-// maxCommandBytes caps a forwarded command: a module and its record, with room to spare.
-const maxCommandBytes = 80 << 20
-
-// nodeAuth admits requests carrying the cluster's join token.
-func (s *Server) nodeAuth(c *gin.Context) {
-	tok, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-	switch {
-	case !ok || tok == "":
-		fail(c, wire.KindUnauthorized, "missing join token (Authorization: Bearer <the cluster's join token>)")
-	case !s.eng.CheckJoinToken(tok):
-		fail(c, wire.KindForbidden, "wrong join token")
-	case c.Request.TLS != nil && len(c.Request.TLS.VerifiedChains) == 0:
-		fail(c, wire.KindForbidden, "node-to-node requests need a client certificate signed by the cluster's CA")
-	default:
-		c.Next()
-	}
-}
-
 // failLeader answers a failed control-plane operation: like failErr, but "not the leader" is a
 // 421 that says where the leader's API is, so that a caller (a follower forwarding, the CLI) can
 // go there.
-func (s *Server) failLeader(c *gin.Context, err error) {
+func (s *Server) failLeader(c *gin.Context, err error) { failWith(c, s.leaderError(err), nil) }
+
+// leaderError is classify, but "not the leader" says where the leader's API is. It is also the
+// error mapping of the node-to-node routes (package peer), which forward to the leader.
+func (s *Server) leaderError(err error) *wire.Error {
 	if raftstore.NotLeader(err) {
-		failWith(c, &wire.Error{Kind: wire.KindNotLeader, Message: err.Error(), LeaderAPI: s.eng.LeaderAPI()}, nil)
-		return
+		return &wire.Error{Kind: wire.KindNotLeader, Message: err.Error(), LeaderAPI: s.eng.LeaderAPI()}
 	}
-	failErr(c, err, nil)
+	return classify(err)
 }
-
-func (s *Server) join(c *gin.Context) {
-	var req engine.JoinRequest
-	if !s.readJSON(c, &req) {
-		return
-	}
-	secrets, err := s.eng.ClusterJoin(c.Request.Context(), req)
-	if err != nil {
-		s.failLeader(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, engine.JoinResponse{Secrets: secrets})
-}
-
-func (s *Server) clusterApply(c *gin.Context) {
-	cmd, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxCommandBytes))
-	if err != nil {
-		failErr(c, err, nil)
-		return
-	}
-	if err := s.eng.ClusterApply(c.Request.Context(), cmd); err != nil {
-		s.failLeader(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"applied": true})
-}
-
-func (s *Server) readIndex(c *gin.Context) {
-	idx, err := s.eng.ClusterReadIndex(c.Request.Context())
-	if err != nil {
-		s.failLeader(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"index": idx})
-}
-
-func (s *Server) clusterSelf(c *gin.Context) { c.JSON(http.StatusOK, s.eng.ClusterSelf()) }
 
 func (s *Server) clusterStatus(c *gin.Context) {
 	c.JSON(http.StatusOK, s.eng.ClusterStatus(c.Request.Context()))
@@ -125,19 +72,6 @@ func (s *Server) kvDelete(c *gin.Context) {
 }
 
 func kvKey(c *gin.Context) string { return strings.TrimPrefix(c.Param("key"), "/") }
-
-func (s *Server) heartbeat(c *gin.Context) {
-	var hb engine.Heartbeat
-	if !s.readJSON(c, &hb) {
-		return
-	}
-	view, err := s.eng.Heartbeat(c.Request.Context(), hb)
-	if err != nil {
-		s.failLeader(c, fmt.Errorf("%w: %v", raftstore.ErrNotLeader, err))
-		return
-	}
-	c.JSON(http.StatusOK, view)
-}
 
 // Placement groups: POST /v1/placement_groups {"name", "strategy", "bundles": [{"cpu": 1}, …]}
 // (?wait=false answers before the bundles are reserved), GET and DELETE /v1/placement_groups/:id.

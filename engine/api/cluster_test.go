@@ -50,9 +50,11 @@ func TestAPI_ClusterOfOne(t *testing.T) {
 	}
 	c.json("GET", "/v1/placement_groups/"+id, nil, 404)
 
-	// Node-to-node routes want the join token, not an API token.
-	c.json("POST", "/v1/cluster/apply", []byte{1, 0, 0, 0}, 403)
-	c.json("POST", "/v1/cluster/join", []byte(`{"id":"x","raft":"127.0.0.1:1","api":"http://x"}`), 403)
+	// Node-to-node routes want the node credential, not an API token; the public API no longer
+	// has them.
+	c.json("POST", "/peer/v1/cluster/apply", []byte{1, 0, 0, 0}, 403)
+	c.json("POST", "/peer/v1/cluster/join", []byte(`{"id":"x","raft":"127.0.0.1:1","api":"http://x"}`), 403)
+	c.json("POST", "/v1/cluster/join", []byte(`{"id":"x","raft":"127.0.0.1:1","api":"http://x"}`), 404)
 
 	code, page := c.do("GET", "/", nil)
 	if code != 200 || !strings.Contains(string(page), "/v1/cluster") || !strings.Contains(string(page), "<h2>Cluster</h2>") {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/lumenflow/lumen/engine"
 	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -33,11 +32,6 @@ type taskBody struct {
 	// PlacementGroup and BundleIndex run the task in a bundle of a placement group.
 	PlacementGroup string `json:"placement_group,omitempty"`
 	BundleIndex    *int   `json:"bundle_index,omitempty"`
-	// RemoteRefs, on a task another node placed here, say where the objects it reads live.
-	RemoteRefs []engine.RemoteRef `json:"remote_refs,omitempty"`
-	// Owner, on a task another node placed here, names that node: the result is released here
-	// if it dies before releasing it.
-	Owner string `json:"owner,omitempty"`
 }
 
 // actorBody is POST /v1/actors.
@@ -160,24 +154,13 @@ func (s *Server) submitTask(c *gin.Context) {
 			fail(c, wire.KindBadInput, "placement_group and bundle_index go together")
 			return
 		}
-		h, err = s.eng.SubmitInGroup(c.Request.Context(), b.Job, req, grants, b.PlacementGroup, *b.BundleIndex, b.RemoteRefs)
-	} else if placed := c.GetHeader(engine.PlacedHeader); placed != "" {
-		// Placed here by another node, whose applied index it carries: run it here.
-		idx, perr := strconv.ParseUint(placed, 10, 64)
-		if perr != nil {
-			fail(c, wire.KindBadInput, engine.PlacedHeader+" is not an index")
-			return
-		}
-		h, err = s.eng.SubmitHere(c.Request.Context(), b.Job, req, grants, idx, b.RemoteRefs)
+		h, err = s.eng.SubmitInGroup(c.Request.Context(), b.Job, req, grants, b.PlacementGroup, *b.BundleIndex, nil)
 	} else {
 		h, err = s.eng.Submit(c.Request.Context(), b.Job, req, grants)
 	}
 	if err != nil {
 		failErr(c, err, nil)
 		return
-	}
-	if b.Owner != "" && c.GetHeader(engine.PlacedHeader) != "" {
-		s.eng.HoldFor(b.Owner, b.Job, h)
 	}
 	c.JSON(http.StatusCreated, gin.H{"ref": h, "job": jobOr(b.Job)})
 }
@@ -215,7 +198,7 @@ func (s *Server) putObject(c *gin.Context) {
 }
 
 // getObject answers an object's bytes as they are (application/octet-stream), waiting for it up
-// to ?timeout_ms= (default 30 s).
+// to ?timeout_ms= (default 30 s). Its checksum and refs are GET /v1/objects/{ref}/meta's.
 func (s *Server) getObject(c *gin.Context) {
 	h, ok := handleParam(c, "ref")
 	if !ok {
@@ -225,14 +208,10 @@ func (s *Server) getObject(c *gin.Context) {
 	if !ok {
 		return
 	}
-	b, meta, err := s.eng.ObjectValue(c.Request.Context(), c.Query("job"), h, timeout)
+	b, err := s.eng.Get(c.Request.Context(), c.Query("job"), h, timeout)
 	if err != nil {
 		objectError(c, err)
 		return
-	}
-	c.Header(engine.ChecksumHeader, meta.Checksum)
-	if refs := meta.RefsHeaderValue(); refs != "" {
-		c.Header(engine.RefsHeader, refs)
 	}
 	c.Data(http.StatusOK, "application/octet-stream", b)
 }
@@ -308,19 +287,7 @@ func (s *Server) createActor(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var h int64
-	var err error
-	if placed := c.GetHeader(engine.PlacedHeader); placed != "" {
-		// Placed here by its owner, whose applied index it carries: it runs here.
-		idx, perr := strconv.ParseUint(placed, 10, 64)
-		if perr != nil {
-			fail(c, wire.KindBadInput, engine.PlacedHeader+" is not an index")
-			return
-		}
-		h, err = s.eng.CreateActorHere(c.Request.Context(), b.Job, req, grants, idx, c.GetHeader(engine.ActorOwnerHeader))
-	} else {
-		h, err = s.eng.CreateActor(c.Request.Context(), b.Job, req, grants)
-	}
+	h, err := s.eng.CreateActor(c.Request.Context(), b.Job, req, grants)
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -362,19 +329,7 @@ func (s *Server) callActor(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var h int64
-	var err error
-	if v := c.GetHeader(engine.RemoteRefsHeader); v != "" {
-		// Forwarded by the actor's owner, with where the objects the call reads live.
-		var remote []engine.RemoteRef
-		if jerr := json.Unmarshal([]byte(v), &remote); jerr != nil || len(remote) > 1<<16 {
-			fail(c, wire.KindBadInput, engine.RemoteRefsHeader+" is not a JSON array of object locations")
-			return
-		}
-		h, err = s.eng.CallActorReading(c.Query("job"), id, c.Param("method"), in, remote)
-	} else {
-		h, err = s.eng.CallActor(c.Query("job"), id, c.Param("method"), in)
-	}
+	h, err := s.eng.CallActor(c.Query("job"), id, c.Param("method"), in)
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -387,12 +342,7 @@ func (s *Server) killActor(c *gin.Context) {
 	if !ok {
 		return
 	}
-	kill := s.eng.KillActor
-	if owner := c.GetHeader(engine.ActorOwnerHeader); owner != "" {
-		// The owner of a placed actor kills its instance here, if it is still that one.
-		kill = func(job string, id int64) error { return s.eng.KillPlacedActor(job, id, owner) }
-	}
-	if err := kill(c.Query("job"), id); err != nil {
+	if err := s.eng.KillActor(c.Query("job"), id); err != nil {
 		failErr(c, err, nil)
 		return
 	}
