@@ -88,18 +88,18 @@ func (e *Engine) newActor(ctx context.Context, job, module string, req *abi.Acto
 		}
 	}
 	if pl == nil {
-		if err := e.adm.check(d); err != nil {
+		if err := e.adm.Check(d); err != nil {
 			return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("actor %s: %v", req.Actor, err)}
 		}
 	} else {
 		d = nil // its instance holds the resources where it runs
 	}
 	a := &actor{
-		id: e.objects.NewHandle(), job: job, typ: req.Actor, hm: fn.hm, args: []byte(req.Args), res: d,
-		cc: &callContext{grants: cc.grants, limits: cc.limits}, maxRestarts: req.MaxRestarts, signal: make(chan struct{}, 1),
+		id: e.objects.NewHandle(), job: job, typ: req.Actor, hm: fn.Module, args: []byte(req.Args), res: d,
+		cc: &callContext{Grants: cc.Grants, Limits: cc.Limits}, maxRestarts: req.MaxRestarts, signal: make(chan struct{}, 1),
 		pl: pl, held: o.held,
 	}
-	m := fn.hm.Info.Manifest
+	m := fn.Module.Info.Manifest
 	a.canSave = pl == nil && req.MaxRestarts != 0 && m.Index(req.Actor+"."+abi.SaveMethod) >= 0 && m.Index(req.Actor+"."+abi.LoadMethod) >= 0
 	e.amu.Lock()
 	if e.closing {
@@ -291,14 +291,14 @@ func (e *Engine) runActor(a *actor) {
 			e.endRecord(a, killed)
 		}
 	}()
-	if err := e.adm.acquire(e.ctx, a.res); err != nil {
+	if err := e.adm.Acquire(e.ctx, a.res); err != nil {
 		a.mu.Lock()
 		a.dead = &abi.Error{Kind: abi.KindCancelled, Message: "the engine closed before the actor could start"}
 		a.mu.Unlock()
 		e.failQueued(a)
 		return
 	}
-	defer e.adm.release(a.res)
+	defer e.adm.Release(a.res)
 	var inst *host.Instance
 	defer func() {
 		e.endScope(a.cc, nil, nil, false)
@@ -308,7 +308,7 @@ func (e *Engine) runActor(a *actor) {
 		e.failQueued(a)
 	}()
 	start := func() error {
-		in, err := e.rt.NewInstance(e.ctx, host.InstanceSpec{Module: a.hm, Job: a.job, Grants: a.cc.grants, Limits: a.cc.limits, Context: a.cc})
+		in, err := e.rt.NewInstance(e.ctx, host.InstanceSpec{Module: a.hm, Job: a.job, Grants: a.cc.Grants, Limits: a.cc.Limits, Context: a.cc})
 		if err != nil {
 			return err
 		}
@@ -358,9 +358,9 @@ func (e *Engine) runActor(a *actor) {
 		} else {
 			// What the call made and returned passes to its result; what it made and kept
 			// stays with the actor (its state may hold it) until the actor ends.
-			kept, _ := objects.RefsIn(res.Output, a.cc.owned)
+			kept, _ := objects.RefsIn(res.Output, a.cc.Owned)
 			e.objects.Adopt(c.obj, kept)
-			a.cc.owned = without(a.cc.owned, kept)
+			a.cc.Owned = without(a.cc.Owned, kept)
 			e.objects.Complete(c.obj, res.Output, nil)
 			if a.canSave {
 				if st, err := inst.Call(e.ctx, a.typ+"."+abi.SaveMethod, nil); err == nil {

@@ -123,7 +123,7 @@ type heldFor struct {
 // placeable says whether work with these grants may run on another node: directory and
 // environment grants name this node's paths and values.
 func placeable(cc *callContext) bool {
-	return len(cc.grants.Dirs) == 0 && cc.grants.Env == nil
+	return len(cc.Grants.Dirs) == 0 && cc.Grants.Env == nil
 }
 
 // actorNode picks the node for an actor with demand d, "" for this one: here when it fits now;
@@ -131,7 +131,7 @@ func placeable(cc *callContext) bool {
 // room); else a live node that can ever hold it.
 func (e *Engine) actorNode(d scheduler.Resources, exclude map[string]bool) (string, error) {
 	self := e.nodeID()
-	if !exclude[self] && e.adm.available().Fits(d) {
+	if !exclude[self] && e.adm.Available().Fits(d) {
 		return "", nil
 	}
 	if e.live.peers.Load() {
@@ -139,7 +139,7 @@ func (e *Engine) actorNode(d scheduler.Resources, exclude map[string]bool) (stri
 			return n, nil
 		}
 	}
-	herr := e.adm.check(d)
+	herr := e.adm.Check(d)
 	if !exclude[self] && herr == nil {
 		return "", nil
 	}
@@ -157,7 +157,7 @@ func (e *Engine) actorNode(d scheduler.Resources, exclude map[string]bool) (stri
 // placeActor decides where a new actor runs: nil when here, else the proxy of an actor placed on
 // another node.
 func (e *Engine) placeActor(module string, req *abi.ActorCreateRequest, cc *callContext, d scheduler.Resources) (*placed, error) {
-	if !placeable(cc) || e.adm.available().Fits(d) {
+	if !placeable(cc) || e.adm.Available().Fits(d) {
 		return nil, nil
 	}
 	node, err := e.actorNode(d, nil)
@@ -173,7 +173,7 @@ func (e *Engine) placeActor(module string, req *abi.ActorCreateRequest, cc *call
 	}
 	r := *req
 	r.Module, r.Name, r.Namespace = m.Digest, "", ""
-	return &placed{digest: m.Digest, req: r, grants: cc.grants.Capabilities, demand: d, node: node}, nil
+	return &placed{digest: m.Digest, req: r, grants: cc.Grants.Capabilities, demand: d, node: node}, nil
 }
 
 // createActorHere creates an actor that owner placed on this node: it runs here, once this node
@@ -191,7 +191,7 @@ func (e *Engine) createActorHere(ctx context.Context, job string, req *abi.Actor
 	if err := e.node.KV().WaitApplied(wctx, index); err != nil {
 		return 0, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("this node is behind the one that placed the actor: %v", err)}
 	}
-	return e.newActor(ctx, jobOr(job), req.Module, req, &callContext{grants: grants}, actorOpts{here: true, held: held})
+	return e.newActor(ctx, jobOr(job), req.Module, req, &callContext{Grants: grants}, actorOpts{here: true, held: held})
 }
 
 // runPlaced is the goroutine of an actor placed on another node: create the instance, then
@@ -358,7 +358,7 @@ func (e *Engine) createInstance(a *actor, node string) (int64, error) {
 	a.mu.Unlock()
 	held := &heldFor{owner: e.nodeID(), handle: a.id, boot: e.live.boot, since: time.Now()}
 	if node == "" {
-		return e.newActor(e.ctx, a.job, p.digest, &req, &callContext{grants: host.Grants{Capabilities: p.grants}}, actorOpts{here: true, held: held})
+		return e.newActor(e.ctx, a.job, p.digest, &req, &callContext{Grants: host.Grants{Capabilities: p.grants}}, actorOpts{here: true, held: held})
 	}
 	m, err := e.member(node)
 	if err != nil {
@@ -864,7 +864,7 @@ func (e *Engine) followNamed(ctx context.Context, key string, rec actorRecord) (
 		return 0, "", err
 	}
 	a := &actor{
-		id: e.objects.NewHandle(), job: rec.Job, typ: rec.Type, hm: fn.hm, key: key, cc: &callContext{}, signal: make(chan struct{}, 1),
+		id: e.objects.NewHandle(), job: rec.Job, typ: rec.Type, hm: fn.Module, key: key, cc: &callContext{}, signal: make(chan struct{}, 1),
 		pl: &placed{follows: true, boot: rec.Boot, digest: rec.Module, node: rec.Node, remote: rec.ID, gen: 1},
 	}
 	e.amu.Lock()

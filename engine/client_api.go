@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/tasks"
 	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -43,15 +44,12 @@ func (e *Engine) Wait(ctx context.Context, job string, req *abi.WaitRequest) (*a
 
 // Submit starts a task of job with grants and returns the handle of its result. req.Module is
 // required. In a cluster, a task that does not fit on this node now runs on a node where it does
-// (see placement.go); its result is still this node's object h.
+// (engine/tasks); its result is still this node's object h.
 func (e *Engine) Submit(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants) (int64, error) {
 	if req.Module == "" {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: "a task submitted from outside a module must name its module"}
 	}
-	if h, placed, err := e.submitPlaced(ctx, jobOr(job), req, grants); placed {
-		return h, err
-	}
-	return e.submitRequest(ctx, jobOr(job), req.Module, req, grants, host.Limits{})
+	return e.tasks.Submit(ctx, specOf(tasks.FromAPI, tasks.Anywhere, jobOr(job), req.Module, req, grants, host.Limits{}))
 }
 
 // submitHere is Submit for a task another node placed on this one: it runs here, once this node
@@ -67,10 +65,17 @@ func (e *Engine) submitHere(ctx context.Context, job string, req *abi.TaskReques
 	if err := e.node.KV().WaitApplied(wctx, index); err != nil {
 		return 0, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("this node is behind the one that placed the task: %v", err)}
 	}
+	job = jobOr(job)
+	local, made := req, []int64(nil)
 	if len(req.Refs) > 0 || len(remote) > 0 {
-		return e.submitHereWithRefs(ctx, jobOr(job), req, grants, remote)
+		var err error
+		if local, made, err = e.takeRefs(job, req, remote); err != nil {
+			return 0, err
+		}
 	}
-	return e.submitRequest(ctx, jobOr(job), req.Module, req, grants, host.Limits{})
+	h, err := e.tasks.Submit(ctx, specOf(tasks.FromPeer, tasks.Here, job, local.Module, local, grants, host.Limits{}))
+	e.objects.ReleaseAll(made) // the task holds them now, or failed to start
+	return h, err
 }
 
 // Cancel cancels the task whose result is object h of job.
@@ -90,7 +95,7 @@ func (e *Engine) CreateActor(ctx context.Context, job string, req *abi.ActorCrea
 	if req.Module == "" {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: "an actor created from outside a module must name its module"}
 	}
-	return e.createActor(ctx, jobOr(job), req.Module, req, &callContext{grants: grants})
+	return e.createActor(ctx, jobOr(job), req.Module, req, &callContext{Grants: grants})
 }
 
 // CallActor queues a call of method on actor id of job and returns the handle of its result.

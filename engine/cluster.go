@@ -381,8 +381,9 @@ type NodeStatus struct {
 // ClusterSelf reports this node's raft state and the hash of its replicated state.
 func (e *Engine) ClusterSelf() NodeStatus {
 	h, n, _ := e.node.KV().Hash()
+	tc := e.tasks.Counts()
 	return NodeStatus{Stats: e.node.Stats(), API: e.cfg.Cluster.APIURL, StateHash: h, StateKeys: n, Goroutines: runtime.NumGoroutine(),
-		TasksRun: e.live.tasksRun.Load(), PlacedOut: e.live.placedOut.Load(), Retried: e.live.retried.Load(),
+		TasksRun: tc.Ran, PlacedOut: tc.PlacedOut, Retried: tc.Retried,
 		Rebuilt: e.live.rebuilt.Load(), PulledBytes: e.live.pulledBytes.Load()}
 }
 

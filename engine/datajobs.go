@@ -30,7 +30,7 @@ func (e *Engine) newDataJobs() *datajobs.Service {
 		Objects:          services{e},
 		CallGrants: func(c *host.CallInfo) (host.Grants, host.Limits) {
 			cc := callCtx(c)
-			return cc.grants, cc.limits
+			return cc.Grants, cc.Limits
 		},
 		Blocking: e.blocking,
 	})
@@ -59,13 +59,13 @@ func (g dataGuests) Manifest(ref string) (string, abi.Manifest, error) {
 
 func (g dataGuests) Module(ctx context.Context, ref, function string, kind abi.FuncKind) (*host.Module, error) {
 	fr, err := g.e.function(ctx, ref, function, kind)
-	return fr.hm, err
+	return fr.Module, err
 }
 
 // NewInstance starts an instance whose calls' work (objects, tasks, actors) has a callContext of
 // its own, which end gives up before closing the instance.
 func (g dataGuests) NewInstance(ctx context.Context, spec host.InstanceSpec) (*host.Instance, func() error, error) {
-	cc := &callContext{grants: spec.Grants, limits: spec.Limits}
+	cc := &callContext{Grants: spec.Grants, Limits: spec.Limits}
 	spec.Context = cc
 	inst, err := g.e.rt.NewInstance(ctx, spec)
 	if err != nil {

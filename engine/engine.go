@@ -18,12 +18,12 @@ import (
 	"github.com/lumenflow/lumen/engine/objects"
 	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/engine/serving"
+	"github.com/lumenflow/lumen/engine/tasks"
 	"github.com/lumenflow/lumen/engine/tensors"
 	"github.com/lumenflow/lumen/engine/workflows"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/plugins"
 	"github.com/lumenflow/lumen/raftstore"
-	"github.com/lumenflow/lumen/sdk/abi"
 )
 
 // DefaultObjectStoreBytes caps the bytes held by a node's object store when Config does not.
@@ -65,14 +65,13 @@ type Engine struct {
 	rt      *host.Runtime
 	reg     *plugins.Registry
 	objects *objects.Store
-	adm     *admission
+	adm     *tasks.Pool     // the node's resources
+	tasks   *tasks.Pipeline // the one way a task runs (engine/tasks); set in Open
 	tensors *tensors.Store
 
 	ctx    context.Context // ends when the engine closes; background work runs under it
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background tasks and actors
-	// workers run tasks on goroutines whose stacks have grown already.
-	workers *workers
 
 	mu       sync.Mutex
 	compiled map[string]*host.Module // by digest
@@ -111,16 +110,15 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("engine: create data directory: %w", err)
 	}
 	if cfg.Resources == nil {
-		cfg.Resources = defaultResources()
+		cfg.Resources = tasks.DefaultResources()
 	}
 	e := &Engine{
-		cfg: cfg, started: time.Now(), objects: objects.New(cfg.ObjectStoreBytes).WithSpill(cfg.DataDir), adm: newAdmission(cfg.Resources),
+		cfg: cfg, started: time.Now(), objects: objects.New(cfg.ObjectStoreBytes).WithSpill(cfg.DataDir), adm: tasks.NewPool(cfg.Resources),
 		compiled: map[string]*host.Module{}, fns: map[fnKey]fnRef{}, actors: map[int64]*actor{}, named: map[string]int64{}, ended: map[int64]endedActor{},
 		log:     slog.Default(),
 		tensors: tensors.New(cfg.TensorBytesPerJob),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.workers = newWorkers(e.ctx.Done(), 10*time.Second)
 	e.data = e.newDataJobs()
 	if err := e.openServing(); err != nil {
 		e.cancel()
@@ -139,6 +137,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		e.cancel()
 		return nil, fmt.Errorf("engine: start host: %w", err)
 	}
+	e.tasks = tasks.New(tasks.Deps{Ctx: e.ctx, WG: &e.wg, Log: e.log, Runtime: rt, Objects: e.objects, Pool: e.adm, Backend: taskBackend{e}})
 	if err := e.openCluster(ctx); err != nil {
 		e.cancel()
 		rt.Close(ctx)
@@ -255,34 +254,12 @@ type CallRequest struct {
 // is returned with a failed call too, alongside the error. Work the task starts (objects, nested
 // tasks, actors) belongs to the same job and inherits its grants and limits.
 func (e *Engine) Call(ctx context.Context, req CallRequest) (*host.Result, error) {
-	fn, err := e.function(ctx, req.Module, req.Function, abi.KindTask)
-	if err != nil {
-		return nil, err
-	}
 	job := req.Job
 	if job == "" {
 		job = "default"
 	}
-	d := demand(abi.Resources{}, fn.hints)
-	if err := e.adm.check(d); err != nil {
-		return nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("%s: %v", req.Function, err)}
-	}
-	if err := e.adm.acquire(ctx, d); err != nil {
-		return nil, asABIError(err)
-	}
-	cc := &callContext{grants: req.Grants, limits: req.Limits, held: d}
-	defer func() { e.adm.release(cc.held) }()
-	res, err := e.rt.Call(ctx, host.CallRequest{
-		Module: fn.hm, Function: req.Function, Input: req.Input,
-		Job: job, Grants: req.Grants, Limits: req.Limits, Context: cc,
-	})
-	// Objects the output refers to stay, for the caller to get and release.
-	var out []byte
-	if err == nil {
-		out = res.Output
-	}
-	e.endScope(cc, out, nil, true)
-	return res, err
+	return e.tasks.Call(ctx, &tasks.Spec{Origin: tasks.FromCall, Placement: tasks.Here, Job: job, Module: req.Module,
+		Function: req.Function, ArgsBytes: req.Input, Grants: req.Grants, Limits: req.Limits})
 }
 
 // Stats is a snapshot of the node's state.
@@ -303,13 +280,13 @@ func (e *Engine) Stats() Stats {
 	live := len(e.actors)
 	e.amu.Unlock()
 	return Stats{
-		Started: e.started, Resources: e.cfg.Resources.Clone(), Available: e.adm.available(),
+		Started: e.started, Resources: e.cfg.Resources.Clone(), Available: e.adm.Available(),
 		Modules: len(e.reg.List()), Objects: n, ObjectBytes: b, Actors: live,
 	}
 }
 
 // Available reports the node's resources free now.
-func (e *Engine) Available() scheduler.Resources { return e.adm.available() }
+func (e *Engine) Available() scheduler.Resources { return e.adm.Available() }
 
 // module returns the compiled module of a digest, compiling it from the registry's bytes (from
 // the on-disk cache after a restart) after checking the bytes still have that digest.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lumenflow/lumen/engine/scheduler"
+	"github.com/lumenflow/lumen/engine/tasks"
 	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/raftstore"
@@ -62,7 +63,7 @@ var ErrGroupNotFound = wire.Wrap(wire.KindNotFound, errors.New("engine: no such 
 // groups is a node's share of the placement groups: the bundles it holds reserved.
 type groups struct {
 	mu       sync.Mutex
-	reserved map[string]map[int]*admission // group -> bundle index -> the bundle's admission
+	reserved map[string]map[int]*tasks.Pool // group -> bundle index -> the bundle's admission
 	version  func() uint64
 	seen     uint64
 	pending  bool            // a bundle placed here waits for resources
@@ -70,7 +71,7 @@ type groups struct {
 }
 
 func (e *Engine) startGroups() {
-	e.groups.reserved = map[string]map[int]*admission{}
+	e.groups.reserved = map[string]map[int]*tasks.Pool{}
 	e.groups.creating = map[string]bool{}
 	e.groups.version = e.node.KV().Watch(groupPrefix)
 	e.every(20*time.Millisecond, func() { e.reconcileGroups(false) })
@@ -105,14 +106,14 @@ func (e *Engine) reconcileGroups(force bool) {
 				if g.reserved[pg.ID][i] != nil {
 					continue
 				}
-				if !e.adm.tryAcquire(pg.Bundles[i]) {
+				if !e.adm.TryAcquire(pg.Bundles[i]) {
 					g.pending = true // its resources are in use: try again on the next tick
 					continue
 				}
 				if g.reserved[pg.ID] == nil {
-					g.reserved[pg.ID] = map[int]*admission{}
+					g.reserved[pg.ID] = map[int]*tasks.Pool{}
 				}
-				g.reserved[pg.ID][i] = newAdmission(pg.Bundles[i])
+				g.reserved[pg.ID][i] = tasks.NewPool(pg.Bundles[i])
 				marks = append(marks, raftstore.Op{Kind: raftstore.OpSet, Key: []byte(readyKey(pg.ID, i)), Value: []byte(self)})
 			}
 			return nil
@@ -123,7 +124,7 @@ func (e *Engine) reconcileGroups(force bool) {
 			continue
 		}
 		for _, a := range bs {
-			e.adm.release(a.ledger.Total())
+			e.adm.Release(a.Total())
 		}
 		delete(g.reserved, id)
 	}
@@ -156,7 +157,7 @@ func (e *Engine) CreatePlacementGroup(ctx context.Context, spec PlacementGroupSp
 			}
 		}
 	}
-	nodes := []scheduler.Node{{ID: e.nodeID(), Total: e.cfg.Resources.Clone(), Available: e.adm.available()}}
+	nodes := []scheduler.Node{{ID: e.nodeID(), Total: e.cfg.Resources.Clone(), Available: e.adm.Available()}}
 	for _, v := range e.ClusterNodes() {
 		if v.ID != e.nodeID() && !v.Dead {
 			nodes = append(nodes, scheduler.Node{ID: v.ID, Total: v.Total, Available: v.Available})
@@ -178,19 +179,19 @@ func (e *Engine) CreatePlacementGroup(ctx context.Context, spec PlacementGroupSp
 	ops := []raftstore.Op{{Kind: raftstore.OpSet, Key: []byte(groupKey(pg.ID)), Value: rec}}
 	g := &e.groups
 	g.mu.Lock()
-	mine := map[int]*admission{}
+	mine := map[int]*tasks.Pool{}
 	for i, n := range placed {
 		if n != e.nodeID() {
 			continue
 		}
-		if !e.adm.tryAcquire(spec.Bundles[i]) {
+		if !e.adm.TryAcquire(spec.Bundles[i]) {
 			for _, a := range mine {
-				e.adm.release(a.ledger.Total())
+				e.adm.Release(a.Total())
 			}
 			g.mu.Unlock()
 			return nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("%s group of %d bundles cannot be placed now: not enough free resources", st, len(spec.Bundles))}
 		}
-		mine[i] = newAdmission(spec.Bundles[i])
+		mine[i] = tasks.NewPool(spec.Bundles[i])
 		ops = append(ops, raftstore.Op{Kind: raftstore.OpSet, Key: []byte(readyKey(pg.ID, i)), Value: []byte(e.nodeID())})
 	}
 	g.reserved[pg.ID], g.creating[pg.ID] = mine, true
@@ -200,7 +201,7 @@ func (e *Engine) CreatePlacementGroup(ctx context.Context, spec PlacementGroupSp
 	delete(g.creating, pg.ID)
 	if err != nil {
 		for _, a := range mine {
-			e.adm.release(a.ledger.Total())
+			e.adm.Release(a.Total())
 		}
 		delete(g.reserved, pg.ID)
 	}
@@ -310,7 +311,7 @@ func (e *Engine) RemovePlacementGroup(ctx context.Context, id string) error {
 }
 
 // bundlePool returns the admission of a bundle reserved on this node.
-func (e *Engine) bundlePool(id string, i int) (*admission, error) {
+func (e *Engine) bundlePool(id string, i int) (*tasks.Pool, error) {
 	e.groups.mu.Lock()
 	defer e.groups.mu.Unlock()
 	if a := e.groups.reserved[id][i]; a != nil {
@@ -333,52 +334,25 @@ func (e *Engine) SubmitInGroup(ctx context.Context, job string, req *abi.TaskReq
 	if i < 0 || i >= len(pg.Nodes) {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("placement group %s has bundles 0..%d, not %d", id, len(pg.Nodes)-1, i)}
 	}
-	if pg.Nodes[i] == e.nodeID() {
-		pool, err := e.bundlePool(id, i)
-		if err != nil {
-			return 0, err
-		}
-		if len(remote) == 0 {
-			return e.submitIn(ctx, job, req.Module, req, grants, host.Limits{}, pool)
-		}
-		local, made, err := e.takeRefs(job, req, remote)
-		if err != nil {
-			return 0, err
-		}
-		h, err := e.submitIn(ctx, job, local.Module, local, grants, host.Limits{}, pool)
-		e.objects.ReleaseAll(made)
-		return h, err
+	if pg.Nodes[i] != e.nodeID() {
+		// The bundle is on another node: the task runs there, in it (engine/tasks).
+		spec := specOf(tasks.FromGroup, tasks.Here, job, req.Module, req, grants, host.Limits{})
+		spec.Node, spec.Group, spec.Bundle = pg.Nodes[i], id, i
+		return e.tasks.Submit(ctx, spec)
 	}
-	m, err := e.reg.Resolve(req.Module)
+	pool, err := e.bundlePool(id, i)
 	if err != nil {
 		return 0, err
 	}
-	t := remoteTask{job: job, digest: m.Digest, function: req.Function, args: req.Args, argsBytes: req.ArgsBytes, grants: grants.Capabilities,
-		timeoutMs: req.TimeoutMs, retries: 0, retryGuest: req.RetryGuestErrors, group: id, bundle: i, refs: slices.Clone(req.Refs)}
-	if err := e.objects.Retain(job, t.refs); err != nil {
-		return 0, err
+	local, made := req, []int64(nil)
+	if len(remote) > 0 {
+		if local, made, err = e.takeRefs(job, req, remote); err != nil {
+			return 0, err
+		}
 	}
-	h, obj := e.objects.Pending(job)
-	tctx, cancel := context.WithCancel(e.ctx)
-	obj.Cancel = cancel
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		defer cancel()
-		loc, err := e.runOn(tctx, pg.Nodes[i], t)
-		var ae *abi.Error
-		if err != nil && !errors.As(err, &ae) {
-			err = &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("bundle %d of placement group %s: node %s failed: %v", i, id, pg.Nodes[i], err)}
-		}
-		if err != nil {
-			e.objects.ReleaseAll(t.refs)
-			e.objects.Complete(obj, nil, err)
-			return
-		}
-		// The bundle's node holds the result; a bundle lost with its node is not rebuilt
-		// elsewhere (the group is broken), so it keeps no lineage.
-		e.objects.ReleaseAll(t.refs)
-		e.objects.CompleteRemote(obj, loc, nil)
-	}()
-	return h, nil
+	spec := specOf(tasks.FromGroup, tasks.Here, job, local.Module, local, grants, host.Limits{})
+	spec.Pool = pool
+	h, err := e.tasks.Submit(ctx, spec)
+	e.objects.ReleaseAll(made) // the task holds them now, or failed to start
+	return h, err
 }

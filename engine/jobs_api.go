@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/lumenflow/lumen/engine/jobs"
+	"github.com/lumenflow/lumen/engine/tasks"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
@@ -76,7 +77,7 @@ func (t jobTasks) Check(ctx context.Context, module, function string) error {
 }
 
 func (t jobTasks) Submit(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants) (int64, error) {
-	return t.e.Submit(ctx, job, req, grants)
+	return t.e.tasks.Submit(ctx, specOf(tasks.FromJob, tasks.Anywhere, job, req.Module, req, grants, host.Limits{}))
 }
 
 func (t jobTasks) Get(ctx context.Context, job string, h int64) ([]byte, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,8 +16,8 @@ import (
 	"github.com/lumenflow/lumen/engine/objects"
 	"github.com/lumenflow/lumen/engine/peer"
 	"github.com/lumenflow/lumen/engine/scheduler"
+	"github.com/lumenflow/lumen/engine/tasks"
 	"github.com/lumenflow/lumen/engine/wire"
-	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/raftstore"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
@@ -42,14 +41,11 @@ type liveness struct {
 	leadSince time.Time // when this node last became leader; no node is declared dead before DeadAfter from it
 	view      []wire.NodeView
 	viewAt    time.Time
-	tasksRun  atomic.Int64
-	peers     atomic.Bool  // the view holds another live node: placement is worth a look
-	placedOut atomic.Int64 // tasks this node placed elsewhere
+	peers     atomic.Bool // the view holds another live node: placement is worth a look
 
 	boot string // this run of the node, random
 
-	peer    *peer.Client // this node's client of the other nodes' peer routes
-	retried atomic.Int64 // placed tasks run again after their node failed
+	peer *peer.Client // this node's client of the other nodes' peer routes
 
 	rebuilt     atomic.Int64 // objects rebuilt from lineage after their node was lost
 	pulledBytes atomic.Int64 // bytes of objects fetched from other nodes
@@ -95,7 +91,7 @@ func (e *Engine) startLiveness() {
 
 func (e *Engine) myHeartbeat() wire.Heartbeat {
 	return wire.Heartbeat{ID: e.cfg.Cluster.NodeID, API: e.cfg.Cluster.APIURL, Total: e.cfg.Resources.Clone(),
-		Available: e.adm.available(), TasksRun: e.live.tasksRun.Load()}
+		Available: e.adm.Available(), TasksRun: e.tasks.Counts().Ran}
 }
 
 // heartbeat sends this node's heartbeat to the leader (or records it, on the leader) and keeps
@@ -228,7 +224,7 @@ func (e *Engine) ClusterNodes() []wire.NodeView {
 // when this node lacks room now and another live node (seen within two heartbeats) has it.
 func (e *Engine) placeTask(d scheduler.Resources, exclude map[string]bool) string {
 	self := e.cfg.Cluster.NodeID
-	if !exclude[self] && e.adm.available().Fits(d) {
+	if !exclude[self] && e.adm.Available().Fits(d) {
 		return ""
 	}
 	beat, _ := e.cfg.Cluster.intervals()
@@ -275,7 +271,7 @@ func (e *Engine) placeOrQueue(d scheduler.Resources, exclude map[string]bool) st
 	if node := e.placeTask(d, exclude); node != "" {
 		return node
 	}
-	if e.adm.check(d) == nil && !exclude[e.nodeID()] {
+	if e.adm.Check(d) == nil && !exclude[e.nodeID()] {
 		return ""
 	}
 	beat, _ := e.cfg.Cluster.intervals()
@@ -302,115 +298,23 @@ func (e *Engine) placeOrQueue(d scheduler.Resources, exclude map[string]bool) st
 	return best
 }
 
-// remoteTask is a task this node placed on another: enough to submit it again elsewhere.
-type remoteTask struct {
-	job, digest, function string
-	args                  json.RawMessage
-	argsBytes             []byte
-	grants                []abi.Capability
-	timeoutMs             int64
-	retries               int
-	retryGuest            bool
-	demand                scheduler.Resources
-	// group and bundle, when group is set, run the task in that bundle of a placement group.
-	group  string
-	bundle int
-	// refs are the objects (this node's handles) the task reads; the task holds them while it
-	// runs, and its result for as long as it lives.
-	refs []int64
-}
-
-// placedOutcome is what a placed task made: its value here (it ran here after all) or where it
-// lives.
-type placedOutcome struct {
-	data []byte
-	loc  *objects.Location
-}
-
-// runRemote runs t on node first and, when a node fails or dies under it, on another, until
-// t.retries are spent; then completes obj with the result. obj holds t's arguments for as long
-// as it lives, so that it can be rebuilt from them (its lineage).
-func (e *Engine) runRemote(ctx context.Context, obj *objects.Object, first string, t remoteTask) {
-	out, err := e.execPlaced(ctx, first, t, nil)
-	switch {
-	case err != nil:
-		e.objects.ReleaseAll(t.refs)
-		e.objects.Complete(obj, nil, err)
-	case out.loc != nil:
-		e.objects.Adopt(obj, t.refs)
-		e.objects.CompleteRemote(obj, out.loc, &t)
-	default:
-		e.objects.ReleaseAll(t.refs)
-		e.objects.Complete(obj, out.data, nil)
-	}
-}
-
-// execPlaced runs t on node first ("": here) and, when a node fails or dies under it, on
-// another, until t.retries are spent. Its error is an *abi.Error.
-func (e *Engine) execPlaced(ctx context.Context, first string, t remoteTask, exclude map[string]bool) (placedOutcome, error) {
-	if exclude == nil {
-		exclude = map[string]bool{}
-	}
-	node := first
-	var last error
-	for attempt := 0; attempt <= t.retries; attempt++ {
-		if attempt > 0 {
-			e.live.retried.Add(1)
-			node = e.placeOrQueue(t.demand, exclude)
-		}
-		var out placedOutcome
-		var err error
-		if node == "" {
-			out.data, err = e.runHere(ctx, t)
-		} else {
-			out.loc, err = e.runOn(ctx, node, t)
-		}
-		var ae *abi.Error
-		switch {
-		case err == nil:
-			return out, nil
-		case errors.As(err, &ae):
-			return out, ae // the task's own outcome
-		case ctx.Err() != nil:
-			return out, &abi.Error{Kind: abi.KindCancelled, Message: "task cancelled"}
-		}
-		last = err
-		if node != "" {
-			exclude[node] = true
-		}
-		e.log.Warn("placed task failed on its node; running it again elsewhere", "node", node, "function", t.function, "err", err)
-	}
-	return placedOutcome{}, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("task %s: every node it was placed on failed (last: %v)", t.function, last)}
-}
-
-// runHere runs a placed task on this node after all (no other node has room).
-func (e *Engine) runHere(ctx context.Context, t remoteTask) ([]byte, error) {
-	req := &abi.TaskRequest{Function: t.function, Args: t.args, ArgsBytes: t.argsBytes, Refs: t.refs, TimeoutMs: t.timeoutMs, MaxRetries: &t.retries, RetryGuestErrors: t.retryGuest}
-	h, err := e.submitRequest(ctx, t.job, t.digest, req, host.Grants{Capabilities: t.grants}, host.Limits{})
-	if err != nil {
-		return nil, err
-	}
-	defer e.objects.Release(t.job, h)
-	return e.objects.Get(ctx, t.job, h, -1)
-}
-
 // runOn places t on node (its peer routes) and waits there until its result is ready, which
 // stays there: runOn returns where. An error that is not an *abi.Error means the node failed (unreachable,
 // dead): the caller places the task again.
-func (e *Engine) runOn(ctx context.Context, node string, t remoteTask) (*objects.Location, error) {
+func (e *Engine) runOn(ctx context.Context, node string, t *tasks.Placed) (*objects.Location, error) {
 	rec, err := e.member(node)
 	if err != nil {
 		return nil, err
 	}
 	api := strings.TrimRight(rec.API, "/")
-	remote, err := e.shipRefs(ctx, t.job, t.refs)
+	remote, err := e.shipRefs(ctx, t.Job, t.Refs)
 	if err != nil {
 		return nil, asABIError(err)
 	}
 	sub, err := e.live.peer.SubmitTask(ctx, api, &wire.PlacedTask{
-		Task: abi.TaskRequest{Module: t.digest, Function: t.function, Args: t.args, ArgsBytes: t.argsBytes, Refs: t.refs, TimeoutMs: t.timeoutMs,
-			MaxRetries: &t.retries, RetryGuestErrors: t.retryGuest},
-		Job: t.job, Grants: t.grants, PlacementGroup: t.group, BundleIndex: t.bundle, RemoteRefs: remote, Owner: e.nodeID(),
+		Task: abi.TaskRequest{Module: t.Digest, Function: t.Function, Args: t.Args, ArgsBytes: t.ArgsBytes, Refs: t.Refs, TimeoutMs: t.TimeoutMs,
+			MaxRetries: &t.Retries, RetryGuestErrors: t.RetryGuest},
+		Job: t.Job, Grants: t.Grants, PlacementGroup: t.Group, BundleIndex: t.Bundle, RemoteRefs: remote, Owner: e.nodeID(),
 		Applied: e.node.KV().Applied()})
 	if err != nil {
 		return nil, remoteError(err)
@@ -472,41 +376,3 @@ func remoteError(err error) error {
 
 // maxRemoteResult caps a result fetched from another node.
 const maxRemoteResult = 1 << 30
-
-// submitPlaced places a task submitted to this node from outside. It returns ok false when the
-// task should run here (it fits here, passes objects by reference, or no other node has room).
-func (e *Engine) submitPlaced(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants) (h int64, ok bool, err error) {
-	if !e.live.peers.Load() || len(grants.Dirs) > 0 || grants.Env != nil {
-		return 0, false, nil
-	}
-	fn, err := e.function(ctx, req.Module, req.Function, abi.KindTask)
-	if err != nil {
-		return 0, true, err
-	}
-	d := demand(req.Resources, fn.hints)
-	node := e.placeOrQueue(d, nil)
-	if node == "" {
-		return 0, false, nil
-	}
-	m, err := e.reg.Resolve(req.Module)
-	if err != nil {
-		return 0, true, err
-	}
-	t := remoteTask{job: job, digest: m.Digest, function: req.Function, args: req.Args, argsBytes: req.ArgsBytes,
-		grants: grants.Capabilities, timeoutMs: req.TimeoutMs, retries: retriesOr(req.MaxRetries), retryGuest: req.RetryGuestErrors, demand: d,
-		refs: slices.Clone(req.Refs)}
-	if err := e.objects.Retain(job, t.refs); err != nil {
-		return 0, true, err
-	}
-	h, obj := e.objects.Pending(job)
-	tctx, cancel := context.WithCancel(e.ctx)
-	obj.Cancel = cancel
-	e.live.placedOut.Add(1)
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		defer cancel()
-		e.runRemote(tctx, obj, node, t)
-	}()
-	return h, true, nil
-}

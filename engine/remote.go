@@ -11,8 +11,8 @@ import (
 
 	"github.com/lumenflow/lumen/engine/objects"
 	"github.com/lumenflow/lumen/engine/peer"
+	"github.com/lumenflow/lumen/engine/tasks"
 	"github.com/lumenflow/lumen/engine/wire"
-	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
 
@@ -129,32 +129,32 @@ func (e *Engine) holderLost(id string) bool {
 // value now lives; when the task ran here, it keeps the value here and returns it. The caller
 // holds o's pull lock.
 func (e *Engine) rebuild(ctx context.Context, h int64, o *objects.Object, lost string) ([]byte, error) {
-	lineage, _ := o.Lineage().(*remoteTask)
+	lineage, _ := o.Lineage().(*tasks.Placed)
 	if lineage == nil {
 		return nil, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf(
 			"object %d was lost with node %s and cannot be rebuilt: it was made by put or inside another task, not by a task this node placed", h, lost)}
 	}
 	t := *lineage
 	e.live.rebuilt.Add(1)
-	e.log.Warn("object lost with its node; running its task again", "node", lost, "handle", h, "function", t.function)
-	first := e.placeOrQueue(t.demand, map[string]bool{lost: true})
-	out, err := e.execPlaced(ctx, first, t, map[string]bool{lost: true})
+	e.log.Warn("object lost with its node; running its task again", "node", lost, "handle", h, "function", t.Function)
+	first := e.placeOrQueue(t.Demand, map[string]bool{lost: true})
+	out, err := e.tasks.ExecPlaced(ctx, first, t, map[string]bool{lost: true})
 	if err != nil {
 		return nil, fmt.Errorf("object %d was lost with node %s and rebuilding it failed: %w", h, lost, err)
 	}
-	if out.loc != nil {
-		e.objects.Relocate(o, out.loc)
+	if out.Loc != nil {
+		e.objects.Relocate(o, out.Loc)
 		return nil, nil
 	}
 	// It ran here: keep the value here for good (non-nil, even when empty: the caller tells
 	// "rebuilt here" from "rebuilt elsewhere" by it).
-	if out.data == nil {
-		out.data = []byte{}
+	if out.Data == nil {
+		out.Data = []byte{}
 	}
-	if err := e.objects.KeepRebuilt(h, o, out.data); err != nil {
+	if err := e.objects.KeepRebuilt(h, o, out.Data); err != nil {
 		return nil, err
 	}
-	return out.data, nil
+	return out.Data, nil
 }
 
 // pullFrom fetches the value at loc, checks it against the sender's checksum and the one
@@ -315,17 +315,6 @@ func (e *Engine) takeRefs(job string, req *abi.TaskRequest, remote []wire.Remote
 	return &out, made, nil
 }
 
-// submitHereWithRefs submits a task placed here whose objects live elsewhere.
-func (e *Engine) submitHereWithRefs(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants, remote []wire.RemoteRef) (int64, error) {
-	local, made, err := e.takeRefs(job, req, remote)
-	if err != nil {
-		return 0, err
-	}
-	h, err := e.submitRequest(ctx, job, local.Module, local, grants, host.Limits{})
-	e.objects.ReleaseAll(made) // the task holds them now, or failed to start
-	return h, err
-}
-
 // heldResult is a result this node keeps for a task another node (its owner) placed here.
 type heldResult struct {
 	owner, job string
@@ -379,20 +368,6 @@ func (e *Engine) dropOrphans() {
 	if len(orphans) > 0 {
 		e.log.Warn("released the results of tasks whose owner died", "count", len(orphans))
 	}
-}
-
-// runStepOn runs a workflow step's call t on node (placed like a task, run elsewhere again when
-// that node fails) and returns its output, fetched from where it ran and released there.
-func (e *Engine) runStepOn(ctx context.Context, node string, t remoteTask) ([]byte, error) {
-	e.live.placedOut.Add(1)
-	out, err := e.execPlaced(ctx, node, t, nil)
-	if err != nil || out.loc == nil {
-		return out.data, err
-	}
-	h, obj := e.objects.Pending(t.job)
-	e.objects.CompleteRemote(obj, out.loc, &t)
-	defer e.objects.Release(t.job, h)
-	return e.objects.Get(ctx, t.job, h, -1)
 }
 
 // callActorReading is CallActor for a call forwarded by the actor's owner that reads objects

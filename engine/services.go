@@ -2,48 +2,26 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/lumenflow/lumen/engine/objects"
-	"github.com/lumenflow/lumen/engine/scheduler"
-	"github.com/lumenflow/lumen/engine/tensors"
+	"github.com/lumenflow/lumen/engine/tasks"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
 
 // DefaultMaxRetries is how often a task is retried after a system failure when its request does
 // not say.
-const DefaultMaxRetries = 3
+const DefaultMaxRetries = tasks.DefaultMaxRetries
 
-// callContext travels with every call the engine makes (host.CallRequest.Context), so that work
-// a guest starts inherits its job's grants and limits.
-type callContext struct {
-	grants host.Grants
-	limits host.Limits
-	// held is what the call holds of the node's resources; it gives them back while it blocks
-	// on other work, so a node full of tasks waiting on their children cannot deadlock. Only the
-	// goroutine running the call touches it.
-	held scheduler.Resources
-	// owned are the objects the call made (puts, the results of tasks and actor calls it
-	// started); borrowed are the objects passed to it, which it holds while it runs. endScope
-	// gives them up.
-	owned, borrowed []int64
-	// actors are the actors the call created without Detached: they end with it.
-	actors []int64
-	// tensors are the tensors and optimisers the call made (package engine/tensors); they end
-	// with it.
-	tensors tensors.Scope
-	// pool is the admission the call draws its resources from: a placement group's bundle, or
-	// nil for the node's.
-	pool *admission
-}
+// callContext is a call's scope (tasks.Scope): grants, limits and what the call holds.
+type callContext = tasks.Scope
 
-// poolOf returns the admission a call draws from.
-func (e *Engine) poolOf(cc *callContext) *admission {
-	if cc != nil && cc.pool != nil {
-		return cc.pool
+// poolOf returns what a call draws its resources from.
+func (e *Engine) poolOf(cc *callContext) *tasks.Pool {
+	if cc != nil && cc.Pool != nil {
+		return cc.Pool
 	}
 	return e.adm
 }
@@ -52,7 +30,7 @@ func (e *Engine) poolOf(cc *callContext) *admission {
 // call's result object) or, with keep and no holder, stay with the caller; the rest, and what it
 // borrowed, are released.
 func (e *Engine) endScope(cc *callContext, out []byte, holder *objects.Object, keep bool) {
-	kept, dropped := objects.RefsIn(out, cc.owned)
+	kept, dropped := objects.RefsIn(out, cc.Owned)
 	switch {
 	case holder != nil:
 		e.objects.Adopt(holder, kept)
@@ -60,36 +38,25 @@ func (e *Engine) endScope(cc *callContext, out []byte, holder *objects.Object, k
 		dropped = append(dropped, kept...)
 	}
 	e.objects.ReleaseAll(dropped)
-	e.objects.ReleaseAll(cc.borrowed)
-	e.killActors(cc.actors)
-	e.tensors.Free(&cc.tensors)
-	cc.owned, cc.borrowed, cc.actors = nil, nil, nil
-}
-
-// demand is what a call needs: its request's resources, else its module's hints, else one cpu.
-func demand(req, hints abi.Resources) scheduler.Resources {
-	if d := scheduler.FromABI(req); !d.IsZero() {
-		return d
-	}
-	if d := scheduler.FromABI(hints); !d.IsZero() {
-		return d
-	}
-	return scheduler.Resources{scheduler.CPU: 1}
+	e.objects.ReleaseAll(cc.Borrowed)
+	e.killActors(cc.Actors)
+	e.tensors.Free(&cc.Tensors)
+	cc.Owned, cc.Borrowed, cc.Actors = nil, nil, nil
 }
 
 // blocking runs wait with the call's resources given back, and takes them again after. If the
 // engine closes meanwhile, the call no longer holds them.
 func (e *Engine) blocking(c *host.CallInfo, wait func() error) error {
 	cc := callCtx(c)
-	held := cc.held
+	held := cc.Held
 	if held.IsZero() {
 		return wait()
 	}
-	e.poolOf(cc).release(held)
-	cc.held = nil
+	e.poolOf(cc).Release(held)
+	cc.Held = nil
 	err := wait()
-	if aerr := e.poolOf(cc).acquire(e.ctx, held); aerr == nil {
-		cc.held = held
+	if aerr := e.poolOf(cc).Acquire(e.ctx, held); aerr == nil {
+		cc.Held = held
 	}
 	return err
 }
@@ -99,18 +66,13 @@ type services struct{ e *Engine }
 
 var _ host.Services = services{}
 
-func callCtx(c *host.CallInfo) *callContext {
-	if cc, ok := c.Context.(*callContext); ok {
-		return cc
-	}
-	return &callContext{}
-}
+func callCtx(c *host.CallInfo) *callContext { return tasks.ScopeOf(c) }
 
 func (s services) ObjectPut(_ context.Context, c *host.CallInfo, data []byte) (int64, error) {
 	h, err := s.e.objects.Put(c.Job, data)
 	if err == nil {
 		cc := callCtx(c)
-		cc.owned = append(cc.owned, h)
+		cc.Owned = append(cc.Owned, h)
 	}
 	return h, err
 }
@@ -135,69 +97,26 @@ func (s services) TaskSubmit(ctx context.Context, c *host.CallInfo, req *abi.Tas
 	}
 	cc := callCtx(c)
 	// Outside a placement group and with no limits but a timeout, a task that does not fit on
-	// this node now may run on another (placement.go), as one submitted from outside does.
-	if cc.pool == nil && cc.limits == (host.Limits{Timeout: cc.limits.Timeout}) {
-		r := *req
-		r.Module = module
-		if r.TimeoutMs <= 0 && cc.limits.Timeout > 0 {
-			r.TimeoutMs = cc.limits.Timeout.Milliseconds()
-		}
-		if h, placed, err := s.e.submitPlaced(ctx, c.Job, &r, cc.grants); placed {
-			if err == nil {
-				cc.owned = append(cc.owned, h)
-			}
-			return h, err
-		}
+	// this node now may run on another, as one submitted from outside does. A nested task draws
+	// on the node's resources, not its caller's bundle.
+	where := tasks.Here
+	if cc.Pool == nil && cc.Limits == (host.Limits{Timeout: cc.Limits.Timeout}) {
+		where = tasks.Anywhere
 	}
-	h, err := s.e.submitRequest(ctx, c.Job, module, req, cc.grants, cc.limits)
+	h, err := s.e.tasks.Submit(ctx, specOf(tasks.FromGuest, where, c.Job, module, req, cc.Grants, cc.Limits))
 	if err != nil {
 		return 0, err
 	}
-	cc.owned = append(cc.owned, h)
+	cc.Owned = append(cc.Owned, h)
 	return h, nil
 }
 
-// submitRequest submits a task request of job running module, under grants and the limits base
-// (with the request's timeout), holding the objects it passes until it ends.
-func (e *Engine) submitRequest(ctx context.Context, job, module string, req *abi.TaskRequest, grants host.Grants, base host.Limits) (int64, error) {
-	return e.submitIn(ctx, job, module, req, grants, base, nil)
-}
-
-// submitIn is submitRequest drawing on pool (a placement group's bundle; nil: the node's).
-func (e *Engine) submitIn(ctx context.Context, job, module string, req *abi.TaskRequest, grants host.Grants, base host.Limits, pool *admission) (int64, error) {
-	input := []byte(req.Args)
-	if req.ArgsBytes != nil {
-		input = req.ArgsBytes
-	}
-	if err := e.objects.Retain(job, req.Refs); err != nil {
-		return 0, err
-	}
-	h, err := e.submit(ctx, task{
-		job: job, module: module, function: req.Function, input: input, resources: req.Resources,
-		cc:         &callContext{grants: grants, limits: withTimeout(base, req.TimeoutMs), borrowed: req.Refs, pool: pool},
-		maxRetries: retriesOr(req.MaxRetries), retryGuest: req.RetryGuestErrors,
-	})
-	if err != nil {
-		e.objects.ReleaseAll(req.Refs)
-		return 0, err
-	}
-	return h, nil
-}
-
-// withTimeout returns lim with its timeout set to ms milliseconds when ms is positive.
-func withTimeout(lim host.Limits, ms int64) host.Limits {
-	if ms > 0 {
-		lim.Timeout = time.Duration(ms) * time.Millisecond
-	}
-	return lim
-}
-
-// retriesOr returns *n, or DefaultMaxRetries when n is nil.
-func retriesOr(n *int) int {
-	if n == nil {
-		return DefaultMaxRetries
-	}
-	return *n
+// specOf is the task a request asks for, of job running module under grants and the limits
+// base (the request's timeout wins).
+func specOf(from tasks.Origin, where tasks.Placement, job, module string, req *abi.TaskRequest, grants host.Grants, base host.Limits) *tasks.Spec {
+	return &tasks.Spec{Origin: from, Placement: where, Job: job, Module: module, Function: req.Function,
+		Args: req.Args, ArgsBytes: req.ArgsBytes, Refs: req.Refs, Resources: req.Resources, TimeoutMs: req.TimeoutMs,
+		MaxRetries: req.MaxRetries, RetryGuest: req.RetryGuestErrors, Grants: grants, Limits: base}
 }
 
 func (s services) TaskCancel(_ context.Context, c *host.CallInfo, h int64) error {
@@ -228,7 +147,7 @@ func (s services) ActorCreate(ctx context.Context, c *host.CallInfo, req *abi.Ac
 	cc := callCtx(c)
 	h, err := s.e.createActor(ctx, c.Job, module, req, cc)
 	if err == nil && !req.Detached {
-		cc.actors = append(cc.actors, h)
+		cc.Actors = append(cc.Actors, h)
 	}
 	return h, err
 }
@@ -247,7 +166,7 @@ func (s services) ActorCall(_ context.Context, c *host.CallInfo, req *abi.ActorC
 		return 0, err
 	}
 	cc := callCtx(c)
-	cc.owned = append(cc.owned, h)
+	cc.Owned = append(cc.Owned, h)
 	return h, nil
 }
 
@@ -255,98 +174,11 @@ func (s services) ActorKill(_ context.Context, c *host.CallInfo, h int64) error 
 	return s.e.killActor(c.Job, h)
 }
 
-// task is one task to run.
-type task struct {
-	job, module, function string
-	input                 []byte
-	resources             abi.Resources
-	cc                    *callContext
-	maxRetries            int
-	retryGuest            bool
-	acquired              bool // the caller holds d of the pool already: runTask takes it over
-}
-
-// submit checks the task can run, then runs it in the background (runTask) and returns the
-// handle of its result at once.
-func (e *Engine) submit(ctx context.Context, t task) (int64, error) {
-	fn, err := e.function(ctx, t.module, t.function, abi.KindTask)
-	if err != nil {
-		return 0, err
-	}
-	d := demand(t.resources, fn.hints)
-	if err := e.poolOf(t.cc).check(d); err != nil {
-		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("task %s: %v", t.function, err)}
-	}
-	h, obj := e.objects.Pending(t.job)
-	tctx, cancel := context.WithCancel(e.ctx)
-	obj.Cancel = cancel
-	e.wg.Add(1)
-	e.workers.run(func() {
-		defer e.wg.Done()
-		defer cancel()
-		out, err := e.runTask(tctx, fn, t, d)
-		e.endScope(t.cc, out, obj, false)
-		e.objects.Complete(obj, out, err)
-	})
-	return h, nil
-}
-
-// runTask runs t once its resources d are free and returns its output or its *abi.Error.
-// System failures are retried up to t.maxRetries times, guest errors only when t asks; a trap or
-// a limit is not retried, as the same code on the same input would fail again.
-func (e *Engine) runTask(ctx context.Context, fn fnRef, t task, d scheduler.Resources) ([]byte, error) {
-	pool := e.poolOf(t.cc)
-	if !t.acquired {
-		if err := pool.acquire(ctx, d); err != nil {
-			return nil, asABIError(err)
-		}
-	}
-	t.cc.held = d
-	defer func() { pool.release(t.cc.held) }()
-	e.live.tasksRun.Add(1)
-	for attempt := 0; ; attempt++ {
-		res, err := e.rt.Call(ctx, host.CallRequest{
-			Module: fn.hm, Function: t.function, Input: t.input, Job: t.job,
-			Grants: t.cc.grants, Limits: t.cc.limits, Context: t.cc,
-		})
-		if err == nil {
-			return res.Output, nil
-		}
-		if attempt >= t.maxRetries || ctx.Err() != nil || !retryable(err, t.retryGuest) {
-			return nil, asABIError(err)
-		}
-		// What the failed attempt made is not the next attempt's.
-		e.objects.ReleaseAll(t.cc.owned)
-		e.killActors(t.cc.actors)
-		t.cc.owned, t.cc.actors = nil, nil
-	}
-}
-
-func retryable(err error, guest bool) bool {
-	var ae *abi.Error
-	if !errors.As(err, &ae) {
-		return true
-	}
-	return ae.Kind == abi.KindSystem || (guest && ae.Kind == abi.KindGuest)
-}
-
 // asABIError makes err the *abi.Error a waiting guest reads as the failed task's error.
-func asABIError(err error) error {
-	var ae *abi.Error
-	if errors.As(err, &ae) {
-		return ae
-	}
-	if errors.Is(err, context.Canceled) {
-		return &abi.Error{Kind: abi.KindCancelled, Message: "the task was cancelled"}
-	}
-	return &abi.Error{Kind: abi.KindSystem, Message: err.Error()}
-}
+func asABIError(err error) error { return tasks.AsABIError(err) }
 
 // fnRef is a resolved function: its compiled module and the module's resource hints.
-type fnRef struct {
-	hm    *host.Module
-	hints abi.Resources
-}
+type fnRef = tasks.Fn
 
 // function resolves a module reference and checks it has function name of the given kind.
 // Resolutions are cached until the registry next changes, as resolving copies the module's
@@ -397,5 +229,5 @@ func (e *Engine) resolveFunction(ctx context.Context, ref, name string, kind abi
 	if err != nil {
 		return fnRef{}, err
 	}
-	return fnRef{hm: hm, hints: m.Manifest.Resources}, nil
+	return fnRef{Module: hm, Hints: m.Manifest.Resources}, nil
 }

@@ -2,11 +2,12 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/tasks"
 	"github.com/lumenflow/lumen/engine/workflows"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -43,82 +44,33 @@ func (st steps) Prepare(ctx context.Context, c workflows.Call) (func([]byte) ([]
 			return e.runBuiltin(bctx, mod, s.Function, input)
 		}, nil
 	}
-	fn, err := e.function(ctx, mod, s.Function, abi.KindTask)
+	t, err := e.tasks.Prepare(ctx, stepSpec(tasks.FromStep, tasks.Anywhere, c))
 	if err != nil {
 		return nil, err
 	}
-	retries, lim := retriesOr(s.Retries), withTimeout(host.Limits{}, s.TimeoutMs)
-	d := demand(s.Resources, fn.hints)
-	errHere := e.adm.check(d)
-	if errHere != nil && !e.live.peers.Load() {
-		return nil, &abi.Error{Kind: abi.KindBadInput, Message: errHere.Error()}
-	}
-	beat, _ := e.cfg.Cluster.intervals()
-	return func(input []byte) ([]byte, error) {
-		// No room here now and room elsewhere: the step (or this element of its map) runs there,
-		// and its output comes back here to be checkpointed. A step this node can never hold
-		// waits for room elsewhere.
-		acquired := false
-		for e.live.peers.Load() {
-			if acquired = errHere == nil && e.adm.tryAcquire(d); acquired {
-				break // room here: it runs here
-			}
-			if node := e.placeTask(d, nil); node != "" {
-				t := remoteTask{job: c.Job, digest: fn.hm.Digest, function: s.Function,
-					grants: c.Grants, timeoutMs: s.TimeoutMs, retries: retries, retryGuest: s.RetryGuestErrors, demand: d}
-				if json.Valid(input) {
-					t.args = input
-				} else {
-					t.argsBytes = input
-				}
-				return e.runStepOn(ctx, node, t)
-			}
-			if errHere == nil {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return nil, &abi.Error{Kind: abi.KindCancelled, Message: "the workflow was cancelled"}
-			case <-time.After(beat):
-			}
-		}
-		if errHere != nil {
-			return nil, &abi.Error{Kind: abi.KindBadInput, Message: errHere.Error()}
-		}
-		cc := &callContext{grants: host.Grants{Capabilities: c.Grants}, limits: lim}
-		out, err := e.runTask(ctx, fn, task{
-			job: c.Job, module: mod, function: s.Function, input: input,
-			cc: cc, maxRetries: retries, retryGuest: s.RetryGuestErrors, acquired: acquired,
-		}, d)
-		e.endScope(cc, nil, nil, false) // a step's objects do not outlive it
-		return out, err
-	}, nil
+	return func(input []byte) ([]byte, error) { return t.Run(ctx, input) }, nil
+}
+
+// stepSpec is the task a workflow step's call runs.
+func stepSpec(from tasks.Origin, where tasks.Placement, c workflows.Call) tasks.Spec {
+	s := c.Step
+	return tasks.Spec{Origin: from, Placement: where, Job: c.Job, Module: c.Module, Function: s.Function,
+		Resources: s.Resources, TimeoutMs: s.TimeoutMs, MaxRetries: s.Retries, RetryGuest: s.RetryGuestErrors,
+		Grants: host.Grants{Capabilities: c.Grants}}
 }
 
 // Compile prepares a step of a compiled workflow: its function resolved, its demand checked
 // against this node (compiled workflows run here), one instance warm.
 func (st steps) Compile(ctx context.Context, c workflows.Call) (func(context.Context, []byte) ([]byte, error), error) {
-	e, s := st.e, c.Step
-	fn, err := e.function(ctx, c.Module, s.Function, abi.KindTask)
-	if err != nil {
+	t, err := st.e.tasks.Prepare(ctx, stepSpec(tasks.FromCompiled, tasks.Here, c))
+	var ae *abi.Error
+	if errors.As(err, &ae) && ae.Kind == abi.KindBadInput {
+		return nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("step %q: %s", c.Step.ID, ae.Message)}
+	} else if err != nil {
 		return nil, err
 	}
-	d := demand(s.Resources, fn.hints)
-	if err := e.adm.check(d); err != nil {
-		return nil, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("step %q: %v", s.ID, err)}
-	}
-	lim := withTimeout(host.Limits{}, s.TimeoutMs)
-	g := host.Grants{Capabilities: c.Grants}
-	if err := e.rt.Prewarm(ctx, host.CallRequest{Module: fn.hm, Job: c.Job, Grants: g, Limits: lim}, 1); err != nil {
+	if err := t.Prewarm(ctx, 1); err != nil {
 		return nil, err
 	}
-	t := task{job: c.Job, module: c.Module, function: s.Function, maxRetries: retriesOr(s.Retries), retryGuest: s.RetryGuestErrors}
-	return func(ctx context.Context, in []byte) ([]byte, error) {
-		t := t
-		t.input = in
-		t.cc = &callContext{grants: g, limits: lim}
-		out, err := e.runTask(ctx, fn, t, d)
-		e.endScope(t.cc, nil, nil, false)
-		return out, err
-	}, nil
+	return t.Run, nil
 }

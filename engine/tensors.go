@@ -11,7 +11,7 @@ const DefaultTensorBytesPerJob = tensors.DefaultBytesPerJob
 // tensorScope is the scope a call's tensors and optimisers join: its callContext's, so that they
 // end with the call, and an actor's calls, which share the actor's callContext, share its scope.
 func tensorScope(c *host.CallInfo) *tensors.Scope {
-	return &callCtx(c).tensors
+	return &callCtx(c).Tensors
 }
 
 // DropJobTensors frees every tensor and optimiser of job. Handles of job are unknown after; the

@@ -1,4 +1,4 @@
-package engine
+package tasks
 
 import (
 	"context"
@@ -8,10 +8,10 @@ import (
 	"github.com/lumenflow/lumen/engine/scheduler"
 )
 
-// admission lets work start when the node's resources allow: a ledger of what the node has, and
-// the waiters queued for what is in use, served strictly in arrival order (a large demand at the
-// head is not starved by small ones behind it). It is safe for concurrent use.
-type admission struct {
+// Pool lets work start when resources allow: a ledger of what the node (or a placement group's
+// bundle) has, and the waiters queued for what is in use, served strictly in arrival order (a
+// large demand at the head is not starved by small ones behind it). It is safe for concurrent use.
+type Pool struct {
 	mu      sync.Mutex
 	ledger  *scheduler.Ledger
 	waiters []*waiter
@@ -22,13 +22,17 @@ type waiter struct {
 	granted chan struct{}
 }
 
-func newAdmission(total scheduler.Resources) *admission {
-	return &admission{ledger: scheduler.NewLedger(total)}
+// NewPool returns a Pool of total.
+func NewPool(total scheduler.Resources) *Pool {
+	return &Pool{ledger: scheduler.NewLedger(total)}
 }
 
-// defaultResources is what a node offers when its configuration does not say: its cores and its
+// Total is what the pool has in all.
+func (a *Pool) Total() scheduler.Resources { return a.ledger.Total() }
+
+// DefaultResources is what a node offers when its configuration does not say: its cores and its
 // memory.
-func defaultResources() scheduler.Resources {
+func DefaultResources() scheduler.Resources {
 	r := scheduler.Resources{scheduler.CPU: float64(runtime.NumCPU())}
 	if m := physicalMemory(); m > 0 {
 		r[scheduler.Memory] = float64(m)
@@ -36,15 +40,15 @@ func defaultResources() scheduler.Resources {
 	return r
 }
 
-// check refuses at once what can never fit on the node.
-func (a *admission) check(d scheduler.Resources) error {
+// Check refuses at once what can never fit on the node.
+func (a *Pool) Check(d scheduler.Resources) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.ledger.Check(d)
 }
 
-// acquire waits until d is free and takes it, or until ctx ends.
-func (a *admission) acquire(ctx context.Context, d scheduler.Resources) error {
+// Acquire waits until d is free and takes it, or until ctx ends.
+func (a *Pool) Acquire(ctx context.Context, d scheduler.Resources) error {
 	if d.IsZero() {
 		return nil
 	}
@@ -70,20 +74,20 @@ func (a *admission) acquire(ctx context.Context, d scheduler.Resources) error {
 		}
 		a.mu.Unlock()
 		// Granted while ctx ended: give it back.
-		a.release(d)
+		a.Release(d)
 		return ctx.Err()
 	}
 }
 
-// tryAcquire takes d if it is free now and nobody waits before it.
-func (a *admission) tryAcquire(d scheduler.Resources) bool {
+// TryAcquire takes d if it is free now and nobody waits before it.
+func (a *Pool) TryAcquire(d scheduler.Resources) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.waiters) == 0 && a.ledger.TryAcquire(d)
 }
 
-// release gives d back and wakes the waiters that now fit.
-func (a *admission) release(d scheduler.Resources) {
+// Release gives d back and wakes the waiters that now fit.
+func (a *Pool) Release(d scheduler.Resources) {
 	if d.IsZero() {
 		return
 	}
@@ -99,8 +103,8 @@ func (a *admission) release(d scheduler.Resources) {
 	a.waiters = a.waiters[n:]
 }
 
-// available reports what is free now.
-func (a *admission) available() scheduler.Resources {
+// Available reports what is free now.
+func (a *Pool) Available() scheduler.Resources {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.ledger.Available()

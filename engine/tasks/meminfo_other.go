@@ -1,6 +1,6 @@
 //go:build !linux
 
-package engine
+package tasks
 
 // physicalMemory returns 0: the node offers memory only when configured.
 func physicalMemory() int64 { return 0 }
