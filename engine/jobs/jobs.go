@@ -609,7 +609,7 @@ func (m *Manager) Submit(ctx context.Context, spec JobSpec) (*Job, error) {
 		h, err = m.startTaskJob(ctx, job.ID, ep, grants, recorded)
 	}
 	if err != nil {
-		ae := asABIError(err)
+		ae := wire.ABIError(err, "job")
 		m.endJob(job.ID, JobFailed, "the job could not start: "+err.Error(), ae)
 		return nil, err
 	}
@@ -691,7 +691,7 @@ func (m *Manager) startTaskJob(ctx context.Context, id string, ep JobEntrypoint,
 				jb.Started = &now
 			}
 			if err != nil {
-				ae := asABIError(err)
+				ae := wire.ABIError(err, "job")
 				jb.Status, jb.Message, jb.Error = JobFailed, ae.Message, ae
 				return true
 			}
@@ -865,16 +865,4 @@ func (m *Manager) List(ctx context.Context, f JobFilter) ([]Job, error) {
 // Namespaces lists the namespaces, by name, linearizably.
 func (m *Manager) Namespaces(ctx context.Context) ([]Namespace, error) {
 	return raftstore.Records[Namespace](ctx, m.deps.Node, nsPrefix, nil)
-}
-
-// asABIError gives a failure the ABI's shape, as a job's record reports it.
-func asABIError(err error) *abi.Error {
-	var ae *abi.Error
-	if errors.As(err, &ae) {
-		return ae
-	}
-	if errors.Is(err, context.Canceled) {
-		return &abi.Error{Kind: abi.KindCancelled, Message: "the job was cancelled"}
-	}
-	return &abi.Error{Kind: abi.KindSystem, Message: err.Error()}
 }

@@ -1,12 +1,12 @@
 package tasks
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"time"
 
 	"github.com/lumenflow/lumen/engine/scheduler"
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
@@ -128,13 +128,4 @@ func retryable(err error, guest bool) bool {
 }
 
 // AsABIError makes err the *abi.Error a waiting guest reads as the failed task's error.
-func AsABIError(err error) *abi.Error {
-	var ae *abi.Error
-	if errors.As(err, &ae) {
-		return ae
-	}
-	if errors.Is(err, context.Canceled) {
-		return &abi.Error{Kind: abi.KindCancelled, Message: "the task was cancelled"}
-	}
-	return &abi.Error{Kind: abi.KindSystem, Message: err.Error()}
-}
+func AsABIError(err error) *abi.Error { return wire.ABIError(err, "task") }

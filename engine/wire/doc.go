@@ -3,5 +3,6 @@
 // and the typed messages of the node-to-node protocol (package engine/peer). Server, peers and the
 // Go client share them, so none re-declares a shape by hand.
 //
-// It imports the standard library only and nothing of Lumen, so every layer may depend on it.
+// It imports the standard library and sdk/abi (the guest ABI's payloads, which peers exchange)
+// only, so every layer above the ABI may depend on it.
 package wire

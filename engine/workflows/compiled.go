@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/lumenflow/lumen/engine/dag"
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
 
@@ -154,6 +155,6 @@ func execStep(ctx context.Context, cs *compiledStep, outputs map[string][]byte) 
 }
 
 func stepErr(id string, err error) error {
-	ae := asABIError(err)
+	ae := wire.ABIError(err, "step")
 	return &abi.Error{Kind: ae.Kind, Limit: ae.Limit, Code: ae.Code, Message: fmt.Sprintf("step %q: %s", id, ae.Message)}
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/lumenflow/lumen/engine/dag"
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/plugins"
 	"github.com/lumenflow/lumen/raftstore"
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -345,7 +346,7 @@ func (m *Manager) runWorkflow(ctx context.Context, r *run, outputs map[string][]
 		res := <-results
 		delete(running, res.id)
 		if res.err != nil {
-			ae := asABIError(res.err)
+			ae := wire.ABIError(res.err, "step")
 			state := StepFailed
 			if ctx.Err() != nil {
 				state = StepCancelled
@@ -621,18 +622,6 @@ func (m *Manager) Cancel(id string) error {
 		r.cancel()
 	}
 	return nil
-}
-
-// asABIError gives a step's failure the ABI's shape, as its status reports it.
-func asABIError(err error) *abi.Error {
-	var ae *abi.Error
-	if errors.As(err, &ae) {
-		return ae
-	}
-	if errors.Is(err, context.Canceled) {
-		return &abi.Error{Kind: abi.KindCancelled, Message: "the step was cancelled"}
-	}
-	return &abi.Error{Kind: abi.KindSystem, Message: err.Error()}
 }
 
 // InUse names a running workflow or a compiled one that runs module digest; "" when none.
