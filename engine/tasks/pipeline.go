@@ -412,6 +412,7 @@ func (t *Prepared) Run(ctx context.Context, input []byte) ([]byte, error) {
 // fails) and brings its output here.
 func (t *Prepared) runOn(ctx context.Context, node string, input []byte) ([]byte, error) {
 	p, s := t.p, t.s
+	p.placedOut.Add(1)
 	pl := p.placed(&s, t.fn, t.d)
 	if json.Valid(input) {
 		pl.Args = input

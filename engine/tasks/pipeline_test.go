@@ -277,3 +277,43 @@ func TestSubmit_PlacedTaskErrorIsItsOutcome(t *testing.T) {
 		t.Fatalf("result %v after %d placements", err, calls)
 	}
 }
+
+// TestPrepared_RunsElsewhereWhenNoRoomHere runs a step while this node's only cpu is busy: it
+// runs on the node placement names, its output comes back, and it counts as placed out.
+func TestPrepared_RunsElsewhereWhenNoRoomHere(t *testing.T) {
+	n := newNode(t, 1)
+	busy, err := n.p.Submit(context.Background(), &Spec{Job: "j", Grants: grants, Module: "svc", Function: "spin", Args: []byte("0"), MaxRetries: new(int)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if o, err := n.p.Objects.Lookup("j", busy); err == nil {
+			o.Cancel()
+		}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); n.p.Pool.Available()[scheduler.CPU] != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the spinning task never took the cpu")
+		}
+	}
+	n.peers = true
+	n.place = []string{"n2"}
+	n.runOn = func(_ context.Context, node string, pt *Placed) (*objects.Location, error) {
+		if node != "n2" || string(pt.Args) != "7" {
+			t.Errorf("placed on %s: %+v", node, pt)
+		}
+		return &objects.Location{Node: "n2", API: "http://n2", Job: "j", Handle: 9, Size: 2}, nil
+	}
+	n.p.Objects.Fetch = func(context.Context, int64, *objects.Object) ([]byte, error) { return []byte("49"), nil }
+	step, err := n.p.Prepare(context.Background(), Spec{Origin: FromStep, Placement: Anywhere, Job: "j", Grants: grants, Module: "svc", Function: "square"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := step.Run(context.Background(), []byte("7"))
+	if err != nil || string(out) != "49" {
+		t.Fatalf("step run elsewhere: %s, %v", out, err)
+	}
+	if c := n.p.Counts(); c.PlacedOut != 1 {
+		t.Fatalf("counts %+v: the step run elsewhere was not counted as placed out", c)
+	}
+}
