@@ -50,20 +50,20 @@ func (st steps) Prepare(ctx context.Context, c workflows.Call) (func([]byte) ([]
 	retries, lim := retriesOr(s.Retries), withTimeout(host.Limits{}, s.TimeoutMs)
 	d := demand(s.Resources, fn.hints)
 	errHere := e.adm.check(d)
-	if errHere != nil && !e.live.peers.Load() {
+	if errHere != nil && !e.cluster.Peers() {
 		return nil, &abi.Error{Kind: abi.KindBadInput, Message: errHere.Error()}
 	}
-	beat, _ := e.cfg.Cluster.intervals()
+	beat, _ := e.cfg.Cluster.Intervals()
 	return func(input []byte) ([]byte, error) {
 		// No room here now and room elsewhere: the step (or this element of its map) runs there,
 		// and its output comes back here to be checkpointed. A step this node can never hold
 		// waits for room elsewhere.
 		acquired := false
-		for e.live.peers.Load() {
+		for e.cluster.Peers() {
 			if acquired = errHere == nil && e.adm.tryAcquire(d); acquired {
 				break // room here: it runs here
 			}
-			if node := e.placeTask(d, nil); node != "" {
+			if node := e.cluster.Place(d, nil); node != "" {
 				t := remoteTask{job: c.Job, digest: fn.hm.Digest, function: s.Function,
 					grants: c.Grants, timeoutMs: s.TimeoutMs, retries: retries, retryGuest: s.RetryGuestErrors, demand: d}
 				if json.Valid(input) {
