@@ -134,8 +134,8 @@ func (e *Engine) actorNode(d scheduler.Resources, exclude map[string]bool) (stri
 	if !exclude[self] && e.adm.Available().Fits(d) {
 		return "", nil
 	}
-	if e.live.peers.Load() {
-		if n := e.placeTask(d, exclude); n != "" && n != self {
+	if e.cluster.Peers() {
+		if n := e.cluster.Place(d, exclude); n != "" && n != self {
 			return n, nil
 		}
 	}
@@ -214,7 +214,7 @@ func (e *Engine) runPlaced(a *actor) {
 	if !p.follows && !e.startPlaced(a, p.node, false, exclude) {
 		return
 	}
-	beat, _ := e.cfg.Cluster.intervals()
+	beat, _ := e.cfg.Cluster.Intervals()
 	tick := time.NewTicker(beat)
 	defer tick.Stop()
 	for {
@@ -225,7 +225,7 @@ func (e *Engine) runPlaced(a *actor) {
 			select {
 			case <-a.signal:
 			case <-tick.C:
-				if node != "" && e.isDead(node) {
+				if node != "" && e.cluster.IsDead(node) {
 					e.markLost(a, p.gen)
 				}
 			case <-e.ctx.Done():
@@ -276,7 +276,7 @@ func (e *Engine) lostError(a *actor, node string, cause error) *abi.Error {
 // It returns false when the actor is dead or killed (a.dead says why when dead).
 func (e *Engine) startPlaced(a *actor, node string, choose bool, exclude map[string]bool) bool {
 	p := a.pl
-	beat, _ := e.cfg.Cluster.intervals()
+	beat, _ := e.cfg.Cluster.Intervals()
 	systemFails := 0
 	for {
 		a.mu.Lock()
@@ -290,7 +290,7 @@ func (e *Engine) startPlaced(a *actor, node string, choose bool, exclude map[str
 			if err != nil {
 				// No node can hold it now: forget the nodes that failed but live, and wait.
 				for x := range exclude {
-					if !e.isDead(x) {
+					if !e.cluster.IsDead(x) {
 						delete(exclude, x)
 					}
 				}
@@ -356,11 +356,11 @@ func (e *Engine) createInstance(a *actor, node string) (int64, error) {
 		req.MaxRestarts = max(0, a.maxRestarts-a.restarts)
 	}
 	a.mu.Unlock()
-	held := &heldFor{owner: e.nodeID(), handle: a.id, boot: e.live.boot, since: time.Now()}
+	held := &heldFor{owner: e.nodeID(), handle: a.id, boot: e.cluster.Boot(), since: time.Now()}
 	if node == "" {
 		return e.newActor(e.ctx, a.job, p.digest, &req, &callContext{Grants: host.Grants{Capabilities: p.grants}}, actorOpts{here: true, held: held})
 	}
-	m, err := e.member(node)
+	m, err := e.cluster.Member(node)
 	if err != nil {
 		return 0, err
 	}
@@ -418,12 +418,12 @@ func (e *Engine) forward(a *actor, c *actorCall) *abi.Error {
 		}()
 		return nil
 	}
-	if e.isDead(node) {
+	if e.cluster.IsDead(node) {
 		e.objects.Complete(c.obj, nil, e.lostError(a, node, errors.New("declared dead")))
 		e.markLost(a, gen)
 		return nil
 	}
-	m, err := e.member(node)
+	m, err := e.cluster.Member(node)
 	if err != nil {
 		e.objects.Complete(c.obj, nil, e.lostError(a, node, err))
 		e.markLost(a, gen)
@@ -516,7 +516,7 @@ func (e *Engine) resultWithRefs(node, api string, ref int64, job string) *object
 // declared dead is noticed. An error that is not an *abi.Error means the node failed.
 func (e *Engine) fetchRemote(node, api string, ref int64, job string) ([]byte, error) {
 	for {
-		if e.isDead(node) {
+		if e.cluster.IsDead(node) {
 			return nil, fmt.Errorf("node %s was declared dead", node)
 		}
 		ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
@@ -557,7 +557,7 @@ func (e *Engine) restartPlaced(a *actor, exclude map[string]bool) bool {
 	}
 	if old != "" {
 		exclude[old] = true
-		if !e.isDead(old) {
+		if !e.cluster.IsDead(old) {
 			// It may only have stopped answering this node: end the old instance if it lives.
 			e.wg.Add(1)
 			go func() {
@@ -585,7 +585,7 @@ func (e *Engine) killPlaced(a *actor) {
 		e.killActor(a.job, remote)
 		return
 	}
-	if !e.isDead(node) {
+	if !e.cluster.IsDead(node) {
 		e.killRemote(node, remote, a)
 	}
 }
@@ -595,13 +595,13 @@ func (e *Engine) killPlaced(a *actor) {
 // it is still a's (the kill names its owner): after a restart it may have given the handle to
 // another.
 func (e *Engine) killRemote(node string, id int64, a *actor) {
-	m, err := e.member(node)
+	m, err := e.cluster.Member(node)
 	if err != nil {
 		return
 	}
 	k := &wire.ActorKill{Job: a.job}
 	if !a.pl.follows {
-		k.Owner = &wire.ActorOwner{Node: e.nodeID(), Handle: a.id, Boot: e.live.boot}
+		k.Owner = &wire.ActorOwner{Node: e.nodeID(), Handle: a.id, Boot: e.cluster.Boot()}
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancel()
@@ -628,7 +628,7 @@ func (e *Engine) killPlacedActor(job string, id int64, owner wire.ActorOwner) er
 func (e *Engine) record(a *actor, state, reason string) ActorRecord {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	r := ActorRecord{Owner: e.nodeID(), Handle: a.id, Boot: e.live.boot, Job: a.job, Type: a.typ, Module: a.hm.Digest,
+	r := ActorRecord{Owner: e.nodeID(), Handle: a.id, Boot: e.cluster.Boot(), Job: a.job, Type: a.typ, Module: a.hm.Digest,
 		Name: a.key, Node: e.nodeID(), Restarts: a.restarts, State: state, Reason: reason}
 	if a.pl != nil {
 		if a.pl.node != "" {
@@ -824,7 +824,7 @@ func (e *Engine) reap() {
 	e.amu.Unlock()
 	for _, a := range held {
 		h := a.held
-		if e.isDead(h.owner) {
+		if e.cluster.IsDead(h.owner) {
 			orphans = append(orphans, a)
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/cluster"
 	"github.com/lumenflow/lumen/engine/datajobs"
 	"github.com/lumenflow/lumen/engine/jobs"
 	"github.com/lumenflow/lumen/engine/objects"
@@ -85,8 +86,9 @@ type Engine struct {
 	ended      map[int64]endedActor
 	endedOrder []int64
 
-	node       *raftstore.Node // the replicated control plane
-	live       liveness        // heartbeats and the view of the live nodes (placement.go)
+	node       *raftstore.Node // the replicated control plane (the cluster's raft)
+	cluster    *cluster.Node   // membership, liveness and the view of the live nodes (engine/cluster)
+	live       peering         // the peer client, task and object counters, held results (cluster.go)
 	groups     groups          // the placement-group bundles reserved here (groups.go)
 	remote     actorsRemote    // actor records and placed actors (actors_remote.go)
 	regVersion func() uint64   // moves when the registry's keys change, on any node
@@ -144,7 +146,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	reg, err := plugins.Open(ctx, plugins.Config{
-		Store:          registryStore{e},
+		Store:          e.cluster.Registry(),
 		MaxModuleBytes: cfg.MaxModuleBytes,
 		Inspector:      rt,
 	})

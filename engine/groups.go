@@ -209,7 +209,7 @@ func (e *Engine) CreatePlacementGroup(ctx context.Context, spec PlacementGroupSp
 	if err != nil {
 		return nil, err
 	}
-	e.countPlaced(placed, spec.Bundles)
+	e.cluster.CountPlaced(placed, spec.Bundles)
 	if !wait {
 		return e.PlacementGroup(ctx, pg.ID)
 	}
@@ -248,25 +248,6 @@ func notReady(pg *PlacementGroup) []int {
 		}
 	}
 	return out
-}
-
-// countPlaced takes the bundles placed on other nodes off this node's view of their free
-// resources until their next heartbeat, so that groups created in a burst do not all count on
-// the same free resources.
-func (e *Engine) countPlaced(nodes []string, bundles []scheduler.Resources) {
-	e.live.mu.Lock()
-	defer e.live.mu.Unlock()
-	for i, id := range nodes {
-		for j := range e.live.view {
-			if v := &e.live.view[j]; v.ID == id && id != e.nodeID() {
-				avail := scheduler.Resources(v.Available).Clone()
-				for k, amt := range bundles[i] {
-					avail[k] -= amt
-				}
-				v.Available = avail
-			}
-		}
-	}
 }
 
 // PlacementGroup reads a group and which of its bundles are reserved.

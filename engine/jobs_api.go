@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/cluster"
 	"github.com/lumenflow/lumen/engine/jobs"
 	"github.com/lumenflow/lumen/engine/tasks"
 	"github.com/lumenflow/lumen/host"
@@ -46,8 +47,8 @@ func ParseJobSpec(b []byte) (*JobSpec, error) { return jobs.ParseJobSpec(b) }
 func (e *Engine) Jobs() *jobs.Manager { return e.jobs }
 
 func (e *Engine) openJobs() {
-	e.jobs = jobs.New(jobs.Deps{Ctx: e.ctx, WG: &e.wg, Node: e.node, NodeID: e.nodeID(), Boot: e.live.boot,
-		IsDead: e.isDead, DeadPrefix: deadPrefix, Every: e.every, Workflows: e.workflows, Tasks: jobTasks{e},
+	e.jobs = jobs.New(jobs.Deps{Ctx: e.ctx, WG: &e.wg, Node: e.node, NodeID: e.nodeID(), Boot: e.cluster.Boot(),
+		IsDead: e.cluster.IsDead, DeadPrefix: cluster.DeadPrefix, Every: e.every, Workflows: e.workflows, Tasks: jobTasks{e},
 		Release: e.releaseJobHere})
 	e.jobs.Start()
 }

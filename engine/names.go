@@ -32,7 +32,7 @@ type actorRecord struct {
 
 // nameRecord is the record of named actor a owned by this node.
 func (e *Engine) nameRecord(a *actor) []byte {
-	b, _ := json.Marshal(actorRecord{Node: e.nodeID(), Boot: e.live.boot, ID: a.id, Job: a.job, Type: a.typ, Module: a.hm.Digest})
+	b, _ := json.Marshal(actorRecord{Node: e.nodeID(), Boot: e.cluster.Boot(), ID: a.id, Job: a.job, Type: a.typ, Module: a.hm.Digest})
 	return b
 }
 
@@ -57,7 +57,7 @@ func (e *Engine) claimName(ctx context.Context, a *actor) error {
 	if gerr != nil || json.Unmarshal(old, &prev) != nil {
 		return &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("an actor named %q already lives in namespace %q", name, ns)}
 	}
-	if prev.Node != e.nodeID() || (prev.Boot == e.live.boot && e.liveActor(prev.ID)) {
+	if prev.Node != e.nodeID() || (prev.Boot == e.cluster.Boot() && e.liveActor(prev.ID)) {
 		return &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("an actor named %q already lives in namespace %q (on node %s)", name, ns, prev.Node)}
 	}
 	// This node's record from before a restart: the actor it names is gone.
@@ -88,7 +88,7 @@ func (e *Engine) dropNames(ctx context.Context, node string) {
 	var ops []raftstore.Op
 	var conds []raftstore.Cond
 	stale := func(owner, boot string) bool {
-		return owner == node && (node != e.nodeID() || boot != e.live.boot)
+		return owner == node && (node != e.nodeID() || boot != e.cluster.Boot())
 	}
 	e.node.KV().View(func(r raftstore.Reader) error {
 		r.Scan([]byte(actorsPrefix+node+"/"), func(k, v []byte) error {
@@ -128,7 +128,7 @@ func (e *Engine) remoteNamedActor(namespace, name string) (int64, string, error)
 		return id, job, nil
 	}
 	where := rec.Node
-	if m, err := e.member(rec.Node); err == nil && m.API != "" {
+	if m, err := e.cluster.Member(rec.Node); err == nil && m.API != "" {
 		where += " (" + m.API + ")"
 	}
 	return 0, "", &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("the actor named %q in namespace %q lives on node %s: ask that node (%v)", name, namespace, where, ferr)}

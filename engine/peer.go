@@ -99,29 +99,22 @@ func (p peerHandler) KillActor(_ context.Context, id int64, k *wire.ActorKill) e
 }
 
 func (p peerHandler) Join(ctx context.Context, j *wire.JoinRequest) (wire.JoinResponse, error) {
-	secrets, err := p.e.ClusterJoin(ctx, *j)
+	secrets, err := p.e.cluster.Join(ctx, *j)
 	return wire.JoinResponse{Secrets: secrets}, err
 }
 
-func (p peerHandler) Apply(ctx context.Context, cmd []byte) error { return p.e.ClusterApply(ctx, cmd) }
+func (p peerHandler) Apply(ctx context.Context, cmd []byte) error { return p.e.cluster.Apply(ctx, cmd) }
 
 func (p peerHandler) ReadIndex(ctx context.Context) (uint64, error) {
-	return p.e.ClusterReadIndex(ctx)
+	return p.e.cluster.ReadIndex(ctx)
 }
 
-func (p peerHandler) Self(context.Context) wire.NodeStatus { return p.e.ClusterSelf().wire() }
+func (p peerHandler) Self(context.Context) wire.NodeStatus { return p.e.cluster.Self().Wire() }
 
 func (p peerHandler) Heartbeat(ctx context.Context, hb *wire.Heartbeat) ([]wire.NodeView, error) {
-	view, err := p.e.Heartbeat(ctx, *hb)
+	view, err := p.e.cluster.Heartbeat(ctx, *hb)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", raftstore.ErrNotLeader, err)
 	}
 	return view, nil
-}
-
-// wire is what the node says of itself to a peer.
-func (s NodeStatus) wire() wire.NodeStatus {
-	return wire.NodeStatus{ID: s.ID, State: s.State, Leader: s.Leader, Term: s.Term, CommitIndex: s.CommitIndex,
-		AppliedIndex: s.AppliedIndex, API: s.API, StateHash: s.StateHash, StateKeys: s.StateKeys, Goroutines: s.Goroutines,
-		TasksRun: s.TasksRun, PlacedOut: s.PlacedOut, Retried: s.Retried, Rebuilt: s.Rebuilt, PulledBytes: s.PulledBytes}
 }

@@ -56,7 +56,7 @@ func (e *Engine) initRemote() {
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			if e.isDead(loc.Node) {
+			if e.cluster.IsDead(loc.Node) {
 				return // its objects went with it
 			}
 			ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
@@ -118,10 +118,10 @@ func (e *Engine) fetchObject(ctx context.Context, h int64, o *objects.Object) ([
 
 // holderLost says whether node id is gone for good: declared dead, or no longer a member.
 func (e *Engine) holderLost(id string) bool {
-	if e.isDead(id) {
+	if e.cluster.IsDead(id) {
 		return true
 	}
-	_, err := e.member(id)
+	_, err := e.cluster.Member(id)
 	return err != nil
 }
 
@@ -137,7 +137,7 @@ func (e *Engine) rebuild(ctx context.Context, h int64, o *objects.Object, lost s
 	t := *lineage
 	e.live.rebuilt.Add(1)
 	e.log.Warn("object lost with its node; running its task again", "node", lost, "handle", h, "function", t.Function)
-	first := e.placeOrQueue(t.Demand, map[string]bool{lost: true})
+	first := e.cluster.PlaceOrQueue(t.Demand, map[string]bool{lost: true})
 	out, err := e.tasks.ExecPlaced(ctx, first, t, map[string]bool{lost: true})
 	if err != nil {
 		return nil, fmt.Errorf("object %d was lost with node %s and rebuilding it failed: %w", h, lost, err)
@@ -297,7 +297,7 @@ func (e *Engine) takeRefs(job string, req *abi.TaskRequest, remote []wire.Remote
 		} else {
 			// The node's address comes from the cluster's member records, never from the
 			// request: a fetch carries the cluster's token.
-			rec, err := e.member(r.Node)
+			rec, err := e.cluster.Member(r.Node)
 			if err != nil {
 				return fail(&abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("refs[%d] = %d lives on node %s, which is not a member of this cluster", i, ref, r.Node)})
 			}
@@ -347,7 +347,7 @@ func (e *Engine) dropOrphans() {
 	for _, r := range held {
 		d, ok := dead[r.owner]
 		if !ok {
-			d = e.isDead(r.owner)
+			d = e.cluster.IsDead(r.owner)
 			dead[r.owner] = d
 		}
 		switch {

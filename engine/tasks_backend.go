@@ -29,18 +29,18 @@ func (b taskBackend) ResetScope(sc *tasks.Scope) {
 	sc.Owned, sc.Actors = nil, nil
 }
 
-func (b taskBackend) Peers() bool { return b.e.live.peers.Load() }
+func (b taskBackend) Peers() bool { return b.e.cluster.Peers() }
 
 func (b taskBackend) Place(d scheduler.Resources, exclude map[string]bool) string {
-	return b.e.placeTask(d, exclude)
+	return b.e.cluster.Place(d, exclude)
 }
 
 func (b taskBackend) PlaceOrQueue(d scheduler.Resources, exclude map[string]bool) string {
-	return b.e.placeOrQueue(d, exclude)
+	return b.e.cluster.PlaceOrQueue(d, exclude)
 }
 
 func (b taskBackend) Beat() time.Duration {
-	beat, _ := b.e.cfg.Cluster.intervals()
+	beat, _ := b.e.cfg.Cluster.Intervals()
 	return beat
 }
 
