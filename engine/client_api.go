@@ -95,28 +95,18 @@ func (e *Engine) CreateActor(ctx context.Context, job string, req *abi.ActorCrea
 	if req.Module == "" {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: "an actor created from outside a module must name its module"}
 	}
-	return e.createActor(ctx, jobOr(job), req.Module, req, &callContext{Grants: grants})
+	return e.actors.Create(ctx, jobOr(job), req.Module, req, &callContext{Grants: grants})
 }
 
 // CallActor queues a call of method on actor id of job and returns the handle of its result.
 func (e *Engine) CallActor(job string, id int64, method string, input []byte) (int64, error) {
-	return e.callActor(jobOr(job), id, method, input)
+	return e.actors.Call(jobOr(job), id, method, input)
 }
 
 // KillActor stops actor id of job.
-func (e *Engine) KillActor(job string, id int64) error { return e.killActor(jobOr(job), id) }
+func (e *Engine) KillActor(job string, id int64) error { return e.actors.Kill(jobOr(job), id) }
 
 // NamedActor returns the handle and job of the actor called name in namespace.
 func (e *Engine) NamedActor(namespace, name string) (id int64, job string, err error) {
-	e.amu.Lock()
-	id, ok := e.named[namespace+"/"+name]
-	var a *actor
-	if ok {
-		a = e.actors[id]
-	}
-	e.amu.Unlock()
-	if a == nil {
-		return e.remoteNamedActor(namespace, name) // elsewhere in the cluster, or nowhere
-	}
-	return id, a.job, nil
+	return e.actors.Named(namespace, name)
 }

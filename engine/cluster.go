@@ -53,13 +53,14 @@ func (e *Engine) openCluster(ctx context.Context) error {
 	e.cluster, e.node, e.cfg.Cluster, e.live.peer = c, c.Raft(), c.Config(), c.Peer()
 	e.regVersion = c.Registry().Version
 	e.initRemote()
+	e.actors = e.openActors()
 	c.Start()
 	e.startGroups()
 	// Actors do not survive a restart: drop the names this node held before it.
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		e.dropNames(e.ctx, e.nodeID())
+		e.actors.DropNames(e.ctx, e.nodeID())
 	}()
 	return nil
 }
@@ -75,18 +76,11 @@ func (e *Engine) counters() cluster.Counters {
 // its workflows and frees the actor names it held.
 func (e *Engine) nodeDead(id string) {
 	e.workflows.Adopt(id)
-	e.dropNames(e.ctx, id)
+	e.actors.DropNames(e.ctx, id)
 }
 
 // nodeID is this node's id in the cluster ("local" for a single node).
 func (e *Engine) nodeID() string { return e.cfg.Cluster.NodeID }
-
-func truncate(b []byte, n int) string {
-	if len(b) > n {
-		return string(b[:n]) + "…"
-	}
-	return string(b)
-}
 
 // LeaderAPI returns the API URL of the leader, empty when unknown.
 func (e *Engine) LeaderAPI() string { return e.cluster.LeaderAPI() }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/actors"
 	"github.com/lumenflow/lumen/engine/cluster"
 	"github.com/lumenflow/lumen/engine/datajobs"
 	"github.com/lumenflow/lumen/engine/jobs"
@@ -78,19 +79,12 @@ type Engine struct {
 	compiled map[string]*host.Module // by digest
 	fns      map[fnKey]fnRef         // resolved functions, dropped when the registry changes
 
-	amu     sync.Mutex
-	actors  map[int64]*actor
-	named   map[string]int64 // "namespace/name" -> actor
-	closing bool
-	// ended remembers why recently ended actors ended (the oldest forgotten first).
-	ended      map[int64]endedActor
-	endedOrder []int64
+	actors *actors.Manager // local, placed and named actors (engine/actors); set in openCluster
 
 	node       *raftstore.Node // the replicated control plane (the cluster's raft)
 	cluster    *cluster.Node   // membership, liveness and the view of the live nodes (engine/cluster)
 	live       peering         // the peer client, task and object counters, held results (cluster.go)
 	groups     groups          // the placement-group bundles reserved here (groups.go)
-	remote     actorsRemote    // actor records and placed actors (actors_remote.go)
 	regVersion func() uint64   // moves when the registry's keys change, on any node
 	fnsVersion uint64          // the regVersion e.fns was filled at; guarded by mu
 
@@ -116,7 +110,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, started: time.Now(), objects: objects.New(cfg.ObjectStoreBytes).WithSpill(cfg.DataDir), adm: tasks.NewPool(cfg.Resources),
-		compiled: map[string]*host.Module{}, fns: map[fnKey]fnRef{}, actors: map[int64]*actor{}, named: map[string]int64{}, ended: map[int64]endedActor{},
+		compiled: map[string]*host.Module{}, fns: map[fnKey]fnRef{},
 		log:     slog.Default(),
 		tensors: tensors.New(cfg.TensorBytesPerJob),
 	}
@@ -139,6 +133,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		e.cancel()
 		return nil, fmt.Errorf("engine: start host: %w", err)
 	}
+	e.rt = rt // the actors, opened with the cluster, run on it
 	e.tasks = tasks.New(tasks.Deps{Ctx: e.ctx, WG: &e.wg, Log: e.log, Runtime: rt, Objects: e.objects, Pool: e.adm, Backend: taskBackend{e}})
 	if err := e.openCluster(ctx); err != nil {
 		e.cancel()
@@ -157,7 +152,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("engine: open registry: %w", err)
 	}
-	e.rt, e.reg, e.state = rt, reg, &state{node: e.node, ctx: e.ctx}
+	e.reg, e.state = reg, &state{node: e.node, ctx: e.ctx}
 	e.workflows = workflows.New(workflows.Deps{Ctx: e.ctx, WG: &e.wg, Log: e.log, NodeID: e.nodeID(),
 		Store: wfStore{e.state}, Registry: reg, Steps: steps{e}})
 	if err := e.workflows.Resume(); err != nil {
@@ -172,9 +167,7 @@ func (e *Engine) logf(format string, args ...any) { e.log.Warn(fmt.Sprintf(forma
 
 // Close cancels running tasks, stops actors, then closes the runtime and the registry.
 func (e *Engine) Close(ctx context.Context) error {
-	e.amu.Lock()
-	e.closing = true
-	e.amu.Unlock()
+	e.actors.Close()
 	e.cancel()
 	e.data.Close()
 	e.wg.Wait()
@@ -231,14 +224,9 @@ func (e *Engine) DeleteModule(ctx context.Context, ref string) error {
 
 // moduleUser names something that uses the module of digest, or returns "".
 func (e *Engine) moduleUser(digest string) string {
-	e.amu.Lock()
-	for _, a := range e.actors {
-		if a.hm.Digest == digest {
-			e.amu.Unlock()
-			return fmt.Sprintf("actor %d runs it", a.id)
-		}
+	if user := e.actors.InUse(digest); user != "" {
+		return user
 	}
-	e.amu.Unlock()
 	return e.workflows.InUse(digest)
 }
 
@@ -278,9 +266,7 @@ type Stats struct {
 // Stats reports the node's state.
 func (e *Engine) Stats() Stats {
 	n, b := e.objects.Stats()
-	e.amu.Lock()
-	live := len(e.actors)
-	e.amu.Unlock()
+	live := e.actors.Count()
 	return Stats{
 		Started: e.started, Resources: e.cfg.Resources.Clone(), Available: e.adm.Available(),
 		Modules: len(e.reg.List()), Objects: n, ObjectBytes: b, Actors: live,

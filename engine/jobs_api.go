@@ -56,15 +56,7 @@ func (e *Engine) openJobs() {
 // releaseJobHere frees what stopped job id holds on this node besides its task and workflows:
 // its actors, its objects (pending tasks cancelled) and its tensors.
 func (e *Engine) releaseJobHere(id string) {
-	var actors []int64
-	e.amu.Lock()
-	for aid, a := range e.actors {
-		if a.job == id {
-			actors = append(actors, aid)
-		}
-	}
-	e.amu.Unlock()
-	e.killActors(actors)
+	e.actors.KillJob(id)
 	e.objects.ReleaseJob(id)
 	e.DropJobTensors(id)
 }

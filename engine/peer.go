@@ -70,7 +70,7 @@ func (p peerHandler) ReleaseObject(_ context.Context, job string, ref int64) err
 }
 
 func (p peerHandler) CreateActor(ctx context.Context, a *wire.PlacedActor) (wire.CreatedActor, error) {
-	h, err := p.e.createActorHere(ctx, a.Job, &a.Actor, host.Grants{Capabilities: a.Grants}, a.Applied, a.Owner)
+	h, err := p.e.actors.CreateHere(ctx, jobOr(a.Job), &a.Actor, host.Grants{Capabilities: a.Grants}, a.Applied, a.Owner)
 	if err != nil {
 		return wire.CreatedActor{}, err
 	}
@@ -93,7 +93,7 @@ func (p peerHandler) CallActor(_ context.Context, id int64, c *wire.ActorCall) (
 
 func (p peerHandler) KillActor(_ context.Context, id int64, k *wire.ActorKill) error {
 	if k.Owner != nil {
-		return p.e.killPlacedActor(k.Job, id, *k.Owner)
+		return p.e.actors.KillPlaced(jobOr(k.Job), id, *k.Owner)
 	}
 	return p.e.KillActor(k.Job, id)
 }

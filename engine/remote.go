@@ -396,7 +396,7 @@ func (e *Engine) callActorReading(job string, id int64, method string, input []b
 	if err := e.objects.Retain(job, local.Refs); err != nil {
 		return 0, err
 	}
-	h, err := e.callActorBorrowing(job, id, method, in, local.Refs)
+	h, err := e.actors.CallBorrowing(job, id, method, in, local.Refs)
 	if err != nil {
 		e.objects.ReleaseAll(local.Refs)
 	}

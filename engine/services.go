@@ -39,7 +39,7 @@ func (e *Engine) endScope(cc *callContext, out []byte, holder *objects.Object, k
 	}
 	e.objects.ReleaseAll(dropped)
 	e.objects.ReleaseAll(cc.Borrowed)
-	e.killActors(cc.Actors)
+	e.actors.KillAll(cc.Actors)
 	e.tensors.Free(&cc.Tensors)
 	cc.Owned, cc.Borrowed, cc.Actors = nil, nil, nil
 }
@@ -145,7 +145,7 @@ func (s services) ActorCreate(ctx context.Context, c *host.CallInfo, req *abi.Ac
 		module = c.Module
 	}
 	cc := callCtx(c)
-	h, err := s.e.createActor(ctx, c.Job, module, req, cc)
+	h, err := s.e.actors.Create(ctx, c.Job, module, req, cc)
 	if err == nil && !req.Detached {
 		cc.Actors = append(cc.Actors, h)
 	}
@@ -160,7 +160,7 @@ func (s services) ActorCall(_ context.Context, c *host.CallInfo, req *abi.ActorC
 	if err := s.e.objects.Retain(c.Job, req.Refs); err != nil {
 		return 0, err
 	}
-	h, err := s.e.callActorBorrowing(c.Job, req.Actor, req.Method, input, req.Refs)
+	h, err := s.e.actors.CallBorrowing(c.Job, req.Actor, req.Method, input, req.Refs)
 	if err != nil {
 		s.e.objects.ReleaseAll(req.Refs)
 		return 0, err
@@ -171,7 +171,7 @@ func (s services) ActorCall(_ context.Context, c *host.CallInfo, req *abi.ActorC
 }
 
 func (s services) ActorKill(_ context.Context, c *host.CallInfo, h int64) error {
-	return s.e.killActor(c.Job, h)
+	return s.e.actors.Kill(c.Job, h)
 }
 
 // asABIError makes err the *abi.Error a waiting guest reads as the failed task's error.

@@ -25,7 +25,7 @@ func (b taskBackend) EndScope(sc *tasks.Scope, out []byte, holder *objects.Objec
 
 func (b taskBackend) ResetScope(sc *tasks.Scope) {
 	b.e.objects.ReleaseAll(sc.Owned)
-	b.e.killActors(sc.Actors)
+	b.e.actors.KillAll(sc.Actors)
 	sc.Owned, sc.Actors = nil, nil
 }
 

@@ -1,4 +1,4 @@
-package engine
+package actors
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/lumenflow/lumen/engine/objects"
 	"github.com/lumenflow/lumen/engine/scheduler"
+	"github.com/lumenflow/lumen/engine/tasks"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
@@ -27,7 +28,7 @@ type actor struct {
 	hm          *host.Module
 	args        []byte
 	res         scheduler.Resources // held while the actor lives
-	cc          *callContext
+	cc          *tasks.Scope
 	maxRestarts int
 	// canSave: the type has __save and __load methods and the actor may restart, so its state is
 	// saved after every call and loaded into a restarted instance instead of running the
@@ -35,7 +36,7 @@ type actor struct {
 	canSave bool
 	saved   []byte
 
-	// pl is set when the actor's instance runs on another node (actors_remote.go): this node
+	// pl is set when the actor's instance runs on another node (placed.go): this node
 	// owns it and forwards its calls. held is set when another node placed the actor here.
 	pl   *placed
 	held *heldFor
@@ -55,11 +56,13 @@ type actorCall struct {
 	borrowed []int64 // objects passed to the call, held until it ends
 }
 
-// createActor checks the actor type, registers the actor (and its name) and starts it in the
+// Create checks the actor type, registers the actor (and its name) and starts it in the
 // background; its constructor runs before its first call. An actor whose resources this node
-// lacks now and another live node has runs there, owned by this node (actors_remote.go).
-func (e *Engine) createActor(ctx context.Context, job, module string, req *abi.ActorCreateRequest, cc *callContext) (int64, error) {
-	return e.newActor(ctx, job, module, req, cc, actorOpts{})
+// lacks now and another live node has runs there, owned by this node (placed.go). The actor
+// runs with the grants and limits of cc, the creating call's scope; the caller owns the returned
+// handle (a call's scope lists its owned actors in Scope.Actors, killed when it ends).
+func (m *Manager) Create(ctx context.Context, job, module string, req *abi.ActorCreateRequest, cc *tasks.Scope) (int64, error) {
+	return m.newActor(ctx, job, module, req, cc, actorOpts{})
 }
 
 // actorOpts says how an actor is created.
@@ -68,12 +71,12 @@ type actorOpts struct {
 	held *heldFor // the owner of an actor placed here
 }
 
-func (e *Engine) newActor(ctx context.Context, job, module string, req *abi.ActorCreateRequest, cc *callContext, o actorOpts) (int64, error) {
+func (m *Manager) newActor(ctx context.Context, job, module string, req *abi.ActorCreateRequest, cc *tasks.Scope, o actorOpts) (int64, error) {
 	if req.MaxConcurrency > 1 {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf(
 			"max_concurrency %d: an actor's state lives in one single-threaded WebAssembly instance, so its calls run one at a time; for parallel work use several actors or tasks", req.MaxConcurrency)}
 	}
-	fn, err := e.function(ctx, module, req.Actor, abi.KindActor)
+	fn, err := m.function(ctx, module, req.Actor, abi.KindActor)
 	if err != nil {
 		return 0, err
 	}
@@ -83,27 +86,27 @@ func (e *Engine) newActor(ctx context.Context, job, module string, req *abi.Acto
 	var pl *placed
 	if !o.here {
 		var err error
-		if pl, err = e.placeActor(module, req, cc, d); err != nil {
+		if pl, err = m.placeActor(module, req, cc, d); err != nil {
 			return 0, err
 		}
 	}
 	if pl == nil {
-		if err := e.adm.Check(d); err != nil {
+		if err := m.pool.Check(d); err != nil {
 			return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("actor %s: %v", req.Actor, err)}
 		}
 	} else {
 		d = nil // its instance holds the resources where it runs
 	}
 	a := &actor{
-		id: e.objects.NewHandle(), job: job, typ: req.Actor, hm: fn.Module, args: []byte(req.Args), res: d,
-		cc: &callContext{Grants: cc.Grants, Limits: cc.Limits}, maxRestarts: req.MaxRestarts, signal: make(chan struct{}, 1),
+		id: m.objects.NewHandle(), job: job, typ: req.Actor, hm: fn.Module, args: []byte(req.Args), res: d,
+		cc: &tasks.Scope{Grants: cc.Grants, Limits: cc.Limits}, maxRestarts: req.MaxRestarts, signal: make(chan struct{}, 1),
 		pl: pl, held: o.held,
 	}
-	m := fn.Module.Info.Manifest
-	a.canSave = pl == nil && req.MaxRestarts != 0 && m.Index(req.Actor+"."+abi.SaveMethod) >= 0 && m.Index(req.Actor+"."+abi.LoadMethod) >= 0
-	e.amu.Lock()
-	if e.closing {
-		e.amu.Unlock()
+	mf := fn.Module.Info.Manifest
+	a.canSave = pl == nil && req.MaxRestarts != 0 && mf.Index(req.Actor+"."+abi.SaveMethod) >= 0 && mf.Index(req.Actor+"."+abi.LoadMethod) >= 0
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
 		return 0, &abi.Error{Kind: abi.KindCancelled, Message: "the engine is shutting down"}
 	}
 	if req.Name != "" {
@@ -112,50 +115,50 @@ func (e *Engine) newActor(ctx context.Context, job, module string, req *abi.Acto
 			ns = job
 		}
 		a.key = ns + "/" + req.Name
-		if _, taken := e.named[a.key]; taken {
-			e.amu.Unlock()
+		if _, taken := m.named[a.key]; taken {
+			m.mu.Unlock()
 			return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("an actor named %q already lives in namespace %q", req.Name, ns)}
 		}
-		e.named[a.key] = a.id
+		m.named[a.key] = a.id
 	}
-	e.amu.Unlock()
+	m.mu.Unlock()
 	if a.key != "" {
 		// The name is this node's; now make it the cluster's.
-		if err := e.claimName(ctx, a); err != nil {
-			e.amu.Lock()
-			if e.named[a.key] == a.id {
-				delete(e.named, a.key)
+		if err := m.claimName(ctx, a); err != nil {
+			m.mu.Lock()
+			if m.named[a.key] == a.id {
+				delete(m.named, a.key)
 			}
-			e.amu.Unlock()
+			m.mu.Unlock()
 			return 0, err
 		}
 	}
-	e.amu.Lock()
-	if e.closing {
-		e.amu.Unlock()
-		e.releaseName(a)
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
+		m.releaseName(a)
 		return 0, &abi.Error{Kind: abi.KindCancelled, Message: "the engine is shutting down"}
 	}
-	e.actors[a.id] = a
-	e.amu.Unlock()
-	e.wg.Add(1)
+	m.actors[a.id] = a
+	m.mu.Unlock()
+	m.wg.Add(1)
 	switch {
 	case pl != nil:
-		go e.runPlaced(a)
+		go m.runPlaced(a)
 	default:
-		if o.held != nil && o.held.owner != e.nodeID() {
-			e.startReaper()
+		if o.held != nil && o.held.owner != m.nodeID {
+			m.startReaper()
 		}
-		go e.runActor(a)
+		go m.runActor(a)
 	}
 	return a.id, nil
 }
 
-func (e *Engine) actor(job string, id int64) (*actor, error) {
-	e.amu.Lock()
-	a := e.actors[id]
-	gone, ended := e.ended[id]
-	e.amu.Unlock()
+func (m *Manager) actor(job string, id int64) (*actor, error) {
+	m.mu.Lock()
+	a := m.actors[id]
+	gone, ended := m.ended[id]
+	m.mu.Unlock()
 	switch {
 	case a == nil && ended && gone.job == job:
 		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("actor %d has ended: %s", id, gone.reason)}
@@ -165,37 +168,37 @@ func (e *Engine) actor(job string, id int64) (*actor, error) {
 	return a, nil
 }
 
-// maxEnded bounds how many ended actors the engine remembers, to say why a call to one fails.
+// maxEnded bounds how many ended actors the manager remembers, to say why a call to one fails.
 const maxEnded = 10_000
 
 type endedActor struct {
 	job, reason string
 }
 
-// forget removes an ended actor, remembering why it ended. The caller holds e.amu.
-func (e *Engine) forgetLocked(a *actor, reason string) {
-	delete(e.actors, a.id)
-	if a.key != "" && e.named[a.key] == a.id {
-		delete(e.named, a.key)
-		e.releaseName(a)
+// forgetLocked removes an ended actor, remembering why it ended. The caller holds m.mu.
+func (m *Manager) forgetLocked(a *actor, reason string) {
+	delete(m.actors, a.id)
+	if a.key != "" && m.named[a.key] == a.id {
+		delete(m.named, a.key)
+		m.releaseName(a)
 	}
-	e.ended[a.id] = endedActor{job: a.job, reason: reason}
-	e.endedOrder = append(e.endedOrder, a.id)
-	if len(e.endedOrder) > maxEnded {
-		delete(e.ended, e.endedOrder[0])
-		e.endedOrder = e.endedOrder[1:]
+	m.ended[a.id] = endedActor{job: a.job, reason: reason}
+	m.endedOrder = append(m.endedOrder, a.id)
+	if len(m.endedOrder) > maxEnded {
+		delete(m.ended, m.endedOrder[0])
+		m.endedOrder = m.endedOrder[1:]
 	}
 }
 
-// callActor queues a method call and returns the handle of its result.
-func (e *Engine) callActor(job string, id int64, method string, input []byte) (int64, error) {
-	return e.callActorBorrowing(job, id, method, input, nil)
+// Call queues a method call and returns the handle of its result.
+func (m *Manager) Call(job string, id int64, method string, input []byte) (int64, error) {
+	return m.CallBorrowing(job, id, method, input, nil)
 }
 
-// callActorBorrowing is callActor for a call that holds the objects borrowed (already retained)
+// CallBorrowing is Call for a call that holds the objects borrowed (already retained)
 // until it ends.
-func (e *Engine) callActorBorrowing(job string, id int64, method string, input []byte, borrowed []int64) (int64, error) {
-	a, err := e.actor(job, id)
+func (m *Manager) CallBorrowing(job string, id int64, method string, input []byte, borrowed []int64) (int64, error) {
+	a, err := m.actor(job, id)
 	if err != nil {
 		return 0, err
 	}
@@ -203,18 +206,18 @@ func (e *Engine) callActorBorrowing(job string, id int64, method string, input [
 	if i := a.hm.Info.Manifest.Index(full); i < 0 || a.hm.Info.Manifest.Functions[i].Kind != abi.KindMethod {
 		return 0, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("actor type %s has no method %q", a.typ, method)}
 	}
-	h, obj := e.objects.Pending(job)
+	h, obj := m.objects.Pending(job)
 	a.mu.Lock()
 	switch {
 	case a.dead != nil:
 		a.mu.Unlock()
-		e.objects.Complete(obj, nil, a.dead)
-		e.objects.ReleaseAll(borrowed)
+		m.objects.Complete(obj, nil, a.dead)
+		m.objects.ReleaseAll(borrowed)
 		return h, nil
 	case a.killed:
 		a.mu.Unlock()
-		e.objects.Complete(obj, nil, &abi.Error{Kind: abi.KindCancelled, Message: fmt.Sprintf("actor %d was killed", id)})
-		e.objects.ReleaseAll(borrowed)
+		m.objects.Complete(obj, nil, &abi.Error{Kind: abi.KindCancelled, Message: fmt.Sprintf("actor %d was killed", id)})
+		m.objects.ReleaseAll(borrowed)
 		return h, nil
 	}
 	a.queue = append(a.queue, &actorCall{method: full, input: input, obj: obj, borrowed: borrowed})
@@ -230,9 +233,9 @@ func (a *actor) wake() {
 	}
 }
 
-// killActor stops an actor for good; its queued calls fail as cancelled.
-func (e *Engine) killActor(job string, id int64) error {
-	a, err := e.actor(job, id)
+// Kill stops an actor for good; its queued calls fail as cancelled.
+func (m *Manager) Kill(job string, id int64) error {
+	a, err := m.actor(job, id)
 	if err != nil {
 		return err
 	}
@@ -245,7 +248,7 @@ func (e *Engine) killActor(job string, id int64) error {
 
 // failQueued marks the actor stopped (killed, unless it died of something else) and fails the
 // calls still queued with the reason.
-func (e *Engine) failQueued(a *actor) {
+func (m *Manager) failQueued(a *actor) {
 	a.mu.Lock()
 	queued := a.queue
 	a.queue = nil
@@ -255,17 +258,17 @@ func (e *Engine) failQueued(a *actor) {
 	reason := a.dead
 	a.mu.Unlock()
 	for _, c := range queued {
-		e.objects.Complete(c.obj, nil, reason)
-		e.objects.ReleaseAll(c.borrowed)
+		m.objects.Complete(c.obj, nil, reason)
+		m.objects.ReleaseAll(c.borrowed)
 	}
 }
 
-// killActors kills the actors of ids that still live.
-func (e *Engine) killActors(ids []int64) {
+// KillAll kills the actors of ids that still live.
+func (m *Manager) KillAll(ids []int64) {
 	for _, id := range ids {
-		e.amu.Lock()
-		a := e.actors[id]
-		e.amu.Unlock()
+		m.mu.Lock()
+		a := m.actors[id]
+		m.mu.Unlock()
 		if a != nil {
 			a.mu.Lock()
 			a.killed = true
@@ -276,46 +279,46 @@ func (e *Engine) killActors(ids []int64) {
 }
 
 // runActor is the actor's goroutine: start the instance, then run calls until killed, dead or
-// the engine closes.
-func (e *Engine) runActor(a *actor) {
-	defer e.wg.Done()
+// the node closes.
+func (m *Manager) runActor(a *actor) {
+	defer m.wg.Done()
 	recorded := false
 	defer func() {
 		a.mu.Lock()
 		reason, killed := a.dead.Error(), a.killed
 		a.mu.Unlock()
-		e.amu.Lock()
-		e.forgetLocked(a, reason)
-		e.amu.Unlock()
+		m.mu.Lock()
+		m.forgetLocked(a, reason)
+		m.mu.Unlock()
 		if recorded {
-			e.endRecord(a, killed)
+			m.endRecord(a, killed)
 		}
 	}()
-	if err := e.adm.Acquire(e.ctx, a.res); err != nil {
+	if err := m.pool.Acquire(m.ctx, a.res); err != nil {
 		a.mu.Lock()
 		a.dead = &abi.Error{Kind: abi.KindCancelled, Message: "the engine closed before the actor could start"}
 		a.mu.Unlock()
-		e.failQueued(a)
+		m.failQueued(a)
 		return
 	}
-	defer e.adm.Release(a.res)
+	defer m.pool.Release(a.res)
 	var inst *host.Instance
 	defer func() {
-		e.endScope(a.cc, nil, nil, false)
+		m.endScope(a.cc)
 		if inst != nil {
 			inst.Close(context.Background())
 		}
-		e.failQueued(a)
+		m.failQueued(a)
 	}()
 	start := func() error {
-		in, err := e.rt.NewInstance(e.ctx, host.InstanceSpec{Module: a.hm, Job: a.job, Grants: a.cc.Grants, Limits: a.cc.Limits, Context: a.cc})
+		in, err := m.runtime.NewInstance(m.ctx, host.InstanceSpec{Module: a.hm, Job: a.job, Grants: a.cc.Grants, Limits: a.cc.Limits, Context: a.cc})
 		if err != nil {
 			return err
 		}
 		if a.saved != nil {
-			_, err = in.Call(e.ctx, a.typ+"."+abi.LoadMethod, a.saved)
+			_, err = in.Call(m.ctx, a.typ+"."+abi.LoadMethod, a.saved)
 		} else {
-			_, err = in.Call(e.ctx, a.typ, a.args)
+			_, err = in.Call(m.ctx, a.typ, a.args)
 		}
 		if err != nil {
 			in.Close(context.Background())
@@ -331,14 +334,14 @@ func (e *Engine) runActor(a *actor) {
 		return
 	}
 	recorded = true
-	e.putRecord(a, ActorAlive, "")
+	m.putRecord(a, Alive, "")
 	for {
 		a.mu.Lock()
 		for len(a.queue) == 0 && !a.killed {
 			a.mu.Unlock()
 			select {
 			case <-a.signal:
-			case <-e.ctx.Done():
+			case <-m.ctx.Done():
 				return
 			}
 			a.mu.Lock()
@@ -351,22 +354,22 @@ func (e *Engine) runActor(a *actor) {
 		a.queue = a.queue[1:]
 		a.mu.Unlock()
 
-		res, err := inst.Call(e.ctx, c.method, c.input)
-		e.objects.ReleaseAll(c.borrowed)
+		res, err := inst.Call(m.ctx, c.method, c.input)
+		m.objects.ReleaseAll(c.borrowed)
 		if err != nil {
-			e.objects.Complete(c.obj, nil, asABIError(err))
+			m.objects.Complete(c.obj, nil, tasks.AsABIError(err))
 		} else {
 			// What the call made and returned passes to its result; what it made and kept
 			// stays with the actor (its state may hold it) until the actor ends.
 			kept, _ := objects.RefsIn(res.Output, a.cc.Owned)
-			e.objects.Adopt(c.obj, kept)
+			m.objects.Adopt(c.obj, kept)
 			a.cc.Owned = without(a.cc.Owned, kept)
-			e.objects.Complete(c.obj, res.Output, nil)
+			m.objects.Complete(c.obj, res.Output, nil)
 			if a.canSave {
-				if st, err := inst.Call(e.ctx, a.typ+"."+abi.SaveMethod, nil); err == nil {
+				if st, err := inst.Call(m.ctx, a.typ+"."+abi.SaveMethod, nil); err == nil {
 					a.saved = st.Output
 				} else {
-					e.logf("actor %d: saving its state failed: %v", a.id, err)
+					m.log.Warn(fmt.Sprintf("actor %d: saving its state failed: %v", a.id, err))
 				}
 			}
 		}
@@ -393,7 +396,7 @@ func (e *Engine) runActor(a *actor) {
 			a.mu.Unlock()
 			return
 		}
-		e.putRecord(a, ActorAlive, "")
+		m.putRecord(a, Alive, "")
 	}
 }
 
