@@ -55,7 +55,7 @@ func startInNodeWith(t testing.TB, id string, join *inNode, res scheduler.Resour
 	cc := engine.ClusterConfig{NodeID: id, RaftBind: raftAddr, APIURL: "http://" + l.Addr().String(),
 		HTTPClient: &http.Client{Transport: n.tr, Timeout: 30 * time.Second}, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: time.Second}
 	if join != nil {
-		cc.Join, cc.JoinToken, cc.Worker = join.e.ClusterSelf().API, join.joinToken(t), true
+		cc.Join, cc.JoinToken, cc.Worker = join.e.Cluster().Self().API, join.joinToken(t), true
 	}
 	ctx := context.Background()
 	cfg := engine.Config{DataDir: compileCacheDir(t), Resources: res, Cluster: cc}
@@ -132,7 +132,7 @@ func recordOf(t *testing.T, e *engine.Engine, handle int64) (engine.ActorRecord,
 		t.Fatal(err)
 	}
 	for _, r := range recs {
-		if r.Owner == e.ClusterSelf().ID && r.Handle == handle {
+		if r.Owner == e.Cluster().Self().ID && r.Handle == handle {
 			return r, true
 		}
 	}
@@ -175,7 +175,7 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 	if _, err := server.e.AddModule(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the server sees 3 nodes", func() bool { return len(server.e.ClusterNodes()) == 3 })
+	waitFor(t, 20*time.Second, "the server sees 3 nodes", func() bool { return len(server.e.Cluster().Nodes()) == 3 })
 	create := func(name string, restarts int) int64 {
 		t.Helper()
 		req := &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("10"), MaxRestarts: restarts, Name: name, Namespace: "t",
@@ -204,7 +204,7 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 
 	// An actor placed by a node that then dies is killed by the node holding it.
 	owner := startInNode(t, "o4", server, scheduler.Resources{scheduler.CPU: 1})
-	waitFor(t, 20*time.Second, "the owner sees the workers", func() bool { return len(owner.e.ClusterNodes()) == 4 })
+	waitFor(t, 20*time.Second, "the owner sees the workers", func() bool { return len(owner.e.Cluster().Nodes()) == 4 })
 	held := func() int { return workers["w2"].e.Stats().Actors + workers["w3"].e.Stats().Actors }
 	before := held()
 	orphan, err := owner.e.CreateActor(ctx, "", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1"),
@@ -249,11 +249,11 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 	// Both go through the holder's peer routes, as a node's kill does.
 	pc := peer.NewClient(nil, first.e.PeerCredential())
 	other := &wire.ActorKill{Owner: &wire.ActorOwner{Node: "s1", Handle: 999, Boot: rec.Boot}}
-	if err := pc.KillActor(ctx, first.e.ClusterSelf().API, rec.Remote, other); err == nil || !strings.Contains(err.Error(), "not placed here") {
+	if err := pc.KillActor(ctx, first.e.Cluster().Self().API, rec.Remote, other); err == nil || !strings.Contains(err.Error(), "not placed here") {
 		t.Fatalf("a kill naming another owner: %v", err)
 	}
 	malformed := &wire.ActorKill{Owner: &wire.ActorOwner{Node: "s1", Handle: 1}}
-	if k, _ := wire.KindOf(pc.KillActor(ctx, first.e.ClusterSelf().API, rec.Remote, malformed)); k != wire.KindBadInput {
+	if k, _ := wire.KindOf(pc.KillActor(ctx, first.e.Cluster().Self().API, rec.Remote, malformed)); k != wire.KindBadInput {
 		t.Fatalf("a malformed owner: %v", k)
 	}
 	if id, _, err := server.e.NamedActor("t", "a"); err != nil || id != a {
@@ -415,7 +415,7 @@ func BenchmarkActors_Call(b *testing.B) {
 	if _, err := server.e.AddModule(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"}); err != nil {
 		b.Fatal(err)
 	}
-	waitFor(b, 20*time.Second, "the server sees 2 nodes", func() bool { return len(server.e.ClusterNodes()) == 2 })
+	waitFor(b, 20*time.Second, "the server sees 2 nodes", func() bool { return len(server.e.Cluster().Nodes()) == 2 })
 	for _, bc := range []struct {
 		name string
 		res  abi.Resources
@@ -454,7 +454,7 @@ func TestActors_PlacedActorPassesRefsBothWays(t *testing.T) {
 	if _, err := server.e.AddModule(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the server sees the worker", func() bool { return len(server.e.ClusterNodes()) == 2 })
+	waitFor(t, 20*time.Second, "the server sees the worker", func() bool { return len(server.e.Cluster().Nodes()) == 2 })
 	h, err := server.e.Submit(ctx, "", &abi.TaskRequest{Module: "svc", Function: "actorref", Args: []byte("5")}, allCaps)
 	if err != nil {
 		t.Fatal(err)
@@ -463,7 +463,7 @@ func TestActors_PlacedActorPassesRefsBothWays(t *testing.T) {
 	if err != nil || string(out) != "15" {
 		t.Fatalf("actorref: %q %v", out, err)
 	}
-	if n := worker.e.ClusterSelf().PulledBytes; n == 0 {
+	if n := worker.e.Cluster().Self().PulledBytes; n == 0 {
 		t.Errorf("the worker fetched nothing: the actor did not run there")
 	}
 	// And a result that refers to an object the actor made there is followed to it.
@@ -474,7 +474,7 @@ func TestActors_PlacedActorPassesRefsBothWays(t *testing.T) {
 	if out, err := server.e.Get(ctx, "", h, 60*time.Second); err != nil || string(out) != "42" {
 		t.Fatalf("actorkeep: %q %v", out, err)
 	}
-	if n := server.e.ClusterSelf().PulledBytes; n == 0 {
+	if n := server.e.Cluster().Self().PulledBytes; n == 0 {
 		t.Errorf("the server fetched nothing from the worker")
 	}
 }

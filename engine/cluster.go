@@ -8,7 +8,6 @@ import (
 	"github.com/lumenflow/lumen/engine/cluster"
 	"github.com/lumenflow/lumen/engine/peer"
 	"github.com/lumenflow/lumen/engine/scheduler"
-	"github.com/lumenflow/lumen/engine/wire"
 )
 
 // ClusterConfig says how a node takes part in the replicated control plane (cluster.Config).
@@ -82,35 +81,6 @@ func (e *Engine) nodeDead(id string) {
 // nodeID is this node's id in the cluster ("local" for a single node).
 func (e *Engine) nodeID() string { return e.cfg.Cluster.NodeID }
 
-// LeaderAPI returns the API URL of the leader, empty when unknown.
-func (e *Engine) LeaderAPI() string { return e.cluster.LeaderAPI() }
-
-// ClusterSelf reports this node's raft state, the hash of its replicated state and its counters.
-func (e *Engine) ClusterSelf() cluster.NodeStatus { return e.cluster.Self() }
-
-// ClusterStatus reports the whole cluster as this node sees it (cluster.Node.Status).
-func (e *Engine) ClusterStatus(ctx context.Context) cluster.Status { return e.cluster.Status(ctx) }
-
-// ClusterNodes returns this node's latest view of the live nodes (the leader's, from the last
-// heartbeat).
-func (e *Engine) ClusterNodes() []wire.NodeView { return e.cluster.Nodes() }
-
-// ClusterRemove removes a node from the cluster (through the leader).
-func (e *Engine) ClusterRemove(ctx context.Context, id string) error {
-	return e.cluster.Remove(ctx, id)
-}
-
-// KVPut sets key to val in the control plane's key-value store (cluster.Node.KVPut).
-func (e *Engine) KVPut(ctx context.Context, key string, val []byte, requestID string, ifAbsent bool) error {
-	return e.cluster.KVPut(ctx, key, val, requestID, ifAbsent)
-}
-
-// KVDelete deletes key (a missing key is not an error).
-func (e *Engine) KVDelete(ctx context.Context, key, requestID string) error {
-	return e.cluster.KVDelete(ctx, key, requestID)
-}
-
-// KVGet reads key linearizably; cluster.ErrKVNotFound when it is missing.
-func (e *Engine) KVGet(ctx context.Context, key string) ([]byte, error) {
-	return e.cluster.KVGet(ctx, key)
-}
+// Cluster is the node's membership in the control plane (package engine/cluster): status, the
+// view of live nodes, removal of a node, the internal key-value store.
+func (e *Engine) Cluster() *cluster.Node { return e.cluster }

@@ -158,7 +158,7 @@ func (e *Engine) CreatePlacementGroup(ctx context.Context, spec PlacementGroupSp
 		}
 	}
 	nodes := []scheduler.Node{{ID: e.nodeID(), Total: e.cfg.Resources.Clone(), Available: e.adm.Available()}}
-	for _, v := range e.ClusterNodes() {
+	for _, v := range e.Cluster().Nodes() {
 		if v.ID != e.nodeID() && !v.Dead {
 			nodes = append(nodes, scheduler.Node{ID: v.ID, Total: v.Total, Available: v.Available})
 		}

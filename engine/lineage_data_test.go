@@ -54,7 +54,7 @@ func TestDataJob_PartitionsLostWithTheirNodeAreRebuilt(t *testing.T) {
 	if _, err := server.e.AddModule(ctx, wasm, plugins.AddOptions{Name: "ds", Version: "1.0.0"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the server sees the worker", func() bool { return len(server.e.ClusterNodes()) == 2 })
+	waitFor(t, 20*time.Second, "the server sees the worker", func() bool { return len(server.e.Cluster().Nodes()) == 2 })
 	grants := host.Grants{Capabilities: []abi.Capability{abi.CapData, abi.CapObjects}}
 	need := abi.Resources{Custom: map[string]float64{"w": 1}}
 	parts := make([]int64, 2)
@@ -68,15 +68,15 @@ func TestDataJob_PartitionsLostWithTheirNodeAreRebuilt(t *testing.T) {
 	if err != nil || len(res.Ready) != 2 {
 		t.Fatalf("partitions: %+v %v", res, err)
 	}
-	if n := w2.e.ClusterSelf().TasksRun; n != 2 {
+	if n := w2.e.Cluster().Self().TasksRun; n != 2 {
 		t.Fatalf("%s ran %d tasks, want both partitions", w2.id, n)
 	}
 	// A second worker joins; the first one, holding both partitions, dies.
 	w3 := startInNodeWith(t, "w3", server, scheduler.Resources{scheduler.CPU: 1, "w": 1}, withRoot)
-	waitFor(t, 20*time.Second, "the server sees w3", func() bool { return len(server.e.ClusterNodes()) == 3 })
+	waitFor(t, 20*time.Second, "the server sees w3", func() bool { return len(server.e.Cluster().Nodes()) == 3 })
 	w2.stop()
 	waitFor(t, 30*time.Second, "w2 declared dead", func() bool {
-		for _, v := range server.e.ClusterNodes() {
+		for _, v := range server.e.Cluster().Nodes() {
 			if v.ID == "w2" {
 				return v.Dead
 			}
@@ -92,11 +92,11 @@ func TestDataJob_PartitionsLostWithTheirNodeAreRebuilt(t *testing.T) {
 	if err != nil || string(out) != strconv.FormatInt(want, 10) {
 		t.Fatalf("total over the rebuilt partitions: %s %v (want %d)", out, err, want)
 	}
-	st := server.e.ClusterSelf()
+	st := server.e.Cluster().Self()
 	if st.Rebuilt != 2 {
 		t.Errorf("rebuilt %d partitions, want 2", st.Rebuilt)
 	}
-	if n := w3.e.ClusterSelf().TasksRun; n != 3 {
+	if n := w3.e.Cluster().Self().TasksRun; n != 3 {
 		t.Errorf("%s ran %d tasks, want the 2 partitions rebuilt and the total", w3.id, n)
 	}
 	t.Logf("total %d over 1,000 rows; %d partitions rebuilt on %s after %s died", want, st.Rebuilt, w3.id, w2.id)

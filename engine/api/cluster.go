@@ -20,17 +20,17 @@ func (s *Server) failLeader(c *gin.Context, err error) { failWith(c, s.leaderErr
 // error mapping of the node-to-node routes (package peer), which forward to the leader.
 func (s *Server) leaderError(err error) *wire.Error {
 	if raftstore.NotLeader(err) {
-		return &wire.Error{Kind: wire.KindNotLeader, Message: err.Error(), LeaderAPI: s.eng.LeaderAPI()}
+		return &wire.Error{Kind: wire.KindNotLeader, Message: err.Error(), LeaderAPI: s.eng.Cluster().LeaderAPI()}
 	}
 	return classify(err)
 }
 
 func (s *Server) clusterStatus(c *gin.Context) {
-	c.JSON(http.StatusOK, s.eng.ClusterStatus(c.Request.Context()))
+	c.JSON(http.StatusOK, s.eng.Cluster().Status(c.Request.Context()))
 }
 
 func (s *Server) removeNode(c *gin.Context) {
-	if err := s.eng.ClusterRemove(c.Request.Context(), c.Param("id")); err != nil {
+	if err := s.eng.Cluster().Remove(c.Request.Context(), c.Param("id")); err != nil {
 		s.failLeader(c, err)
 		return
 	}
@@ -46,7 +46,7 @@ func (s *Server) kvPut(c *gin.Context) {
 		failErr(c, err, nil)
 		return
 	}
-	err = s.eng.KVPut(c.Request.Context(), kvKey(c), val, c.GetHeader("Idempotency-Key"), c.Query("if_absent") == "true")
+	err = s.eng.Cluster().KVPut(c.Request.Context(), kvKey(c), val, c.GetHeader("Idempotency-Key"), c.Query("if_absent") == "true")
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -55,7 +55,7 @@ func (s *Server) kvPut(c *gin.Context) {
 }
 
 func (s *Server) kvGet(c *gin.Context) {
-	v, err := s.eng.KVGet(c.Request.Context(), kvKey(c))
+	v, err := s.eng.Cluster().KVGet(c.Request.Context(), kvKey(c))
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -64,7 +64,7 @@ func (s *Server) kvGet(c *gin.Context) {
 }
 
 func (s *Server) kvDelete(c *gin.Context) {
-	if err := s.eng.KVDelete(c.Request.Context(), kvKey(c), c.GetHeader("Idempotency-Key")); err != nil {
+	if err := s.eng.Cluster().KVDelete(c.Request.Context(), kvKey(c), c.GetHeader("Idempotency-Key")); err != nil {
 		failErr(c, err, nil)
 		return
 	}

@@ -56,7 +56,7 @@ func startClusterNode(ctx context.Context, dir, id string, join *clusterNode) (*
 			l.Close()
 			return nil, err
 		}
-		cc.Join, cc.JoinToken, cc.Worker = join.e.ClusterSelf().API, strings.TrimSpace(string(tok)), true
+		cc.Join, cc.JoinToken, cc.Worker = join.e.Cluster().Self().API, strings.TrimSpace(string(tok)), true
 	}
 	n.e, err = engine.Open(ctx, engine.Config{DataDir: filepath.Join(dir, id), Resources: scheduler.Resources{scheduler.CPU: 1}, Cluster: cc})
 	if err != nil {
@@ -134,19 +134,19 @@ func clusterTasks(b *env) (*Result, error) {
 	// Wait until the first node sees both workers' room, and they hold the module.
 	deadline := time.Now().Add(30 * time.Second)
 	holds := func(n *clusterNode) bool { _, err := n.e.Registry().Resolve(m.Digest); return err == nil }
-	for len(first.e.ClusterNodes()) < 3 || !holds(nodes[1]) || !holds(nodes[2]) {
+	for len(first.e.Cluster().Nodes()) < 3 || !holds(nodes[1]) || !holds(nodes[2]) {
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the workers did not join within 30 s: %d nodes seen", len(first.e.ClusterNodes()))
+			return nil, fmt.Errorf("the workers did not join within 30 s: %d nodes seen", len(first.e.Cluster().Nodes()))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	placedBefore.Store(first.e.ClusterSelf().PlacedOut)
+	placedBefore.Store(first.e.Cluster().Self().PlacedOut)
 	lat = latencies{}
 	three, err := run(b.opts.Duration)
 	if err != nil {
 		return nil, fmt.Errorf("three nodes: %w", err)
 	}
-	placed := first.e.ClusterSelf().PlacedOut - placedBefore.Load()
+	placed := first.e.Cluster().Self().PlacedOut - placedBefore.Load()
 	return &Result{Value: three, Unit: UnitOps, Lat: lat.summary(),
 		Baseline: &Figure{Name: "one_node", Value: one, Unit: UnitOps, Notes: "the same load on the first node alone, before the workers join"},
 		Notes: fmt.Sprintf("spin tasks (a few ms of a core each) asking one cpu each, %d in flight, submitted to one node; every node offers one cpu; %d of the three-node run's tasks were placed on the workers. The nodes share this machine's %d cores",
