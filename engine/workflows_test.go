@@ -138,7 +138,7 @@ func TestWorkflow_ResumesAfterRestartWithoutRerunningFinishedSteps(t *testing.T)
 	}
 	doc := `{"version": 1, "name": "r", "steps": [
 	  {"id": "first", "module": "svc", "function": "square", "args": 5},
-	  {"id": "slow", "module": "svc", "function": "busy", "map": [400, 400, 1], "args": "${item}"},
+	  {"id": "slow", "module": "svc", "function": "busy", "map": [3000, 3000, 1], "args": "${item}"},
 	  {"id": "last", "module": "svc", "function": "square", "args": "${first}"}],
 	  "output": {"slow": "${slow}", "last": "${last}"}}`
 	id, err := e.SubmitWorkflow(ctx, []byte(doc), "", grantAll)
