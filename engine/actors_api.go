@@ -30,7 +30,7 @@ func (e *Engine) openActors() *actors.Manager {
 			}
 			return m.Digest, nil
 		},
-		ShipRefs: e.shipRefs,
+		ShipRefs: e.remote.ShipRefs,
 		EndScope: func(sc *tasks.Scope) { e.endScope(sc, nil, nil, false) },
 	})
 }

@@ -33,6 +33,11 @@ func (e *Engine) Get(ctx context.Context, job string, h int64, timeout time.Dura
 	return e.objects.Get(ctx, jobOr(job), h, timeout)
 }
 
+// ObjectMetaOf waits for object h of job like Get and describes it (its size, checksum and refs).
+func (e *Engine) ObjectMetaOf(ctx context.Context, job string, h int64, timeout time.Duration) (wire.ObjectMeta, error) {
+	return e.remote.ObjectMeta(ctx, job, h, timeout)
+}
+
 // Release drops the caller's reference to object h of job; it is freed once nothing else holds
 // it.
 func (e *Engine) Release(job string, h int64) error { return e.objects.Release(jobOr(job), h) }
@@ -69,7 +74,7 @@ func (e *Engine) submitHere(ctx context.Context, job string, req *abi.TaskReques
 	local, made := req, []int64(nil)
 	if len(req.Refs) > 0 || len(remote) > 0 {
 		var err error
-		if local, made, err = e.takeRefs(job, req, remote); err != nil {
+		if local, made, err = e.remote.TakeRefs(job, req, remote); err != nil {
 			return 0, err
 		}
 	}

@@ -2,11 +2,10 @@ package engine
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 
 	"github.com/lumenflow/lumen/engine/cluster"
 	"github.com/lumenflow/lumen/engine/peer"
+	"github.com/lumenflow/lumen/engine/remote"
 	"github.com/lumenflow/lumen/engine/scheduler"
 )
 
@@ -28,15 +27,10 @@ const MaxKVValueLen = cluster.MaxKVValueLen
 func LoadOrCreateSecret(path string) (string, error) { return cluster.LoadOrCreateSecret(path) }
 
 // peering is what the engine keeps of its work with other nodes: the peer client (the
-// cluster's), the task and object counters that the heartbeat and status report, and the
-// results held for tasks other nodes placed here.
+// cluster's). The object counters and the results held for other nodes' tasks are the cross-node
+// data plane's (package engine/remote).
 type peering struct {
-	mu   sync.Mutex
 	peer *peer.Client // this node's client of the other nodes' peer routes
-
-	rebuilt     atomic.Int64 // objects rebuilt from lineage after their node was lost
-	pulledBytes atomic.Int64 // bytes of objects fetched from other nodes
-	held        []heldResult // results kept for tasks other nodes placed here (under mu)
 }
 
 // openCluster starts the node's raft (package engine/cluster) and the work that follows the
@@ -45,13 +39,16 @@ type peering struct {
 func (e *Engine) openCluster(ctx context.Context) error {
 	c, err := cluster.Open(ctx, cluster.Deps{Config: e.cfg.Cluster, DataDir: e.cfg.DataDir, Log: e.log, Ctx: e.ctx, WG: &e.wg,
 		Total: e.cfg.Resources, Available: e.adm.Available, CanHold: func(d scheduler.Resources) bool { return e.adm.Check(d) == nil },
-		Counters: e.counters, EveryBeat: e.dropOrphans, OnDead: e.nodeDead})
+		Counters: e.counters, EveryBeat: func() { e.remote.DropOrphans() }, OnDead: e.nodeDead})
 	if err != nil {
 		return err
 	}
 	e.cluster, e.node, e.cfg.Cluster, e.live.peer = c, c.Raft(), c.Config(), c.Peer()
 	e.regVersion = c.Registry().Version
-	e.initRemote()
+	e.remote = remote.New(remote.Deps{Ctx: e.ctx, WG: &e.wg, Log: e.log, NodeID: e.nodeID(), APIURL: e.cfg.Cluster.APIURL,
+		Objects: e.objects, Cluster: c, Peer: c.Peer(), Tasks: e.tasks, CallBorrowing: func(job string, id int64, method string, input []byte, borrowed []int64) (int64, error) {
+			return e.actors.CallBorrowing(job, id, method, input, borrowed)
+		}})
 	e.actors = e.openActors()
 	c.Start()
 	e.startGroups()
@@ -68,7 +65,7 @@ func (e *Engine) openCluster(ctx context.Context) error {
 func (e *Engine) counters() cluster.Counters {
 	tc := e.tasks.Counts()
 	return cluster.Counters{TasksRun: tc.Ran, PlacedOut: tc.PlacedOut, Retried: tc.Retried,
-		Rebuilt: e.live.rebuilt.Load(), PulledBytes: e.live.pulledBytes.Load()}
+		Rebuilt: e.remote.Rebuilt(), PulledBytes: e.remote.PulledBytes()}
 }
 
 // nodeDead runs on the leader once the cluster has declared another node dead: this node adopts

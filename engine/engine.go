@@ -18,6 +18,7 @@ import (
 	"github.com/lumenflow/lumen/engine/datajobs"
 	"github.com/lumenflow/lumen/engine/jobs"
 	"github.com/lumenflow/lumen/engine/objects"
+	"github.com/lumenflow/lumen/engine/remote"
 	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/engine/serving"
 	"github.com/lumenflow/lumen/engine/tasks"
@@ -83,7 +84,8 @@ type Engine struct {
 
 	node       *raftstore.Node // the replicated control plane (the cluster's raft)
 	cluster    *cluster.Node   // membership, liveness and the view of the live nodes (engine/cluster)
-	live       peering         // the peer client, task and object counters, held results (cluster.go)
+	live       peering         // the peer client (cluster.go)
+	remote     *remote.Plane   // objects and placed tasks across nodes (engine/remote); set in openCluster
 	groups     groups          // the placement-group bundles reserved here (groups.go)
 	regVersion func() uint64   // moves when the registry's keys change, on any node
 	fnsVersion uint64          // the regVersion e.fns was filled at; guarded by mu

@@ -327,7 +327,7 @@ func (e *Engine) SubmitInGroup(ctx context.Context, job string, req *abi.TaskReq
 	}
 	local, made := req, []int64(nil)
 	if len(remote) > 0 {
-		if local, made, err = e.takeRefs(job, req, remote); err != nil {
+		if local, made, err = e.remote.TakeRefs(job, req, remote); err != nil {
 			return 0, err
 		}
 	}

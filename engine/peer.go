@@ -38,7 +38,7 @@ func (p peerHandler) SubmitPlaced(ctx context.Context, t *wire.PlacedTask) (wire
 	if err != nil {
 		return wire.Submitted{}, err
 	}
-	e.holdFor(t.Owner, t.Job, h)
+	e.remote.HoldFor(t.Owner, t.Job, h)
 	return wire.Submitted{Ref: h, Job: jobOr(t.Job)}, nil
 }
 
@@ -47,12 +47,12 @@ func (p peerHandler) CancelTask(_ context.Context, job string, ref int64) error 
 }
 
 func (p peerHandler) ObjectMeta(ctx context.Context, job string, ref int64, wait time.Duration) (wire.ObjectMeta, error) {
-	_, m, err := p.e.objectValue(ctx, job, ref, wait)
+	_, m, err := p.e.remote.ObjectValue(ctx, job, ref, wait)
 	return m, peerNotReady(err)
 }
 
 func (p peerHandler) ObjectValue(ctx context.Context, job string, ref int64, wait time.Duration) (wire.ObjectValue, error) {
-	b, m, err := p.e.objectValue(ctx, job, ref, wait)
+	b, m, err := p.e.remote.ObjectValue(ctx, job, ref, wait)
 	return wire.ObjectValue{Value: b, Meta: m}, peerNotReady(err)
 }
 
@@ -81,7 +81,7 @@ func (p peerHandler) CallActor(_ context.Context, id int64, c *wire.ActorCall) (
 	var h int64
 	var err error
 	if len(c.RemoteRefs) > 0 {
-		h, err = p.e.callActorReading(c.Job, id, c.Method, c.Input, c.RemoteRefs)
+		h, err = p.e.remote.CallActorReading(c.Job, id, c.Method, c.Input, c.RemoteRefs)
 	} else {
 		h, err = p.e.CallActor(c.Job, id, c.Method, c.Input)
 	}

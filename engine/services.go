@@ -174,9 +174,6 @@ func (s services) ActorKill(_ context.Context, c *host.CallInfo, h int64) error 
 	return s.e.actors.Kill(c.Job, h)
 }
 
-// asABIError makes err the *abi.Error a waiting guest reads as the failed task's error.
-func asABIError(err error) error { return tasks.AsABIError(err) }
-
 // fnRef is a resolved function: its compiled module and the module's resource hints.
 type fnRef = tasks.Fn
 

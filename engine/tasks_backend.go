@@ -45,5 +45,5 @@ func (b taskBackend) Beat() time.Duration {
 }
 
 func (b taskBackend) RunOn(ctx context.Context, node string, t *tasks.Placed) (*objects.Location, error) {
-	return b.e.runOn(ctx, node, t)
+	return b.e.remote.RunOn(ctx, node, t)
 }

@@ -1,4 +1,4 @@
-package engine
+package remote
 
 import (
 	"bytes"
@@ -6,9 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/cluster"
 	"github.com/lumenflow/lumen/engine/objects"
 	"github.com/lumenflow/lumen/engine/peer"
 	"github.com/lumenflow/lumen/engine/tasks"
@@ -33,36 +37,90 @@ import (
 // too, recursively. An object made by put on a node that dies has no task to run again: a get of
 // it fails, saying so.
 
-// objectValue waits for object h of job like Get and returns its value with the handles its
+// Deps is what a Plane uses of its node.
+type Deps struct {
+	Ctx context.Context // ends when the node closes; fetches and releases run under it
+	WG  *sync.WaitGroup // the node's background work, which the releases of remote objects join
+	Log *slog.Logger
+
+	NodeID string // this node's id in the cluster
+	APIURL string // this node's API URL, which other nodes fetch its objects from
+
+	Objects *objects.Store  // the node's objects; New connects their fetches and releases here
+	Cluster *cluster.Node   // membership, liveness and placement; its raft's applied index goes with placed tasks
+	Peer    *peer.Client    // the client of the other nodes' peer routes
+	Tasks   *tasks.Pipeline // runs a lost object's task again (ExecPlaced)
+
+	// CallBorrowing calls method of actor id of job with input, the call holding borrowed (the
+	// caller's references, released when the call ends) (actors.Manager.CallBorrowing).
+	CallBorrowing func(job string, id int64, method string, input []byte, borrowed []int64) (int64, error)
+}
+
+// Plane is the node's cross-node data plane: the fetches and rebuilds of objects held on other
+// nodes, the refs of placed tasks, the results held for other nodes' tasks, and RunOn. It is safe
+// for concurrent use.
+type Plane struct {
+	d Deps
+
+	rebuilt     atomic.Int64 // objects rebuilt from lineage after their node was lost
+	pulledBytes atomic.Int64 // bytes of objects fetched from other nodes
+
+	mu   sync.Mutex
+	held []heldResult // results kept for tasks other nodes placed here (under mu)
+}
+
+// New makes the plane and connects the object store to the other nodes: a remote object's
+// value is fetched through it, and released on its holder when freed here.
+func New(d Deps) *Plane {
+	e := &Plane{d: d}
+	e.initRemote()
+	return e
+}
+
+// Rebuilt counts the objects rebuilt from lineage after their node was lost.
+func (e *Plane) Rebuilt() int64 { return e.rebuilt.Load() }
+
+// PulledBytes counts the bytes of objects fetched from other nodes.
+func (e *Plane) PulledBytes() int64 { return e.pulledBytes.Load() }
+
+// jobOr is job, or "default" when it is empty, as the node names jobs.
+func jobOr(job string) string {
+	if job == "" {
+		return "default"
+	}
+	return job
+}
+
+// ObjectValue waits for object h of job like Get and returns its value with the handles its
 // value refers to and its checksum, for a node fetching it.
-func (e *Engine) objectValue(ctx context.Context, job string, h int64, timeout time.Duration) ([]byte, wire.ObjectMeta, error) {
-	b, err := e.objects.Get(ctx, jobOr(job), h, timeout)
+func (e *Plane) ObjectValue(ctx context.Context, job string, h int64, timeout time.Duration) ([]byte, wire.ObjectMeta, error) {
+	b, err := e.d.Objects.Get(ctx, jobOr(job), h, timeout)
 	if err != nil {
 		return nil, wire.ObjectMeta{}, err
 	}
-	return b, wire.ObjectMeta{Size: int64(len(b)), Checksum: e.objects.SumOf(jobOr(job), h, b), Refs: e.objects.ChildrenOf(jobOr(job), h)}, nil
+	return b, wire.ObjectMeta{Size: int64(len(b)), Checksum: e.d.Objects.SumOf(jobOr(job), h, b), Refs: e.d.Objects.ChildrenOf(jobOr(job), h)}, nil
 }
 
-// ObjectMetaOf waits for object h of job like Get and describes it.
-func (e *Engine) ObjectMetaOf(ctx context.Context, job string, h int64, timeout time.Duration) (wire.ObjectMeta, error) {
-	_, m, err := e.objectValue(ctx, job, h, timeout)
+// ObjectMeta waits for object h of job like Get and describes it.
+func (e *Plane) ObjectMeta(ctx context.Context, job string, h int64, timeout time.Duration) (wire.ObjectMeta, error) {
+	_, m, err := e.ObjectValue(ctx, job, h, timeout)
 	return m, err
 }
 
 // initRemote connects the object store to the other nodes.
-func (e *Engine) initRemote() {
-	e.objects.Fetch = e.fetchObject
-	e.objects.ReleaseRemote = func(loc objects.Location) {
-		e.wg.Add(1)
+func (e *Plane) initRemote() {
+	e.d.Objects.Fetch = e.fetchObject
+	e.d.Objects.ReleaseRemote = func(loc objects.Location) {
+		e.d.WG.Add(1)
 		go func() {
-			defer e.wg.Done()
-			if e.cluster.IsDead(loc.Node) {
+			defer e.d.WG.Done()
+			if e.d.Cluster.IsDead(loc.Node) {
 				return // its objects went with it
 			}
-			ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+			ctx, cancel := context.WithTimeout(e.d.Ctx, 10*time.Second)
 			defer cancel()
-			if err := e.live.peer.ReleaseObject(ctx, loc.API, loc.Job, loc.Handle); err != nil && e.ctx.Err() == nil {
-				e.log.Warn("releasing an object on the node that holds it failed", "node", loc.Node, "handle", loc.Handle, "err", err)
+			if err := e.d.Peer.ReleaseObject(ctx, loc.API, loc.Job, loc.Handle); err != nil && e.d.Ctx.Err() == nil {
+				e.d.Log.Warn("releasing an object on the node that holds it failed", "node", loc.Node, "handle", loc.Handle, "err", err)
 			}
 		}()
 	}
@@ -74,18 +132,18 @@ var errLost = errors.New("the node holding it is lost")
 // fetchObject reads the value of object h (o.loc) from the node holding it. While that node is
 // alive but does not answer, it tries again; once the cluster declares it dead (or it left the
 // cluster), the value is rebuilt from o's lineage. The caller holds o's pull lock.
-func (e *Engine) fetchObject(ctx context.Context, h int64, o *objects.Object) ([]byte, error) {
+func (e *Plane) fetchObject(ctx context.Context, h int64, o *objects.Object) ([]byte, error) {
 	// A guest's get passes the context of its call, which the host reuses once the call ends;
 	// the HTTP transport may look at a request's context after the request. Fetch under a
 	// context of our own, cancelled with the caller's.
-	fctx, cancel := context.WithCancel(e.ctx)
+	fctx, cancel := context.WithCancel(e.d.Ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
 	ctx = fctx
 	backoff := 50 * time.Millisecond
 	for {
-		loc := e.objects.LocationOf(o)
+		loc := e.d.Objects.LocationOf(o)
 		if loc == nil { // only rebuild clears it, under o's pull lock, which the caller holds
 			return nil, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("object %d has no location to fetch it from", h)}
 		}
@@ -100,7 +158,7 @@ func (e *Engine) fetchObject(ctx context.Context, h int64, o *objects.Object) ([
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		case !errors.Is(err, errLost) && !e.holderLost(loc.Node):
-			e.log.Warn("fetching an object failed; trying again", "node", loc.Node, "handle", loc.Handle, "err", err)
+			e.d.Log.Warn("fetching an object failed; trying again", "node", loc.Node, "handle", loc.Handle, "err", err)
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()
@@ -117,33 +175,33 @@ func (e *Engine) fetchObject(ctx context.Context, h int64, o *objects.Object) ([
 }
 
 // holderLost says whether node id is gone for good: declared dead, or no longer a member.
-func (e *Engine) holderLost(id string) bool {
-	if e.cluster.IsDead(id) {
+func (e *Plane) holderLost(id string) bool {
+	if e.d.Cluster.IsDead(id) {
 		return true
 	}
-	_, err := e.cluster.Member(id)
+	_, err := e.d.Cluster.Member(id)
 	return err != nil
 }
 
 // rebuild runs again the task that made object h, whose holder lost died, and records where its
 // value now lives; when the task ran here, it keeps the value here and returns it. The caller
 // holds o's pull lock.
-func (e *Engine) rebuild(ctx context.Context, h int64, o *objects.Object, lost string) ([]byte, error) {
+func (e *Plane) rebuild(ctx context.Context, h int64, o *objects.Object, lost string) ([]byte, error) {
 	lineage, _ := o.Lineage().(*tasks.Placed)
 	if lineage == nil {
 		return nil, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf(
 			"object %d was lost with node %s and cannot be rebuilt: it was made by put or inside another task, not by a task this node placed", h, lost)}
 	}
 	t := *lineage
-	e.live.rebuilt.Add(1)
-	e.log.Warn("object lost with its node; running its task again", "node", lost, "handle", h, "function", t.Function)
-	first := e.cluster.PlaceOrQueue(t.Demand, map[string]bool{lost: true})
-	out, err := e.tasks.ExecPlaced(ctx, first, t, map[string]bool{lost: true})
+	e.rebuilt.Add(1)
+	e.d.Log.Warn("object lost with its node; running its task again", "node", lost, "handle", h, "function", t.Function)
+	first := e.d.Cluster.PlaceOrQueue(t.Demand, map[string]bool{lost: true})
+	out, err := e.d.Tasks.ExecPlaced(ctx, first, t, map[string]bool{lost: true})
 	if err != nil {
 		return nil, fmt.Errorf("object %d was lost with node %s and rebuilding it failed: %w", h, lost, err)
 	}
 	if out.Loc != nil {
-		e.objects.Relocate(o, out.Loc)
+		e.d.Objects.Relocate(o, out.Loc)
 		return nil, nil
 	}
 	// It ran here: keep the value here for good (non-nil, even when empty: the caller tells
@@ -151,7 +209,7 @@ func (e *Engine) rebuild(ctx context.Context, h int64, o *objects.Object, lost s
 	if out.Data == nil {
 		out.Data = []byte{}
 	}
-	if err := e.objects.KeepRebuilt(h, o, out.Data); err != nil {
+	if err := e.d.Objects.KeepRebuilt(h, o, out.Data); err != nil {
 		return nil, err
 	}
 	return out.Data, nil
@@ -159,8 +217,8 @@ func (e *Engine) rebuild(ctx context.Context, h int64, o *objects.Object, lost s
 
 // pullFrom fetches the value at loc, checks it against the sender's checksum and the one
 // recorded when it was made, and makes local objects for the objects it refers to.
-func (e *Engine) pullFrom(ctx context.Context, h int64, o *objects.Object, loc objects.Location) ([]byte, error) {
-	v, err := e.live.peer.Object(ctx, loc.API, loc.Job, loc.Handle, 30*time.Second, loc.Size)
+func (e *Plane) pullFrom(ctx context.Context, h int64, o *objects.Object, loc objects.Location) ([]byte, error) {
+	v, err := e.d.Peer.Object(ctx, loc.API, loc.Job, loc.Handle, 30*time.Second, loc.Size)
 	if we, answered := peer.IsAnswer(err); answered {
 		switch we.Kind {
 		case wire.KindNotFound:
@@ -177,11 +235,11 @@ func (e *Engine) pullFrom(ctx context.Context, h int64, o *objects.Object, loc o
 	if loc.Sum != "" && loc.Sum != sum {
 		return nil, fmt.Errorf("object %d from node %s: checksum %s, but %s when it was made", loc.Handle, loc.Node, sum, loc.Sum)
 	}
-	e.live.pulledBytes.Add(int64(len(data)))
+	e.pulledBytes.Add(int64(len(data)))
 	if len(refs) == 0 {
 		return data, nil
 	}
-	return rewriteRefs(data, e.objects.MapRefs(o, loc, refs)), nil
+	return rewriteRefs(data, e.d.Objects.MapRefs(o, loc, refs)), nil
 }
 
 // refMarker opens an object ref in JSON (objects.RefMarker).
@@ -222,13 +280,13 @@ func rewriteRefs(b []byte, m map[int64]int64) []byte {
 	return append(out, rest...)
 }
 
-// shipRefs says where each of the objects a placed task reads lives, waiting for each to be
+// ShipRefs says where each of the objects a placed task reads lives, waiting for each to be
 // ready. An argument whose task failed fails the task with its error; one whose holder died is
 // rebuilt first.
-func (e *Engine) shipRefs(ctx context.Context, job string, refs []int64) ([]wire.RemoteRef, error) {
+func (e *Plane) ShipRefs(ctx context.Context, job string, refs []int64) ([]wire.RemoteRef, error) {
 	out := make([]wire.RemoteRef, 0, len(refs))
 	for _, r := range refs {
-		o, err := e.objects.Lookup(job, r)
+		o, err := e.d.Objects.Lookup(job, r)
 		if err != nil {
 			return nil, err
 		}
@@ -240,9 +298,9 @@ func (e *Engine) shipRefs(ctx context.Context, job string, refs []int64) ([]wire
 		if o.Err() != nil {
 			return nil, o.Err()
 		}
-		if loc := e.objects.LocationOf(o); loc != nil && e.holderLost(loc.Node) {
+		if loc := e.d.Objects.LocationOf(o); loc != nil && e.holderLost(loc.Node) {
 			o.LockPull()
-			if loc = e.objects.LocationOf(o); loc != nil && e.holderLost(loc.Node) {
+			if loc = e.d.Objects.LocationOf(o); loc != nil && e.holderLost(loc.Node) {
 				_, err = e.rebuild(ctx, r, o, loc.Node)
 			}
 			o.UnlockPull()
@@ -250,19 +308,19 @@ func (e *Engine) shipRefs(ctx context.Context, job string, refs []int64) ([]wire
 				return nil, err
 			}
 		}
-		if loc := e.objects.LocationOf(o); loc != nil {
+		if loc := e.d.Objects.LocationOf(o); loc != nil {
 			out = append(out, wire.RemoteRef{Ref: r, Node: loc.Node, API: loc.API, Handle: loc.Handle, Job: loc.Job, Size: loc.Size, Checksum: loc.Sum})
 			continue
 		}
-		out = append(out, wire.RemoteRef{Ref: r, Node: e.nodeID(), API: e.cfg.Cluster.APIURL, Handle: r, Job: job, Size: -1})
+		out = append(out, wire.RemoteRef{Ref: r, Node: e.d.NodeID, API: e.d.APIURL, Handle: r, Job: job, Size: -1})
 	}
 	return out, nil
 }
 
-// takeRefs makes the objects a task placed here reads, from where remote says they live, and
+// TakeRefs makes the objects a task placed here reads, from where remote says they live, and
 // returns the request with its refs (and the {"$ref": N} in its args) made this node's, and the
 // objects made for it, which the caller releases once the task holds them.
-func (e *Engine) takeRefs(job string, req *abi.TaskRequest, remote []wire.RemoteRef) (*abi.TaskRequest, []int64, error) {
+func (e *Plane) TakeRefs(job string, req *abi.TaskRequest, remote []wire.RemoteRef) (*abi.TaskRequest, []int64, error) {
 	byRef := map[int64]wire.RemoteRef{}
 	for i, r := range remote {
 		switch {
@@ -276,7 +334,7 @@ func (e *Engine) takeRefs(job string, req *abi.TaskRequest, remote []wire.Remote
 	m := map[int64]int64{}
 	var made []int64
 	fail := func(err error) (*abi.TaskRequest, []int64, error) {
-		e.objects.ReleaseAll(made)
+		e.d.Objects.ReleaseAll(made)
 		return nil, nil, err
 	}
 	refs := make([]int64, len(req.Refs))
@@ -289,19 +347,19 @@ func (e *Engine) takeRefs(job string, req *abi.TaskRequest, remote []wire.Remote
 			refs[i] = h
 			continue
 		}
-		if r.Node == e.nodeID() {
-			if _, err := e.objects.Lookup(job, r.Handle); err != nil {
+		if r.Node == e.d.NodeID {
+			if _, err := e.d.Objects.Lookup(job, r.Handle); err != nil {
 				return fail(err)
 			}
 			m[ref] = r.Handle // it lives here already
 		} else {
 			// The node's address comes from the cluster's member records, never from the
 			// request: a fetch carries the cluster's token.
-			rec, err := e.cluster.Member(r.Node)
+			rec, err := e.d.Cluster.Member(r.Node)
 			if err != nil {
 				return fail(&abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("refs[%d] = %d lives on node %s, which is not a member of this cluster", i, ref, r.Node)})
 			}
-			h := e.objects.Remote(job, &objects.Location{Node: r.Node, API: rec.API, Job: jobOr(r.Job), Handle: r.Handle, Size: r.Size, Sum: r.Checksum})
+			h := e.d.Objects.Remote(job, &objects.Location{Node: r.Node, API: rec.API, Job: jobOr(r.Job), Handle: r.Handle, Size: r.Size, Sum: r.Checksum})
 			made = append(made, h)
 			m[ref] = h
 		}
@@ -321,23 +379,23 @@ type heldResult struct {
 	handle     int64
 }
 
-// holdFor records that object h of job is the result of a task node owner placed here, so that
+// HoldFor records that object h of job is the result of a task node owner placed here, so that
 // it is released if owner dies before releasing it.
-func (e *Engine) holdFor(owner, job string, h int64) {
-	if owner == "" || owner == e.nodeID() {
+func (e *Plane) HoldFor(owner, job string, h int64) {
+	if owner == "" || owner == e.d.NodeID {
 		return
 	}
-	e.live.mu.Lock()
-	e.live.held = append(e.live.held, heldResult{owner: owner, job: jobOr(job), handle: h})
-	e.live.mu.Unlock()
+	e.mu.Lock()
+	e.held = append(e.held, heldResult{owner: owner, job: jobOr(job), handle: h})
+	e.mu.Unlock()
 }
 
-// dropOrphans releases the results held for owners the cluster declared dead, and forgets those
+// DropOrphans releases the results held for owners the cluster declared dead, and forgets those
 // their owners released.
-func (e *Engine) dropOrphans() {
-	e.live.mu.Lock()
-	held := e.live.held
-	e.live.mu.Unlock()
+func (e *Plane) DropOrphans() {
+	e.mu.Lock()
+	held := e.held
+	e.mu.Unlock()
 	if len(held) == 0 {
 		return
 	}
@@ -347,33 +405,33 @@ func (e *Engine) dropOrphans() {
 	for _, r := range held {
 		d, ok := dead[r.owner]
 		if !ok {
-			d = e.cluster.IsDead(r.owner)
+			d = e.d.Cluster.IsDead(r.owner)
 			dead[r.owner] = d
 		}
 		switch {
-		case !e.objects.Has(r.job, r.handle):
+		case !e.d.Objects.Has(r.job, r.handle):
 		case d:
 			orphans = append(orphans, r)
 		default:
 			keep = append(keep, r)
 		}
 	}
-	e.live.mu.Lock()
+	e.mu.Lock()
 	// Entries added since the snapshot stay.
-	e.live.held = append(keep, e.live.held[len(held):]...)
-	e.live.mu.Unlock()
+	e.held = append(keep, e.held[len(held):]...)
+	e.mu.Unlock()
 	for _, r := range orphans {
-		e.objects.Release(r.job, r.handle)
+		e.d.Objects.Release(r.job, r.handle)
 	}
 	if len(orphans) > 0 {
-		e.log.Warn("released the results of tasks whose owner died", "count", len(orphans))
+		e.d.Log.Warn("released the results of tasks whose owner died", "count", len(orphans))
 	}
 }
 
-// callActorReading is CallActor for a call forwarded by the actor's owner that reads objects
-// living elsewhere (remote, whose Ref fields are the handles its input uses): the call fetches
+// CallActorReading calls method of actor id of job, for a call forwarded by the actor's owner
+// that reads objects living elsewhere (remote, whose Ref fields are the handles its input uses): the call fetches
 // them as it reads them, and holds them until it ends.
-func (e *Engine) callActorReading(job string, id int64, method string, input []byte, remote []wire.RemoteRef) (int64, error) {
+func (e *Plane) CallActorReading(job string, id int64, method string, input []byte, remote []wire.RemoteRef) (int64, error) {
 	job = jobOr(job)
 	req := &abi.TaskRequest{Refs: make([]int64, len(remote))}
 	for i, r := range remote {
@@ -384,21 +442,21 @@ func (e *Engine) callActorReading(job string, id int64, method string, input []b
 	} else {
 		req.ArgsBytes = input
 	}
-	local, made, err := e.takeRefs(job, req, remote)
+	local, made, err := e.TakeRefs(job, req, remote)
 	if err != nil {
 		return 0, err
 	}
-	defer e.objects.ReleaseAll(made) // the call holds them now, or failed to start
+	defer e.d.Objects.ReleaseAll(made) // the call holds them now, or failed to start
 	in := []byte(local.Args)
 	if local.ArgsBytes != nil {
 		in = local.ArgsBytes
 	}
-	if err := e.objects.Retain(job, local.Refs); err != nil {
+	if err := e.d.Objects.Retain(job, local.Refs); err != nil {
 		return 0, err
 	}
-	h, err := e.actors.CallBorrowing(job, id, method, in, local.Refs)
+	h, err := e.d.CallBorrowing(job, id, method, in, local.Refs)
 	if err != nil {
-		e.objects.ReleaseAll(local.Refs)
+		e.d.Objects.ReleaseAll(local.Refs)
 	}
 	return h, err
 }

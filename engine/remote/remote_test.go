@@ -1,9 +1,10 @@
-package engine
+package remote
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -89,33 +90,31 @@ func holder(t *testing.T, value []byte, sum, refs string) *httptest.Server {
 	return srv
 }
 
-// pullEngine is the part of an engine pullFrom uses.
-func pullEngine() *Engine {
-	e := &Engine{objects: objects.New(0)}
-	e.cfg.Cluster.HTTPClient = http.DefaultClient
-	e.live.peer = peer.NewClient(http.DefaultClient, "tok")
-	return e
+// pullPlane is the part of a plane pullFrom uses: an object store and a peer client.
+func pullPlane() *Plane {
+	return &Plane{d: Deps{Ctx: context.Background(), Log: slog.Default(),
+		Objects: objects.New(0), Peer: peer.NewClient(http.DefaultClient, "tok")}}
 }
 
 func TestPullFromChecksAndMapsRefs(t *testing.T) {
 	value := []byte(`{"inner":{"$ref":9},"n":1}`)
-	e := pullEngine()
+	e := pullPlane()
 	ctx := context.Background()
 
 	good := holder(t, value, objects.Checksum(value), "9")
 	loc := objects.Location{Node: "w1", API: good.URL, Job: "j", Handle: 5, Size: int64(len(value)), Sum: objects.Checksum(value), Owned: true}
-	h := e.objects.Remote("j", &loc)
-	o, _ := e.objects.Lookup("j", h)
+	h := e.d.Objects.Remote("j", &loc)
+	o, _ := e.d.Objects.Lookup("j", h)
 	got, err := e.pullFrom(ctx, h, o, loc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The inner ref is now an object of this node standing for handle 9 on w1.
-	child, cl := e.objects.Locate(int64(mustRef(t, got)))
+	child, cl := e.d.Objects.Locate(int64(mustRef(t, got)))
 	if child == nil || cl == nil || cl.Node != "w1" || cl.Handle != 9 || cl.Owned {
 		t.Fatalf("inner ref %s: %+v", got, cl)
 	}
-	if n := e.live.pulledBytes.Load(); n != int64(len(value)) {
+	if n := e.PulledBytes(); n != int64(len(value)) {
 		t.Errorf("pulled %d bytes, want %d", n, len(value))
 	}
 	// A second fetch maps the inner ref to the same object.
@@ -161,9 +160,9 @@ func mustRef(t *testing.T, b []byte) int64 {
 
 // An object made by put on a node that is lost cannot be rebuilt, and says so.
 func TestRebuildWithoutLineage(t *testing.T) {
-	e := pullEngine()
-	h := e.objects.Remote("j", &objects.Location{Node: "w9", API: "http://127.0.0.1:1", Job: "j", Handle: 3, Size: -1})
-	o, _ := e.objects.Lookup("j", h)
+	e := pullPlane()
+	h := e.d.Objects.Remote("j", &objects.Location{Node: "w9", API: "http://127.0.0.1:1", Job: "j", Handle: 3, Size: -1})
+	o, _ := e.d.Objects.Lookup("j", h)
 	_, err := e.rebuild(context.Background(), h, o, "w9")
 	var ae *abi.Error
 	if !errors.As(err, &ae) || !strings.Contains(ae.Message, "cannot be rebuilt") || !strings.Contains(ae.Message, "w9") {
@@ -171,10 +170,10 @@ func TestRebuildWithoutLineage(t *testing.T) {
 	}
 }
 
-// The takeRefs check: a placed task's refs must each say where they live, on a member node.
+// The TakeRefs check: a placed task's refs must each say where they live, on a member node.
 func TestTakeRefsRefusesUnknownLocations(t *testing.T) {
-	e := pullEngine()
-	e.cfg.Cluster.NodeID = "self"
+	e := pullPlane()
+	e.d.NodeID = "self"
 	req := &abi.TaskRequest{Function: "f", Args: []byte(`{"$ref":4}`), Refs: []int64{4}}
 	for _, c := range []struct {
 		name   string
@@ -186,13 +185,13 @@ func TestTakeRefsRefusesUnknownLocations(t *testing.T) {
 		{"no node", []wire.RemoteRef{{Ref: 4, Handle: 2}}, "node is required"},
 		{"here, but missing", []wire.RemoteRef{{Ref: 4, Node: "self", Handle: 2}}, "no object 2"},
 	} {
-		_, _, err := e.takeRefs("j", req, c.remote)
+		_, _, err := e.TakeRefs("j", req, c.remote)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error saying %q", c.name, err, c.want)
 		}
 	}
-	h, _ := e.objects.Put("j", []byte("x"))
-	local, made, err := e.takeRefs("j", req, []wire.RemoteRef{{Ref: 4, Node: "self", Handle: h}})
+	h, _ := e.d.Objects.Put("j", []byte("x"))
+	local, made, err := e.TakeRefs("j", req, []wire.RemoteRef{{Ref: 4, Node: "self", Handle: h}})
 	if err != nil || len(made) != 0 || local.Refs[0] != h || string(local.Args) != `{"$ref":`+strconv.FormatInt(h, 10)+`}` {
 		t.Fatalf("a ref that lives here: %+v %v %v", local, made, err)
 	}
