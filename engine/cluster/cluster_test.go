@@ -477,8 +477,10 @@ func serving(t *testing.T, id string, join *node) *node {
 	}
 	raftAddr := rl.Addr().String()
 	rl.Close()
+	// DeadAfter is 60 heartbeats: a test machine loaded by other tests (and the race detector)
+	// can delay a live node's heartbeats by more than a second, and a slow node is not a dead one.
 	cfg := cluster.Config{NodeID: id, RaftBind: raftAddr, APIURL: "http://" + l.Addr().String(),
-		HeartbeatInterval: 50 * time.Millisecond, DeadAfter: 600 * time.Millisecond}
+		HeartbeatInterval: 50 * time.Millisecond, DeadAfter: 3 * time.Second}
 	if join != nil {
 		cfg.Join, cfg.JoinToken, cfg.Worker = join.Config().APIURL, join.Config().JoinToken, true
 	}
