@@ -22,7 +22,7 @@ const (
 // the registry opens later, and is read only once actors are created.
 func (e *Engine) openActors() *actors.Manager {
 	return actors.New(actors.Deps{Ctx: e.ctx, WG: &e.wg, Log: e.log, Runtime: e.rt, Objects: e.objects, Pool: e.adm,
-		Cluster: e.cluster, Peer: e.live.peer, Function: e.function,
+		Cluster: e.cluster, Peer: e.cluster.Peer(), Function: e.function,
 		Digest: func(module string) (string, error) {
 			m, err := e.reg.Resolve(module)
 			if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/lumenflow/lumen/engine/cluster"
-	"github.com/lumenflow/lumen/engine/peer"
 	"github.com/lumenflow/lumen/engine/remote"
 	"github.com/lumenflow/lumen/engine/scheduler"
 )
@@ -26,13 +25,6 @@ const MaxKVValueLen = cluster.MaxKVValueLen
 // LoadOrCreateSecret reads a secret file, or creates it (cluster.LoadOrCreateSecret).
 func LoadOrCreateSecret(path string) (string, error) { return cluster.LoadOrCreateSecret(path) }
 
-// peering is what the engine keeps of its work with other nodes: the peer client (the
-// cluster's). The object counters and the results held for other nodes' tasks are the cross-node
-// data plane's (package engine/remote).
-type peering struct {
-	peer *peer.Client // this node's client of the other nodes' peer routes
-}
-
 // openCluster starts the node's raft (package engine/cluster) and the work that follows the
 // cluster: heartbeats, placement groups, the names a previous run held. It runs before the
 // registry opens, which reads through it.
@@ -43,7 +35,7 @@ func (e *Engine) openCluster(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e.cluster, e.node, e.cfg.Cluster, e.live.peer = c, c.Raft(), c.Config(), c.Peer()
+	e.cluster, e.node, e.cfg.Cluster = c, c.Raft(), c.Config()
 	e.regVersion = c.Registry().Version
 	e.remote = remote.New(remote.Deps{Ctx: e.ctx, WG: &e.wg, Log: e.log, NodeID: e.nodeID(), APIURL: e.cfg.Cluster.APIURL,
 		Objects: e.objects, Cluster: c, Peer: c.Peer(), Tasks: e.tasks, CallBorrowing: func(job string, id int64, method string, input []byte, borrowed []int64) (int64, error) {

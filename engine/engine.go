@@ -84,7 +84,6 @@ type Engine struct {
 
 	node       *raftstore.Node // the replicated control plane (the cluster's raft)
 	cluster    *cluster.Node   // membership, liveness and the view of the live nodes (engine/cluster)
-	live       peering         // the peer client (cluster.go)
 	remote     *remote.Plane   // objects and placed tasks across nodes (engine/remote); set in openCluster
 	groups     groups          // the placement-group bundles reserved here (groups.go)
 	regVersion func() uint64   // moves when the registry's keys change, on any node

@@ -24,40 +24,40 @@ import (
 // RunOn places t on node (its peer routes) and waits there until its result is ready, which
 // stays there: RunOn returns where. An error that is not an *abi.Error means the node failed (unreachable,
 // dead): the caller places the task again.
-func (e *Plane) RunOn(ctx context.Context, node string, t *tasks.Placed) (*objects.Location, error) {
-	rec, err := e.d.Cluster.Member(node)
+func (p *Plane) RunOn(ctx context.Context, node string, t *tasks.Placed) (*objects.Location, error) {
+	rec, err := p.d.Cluster.Member(node)
 	if err != nil {
 		return nil, err
 	}
 	api := strings.TrimRight(rec.API, "/")
-	remote, err := e.ShipRefs(ctx, t.Job, t.Refs)
+	remote, err := p.ShipRefs(ctx, t.Job, t.Refs)
 	if err != nil {
 		return nil, tasks.AsABIError(err)
 	}
-	sub, err := e.d.Peer.SubmitTask(ctx, api, &wire.PlacedTask{
+	sub, err := p.d.Peer.SubmitTask(ctx, api, &wire.PlacedTask{
 		Task: abi.TaskRequest{Module: t.Digest, Function: t.Function, Args: t.Args, ArgsBytes: t.ArgsBytes, Refs: t.Refs, TimeoutMs: t.TimeoutMs,
 			MaxRetries: &t.Retries, RetryGuestErrors: t.RetryGuest},
-		Job: t.Job, Grants: t.Grants, PlacementGroup: t.Group, BundleIndex: t.Bundle, RemoteRefs: remote, Owner: e.d.NodeID,
-		Applied: e.d.Cluster.Raft().KV().Applied()})
+		Job: t.Job, Grants: t.Grants, PlacementGroup: t.Group, BundleIndex: t.Bundle, RemoteRefs: remote, Owner: p.d.NodeID,
+		Applied: p.d.Cluster.Raft().KV().Applied()})
 	if err != nil {
 		return nil, remoteError(err)
 	}
 	loc := &objects.Location{Node: node, API: api, Job: sub.Job, Handle: sub.Ref, Size: -1, Owned: true}
-	release := func() { e.d.Objects.ReleaseRemote(*loc) }
+	release := func() { p.d.Objects.ReleaseRemote(*loc) }
 	// Wait for the result, a few seconds at a time, so a node that dies is noticed.
 	for {
-		if e.d.Cluster.IsDead(node) {
+		if p.d.Cluster.IsDead(node) {
 			return nil, fmt.Errorf("node %s was declared dead", node)
 		}
 		if ctx.Err() != nil {
 			// Cancelled: cancel it there too, and let it go.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			e.d.Peer.CancelTask(cctx, api, sub.Job, sub.Ref)
+			p.d.Peer.CancelTask(cctx, api, sub.Job, sub.Ref)
 			cancel()
 			release()
 			return nil, ctx.Err()
 		}
-		m, err := e.d.Peer.ObjectMeta(ctx, api, sub.Job, sub.Ref, 2*time.Second)
+		m, err := p.d.Peer.ObjectMeta(ctx, api, sub.Job, sub.Ref, 2*time.Second)
 		we, answered := peer.IsAnswer(err)
 		switch {
 		case err == nil:

@@ -72,16 +72,16 @@ type Plane struct {
 // New makes the plane and connects the object store to the other nodes: a remote object's
 // value is fetched through it, and released on its holder when freed here.
 func New(d Deps) *Plane {
-	e := &Plane{d: d}
-	e.initRemote()
-	return e
+	p := &Plane{d: d}
+	p.initRemote()
+	return p
 }
 
 // Rebuilt counts the objects rebuilt from lineage after their node was lost.
-func (e *Plane) Rebuilt() int64 { return e.rebuilt.Load() }
+func (p *Plane) Rebuilt() int64 { return p.rebuilt.Load() }
 
 // PulledBytes counts the bytes of objects fetched from other nodes.
-func (e *Plane) PulledBytes() int64 { return e.pulledBytes.Load() }
+func (p *Plane) PulledBytes() int64 { return p.pulledBytes.Load() }
 
 // jobOr is job, or "default" when it is empty, as the node names jobs.
 func jobOr(job string) string {
@@ -93,34 +93,34 @@ func jobOr(job string) string {
 
 // ObjectValue waits for object h of job like Get and returns its value with the handles its
 // value refers to and its checksum, for a node fetching it.
-func (e *Plane) ObjectValue(ctx context.Context, job string, h int64, timeout time.Duration) ([]byte, wire.ObjectMeta, error) {
-	b, err := e.d.Objects.Get(ctx, jobOr(job), h, timeout)
+func (p *Plane) ObjectValue(ctx context.Context, job string, h int64, timeout time.Duration) ([]byte, wire.ObjectMeta, error) {
+	b, err := p.d.Objects.Get(ctx, jobOr(job), h, timeout)
 	if err != nil {
 		return nil, wire.ObjectMeta{}, err
 	}
-	return b, wire.ObjectMeta{Size: int64(len(b)), Checksum: e.d.Objects.SumOf(jobOr(job), h, b), Refs: e.d.Objects.ChildrenOf(jobOr(job), h)}, nil
+	return b, wire.ObjectMeta{Size: int64(len(b)), Checksum: p.d.Objects.SumOf(jobOr(job), h, b), Refs: p.d.Objects.ChildrenOf(jobOr(job), h)}, nil
 }
 
 // ObjectMeta waits for object h of job like Get and describes it.
-func (e *Plane) ObjectMeta(ctx context.Context, job string, h int64, timeout time.Duration) (wire.ObjectMeta, error) {
-	_, m, err := e.ObjectValue(ctx, job, h, timeout)
+func (p *Plane) ObjectMeta(ctx context.Context, job string, h int64, timeout time.Duration) (wire.ObjectMeta, error) {
+	_, m, err := p.ObjectValue(ctx, job, h, timeout)
 	return m, err
 }
 
 // initRemote connects the object store to the other nodes.
-func (e *Plane) initRemote() {
-	e.d.Objects.Fetch = e.fetchObject
-	e.d.Objects.ReleaseRemote = func(loc objects.Location) {
-		e.d.WG.Add(1)
+func (p *Plane) initRemote() {
+	p.d.Objects.Fetch = p.fetchObject
+	p.d.Objects.ReleaseRemote = func(loc objects.Location) {
+		p.d.WG.Add(1)
 		go func() {
-			defer e.d.WG.Done()
-			if e.d.Cluster.IsDead(loc.Node) {
+			defer p.d.WG.Done()
+			if p.d.Cluster.IsDead(loc.Node) {
 				return // its objects went with it
 			}
-			ctx, cancel := context.WithTimeout(e.d.Ctx, 10*time.Second)
+			ctx, cancel := context.WithTimeout(p.d.Ctx, 10*time.Second)
 			defer cancel()
-			if err := e.d.Peer.ReleaseObject(ctx, loc.API, loc.Job, loc.Handle); err != nil && e.d.Ctx.Err() == nil {
-				e.d.Log.Warn("releasing an object on the node that holds it failed", "node", loc.Node, "handle", loc.Handle, "err", err)
+			if err := p.d.Peer.ReleaseObject(ctx, loc.API, loc.Job, loc.Handle); err != nil && p.d.Ctx.Err() == nil {
+				p.d.Log.Warn("releasing an object on the node that holds it failed", "node", loc.Node, "handle", loc.Handle, "err", err)
 			}
 		}()
 	}
@@ -132,22 +132,22 @@ var errLost = errors.New("the node holding it is lost")
 // fetchObject reads the value of object h (o.loc) from the node holding it. While that node is
 // alive but does not answer, it tries again; once the cluster declares it dead (or it left the
 // cluster), the value is rebuilt from o's lineage. The caller holds o's pull lock.
-func (e *Plane) fetchObject(ctx context.Context, h int64, o *objects.Object) ([]byte, error) {
+func (p *Plane) fetchObject(ctx context.Context, h int64, o *objects.Object) ([]byte, error) {
 	// A guest's get passes the context of its call, which the host reuses once the call ends;
 	// the HTTP transport may look at a request's context after the request. Fetch under a
 	// context of our own, cancelled with the caller's.
-	fctx, cancel := context.WithCancel(e.d.Ctx)
+	fctx, cancel := context.WithCancel(p.d.Ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
 	ctx = fctx
 	backoff := 50 * time.Millisecond
 	for {
-		loc := e.d.Objects.LocationOf(o)
+		loc := p.d.Objects.LocationOf(o)
 		if loc == nil { // only rebuild clears it, under o's pull lock, which the caller holds
 			return nil, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("object %d has no location to fetch it from", h)}
 		}
-		data, err := e.pullFrom(ctx, h, o, *loc)
+		data, err := p.pullFrom(ctx, h, o, *loc)
 		if err == nil {
 			return data, nil
 		}
@@ -157,8 +157,8 @@ func (e *Plane) fetchObject(ctx context.Context, h int64, o *objects.Object) ([]
 			return nil, err
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
-		case !errors.Is(err, errLost) && !e.holderLost(loc.Node):
-			e.d.Log.Warn("fetching an object failed; trying again", "node", loc.Node, "handle", loc.Handle, "err", err)
+		case !errors.Is(err, errLost) && !p.holderLost(loc.Node):
+			p.d.Log.Warn("fetching an object failed; trying again", "node", loc.Node, "handle", loc.Handle, "err", err)
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()
@@ -167,7 +167,7 @@ func (e *Plane) fetchObject(ctx context.Context, h int64, o *objects.Object) ([]
 			backoff = min(2*backoff, time.Second)
 			continue
 		}
-		data, err = e.rebuild(ctx, h, o, loc.Node)
+		data, err = p.rebuild(ctx, h, o, loc.Node)
 		if err != nil || data != nil {
 			return data, err // rebuilt here, or not at all
 		}
@@ -175,33 +175,33 @@ func (e *Plane) fetchObject(ctx context.Context, h int64, o *objects.Object) ([]
 }
 
 // holderLost says whether node id is gone for good: declared dead, or no longer a member.
-func (e *Plane) holderLost(id string) bool {
-	if e.d.Cluster.IsDead(id) {
+func (p *Plane) holderLost(id string) bool {
+	if p.d.Cluster.IsDead(id) {
 		return true
 	}
-	_, err := e.d.Cluster.Member(id)
+	_, err := p.d.Cluster.Member(id)
 	return err != nil
 }
 
 // rebuild runs again the task that made object h, whose holder lost died, and records where its
 // value now lives; when the task ran here, it keeps the value here and returns it. The caller
 // holds o's pull lock.
-func (e *Plane) rebuild(ctx context.Context, h int64, o *objects.Object, lost string) ([]byte, error) {
+func (p *Plane) rebuild(ctx context.Context, h int64, o *objects.Object, lost string) ([]byte, error) {
 	lineage, _ := o.Lineage().(*tasks.Placed)
 	if lineage == nil {
 		return nil, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf(
 			"object %d was lost with node %s and cannot be rebuilt: it was made by put or inside another task, not by a task this node placed", h, lost)}
 	}
 	t := *lineage
-	e.rebuilt.Add(1)
-	e.d.Log.Warn("object lost with its node; running its task again", "node", lost, "handle", h, "function", t.Function)
-	first := e.d.Cluster.PlaceOrQueue(t.Demand, map[string]bool{lost: true})
-	out, err := e.d.Tasks.ExecPlaced(ctx, first, t, map[string]bool{lost: true})
+	p.rebuilt.Add(1)
+	p.d.Log.Warn("object lost with its node; running its task again", "node", lost, "handle", h, "function", t.Function)
+	first := p.d.Cluster.PlaceOrQueue(t.Demand, map[string]bool{lost: true})
+	out, err := p.d.Tasks.ExecPlaced(ctx, first, t, map[string]bool{lost: true})
 	if err != nil {
 		return nil, fmt.Errorf("object %d was lost with node %s and rebuilding it failed: %w", h, lost, err)
 	}
 	if out.Loc != nil {
-		e.d.Objects.Relocate(o, out.Loc)
+		p.d.Objects.Relocate(o, out.Loc)
 		return nil, nil
 	}
 	// It ran here: keep the value here for good (non-nil, even when empty: the caller tells
@@ -209,7 +209,7 @@ func (e *Plane) rebuild(ctx context.Context, h int64, o *objects.Object, lost st
 	if out.Data == nil {
 		out.Data = []byte{}
 	}
-	if err := e.d.Objects.KeepRebuilt(h, o, out.Data); err != nil {
+	if err := p.d.Objects.KeepRebuilt(h, o, out.Data); err != nil {
 		return nil, err
 	}
 	return out.Data, nil
@@ -217,8 +217,8 @@ func (e *Plane) rebuild(ctx context.Context, h int64, o *objects.Object, lost st
 
 // pullFrom fetches the value at loc, checks it against the sender's checksum and the one
 // recorded when it was made, and makes local objects for the objects it refers to.
-func (e *Plane) pullFrom(ctx context.Context, h int64, o *objects.Object, loc objects.Location) ([]byte, error) {
-	v, err := e.d.Peer.Object(ctx, loc.API, loc.Job, loc.Handle, 30*time.Second, loc.Size)
+func (p *Plane) pullFrom(ctx context.Context, h int64, o *objects.Object, loc objects.Location) ([]byte, error) {
+	v, err := p.d.Peer.Object(ctx, loc.API, loc.Job, loc.Handle, 30*time.Second, loc.Size)
 	if we, answered := peer.IsAnswer(err); answered {
 		switch we.Kind {
 		case wire.KindNotFound:
@@ -235,11 +235,11 @@ func (e *Plane) pullFrom(ctx context.Context, h int64, o *objects.Object, loc ob
 	if loc.Sum != "" && loc.Sum != sum {
 		return nil, fmt.Errorf("object %d from node %s: checksum %s, but %s when it was made", loc.Handle, loc.Node, sum, loc.Sum)
 	}
-	e.pulledBytes.Add(int64(len(data)))
+	p.pulledBytes.Add(int64(len(data)))
 	if len(refs) == 0 {
 		return data, nil
 	}
-	return rewriteRefs(data, e.d.Objects.MapRefs(o, loc, refs)), nil
+	return rewriteRefs(data, p.d.Objects.MapRefs(o, loc, refs)), nil
 }
 
 // refMarker opens an object ref in JSON (objects.RefMarker).
@@ -283,10 +283,10 @@ func rewriteRefs(b []byte, m map[int64]int64) []byte {
 // ShipRefs says where each of the objects a placed task reads lives, waiting for each to be
 // ready. An argument whose task failed fails the task with its error; one whose holder died is
 // rebuilt first.
-func (e *Plane) ShipRefs(ctx context.Context, job string, refs []int64) ([]wire.RemoteRef, error) {
+func (p *Plane) ShipRefs(ctx context.Context, job string, refs []int64) ([]wire.RemoteRef, error) {
 	out := make([]wire.RemoteRef, 0, len(refs))
 	for _, r := range refs {
-		o, err := e.d.Objects.Lookup(job, r)
+		o, err := p.d.Objects.Lookup(job, r)
 		if err != nil {
 			return nil, err
 		}
@@ -298,21 +298,21 @@ func (e *Plane) ShipRefs(ctx context.Context, job string, refs []int64) ([]wire.
 		if o.Err() != nil {
 			return nil, o.Err()
 		}
-		if loc := e.d.Objects.LocationOf(o); loc != nil && e.holderLost(loc.Node) {
+		if loc := p.d.Objects.LocationOf(o); loc != nil && p.holderLost(loc.Node) {
 			o.LockPull()
-			if loc = e.d.Objects.LocationOf(o); loc != nil && e.holderLost(loc.Node) {
-				_, err = e.rebuild(ctx, r, o, loc.Node)
+			if loc = p.d.Objects.LocationOf(o); loc != nil && p.holderLost(loc.Node) {
+				_, err = p.rebuild(ctx, r, o, loc.Node)
 			}
 			o.UnlockPull()
 			if err != nil {
 				return nil, err
 			}
 		}
-		if loc := e.d.Objects.LocationOf(o); loc != nil {
+		if loc := p.d.Objects.LocationOf(o); loc != nil {
 			out = append(out, wire.RemoteRef{Ref: r, Node: loc.Node, API: loc.API, Handle: loc.Handle, Job: loc.Job, Size: loc.Size, Checksum: loc.Sum})
 			continue
 		}
-		out = append(out, wire.RemoteRef{Ref: r, Node: e.d.NodeID, API: e.d.APIURL, Handle: r, Job: job, Size: -1})
+		out = append(out, wire.RemoteRef{Ref: r, Node: p.d.NodeID, API: p.d.APIURL, Handle: r, Job: job, Size: -1})
 	}
 	return out, nil
 }
@@ -320,7 +320,7 @@ func (e *Plane) ShipRefs(ctx context.Context, job string, refs []int64) ([]wire.
 // TakeRefs makes the objects a task placed here reads, from where remote says they live, and
 // returns the request with its refs (and the {"$ref": N} in its args) made this node's, and the
 // objects made for it, which the caller releases once the task holds them.
-func (e *Plane) TakeRefs(job string, req *abi.TaskRequest, remote []wire.RemoteRef) (*abi.TaskRequest, []int64, error) {
+func (p *Plane) TakeRefs(job string, req *abi.TaskRequest, remote []wire.RemoteRef) (*abi.TaskRequest, []int64, error) {
 	byRef := map[int64]wire.RemoteRef{}
 	for i, r := range remote {
 		switch {
@@ -334,7 +334,7 @@ func (e *Plane) TakeRefs(job string, req *abi.TaskRequest, remote []wire.RemoteR
 	m := map[int64]int64{}
 	var made []int64
 	fail := func(err error) (*abi.TaskRequest, []int64, error) {
-		e.d.Objects.ReleaseAll(made)
+		p.d.Objects.ReleaseAll(made)
 		return nil, nil, err
 	}
 	refs := make([]int64, len(req.Refs))
@@ -347,19 +347,19 @@ func (e *Plane) TakeRefs(job string, req *abi.TaskRequest, remote []wire.RemoteR
 			refs[i] = h
 			continue
 		}
-		if r.Node == e.d.NodeID {
-			if _, err := e.d.Objects.Lookup(job, r.Handle); err != nil {
+		if r.Node == p.d.NodeID {
+			if _, err := p.d.Objects.Lookup(job, r.Handle); err != nil {
 				return fail(err)
 			}
 			m[ref] = r.Handle // it lives here already
 		} else {
 			// The node's address comes from the cluster's member records, never from the
 			// request: a fetch carries the cluster's token.
-			rec, err := e.d.Cluster.Member(r.Node)
+			rec, err := p.d.Cluster.Member(r.Node)
 			if err != nil {
 				return fail(&abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("refs[%d] = %d lives on node %s, which is not a member of this cluster", i, ref, r.Node)})
 			}
-			h := e.d.Objects.Remote(job, &objects.Location{Node: r.Node, API: rec.API, Job: jobOr(r.Job), Handle: r.Handle, Size: r.Size, Sum: r.Checksum})
+			h := p.d.Objects.Remote(job, &objects.Location{Node: r.Node, API: rec.API, Job: jobOr(r.Job), Handle: r.Handle, Size: r.Size, Sum: r.Checksum})
 			made = append(made, h)
 			m[ref] = h
 		}
@@ -381,21 +381,21 @@ type heldResult struct {
 
 // HoldFor records that object h of job is the result of a task node owner placed here, so that
 // it is released if owner dies before releasing it.
-func (e *Plane) HoldFor(owner, job string, h int64) {
-	if owner == "" || owner == e.d.NodeID {
+func (p *Plane) HoldFor(owner, job string, h int64) {
+	if owner == "" || owner == p.d.NodeID {
 		return
 	}
-	e.mu.Lock()
-	e.held = append(e.held, heldResult{owner: owner, job: jobOr(job), handle: h})
-	e.mu.Unlock()
+	p.mu.Lock()
+	p.held = append(p.held, heldResult{owner: owner, job: jobOr(job), handle: h})
+	p.mu.Unlock()
 }
 
 // DropOrphans releases the results held for owners the cluster declared dead, and forgets those
 // their owners released.
-func (e *Plane) DropOrphans() {
-	e.mu.Lock()
-	held := e.held
-	e.mu.Unlock()
+func (p *Plane) DropOrphans() {
+	p.mu.Lock()
+	held := p.held
+	p.mu.Unlock()
 	if len(held) == 0 {
 		return
 	}
@@ -405,33 +405,33 @@ func (e *Plane) DropOrphans() {
 	for _, r := range held {
 		d, ok := dead[r.owner]
 		if !ok {
-			d = e.d.Cluster.IsDead(r.owner)
+			d = p.d.Cluster.IsDead(r.owner)
 			dead[r.owner] = d
 		}
 		switch {
-		case !e.d.Objects.Has(r.job, r.handle):
+		case !p.d.Objects.Has(r.job, r.handle):
 		case d:
 			orphans = append(orphans, r)
 		default:
 			keep = append(keep, r)
 		}
 	}
-	e.mu.Lock()
+	p.mu.Lock()
 	// Entries added since the snapshot stay.
-	e.held = append(keep, e.held[len(held):]...)
-	e.mu.Unlock()
+	p.held = append(keep, p.held[len(held):]...)
+	p.mu.Unlock()
 	for _, r := range orphans {
-		e.d.Objects.Release(r.job, r.handle)
+		p.d.Objects.Release(r.job, r.handle)
 	}
 	if len(orphans) > 0 {
-		e.d.Log.Warn("released the results of tasks whose owner died", "count", len(orphans))
+		p.d.Log.Warn("released the results of tasks whose owner died", "count", len(orphans))
 	}
 }
 
 // CallActorReading calls method of actor id of job, for a call forwarded by the actor's owner
 // that reads objects living elsewhere (remote, whose Ref fields are the handles its input uses): the call fetches
 // them as it reads them, and holds them until it ends.
-func (e *Plane) CallActorReading(job string, id int64, method string, input []byte, remote []wire.RemoteRef) (int64, error) {
+func (p *Plane) CallActorReading(job string, id int64, method string, input []byte, remote []wire.RemoteRef) (int64, error) {
 	job = jobOr(job)
 	req := &abi.TaskRequest{Refs: make([]int64, len(remote))}
 	for i, r := range remote {
@@ -442,21 +442,21 @@ func (e *Plane) CallActorReading(job string, id int64, method string, input []by
 	} else {
 		req.ArgsBytes = input
 	}
-	local, made, err := e.TakeRefs(job, req, remote)
+	local, made, err := p.TakeRefs(job, req, remote)
 	if err != nil {
 		return 0, err
 	}
-	defer e.d.Objects.ReleaseAll(made) // the call holds them now, or failed to start
+	defer p.d.Objects.ReleaseAll(made) // the call holds them now, or failed to start
 	in := []byte(local.Args)
 	if local.ArgsBytes != nil {
 		in = local.ArgsBytes
 	}
-	if err := e.d.Objects.Retain(job, local.Refs); err != nil {
+	if err := p.d.Objects.Retain(job, local.Refs); err != nil {
 		return 0, err
 	}
-	h, err := e.d.CallBorrowing(job, id, method, in, local.Refs)
+	h, err := p.d.CallBorrowing(job, id, method, in, local.Refs)
 	if err != nil {
-		e.d.Objects.ReleaseAll(local.Refs)
+		p.d.Objects.ReleaseAll(local.Refs)
 	}
 	return h, err
 }
