@@ -43,7 +43,8 @@ func (e *Engine) openCluster(ctx context.Context) error {
 		}})
 	e.actors = e.openActors()
 	c.Start()
-	e.startGroups()
+	e.groups = cluster.NewGroups(c, e.adm, e.cfg.Resources)
+	e.groups.Start()
 	// Actors do not survive a restart: drop the names this node held before it.
 	e.wg.Add(1)
 	go func() {

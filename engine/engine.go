@@ -85,7 +85,7 @@ type Engine struct {
 	node       *raftstore.Node // the replicated control plane (the cluster's raft)
 	cluster    *cluster.Node   // membership, liveness and the view of the live nodes (engine/cluster)
 	remote     *remote.Plane   // objects and placed tasks across nodes (engine/remote); set in openCluster
-	groups     groups          // the placement-group bundles reserved here (groups.go)
+	groups     *cluster.Groups // the placement groups, and the bundles reserved here (engine/cluster)
 	regVersion func() uint64   // moves when the registry's keys change, on any node
 	fnsVersion uint64          // the regVersion e.fns was filled at; guarded by mu
 

@@ -21,13 +21,13 @@ func TestPlacementGroup_ReservesAndReleases(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	if _, err := e.CreatePlacementGroup(ctx, engine.PlacementGroupSpec{Strategy: "STRICT_PACK", Bundles: []scheduler.Resources{{scheduler.CPU: 2}, {scheduler.CPU: 1}}}, true); err == nil || !strings.Contains(err.Error(), "never") {
+	if _, err := e.Groups().Create(ctx, engine.PlacementGroupSpec{Strategy: "STRICT_PACK", Bundles: []scheduler.Resources{{scheduler.CPU: 2}, {scheduler.CPU: 1}}}, true); err == nil || !strings.Contains(err.Error(), "never") {
 		t.Fatalf("a group larger than the node: %v", err)
 	}
-	if _, err := e.CreatePlacementGroup(ctx, engine.PlacementGroupSpec{Strategy: "NEAR"}, true); err == nil {
+	if _, err := e.Groups().Create(ctx, engine.PlacementGroupSpec{Strategy: "NEAR"}, true); err == nil {
 		t.Fatal("unknown strategy accepted")
 	}
-	pg, err := e.CreatePlacementGroup(ctx, engine.PlacementGroupSpec{Name: "g", Strategy: "STRICT_PACK", Bundles: []scheduler.Resources{{scheduler.CPU: 1}, {scheduler.CPU: 1}}}, true)
+	pg, err := e.Groups().Create(ctx, engine.PlacementGroupSpec{Name: "g", Strategy: "STRICT_PACK", Bundles: []scheduler.Resources{{scheduler.CPU: 1}, {scheduler.CPU: 1}}}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestPlacementGroup_ReservesAndReleases(t *testing.T) {
 	if free := e.Available()[scheduler.CPU]; free != 0 {
 		t.Fatalf("%v cpu free with the whole node reserved", free)
 	}
-	if _, err := e.CreatePlacementGroup(ctx, engine.PlacementGroupSpec{Bundles: []scheduler.Resources{{scheduler.CPU: 1}}}, true); err == nil || !strings.Contains(err.Error(), "now") {
+	if _, err := e.Groups().Create(ctx, engine.PlacementGroupSpec{Bundles: []scheduler.Resources{{scheduler.CPU: 1}}}, true); err == nil || !strings.Contains(err.Error(), "now") {
 		t.Fatalf("a group with no room now: %v", err)
 	}
 
@@ -64,7 +64,7 @@ func TestPlacementGroup_ReservesAndReleases(t *testing.T) {
 		t.Fatal("a bundle index out of range accepted")
 	}
 
-	if err := e.RemovePlacementGroup(ctx, pg.ID); err != nil {
+	if err := e.Groups().Remove(ctx, pg.ID); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := e.Get(ctx, "", outside, 30*time.Second); err != nil || string(out) != "9" {
@@ -77,7 +77,7 @@ func TestPlacementGroup_ReservesAndReleases(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := e.RemovePlacementGroup(ctx, pg.ID); !errors.Is(err, engine.ErrGroupNotFound) {
+	if err := e.Groups().Remove(ctx, pg.ID); !errors.Is(err, engine.ErrGroupNotFound) {
 		t.Fatalf("removing twice: %v", err)
 	}
 }

@@ -80,7 +80,7 @@ func (s *Server) createGroup(c *gin.Context) {
 	if !s.readJSON(c, &spec) {
 		return
 	}
-	pg, err := s.eng.CreatePlacementGroup(c.Request.Context(), spec, c.Query("wait") != "false")
+	pg, err := s.eng.Groups().Create(c.Request.Context(), spec, c.Query("wait") != "false")
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -89,7 +89,7 @@ func (s *Server) createGroup(c *gin.Context) {
 }
 
 func (s *Server) getGroup(c *gin.Context) {
-	pg, err := s.eng.PlacementGroup(c.Request.Context(), c.Param("id"))
+	pg, err := s.eng.Groups().Get(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -98,7 +98,7 @@ func (s *Server) getGroup(c *gin.Context) {
 }
 
 func (s *Server) removeGroup(c *gin.Context) {
-	if err := s.eng.RemovePlacementGroup(c.Request.Context(), c.Param("id")); err != nil {
+	if err := s.eng.Groups().Remove(c.Request.Context(), c.Param("id")); err != nil {
 		failErr(c, err, nil)
 		return
 	}

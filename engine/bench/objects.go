@@ -198,11 +198,11 @@ func placementGroups(b *env) (*Result, error) {
 	var lat latencies
 	v, err := rate(b.ctx, b.opts.Duration, many(b.opts.Clients, func(int) (int, error) {
 		t0 := time.Now()
-		pg, err := b.eng.CreatePlacementGroup(b.ctx, spec, true)
+		pg, err := b.eng.Groups().Create(b.ctx, spec, true)
 		if err != nil {
 			return 0, fmt.Errorf("create: %w", err)
 		}
-		if err := b.eng.RemovePlacementGroup(b.ctx, pg.ID); err != nil {
+		if err := b.eng.Groups().Remove(b.ctx, pg.ID); err != nil {
 			return 0, fmt.Errorf("remove: %w", err)
 		}
 		lat.add(time.Since(t0))
