@@ -1,5 +1,9 @@
-// Package engine is Lumen's control plane. On one node it wires the module registry to the
-// sandboxed host and runs calls of registered modules; it owns the data directory's layout.
+// Package engine is one Lumen node's control plane, wired from the packages that own each
+// concern: the task pipeline (engine/tasks), objects (engine/objects, engine/remote), actors
+// (engine/actors), workflows and jobs (engine/workflows, engine/jobs), the cluster
+// (engine/cluster, engine/peer), data jobs, tensors and serving. It opens and closes them in
+// order, implements host.Services and peer.Handler by routing each call to its owner, and owns
+// the data directory's layout. See docs/architecture.md.
 package engine
 
 import (
