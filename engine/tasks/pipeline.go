@@ -130,6 +130,12 @@ func (p *Pipeline) poolOf(sc *Scope) *Pool {
 // refused here, with why.
 func (p *Pipeline) Submit(ctx context.Context, s *Spec) (int64, error) {
 	p.came[s.Origin].Add(1)
+	return p.submit(ctx, s)
+}
+
+// submit is Submit without counting the way in: a placed task run here after all was counted
+// when it came in.
+func (p *Pipeline) submit(ctx context.Context, s *Spec) (int64, error) {
 	if s.Node != "" {
 		return p.submitBundle(ctx, s)
 	}
@@ -328,7 +334,7 @@ func (p *Pipeline) ExecPlaced(ctx context.Context, first string, t Placed, exclu
 // runPlacedHere runs a placed task on this node after all (no other node has room).
 func (p *Pipeline) runPlacedHere(ctx context.Context, t Placed) ([]byte, error) {
 	retries := t.Retries
-	h, err := p.Submit(ctx, &Spec{Origin: FromPeer, Placement: Here, Job: t.Job, Module: t.Digest, Function: t.Function,
+	h, err := p.submit(ctx, &Spec{Placement: Here, Job: t.Job, Module: t.Digest, Function: t.Function,
 		Args: t.Args, ArgsBytes: t.ArgsBytes, Refs: t.Refs, TimeoutMs: t.TimeoutMs, MaxRetries: &retries, RetryGuest: t.RetryGuest,
 		Grants: host.Grants{Capabilities: t.Grants}})
 	if err != nil {

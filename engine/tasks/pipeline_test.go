@@ -251,8 +251,8 @@ func TestSubmit_PlacedTaskRunsAgainElsewhereWhenItsNodeFails(t *testing.T) {
 	if strings.Join(asked, ",") != "n2,n3" {
 		t.Fatalf("nodes asked: %v", asked)
 	}
-	if c := n.p.Counts(); c.PlacedOut != 1 || c.Retried != 2 {
-		t.Fatalf("counts %+v", c)
+	if c := n.p.Counts(); c.PlacedOut != 1 || c.Retried != 2 || c.Ran != 1 || len(c.ByOrigin) != 1 || c.ByOrigin["api"] != 1 {
+		t.Fatalf("counts %+v: one task came in, was placed out, and ran here once after two failed nodes", c)
 	}
 }
 
