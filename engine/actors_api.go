@@ -32,6 +32,7 @@ func (e *Engine) openActors() *actors.Manager {
 		},
 		ShipRefs: e.remote.ShipRefs,
 		EndScope: func(sc *tasks.Scope) { e.endScope(sc, nil, nil, false) },
+		Every:    e.every,
 	})
 }
 

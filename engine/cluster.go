@@ -44,7 +44,7 @@ func (e *Engine) openCluster(ctx context.Context) error {
 	e.actors = e.openActors()
 	c.Start()
 	e.groups = cluster.NewGroups(c, e.adm, e.cfg.Resources)
-	e.groups.Start()
+	e.groups.Start(e.every)
 	// Actors do not survive a restart: drop the names this node held before it.
 	e.wg.Add(1)
 	go func() {

@@ -45,6 +45,8 @@ type Deps struct {
 	// EndScope ends what an ended actor's scope holds: its objects, the actors it owns, its
 	// tensors.
 	EndScope func(sc *tasks.Scope)
+	// Every runs f every d until the node closes (the node's loop, counted in WG).
+	Every func(d time.Duration, f func())
 }
 
 // Manager is one node's actors: those running here (whether created here or placed here by
@@ -63,6 +65,7 @@ type Manager struct {
 	node     *raftstore.Node
 	peer     *peer.Client
 	function func(ctx context.Context, module, name string, kind abi.FuncKind) (tasks.Fn, error)
+	every    func(d time.Duration, f func())
 	digest   func(module string) (string, error)
 	shipRefs func(ctx context.Context, job string, refs []int64) ([]wire.RemoteRef, error)
 	endScope func(sc *tasks.Scope)
@@ -88,8 +91,8 @@ func New(d Deps) *Manager {
 	return &Manager{
 		ctx: d.Ctx, wg: d.WG, log: d.Log, nodeID: cfg.NodeID, beat: beat, runtime: d.Runtime, objects: d.Objects, pool: d.Pool,
 		cluster: d.Cluster, node: d.Cluster.Raft(), peer: d.Peer, function: d.Function, digest: d.Digest, shipRefs: d.ShipRefs,
-		endScope: d.EndScope,
-		actors:   map[int64]*actor{}, named: map[string]int64{}, ended: map[int64]endedActor{},
+		endScope: d.EndScope, every: d.Every,
+		actors: map[int64]*actor{}, named: map[string]int64{}, ended: map[int64]endedActor{},
 	}
 }
 
@@ -146,24 +149,6 @@ func (m *Manager) Named(namespace, name string) (id int64, job string, err error
 		return m.remoteNamedActor(namespace, name) // elsewhere in the cluster, or nowhere
 	}
 	return id, a.job, nil
-}
-
-// every runs f every d, in a goroutine counted in wg, until the node closes.
-func (m *Manager) every(d time.Duration, f func()) {
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		t := time.NewTicker(d)
-		defer t.Stop()
-		for {
-			select {
-			case <-m.ctx.Done():
-				return
-			case <-t.C:
-				f()
-			}
-		}
-	}()
 }
 
 func truncate(b []byte, n int) string {

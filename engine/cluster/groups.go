@@ -80,24 +80,10 @@ func NewGroups(n *Node, pool *tasks.Pool, total scheduler.Resources) *Groups {
 		version: n.raft.KV().Watch(groupPrefix)}
 }
 
-// Start runs the loop that reserves the bundles placed on this node and gives back those of
-// removed groups, until the node's context ends.
-func (g *Groups) Start() {
-	d := g.n.deps
-	d.WG.Add(1)
-	go func() {
-		defer d.WG.Done()
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-d.Ctx.Done():
-				return
-			case <-t.C:
-				g.reconcile(false)
-			}
-		}
-	}()
+// Start reserves the bundles placed on this node and gives back those of removed groups, on
+// every's loop (the node's, which ends when it closes).
+func (g *Groups) Start(every func(d time.Duration, f func())) {
+	every(20*time.Millisecond, func() { g.reconcile(false) })
 }
 
 // reconcile reserves the bundles placed on this node that it does not hold yet and gives
