@@ -225,31 +225,8 @@ func (p *Pipeline) placed(s *Spec, fn Fn, d scheduler.Resources) Placed {
 // submitPlaced runs s on node in the background; this node owns its result.
 func (p *Pipeline) submitPlaced(s *Spec, fn Fn, d scheduler.Resources, node string) (int64, error) {
 	t := p.placed(s, fn, d)
-	if err := p.Objects.Retain(s.Job, t.Refs); err != nil {
-		return 0, err
-	}
-	h, obj := p.Objects.Pending(s.Job)
-	tctx, cancel := context.WithCancel(p.Ctx)
-	obj.Cancel = cancel
 	p.placedOut.Add(1)
-	p.WG.Add(1)
-	go func() {
-		defer p.WG.Done()
-		defer cancel()
-		out, err := p.ExecPlaced(tctx, node, t, nil)
-		switch {
-		case err != nil:
-			p.Objects.ReleaseAll(t.Refs)
-			p.Objects.Complete(obj, nil, err)
-		case out.Loc != nil:
-			p.Objects.Adopt(obj, t.Refs)
-			p.Objects.CompleteRemote(obj, out.Loc, &t)
-		default:
-			p.Objects.ReleaseAll(t.Refs)
-			p.Objects.Complete(obj, out.Data, nil)
-		}
-	}()
-	return h, nil
+	return p.runElsewhere(&t, true, func(ctx context.Context) (Outcome, error) { return p.ExecPlaced(ctx, node, t, nil) })
 }
 
 // submitBundle runs s in a placement group's bundle on another node (s.Node). Its result stays
@@ -262,27 +239,46 @@ func (p *Pipeline) submitBundle(ctx context.Context, s *Spec) (int64, error) {
 	}
 	t := p.placed(s, fn, nil)
 	t.Retries, t.Group, t.Bundle = 0, s.Group, s.Bundle
-	if err := p.Objects.Retain(s.Job, t.Refs); err != nil {
+	return p.runElsewhere(&t, false, func(ctx context.Context) (Outcome, error) {
+		loc, err := p.Backend.RunOn(ctx, s.Node, &t)
+		var ae *abi.Error
+		if err != nil && !errors.As(err, &ae) {
+			err = &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("bundle %d of placement group %s: node %s failed: %v", s.Bundle, s.Group, s.Node, err)}
+		}
+		return Outcome{Loc: loc}, err
+	})
+}
+
+// runElsewhere holds t's arguments, makes its result a pending object of t.Job and completes it
+// in the background from run: with the value run brought here, or with where the value lives.
+// With lineage, a value left elsewhere keeps holding the arguments and records t, so that it
+// can be rebuilt when its holder is lost.
+func (p *Pipeline) runElsewhere(t *Placed, lineage bool, run func(context.Context) (Outcome, error)) (int64, error) {
+	if err := p.Objects.Retain(t.Job, t.Refs); err != nil {
 		return 0, err
 	}
-	h, obj := p.Objects.Pending(s.Job)
+	h, obj := p.Objects.Pending(t.Job)
 	tctx, cancel := context.WithCancel(p.Ctx)
 	obj.Cancel = cancel
 	p.WG.Add(1)
 	go func() {
 		defer p.WG.Done()
 		defer cancel()
-		loc, err := p.Backend.RunOn(tctx, s.Node, &t)
-		p.Objects.ReleaseAll(t.Refs)
-		var ae *abi.Error
-		if err != nil && !errors.As(err, &ae) {
-			err = &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("bundle %d of placement group %s: node %s failed: %v", s.Bundle, s.Group, s.Node, err)}
-		}
-		if err != nil {
+		out, err := run(tctx)
+		switch {
+		case err != nil:
+			p.Objects.ReleaseAll(t.Refs)
 			p.Objects.Complete(obj, nil, err)
-			return
+		case out.Loc != nil && lineage:
+			p.Objects.Adopt(obj, t.Refs)
+			p.Objects.CompleteRemote(obj, out.Loc, t)
+		case out.Loc != nil:
+			p.Objects.ReleaseAll(t.Refs)
+			p.Objects.CompleteRemote(obj, out.Loc, nil)
+		default:
+			p.Objects.ReleaseAll(t.Refs)
+			p.Objects.Complete(obj, out.Data, nil)
 		}
-		p.Objects.CompleteRemote(obj, loc, nil)
 	}()
 	return h, nil
 }
