@@ -15,22 +15,15 @@ import (
 // objects, tasks and actors guests reach through host functions. Handles are scoped to a job;
 // an empty job is "default".
 
-func jobOr(job string) string {
-	if job == "" {
-		return "default"
-	}
-	return job
-}
-
 // Put stores data as an object of job and returns its handle.
 func (e *Engine) Put(job string, data []byte) (int64, error) {
-	return e.objects.Put(jobOr(job), data)
+	return e.objects.Put(wire.JobOr(job), data)
 }
 
 // Get waits for object h of job (timeout < 0: until ctx ends) and returns its bytes; a failed
 // task's object gives its *abi.Error.
 func (e *Engine) Get(ctx context.Context, job string, h int64, timeout time.Duration) ([]byte, error) {
-	return e.objects.Get(ctx, jobOr(job), h, timeout)
+	return e.objects.Get(ctx, wire.JobOr(job), h, timeout)
 }
 
 // ObjectMetaOf waits for object h of job like Get and describes it (its size, checksum and refs).
@@ -40,11 +33,11 @@ func (e *Engine) ObjectMetaOf(ctx context.Context, job string, h int64, timeout 
 
 // Release drops the caller's reference to object h of job; it is freed once nothing else holds
 // it.
-func (e *Engine) Release(job string, h int64) error { return e.objects.Release(jobOr(job), h) }
+func (e *Engine) Release(job string, h int64) error { return e.objects.Release(wire.JobOr(job), h) }
 
 // Wait blocks until req.NumReturns of req.Handles are ready or its timeout passes.
 func (e *Engine) Wait(ctx context.Context, job string, req *abi.WaitRequest) (*abi.WaitResult, error) {
-	return e.objects.Wait(ctx, jobOr(job), req)
+	return e.objects.Wait(ctx, wire.JobOr(job), req)
 }
 
 // Submit starts a task of job with grants and returns the handle of its result. req.Module is
@@ -54,7 +47,7 @@ func (e *Engine) Submit(ctx context.Context, job string, req *abi.TaskRequest, g
 	if req.Module == "" {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: "a task submitted from outside a module must name its module"}
 	}
-	return e.tasks.Submit(ctx, specOf(tasks.FromAPI, tasks.Anywhere, jobOr(job), req.Module, req, grants, host.Limits{}))
+	return e.tasks.Submit(ctx, specOf(tasks.FromAPI, tasks.Anywhere, wire.JobOr(job), req.Module, req, grants, host.Limits{}))
 }
 
 // submitHere is Submit for a task another node placed on this one: it runs here, once this node
@@ -70,7 +63,7 @@ func (e *Engine) submitHere(ctx context.Context, job string, req *abi.TaskReques
 	if err := e.node.KV().WaitApplied(wctx, index); err != nil {
 		return 0, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("this node is behind the one that placed the task: %v", err)}
 	}
-	job = jobOr(job)
+	job = wire.JobOr(job)
 	local, made := req, []int64(nil)
 	if len(req.Refs) > 0 || len(remote) > 0 {
 		var err error
@@ -85,7 +78,7 @@ func (e *Engine) submitHere(ctx context.Context, job string, req *abi.TaskReques
 
 // Cancel cancels the task whose result is object h of job.
 func (e *Engine) Cancel(job string, h int64) error {
-	o, err := e.objects.Lookup(jobOr(job), h)
+	o, err := e.objects.Lookup(wire.JobOr(job), h)
 	if err != nil {
 		return err
 	}
@@ -100,16 +93,16 @@ func (e *Engine) CreateActor(ctx context.Context, job string, req *abi.ActorCrea
 	if req.Module == "" {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: "an actor created from outside a module must name its module"}
 	}
-	return e.actors.Create(ctx, jobOr(job), req.Module, req, &callContext{Grants: grants})
+	return e.actors.Create(ctx, wire.JobOr(job), req.Module, req, &callContext{Grants: grants})
 }
 
 // CallActor queues a call of method on actor id of job and returns the handle of its result.
 func (e *Engine) CallActor(job string, id int64, method string, input []byte) (int64, error) {
-	return e.actors.Call(jobOr(job), id, method, input)
+	return e.actors.Call(wire.JobOr(job), id, method, input)
 }
 
 // KillActor stops actor id of job.
-func (e *Engine) KillActor(job string, id int64) error { return e.actors.Kill(jobOr(job), id) }
+func (e *Engine) KillActor(job string, id int64) error { return e.actors.Kill(wire.JobOr(job), id) }
 
 // NamedActor returns the handle and job of the actor called name in namespace.
 func (e *Engine) NamedActor(namespace, name string) (id int64, job string, err error) {

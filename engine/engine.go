@@ -27,6 +27,7 @@ import (
 	"github.com/lumenflow/lumen/engine/serving"
 	"github.com/lumenflow/lumen/engine/tasks"
 	"github.com/lumenflow/lumen/engine/tensors"
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/engine/workflows"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/plugins"
@@ -249,10 +250,7 @@ type CallRequest struct {
 // is returned with a failed call too, alongside the error. Work the task starts (objects, nested
 // tasks, actors) belongs to the same job and inherits its grants and limits.
 func (e *Engine) Call(ctx context.Context, req CallRequest) (*host.Result, error) {
-	job := req.Job
-	if job == "" {
-		job = "default"
-	}
+	job := wire.JobOr(req.Job)
 	return e.tasks.Call(ctx, &tasks.Spec{Origin: tasks.FromCall, Placement: tasks.Here, Job: job, Module: req.Module,
 		Function: req.Function, ArgsBytes: req.Input, Grants: req.Grants, Limits: req.Limits})
 }

@@ -32,7 +32,7 @@ func (e *Engine) Groups() *cluster.Groups { return e.groups }
 // remote, on a task another node placed here, says where the objects it reads live (see
 // submitHere); a client outside the cluster passes nil.
 func (e *Engine) SubmitInGroup(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants, id string, i int, remote []wire.RemoteRef) (int64, error) {
-	job = jobOr(job)
+	job = wire.JobOr(job)
 	pg, err := e.groups.Get(ctx, id)
 	if err != nil {
 		return 0, &abi.Error{Kind: abi.KindNotFound, Message: err.Error()}

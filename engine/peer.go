@@ -39,7 +39,7 @@ func (p peerHandler) SubmitPlaced(ctx context.Context, t *wire.PlacedTask) (wire
 		return wire.Submitted{}, err
 	}
 	e.remote.HoldFor(t.Owner, t.Job, h)
-	return wire.Submitted{Ref: h, Job: jobOr(t.Job)}, nil
+	return wire.Submitted{Ref: h, Job: wire.JobOr(t.Job)}, nil
 }
 
 func (p peerHandler) CancelTask(_ context.Context, job string, ref int64) error {
@@ -70,11 +70,11 @@ func (p peerHandler) ReleaseObject(_ context.Context, job string, ref int64) err
 }
 
 func (p peerHandler) CreateActor(ctx context.Context, a *wire.PlacedActor) (wire.CreatedActor, error) {
-	h, err := p.e.actors.CreateHere(ctx, jobOr(a.Job), &a.Actor, host.Grants{Capabilities: a.Grants}, a.Applied, a.Owner)
+	h, err := p.e.actors.CreateHere(ctx, wire.JobOr(a.Job), &a.Actor, host.Grants{Capabilities: a.Grants}, a.Applied, a.Owner)
 	if err != nil {
 		return wire.CreatedActor{}, err
 	}
-	return wire.CreatedActor{Actor: h, Job: jobOr(a.Job)}, nil
+	return wire.CreatedActor{Actor: h, Job: wire.JobOr(a.Job)}, nil
 }
 
 func (p peerHandler) CallActor(_ context.Context, id int64, c *wire.ActorCall) (wire.Submitted, error) {
@@ -88,12 +88,12 @@ func (p peerHandler) CallActor(_ context.Context, id int64, c *wire.ActorCall) (
 	if err != nil {
 		return wire.Submitted{}, err
 	}
-	return wire.Submitted{Ref: h, Job: jobOr(c.Job)}, nil
+	return wire.Submitted{Ref: h, Job: wire.JobOr(c.Job)}, nil
 }
 
 func (p peerHandler) KillActor(_ context.Context, id int64, k *wire.ActorKill) error {
 	if k.Owner != nil {
-		return p.e.actors.KillPlaced(jobOr(k.Job), id, *k.Owner)
+		return p.e.actors.KillPlaced(wire.JobOr(k.Job), id, *k.Owner)
 	}
 	return p.e.KillActor(k.Job, id)
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/engine/workflows"
 	"github.com/lumenflow/lumen/raftstore"
 	"github.com/lumenflow/lumen/sdk/abi"
@@ -33,12 +34,12 @@ func (e *Engine) Workflows() *workflows.Manager { return e.workflows }
 // SubmitWorkflow validates a workflow, stores it and starts it (workflows.Manager.Submit) as
 // job (default "default").
 func (e *Engine) SubmitWorkflow(ctx context.Context, doc []byte, job string, grants []abi.Capability) (string, error) {
-	return e.workflows.Submit(ctx, doc, jobOr(job), grants)
+	return e.workflows.Submit(ctx, doc, wire.JobOr(job), grants)
 }
 
 // CompileWorkflow prepares a workflow for Execute (workflows.Manager.Compile) as job.
 func (e *Engine) CompileWorkflow(ctx context.Context, doc []byte, job string, grants []abi.Capability) (string, error) {
-	return e.workflows.Compile(ctx, doc, jobOr(job), grants)
+	return e.workflows.Compile(ctx, doc, wire.JobOr(job), grants)
 }
 
 // wfStore is the replicated state as workflows keep it.

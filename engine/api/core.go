@@ -162,14 +162,7 @@ func (s *Server) submitTask(c *gin.Context) {
 		failErr(c, err, nil)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"ref": h, "job": jobOr(b.Job)})
-}
-
-func jobOr(j string) string {
-	if j == "" {
-		return "default"
-	}
-	return j
+	c.JSON(http.StatusCreated, gin.H{"ref": h, "job": wire.JobOr(b.Job)})
 }
 
 func (s *Server) cancelTask(c *gin.Context) {
@@ -194,7 +187,7 @@ func (s *Server) putObject(c *gin.Context) {
 		failErr(c, err, nil)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"ref": h, "job": jobOr(c.Query("job"))})
+	c.JSON(http.StatusCreated, gin.H{"ref": h, "job": wire.JobOr(c.Query("job"))})
 }
 
 // getObject answers an object's bytes as they are (application/octet-stream), waiting for it up
@@ -292,7 +285,7 @@ func (s *Server) createActor(c *gin.Context) {
 		failErr(c, err, nil)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"actor": h, "job": jobOr(b.Job)})
+	c.JSON(http.StatusCreated, gin.H{"actor": h, "job": wire.JobOr(b.Job)})
 }
 
 // findActor answers GET /v1/actors?namespace=&name=: a named actor's handle and job. Without a
@@ -334,7 +327,7 @@ func (s *Server) callActor(c *gin.Context) {
 		failErr(c, err, nil)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"ref": h, "job": jobOr(c.Query("job"))})
+	c.JSON(http.StatusCreated, gin.H{"ref": h, "job": wire.JobOr(c.Query("job"))})
 }
 
 func (s *Server) killActor(c *gin.Context) {

@@ -83,22 +83,14 @@ func (p *Plane) Rebuilt() int64 { return p.rebuilt.Load() }
 // PulledBytes counts the bytes of objects fetched from other nodes.
 func (p *Plane) PulledBytes() int64 { return p.pulledBytes.Load() }
 
-// jobOr is job, or "default" when it is empty, as the node names jobs.
-func jobOr(job string) string {
-	if job == "" {
-		return "default"
-	}
-	return job
-}
-
 // ObjectValue waits for object h of job like Get and returns its value with the handles its
 // value refers to and its checksum, for a node fetching it.
 func (p *Plane) ObjectValue(ctx context.Context, job string, h int64, timeout time.Duration) ([]byte, wire.ObjectMeta, error) {
-	b, err := p.d.Objects.Get(ctx, jobOr(job), h, timeout)
+	b, err := p.d.Objects.Get(ctx, wire.JobOr(job), h, timeout)
 	if err != nil {
 		return nil, wire.ObjectMeta{}, err
 	}
-	return b, wire.ObjectMeta{Size: int64(len(b)), Checksum: p.d.Objects.SumOf(jobOr(job), h, b), Refs: p.d.Objects.ChildrenOf(jobOr(job), h)}, nil
+	return b, wire.ObjectMeta{Size: int64(len(b)), Checksum: p.d.Objects.SumOf(wire.JobOr(job), h, b), Refs: p.d.Objects.ChildrenOf(wire.JobOr(job), h)}, nil
 }
 
 // ObjectMeta waits for object h of job like Get and describes it.
@@ -359,7 +351,7 @@ func (p *Plane) TakeRefs(job string, req *abi.TaskRequest, remote []wire.RemoteR
 			if err != nil {
 				return fail(&abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("refs[%d] = %d lives on node %s, which is not a member of this cluster", i, ref, r.Node)})
 			}
-			h := p.d.Objects.Remote(job, &objects.Location{Node: r.Node, API: rec.API, Job: jobOr(r.Job), Handle: r.Handle, Size: r.Size, Sum: r.Checksum})
+			h := p.d.Objects.Remote(job, &objects.Location{Node: r.Node, API: rec.API, Job: wire.JobOr(r.Job), Handle: r.Handle, Size: r.Size, Sum: r.Checksum})
 			made = append(made, h)
 			m[ref] = h
 		}
@@ -386,7 +378,7 @@ func (p *Plane) HoldFor(owner, job string, h int64) {
 		return
 	}
 	p.mu.Lock()
-	p.held = append(p.held, heldResult{owner: owner, job: jobOr(job), handle: h})
+	p.held = append(p.held, heldResult{owner: owner, job: wire.JobOr(job), handle: h})
 	p.mu.Unlock()
 }
 
@@ -432,7 +424,7 @@ func (p *Plane) DropOrphans() {
 // that reads objects living elsewhere (remote, whose Ref fields are the handles its input uses): the call fetches
 // them as it reads them, and holds them until it ends.
 func (p *Plane) CallActorReading(job string, id int64, method string, input []byte, remote []wire.RemoteRef) (int64, error) {
-	job = jobOr(job)
+	job = wire.JobOr(job)
 	req := &abi.TaskRequest{Refs: make([]int64, len(remote))}
 	for i, r := range remote {
 		req.Refs[i] = r.Ref

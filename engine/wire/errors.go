@@ -168,3 +168,15 @@ func KindOf(err error) (k Kind, ok bool) {
 type Body struct {
 	Error Error `json:"error"`
 }
+
+// DefaultJob is the job of work submitted without one: objects, tasks and actors are scoped by
+// job, and "" means this one.
+const DefaultJob = "default"
+
+// JobOr is job, or DefaultJob when it is empty.
+func JobOr(job string) string {
+	if job == "" {
+		return DefaultJob
+	}
+	return job
+}
