@@ -22,7 +22,7 @@ const (
 // the registry opens later, and is read only once actors are created.
 func (e *Engine) openActors() *actors.Manager {
 	return actors.New(actors.Deps{Ctx: e.ctx, WG: &e.wg, Log: e.log, Runtime: e.rt, Objects: e.objects, Pool: e.adm,
-		Cluster: e.cluster, Peer: e.cluster.Peer(), Function: e.function,
+		Cluster: e.cluster, Peer: e.cluster.Peer(), Function: e.Modules().function,
 		Digest: func(module string) (string, error) {
 			m, err := e.reg.Resolve(module)
 			if err != nil {
@@ -36,8 +36,8 @@ func (e *Engine) openActors() *actors.Manager {
 	})
 }
 
-// Actors lists the actor records of the cluster, of job when it is not empty, ordered by owner
+// List lists the actor records of the cluster, of job when it is not empty, ordered by owner
 // and handle. The read is linearizable; a record follows its actor's change by a moment.
-func (e *Engine) Actors(ctx context.Context, job string) ([]ActorRecord, error) {
-	return e.actors.Records(ctx, job)
+func (a Actors) List(ctx context.Context, job string) ([]ActorRecord, error) {
+	return a.e.actors.Records(ctx, job)
 }

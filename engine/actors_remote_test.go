@@ -127,7 +127,7 @@ func recordOf(t *testing.T, e *engine.Engine, handle int64) (engine.ActorRecord,
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	recs, err := e.Actors(ctx, "")
+	recs, err := e.Actors().List(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,12 +141,12 @@ func recordOf(t *testing.T, e *engine.Engine, handle int64) (engine.ActorRecord,
 
 func callInt(t testing.TB, e *engine.Engine, id int64, method string, arg int) (int, error) {
 	t.Helper()
-	h, err := e.CallActor("", id, method, []byte(strconv.Itoa(arg)))
+	h, err := e.Actors().Call("", id, method, []byte(strconv.Itoa(arg)))
 	if err != nil {
 		return 0, err
 	}
-	out, err := e.Get(context.Background(), "", h, 60*time.Second)
-	e.Release("", h)
+	out, err := e.Objects().Get(context.Background(), "", h, 60*time.Second)
+	e.Objects().Release("", h)
 	if err != nil {
 		return 0, err
 	}
@@ -172,7 +172,7 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 	for _, id := range []string{"w2", "w3"} {
 		workers[id] = startInNode(t, id, server, accel)
 	}
-	if _, err := server.e.AddModule(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"}); err != nil {
+	if _, err := server.e.Modules().Add(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "the server sees 3 nodes", func() bool { return len(server.e.Cluster().Nodes()) == 3 })
@@ -180,7 +180,7 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 		t.Helper()
 		req := &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("10"), MaxRestarts: restarts, Name: name, Namespace: "t",
 			Resources: abi.Resources{Custom: map[string]float64{"accel": 1}}}
-		id, err := server.e.CreateActor(ctx, "", req, allCaps)
+		id, err := server.e.Actors().Create(ctx, "", req, allCaps)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -197,7 +197,7 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 		return rec
 	}
 
-	if _, err := server.e.CreateActor(ctx, "", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1"),
+	if _, err := server.e.Actors().Create(ctx, "", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1"),
 		Resources: abi.Resources{Custom: map[string]float64{"none": 1}}}, allCaps); err == nil {
 		t.Fatal("an actor no node can hold was created")
 	}
@@ -207,7 +207,7 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 	waitFor(t, 20*time.Second, "the owner sees the workers", func() bool { return len(owner.e.Cluster().Nodes()) == 4 })
 	held := func() int { return workers["w2"].e.Stats().Actors + workers["w3"].e.Stats().Actors }
 	before := held()
-	orphan, err := owner.e.CreateActor(ctx, "", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1"),
+	orphan, err := owner.e.Actors().Create(ctx, "", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1"),
 		Resources: abi.Resources{Custom: map[string]float64{"accel": 1}}}, allCaps)
 	if err != nil {
 		t.Fatal(err)
@@ -225,16 +225,16 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 	// Calls queued at once run in the order they came.
 	hs := make([]int64, 20)
 	for i := range hs {
-		if hs[i], err = server.e.CallActor("", a, "incr", []byte("1")); err != nil {
+		if hs[i], err = server.e.Actors().Call("", a, "incr", []byte("1")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i, h := range hs {
-		out, err := server.e.Get(ctx, "", h, 60*time.Second)
+		out, err := server.e.Objects().Get(ctx, "", h, 60*time.Second)
 		if err != nil || string(out) != strconv.Itoa(11+i) {
 			t.Fatalf("call %d: %q %v", i, out, err)
 		}
-		server.e.Release("", h)
+		server.e.Objects().Release("", h)
 	}
 	rec := alive(a)
 	first := workers[rec.Node]
@@ -256,10 +256,10 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 	if k, _ := wire.KindOf(pc.KillActor(ctx, first.e.Cluster().Self().API, rec.Remote, malformed)); k != wire.KindBadInput {
 		t.Fatalf("a malformed owner: %v", k)
 	}
-	if id, _, err := server.e.NamedActor("t", "a"); err != nil || id != a {
+	if id, _, err := server.e.Actors().Named("t", "a"); err != nil || id != a {
 		t.Fatalf("the name of a placed actor: %d %v", id, err)
 	}
-	if _, err := server.e.CreateActor(ctx, "", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Name: "a", Namespace: "t"}, allCaps); err == nil {
+	if _, err := server.e.Actors().Create(ctx, "", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Name: "a", Namespace: "t"}, allCaps); err == nil {
 		t.Fatal("the name of a placed actor was taken twice")
 	}
 
@@ -270,7 +270,7 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 		}
 	}
 	// Looked up on another node, the name gives a handle there whose calls reach the actor.
-	fid, fjob, err := second.e.NamedActor("t", "a")
+	fid, fjob, err := second.e.Actors().Named("t", "a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +280,7 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 	if v, err := callInt(t, second.e, fid, "incr", 0); err != nil || v != 30 {
 		t.Fatalf("a call through the looked-up handle: %d %v", v, err)
 	}
-	if again, _, err := second.e.NamedActor("t", "a"); err != nil || again != fid {
+	if again, _, err := second.e.Actors().Named("t", "a"); err != nil || again != fid {
 		t.Fatalf("a second lookup: %d %v, want %d", again, err, fid)
 	}
 
@@ -308,7 +308,7 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 		t.Fatalf("a third placed actor: %d %v", v, err)
 	}
 	count := second.e.Stats().Actors
-	if err := server.e.KillActor("", c); err != nil {
+	if err := server.e.Actors().Kill("", c); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the killed actor's instance ends", func() bool { return second.e.Stats().Actors == count-1 })
@@ -333,7 +333,7 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 		r, ok := recordOf(t, server.e, b)
 		return ok && r.State == engine.ActorDead && strings.Contains(r.Reason, "lost with node")
 	})
-	if _, _, err := server.e.NamedActor("t", "b"); err == nil {
+	if _, _, err := server.e.Actors().Named("t", "b"); err == nil {
 		t.Fatal("the name of a dead actor still answers")
 	}
 }
@@ -342,22 +342,22 @@ func TestActors_PlacedElsewhereAndRestartedWhenTheirNodeDies(t *testing.T) {
 func TestActors_LocalActorIsRecorded(t *testing.T) {
 	e, _ := open(t, engine.Config{DataDir: compileCacheDir(t)})
 	ctx := context.Background()
-	id, err := e.CreateActor(ctx, "j", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1")}, allCaps)
+	id, err := e.Actors().Create(ctx, "j", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1")}, allCaps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the record", func() bool {
-		recs, err := e.Actors(ctx, "j")
+		recs, err := e.Actors().List(ctx, "j")
 		return err == nil && len(recs) == 1 && recs[0].Handle == id && recs[0].Node == "local" && recs[0].State == engine.ActorAlive && recs[0].Type == "Counter"
 	})
-	if recs, _ := e.Actors(ctx, "other"); len(recs) != 0 {
+	if recs, _ := e.Actors().List(ctx, "other"); len(recs) != 0 {
 		t.Fatalf("records of another job: %+v", recs)
 	}
-	if err := e.KillActor("j", id); err != nil {
+	if err := e.Actors().Kill("j", id); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the record goes", func() bool {
-		recs, err := e.Actors(ctx, "")
+		recs, err := e.Actors().List(ctx, "")
 		return err == nil && len(recs) == 0
 	})
 
@@ -365,18 +365,18 @@ func TestActors_LocalActorIsRecorded(t *testing.T) {
 	// the others one each.
 	kept := map[int64]bool{}
 	for i := range 30 {
-		id, err := e.CreateActor(ctx, "j", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1")}, allCaps)
+		id, err := e.Actors().Create(ctx, "j", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1")}, allCaps)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if i%2 == 0 {
-			e.KillActor("j", id)
+			e.Actors().Kill("j", id)
 		} else {
 			kept[id] = true
 		}
 	}
 	same := func() bool {
-		recs, err := e.Actors(ctx, "j")
+		recs, err := e.Actors().List(ctx, "j")
 		if err != nil || len(recs) != len(kept) {
 			return false
 		}
@@ -393,10 +393,10 @@ func TestActors_LocalActorIsRecorded(t *testing.T) {
 		t.Fatal("the records changed after they settled")
 	}
 	for id := range kept {
-		e.KillActor("j", id)
+		e.Actors().Kill("j", id)
 	}
 	waitFor(t, 10*time.Second, "no record left", func() bool {
-		recs, err := e.Actors(ctx, "")
+		recs, err := e.Actors().List(ctx, "")
 		return err == nil && len(recs) == 0
 	})
 }
@@ -412,7 +412,7 @@ func BenchmarkActors_Call(b *testing.B) {
 	ctx := context.Background()
 	server := startInNode(b, "s1", nil, scheduler.Resources{scheduler.CPU: 1})
 	worker := startInNode(b, "w2", server, scheduler.Resources{scheduler.CPU: 1, "accel": 1})
-	if _, err := server.e.AddModule(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"}); err != nil {
+	if _, err := server.e.Modules().Add(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"}); err != nil {
 		b.Fatal(err)
 	}
 	waitFor(b, 20*time.Second, "the server sees 2 nodes", func() bool { return len(server.e.Cluster().Nodes()) == 2 })
@@ -421,11 +421,11 @@ func BenchmarkActors_Call(b *testing.B) {
 		res  abi.Resources
 	}{{"local", abi.Resources{}}, {"placed", abi.Resources{Custom: map[string]float64{"accel": 1}}}} {
 		b.Run(bc.name, func(b *testing.B) {
-			id, err := server.e.CreateActor(ctx, "", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("0"), Resources: bc.res}, allCaps)
+			id, err := server.e.Actors().Create(ctx, "", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("0"), Resources: bc.res}, allCaps)
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer server.e.KillActor("", id)
+			defer server.e.Actors().Kill("", id)
 			if _, err := callInt(b, server.e, id, "incr", 1); err != nil {
 				b.Fatal(err)
 			}
@@ -451,15 +451,15 @@ func TestActors_PlacedActorPassesRefsBothWays(t *testing.T) {
 	ctx := context.Background()
 	server := startInNode(t, "s1", nil, scheduler.Resources{scheduler.CPU: 1})
 	worker := startInNode(t, "w2", server, scheduler.Resources{scheduler.CPU: 1, "accel": 1})
-	if _, err := server.e.AddModule(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"}); err != nil {
+	if _, err := server.e.Modules().Add(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "the server sees the worker", func() bool { return len(server.e.Cluster().Nodes()) == 2 })
-	h, err := server.e.Submit(ctx, "", &abi.TaskRequest{Module: "svc", Function: "actorref", Args: []byte("5")}, allCaps)
+	h, err := server.e.Tasks().Submit(ctx, "", &abi.TaskRequest{Module: "svc", Function: "actorref", Args: []byte("5")}, allCaps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := server.e.Get(ctx, "", h, 60*time.Second)
+	out, err := server.e.Objects().Get(ctx, "", h, 60*time.Second)
 	if err != nil || string(out) != "15" {
 		t.Fatalf("actorref: %q %v", out, err)
 	}
@@ -467,11 +467,11 @@ func TestActors_PlacedActorPassesRefsBothWays(t *testing.T) {
 		t.Errorf("the worker fetched nothing: the actor did not run there")
 	}
 	// And a result that refers to an object the actor made there is followed to it.
-	h, err = server.e.Submit(ctx, "", &abi.TaskRequest{Module: "svc", Function: "actorkeep", Args: []byte("42")}, allCaps)
+	h, err = server.e.Tasks().Submit(ctx, "", &abi.TaskRequest{Module: "svc", Function: "actorkeep", Args: []byte("42")}, allCaps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := server.e.Get(ctx, "", h, 60*time.Second); err != nil || string(out) != "42" {
+	if out, err := server.e.Objects().Get(ctx, "", h, 60*time.Second); err != nil || string(out) != "42" {
 		t.Fatalf("actorkeep: %q %v", out, err)
 	}
 	if n := server.e.Cluster().Self().PulledBytes; n == 0 {

@@ -11,74 +11,92 @@ import (
 	"github.com/lumenflow/lumen/sdk/abi"
 )
 
-// The methods below serve clients outside WASM (the REST API, the CLI, Go programs) with the same
-// objects, tasks and actors guests reach through host functions. Handles are scoped to a job;
-// an empty job is "default".
+// Objects, Tasks and Actors serve clients outside WASM (the REST API, the CLI, Go programs) with
+// the same objects, tasks and actors guests reach through host functions. Handles are scoped to a
+// job; an empty job is "default".
+
+// Objects is the node's object store as clients outside WASM see it.
+type Objects struct{ e *Engine }
+
+// Tasks starts and cancels tasks for clients outside WASM.
+type Tasks struct{ e *Engine }
+
+// Actors creates, calls, finds, lists and stops actors for clients outside WASM.
+type Actors struct{ e *Engine }
+
+// Objects is the node's object store, for clients outside WASM.
+func (e *Engine) Objects() Objects { return Objects{e} }
+
+// Tasks starts tasks for clients outside WASM.
+func (e *Engine) Tasks() Tasks { return Tasks{e} }
+
+// Actors is the node's actors, for clients outside WASM.
+func (e *Engine) Actors() Actors { return Actors{e} }
 
 // Put stores data as an object of job and returns its handle.
-func (e *Engine) Put(job string, data []byte) (int64, error) {
-	return e.objects.Put(wire.JobOr(job), data)
+func (o Objects) Put(job string, data []byte) (int64, error) {
+	return o.e.objects.Put(wire.JobOr(job), data)
 }
 
 // Get waits for object h of job (timeout < 0: until ctx ends) and returns its bytes; a failed
 // task's object gives its *abi.Error.
-func (e *Engine) Get(ctx context.Context, job string, h int64, timeout time.Duration) ([]byte, error) {
-	return e.objects.Get(ctx, wire.JobOr(job), h, timeout)
+func (o Objects) Get(ctx context.Context, job string, h int64, timeout time.Duration) ([]byte, error) {
+	return o.e.objects.Get(ctx, wire.JobOr(job), h, timeout)
 }
 
-// ObjectMetaOf waits for object h of job like Get and describes it (its size, checksum and refs).
-func (e *Engine) ObjectMetaOf(ctx context.Context, job string, h int64, timeout time.Duration) (wire.ObjectMeta, error) {
-	return e.remote.ObjectMeta(ctx, job, h, timeout)
+// Meta waits for object h of job like Get and describes it (its size, checksum and refs).
+func (o Objects) Meta(ctx context.Context, job string, h int64, timeout time.Duration) (wire.ObjectMeta, error) {
+	return o.e.remote.ObjectMeta(ctx, job, h, timeout)
 }
 
 // Release drops the caller's reference to object h of job; it is freed once nothing else holds
 // it.
-func (e *Engine) Release(job string, h int64) error { return e.objects.Release(wire.JobOr(job), h) }
+func (o Objects) Release(job string, h int64) error { return o.e.objects.Release(wire.JobOr(job), h) }
 
 // Wait blocks until req.NumReturns of req.Handles are ready or its timeout passes.
-func (e *Engine) Wait(ctx context.Context, job string, req *abi.WaitRequest) (*abi.WaitResult, error) {
-	return e.objects.Wait(ctx, wire.JobOr(job), req)
+func (o Objects) Wait(ctx context.Context, job string, req *abi.WaitRequest) (*abi.WaitResult, error) {
+	return o.e.objects.Wait(ctx, wire.JobOr(job), req)
 }
 
 // Submit starts a task of job with grants and returns the handle of its result. req.Module is
 // required. In a cluster, a task that does not fit on this node now runs on a node where it does
 // (engine/tasks); its result is still this node's object h.
-func (e *Engine) Submit(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants) (int64, error) {
+func (t Tasks) Submit(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants) (int64, error) {
 	if req.Module == "" {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: "a task submitted from outside a module must name its module"}
 	}
-	return e.tasks.Submit(ctx, specOf(tasks.FromAPI, tasks.Anywhere, wire.JobOr(job), req.Module, req, grants, host.Limits{}))
+	return t.e.tasks.Submit(ctx, specOf(tasks.FromAPI, tasks.Anywhere, wire.JobOr(job), req.Module, req, grants, host.Limits{}))
 }
 
-// submitHere is Submit for a task another node placed on this one: it runs here, once this node
+// here is Submit for a task another node placed on this one: it runs here, once this node
 // has applied the state up to index (the placing node's), so the task's module is known here.
 // remote says where the objects the task reads (req.Refs, the placing node's handles) live; the
 // task fetches them from there as it reads them.
-func (e *Engine) submitHere(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants, index uint64, remote []wire.RemoteRef) (int64, error) {
+func (t Tasks) here(ctx context.Context, job string, req *abi.TaskRequest, grants host.Grants, index uint64, remote []wire.RemoteRef) (int64, error) {
 	if req.Module == "" {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: "a task submitted from outside a module must name its module"}
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := e.node.KV().WaitApplied(wctx, index); err != nil {
+	if err := t.e.node.KV().WaitApplied(wctx, index); err != nil {
 		return 0, &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("this node is behind the one that placed the task: %v", err)}
 	}
 	job = wire.JobOr(job)
 	local, made := req, []int64(nil)
 	if len(req.Refs) > 0 || len(remote) > 0 {
 		var err error
-		if local, made, err = e.remote.TakeRefs(job, req, remote); err != nil {
+		if local, made, err = t.e.remote.TakeRefs(job, req, remote); err != nil {
 			return 0, err
 		}
 	}
-	h, err := e.tasks.Submit(ctx, specOf(tasks.FromPeer, tasks.Here, job, local.Module, local, grants, host.Limits{}))
-	e.objects.ReleaseAll(made) // the task holds them now, or failed to start
+	h, err := t.e.tasks.Submit(ctx, specOf(tasks.FromPeer, tasks.Here, job, local.Module, local, grants, host.Limits{}))
+	t.e.objects.ReleaseAll(made) // the task holds them now, or failed to start
 	return h, err
 }
 
 // Cancel cancels the task whose result is object h of job.
-func (e *Engine) Cancel(job string, h int64) error {
-	o, err := e.objects.Lookup(wire.JobOr(job), h)
+func (t Tasks) Cancel(job string, h int64) error {
+	o, err := t.e.objects.Lookup(wire.JobOr(job), h)
 	if err != nil {
 		return err
 	}
@@ -88,23 +106,23 @@ func (e *Engine) Cancel(job string, h int64) error {
 	return nil
 }
 
-// CreateActor creates an actor of job with grants and returns its handle. req.Module is required.
-func (e *Engine) CreateActor(ctx context.Context, job string, req *abi.ActorCreateRequest, grants host.Grants) (int64, error) {
+// Create creates an actor of job with grants and returns its handle. req.Module is required.
+func (a Actors) Create(ctx context.Context, job string, req *abi.ActorCreateRequest, grants host.Grants) (int64, error) {
 	if req.Module == "" {
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: "an actor created from outside a module must name its module"}
 	}
-	return e.actors.Create(ctx, wire.JobOr(job), req.Module, req, &callContext{Grants: grants})
+	return a.e.actors.Create(ctx, wire.JobOr(job), req.Module, req, &callContext{Grants: grants})
 }
 
-// CallActor queues a call of method on actor id of job and returns the handle of its result.
-func (e *Engine) CallActor(job string, id int64, method string, input []byte) (int64, error) {
-	return e.actors.Call(wire.JobOr(job), id, method, input)
+// Call queues a call of method on actor id of job and returns the handle of its result.
+func (a Actors) Call(job string, id int64, method string, input []byte) (int64, error) {
+	return a.e.actors.Call(wire.JobOr(job), id, method, input)
 }
 
-// KillActor stops actor id of job.
-func (e *Engine) KillActor(job string, id int64) error { return e.actors.Kill(wire.JobOr(job), id) }
+// Kill stops actor id of job.
+func (a Actors) Kill(job string, id int64) error { return a.e.actors.Kill(wire.JobOr(job), id) }
 
-// NamedActor returns the handle and job of the actor called name in namespace.
-func (e *Engine) NamedActor(namespace, name string) (id int64, job string, err error) {
-	return e.actors.Named(namespace, name)
+// Named returns the handle and job of the actor called name in namespace.
+func (a Actors) Named(namespace, name string) (id int64, job string, err error) {
+	return a.e.actors.Named(namespace, name)
 }

@@ -58,7 +58,7 @@ func (g dataGuests) Manifest(ref string) (string, abi.Manifest, error) {
 }
 
 func (g dataGuests) Module(ctx context.Context, ref, function string, kind abi.FuncKind) (*host.Module, error) {
-	fr, err := g.e.function(ctx, ref, function, kind)
+	fr, err := g.e.Modules().function(ctx, ref, function, kind)
 	return fr.Module, err
 }
 

@@ -8,8 +8,6 @@ package engine
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -183,59 +181,6 @@ func (e *Engine) Close(ctx context.Context) error {
 // DataDir returns the engine's data directory.
 func (e *Engine) DataDir() string { return e.cfg.DataDir }
 
-// Registry returns the module registry.
-func (e *Engine) Registry() *plugins.Registry { return e.reg }
-
-// AddModule checks, compiles and registers a module.
-func (e *Engine) AddModule(ctx context.Context, wasm []byte, opts plugins.AddOptions) (*plugins.Module, error) {
-	m, err := e.reg.Add(ctx, wasm, opts)
-	if err == nil {
-		e.registryChanged() // a name may now resolve to this module
-	}
-	return m, err
-}
-
-// registryChanged drops the resolved functions, which a change of the registry may alter.
-func (e *Engine) registryChanged() {
-	e.mu.Lock()
-	clear(e.fns)
-	e.mu.Unlock()
-}
-
-// DeleteModule removes a module that nothing uses: no live actor runs it, no running workflow or
-// compiled workflow has a step in it. A module in use is refused with plugins.ErrInUse, naming
-// what uses it.
-func (e *Engine) DeleteModule(ctx context.Context, ref string) error {
-	m, err := e.reg.Resolve(ref)
-	if err != nil {
-		return err
-	}
-	var user string
-	inUse := func(digest string) bool {
-		user = e.moduleUser(digest)
-		return user != ""
-	}
-	if err := e.reg.Delete(ctx, m.Digest, inUse); err != nil {
-		if user != "" {
-			return fmt.Errorf("%w (%s)", err, user)
-		}
-		return err
-	}
-	e.mu.Lock()
-	delete(e.compiled, m.Digest)
-	clear(e.fns)
-	e.mu.Unlock()
-	return nil
-}
-
-// moduleUser names something that uses the module of digest, or returns "".
-func (e *Engine) moduleUser(digest string) string {
-	if user := e.actors.InUse(digest); user != "" {
-		return user
-	}
-	return e.workflows.InUse(digest)
-}
-
 // CallRequest is one synchronous call of a registered module's function.
 type CallRequest struct {
 	Module   string // digest, name@version or name
@@ -249,9 +194,9 @@ type CallRequest struct {
 // Call runs one task function of a registered module and returns its result. The result's log
 // is returned with a failed call too, alongside the error. Work the task starts (objects, nested
 // tasks, actors) belongs to the same job and inherits its grants and limits.
-func (e *Engine) Call(ctx context.Context, req CallRequest) (*host.Result, error) {
+func (t Tasks) Call(ctx context.Context, req CallRequest) (*host.Result, error) {
 	job := wire.JobOr(req.Job)
-	return e.tasks.Call(ctx, &tasks.Spec{Origin: tasks.FromCall, Placement: tasks.Here, Job: job, Module: req.Module,
+	return t.e.tasks.Call(ctx, &tasks.Spec{Origin: tasks.FromCall, Placement: tasks.Here, Job: job, Module: req.Module,
 		Function: req.Function, ArgsBytes: req.Input, Grants: req.Grants, Limits: req.Limits})
 }
 
@@ -278,30 +223,3 @@ func (e *Engine) Stats() Stats {
 
 // Available reports the node's resources free now.
 func (e *Engine) Available() scheduler.Resources { return e.adm.Available() }
-
-// module returns the compiled module of a digest, compiling it from the registry's bytes (from
-// the on-disk cache after a restart) after checking the bytes still have that digest.
-func (e *Engine) module(ctx context.Context, digest string) (*host.Module, error) {
-	e.mu.Lock()
-	hm := e.compiled[digest]
-	e.mu.Unlock()
-	if hm != nil {
-		return hm, nil
-	}
-	wasm, err := e.reg.Bytes(digest)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(wasm)
-	if got := "sha256:" + hex.EncodeToString(sum[:]); got != digest {
-		return nil, fmt.Errorf("engine: module %s: stored bytes hash to %s; refusing to compile them", digest, got)
-	}
-	hm, err = e.rt.Compile(ctx, wasm)
-	if err != nil {
-		return nil, fmt.Errorf("engine: compile module %s: %w", digest, err)
-	}
-	e.mu.Lock()
-	e.compiled[digest] = hm
-	e.mu.Unlock()
-	return hm, nil
-}

@@ -59,7 +59,7 @@ func sharedEngine(t *testing.T) *engine.Engine {
 		if shared.e, shared.err = engine.Open(ctx, engine.Config{DataDir: shared.dir}); shared.err != nil {
 			return
 		}
-		_, shared.err = shared.e.AddModule(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"})
+		_, shared.err = shared.e.Modules().Add(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"})
 	})
 	if shared.err != nil {
 		t.Fatal(shared.err)
@@ -84,7 +84,7 @@ func open(t *testing.T, cfg engine.Config) (*engine.Engine, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close(ctx) })
-	m, err := e.AddModule(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"})
+	m, err := e.Modules().Add(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func call(t *testing.T, e *engine.Engine, fn, in string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := e.Call(ctx, engine.CallRequest{Module: "svc", Function: fn, Input: []byte(in), Grants: allCaps})
+	res, err := e.Tasks().Call(ctx, engine.CallRequest{Module: "svc", Function: fn, Input: []byte(in), Grants: allCaps})
 	if err != nil {
 		return "", err
 	}
@@ -127,7 +127,7 @@ func TestEngine_Services(t *testing.T) {
 
 func TestEngine_CapabilitiesMustBeGranted(t *testing.T) {
 	e := sharedEngine(t)
-	_, err := e.Call(context.Background(), engine.CallRequest{Module: "svc", Function: "nested", Input: []byte("2")})
+	_, err := e.Tasks().Call(context.Background(), engine.CallRequest{Module: "svc", Function: "nested", Input: []byte("2")})
 	var ae *abi.Error
 	if !errors.As(err, &ae) || ae.Kind != abi.KindDenied || !strings.Contains(ae.Message, "actors") {
 		t.Fatalf("ungranted call: %v", err)
@@ -160,7 +160,7 @@ func TestEngine_JobsDoNotShareObjects(t *testing.T) {
 	e := sharedEngine(t)
 	ctx := context.Background()
 	run := func(job, fn string, in []byte) (string, error) {
-		res, err := e.Call(ctx, engine.CallRequest{Module: "svc", Function: fn, Input: in, Job: job, Grants: allCaps})
+		res, err := e.Tasks().Call(ctx, engine.CallRequest{Module: "svc", Function: fn, Input: in, Job: job, Grants: allCaps})
 		if err != nil {
 			return "", err
 		}
@@ -227,7 +227,7 @@ func TestEngine_ReferenceCountingFreesWhatNothingHolds(t *testing.T) {
 	if err := json.Unmarshal([]byte(ref), &h); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Release("", h.Ref); err != nil {
+	if err := e.Objects().Release("", h.Ref); err != nil {
 		t.Fatal(err)
 	}
 	waitObjects(t, e, before)
@@ -263,7 +263,7 @@ func TestEngine_OwnedActorsEndWithTheirCall(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if _, _, err := e.NamedActor("default", "kept"); err != nil {
+	if _, _, err := e.Actors().Named("default", "kept"); err != nil {
 		t.Fatalf("the detached actor: %v", err)
 	}
 }
@@ -272,19 +272,19 @@ func TestEngine_OwnedActorsEndWithTheirCall(t *testing.T) {
 func TestEngine_DeleteModuleRefusedWhileInUse(t *testing.T) {
 	e, _ := open(t, engine.Config{})
 	ctx := context.Background()
-	id, err := e.CreateActor(ctx, "", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1")}, allCaps)
+	id, err := e.Actors().Create(ctx, "", &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1")}, allCaps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.DeleteModule(ctx, "svc"); !errors.Is(err, plugins.ErrInUse) || !strings.Contains(err.Error(), "actor") {
+	if err := e.Modules().Delete(ctx, "svc"); !errors.Is(err, plugins.ErrInUse) || !strings.Contains(err.Error(), "actor") {
 		t.Fatalf("delete while an actor runs it: %v", err)
 	}
-	if err := e.KillActor("", id); err != nil {
+	if err := e.Actors().Kill("", id); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		err := e.DeleteModule(ctx, "svc")
+		err := e.Modules().Delete(ctx, "svc")
 		if err == nil {
 			break
 		}
@@ -293,7 +293,7 @@ func TestEngine_DeleteModuleRefusedWhileInUse(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if _, err := e.Registry().Resolve("svc"); !errors.Is(err, plugins.ErrNotFound) {
+	if _, err := e.Modules().Registry().Resolve("svc"); !errors.Is(err, plugins.ErrNotFound) {
 		t.Fatalf("resolve after delete: %v", err)
 	}
 }

@@ -43,31 +43,31 @@ func TestPlacementGroup_ReservesAndReleases(t *testing.T) {
 
 	grants := host.Grants{Capabilities: []abi.Capability{abi.CapObjects, abi.CapTasks, abi.CapActors}}
 	one := abi.Resources{CPU: 1}
-	outside, err := e.Submit(ctx, "", &abi.TaskRequest{Module: "svc", Function: "square", Args: []byte("3"), Resources: one}, grants)
+	outside, err := e.Tasks().Submit(ctx, "", &abi.TaskRequest{Module: "svc", Function: "square", Args: []byte("3"), Resources: one}, grants)
 	if err != nil {
 		t.Fatal(err)
 	}
-	inside, err := e.SubmitInGroup(ctx, "", &abi.TaskRequest{Module: "svc", Function: "square", Args: []byte("4"), Resources: one}, grants, pg.ID, 1, nil)
+	inside, err := e.Tasks().InGroup(ctx, "", &abi.TaskRequest{Module: "svc", Function: "square", Args: []byte("4"), Resources: one}, grants, pg.ID, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := e.Get(ctx, "", inside, 30*time.Second); err != nil || string(out) != "16" {
+	if out, err := e.Objects().Get(ctx, "", inside, 30*time.Second); err != nil || string(out) != "16" {
 		t.Fatalf("task in the group: %q %v", out, err)
 	}
-	if _, err := e.Get(ctx, "", outside, 200*time.Millisecond); err == nil {
+	if _, err := e.Objects().Get(ctx, "", outside, 200*time.Millisecond); err == nil {
 		t.Fatal("a task outside the group ran on resources the group reserved")
 	}
-	if _, err := e.SubmitInGroup(ctx, "", &abi.TaskRequest{Module: "svc", Function: "square", Args: []byte("4"), Resources: abi.Resources{CPU: 2}}, grants, pg.ID, 0, nil); err == nil {
+	if _, err := e.Tasks().InGroup(ctx, "", &abi.TaskRequest{Module: "svc", Function: "square", Args: []byte("4"), Resources: abi.Resources{CPU: 2}}, grants, pg.ID, 0, nil); err == nil {
 		t.Fatal("a task larger than its bundle accepted")
 	}
-	if _, err := e.SubmitInGroup(ctx, "", &abi.TaskRequest{Module: "svc", Function: "square", Args: []byte("4")}, grants, pg.ID, 7, nil); err == nil {
+	if _, err := e.Tasks().InGroup(ctx, "", &abi.TaskRequest{Module: "svc", Function: "square", Args: []byte("4")}, grants, pg.ID, 7, nil); err == nil {
 		t.Fatal("a bundle index out of range accepted")
 	}
 
 	if err := e.Groups().Remove(ctx, pg.ID); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := e.Get(ctx, "", outside, 30*time.Second); err != nil || string(out) != "9" {
+	if out, err := e.Objects().Get(ctx, "", outside, 30*time.Second); err != nil || string(out) != "9" {
 		t.Fatalf("the waiting task after removal: %q %v", out, err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -89,13 +89,13 @@ func TestNamedActor_NameIsRecordedAndFreedByARestart(t *testing.T) {
 	e, _ := open(t, engine.Config{DataDir: dir})
 	ctx := context.Background()
 	req := &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1"), Name: "one", Namespace: "ns"}
-	if _, err := e.CreateActor(ctx, "", req, allCaps); err != nil {
+	if _, err := e.Actors().Create(ctx, "", req, allCaps); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.CreateActor(ctx, "", req, allCaps); err == nil || !strings.Contains(err.Error(), "already lives") {
+	if _, err := e.Actors().Create(ctx, "", req, allCaps); err == nil || !strings.Contains(err.Error(), "already lives") {
 		t.Fatalf("a second actor of the same name: %v", err)
 	}
-	if _, _, err := e.NamedActor("ns", "none"); err == nil {
+	if _, _, err := e.Actors().Named("ns", "none"); err == nil {
 		t.Fatal("an unknown name was found")
 	}
 	e.Close(ctx)
@@ -104,10 +104,10 @@ func TestNamedActor_NameIsRecordedAndFreedByARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e2.Close(ctx)
-	if _, err := e2.CreateActor(ctx, "", req, allCaps); err != nil {
+	if _, err := e2.Actors().Create(ctx, "", req, allCaps); err != nil {
 		t.Fatalf("the name after a restart: %v", err)
 	}
-	if _, _, err := e2.NamedActor("ns", "one"); err != nil {
+	if _, _, err := e2.Actors().Named("ns", "one"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -58,14 +58,14 @@ func (e *Engine) openJobs() {
 func (e *Engine) releaseJobHere(id string) {
 	e.actors.KillJob(id)
 	e.objects.ReleaseJob(id)
-	e.DropJobTensors(id)
+	e.tensors.DropJob(id)
 }
 
 // jobTasks runs task jobs through the node's task path.
 type jobTasks struct{ e *Engine }
 
 func (t jobTasks) Check(ctx context.Context, module, function string) error {
-	_, err := t.e.function(ctx, module, function, abi.KindTask)
+	_, err := t.e.Modules().function(ctx, module, function, abi.KindTask)
 	return err
 }
 
@@ -82,4 +82,4 @@ func (t jobTasks) Peek(ctx context.Context, job string, h int64) ([]byte, error)
 }
 
 func (t jobTasks) Release(job string, h int64) { t.e.objects.Release(job, h) }
-func (t jobTasks) Cancel(job string, h int64)  { t.e.Cancel(job, h) }
+func (t jobTasks) Cancel(job string, h int64)  { t.e.Tasks().Cancel(job, h) }

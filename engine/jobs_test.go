@@ -217,14 +217,14 @@ func TestJobs_StopCancelsTheTaskAndReleasesTheJobsWork(t *testing.T) {
 	}
 	waitStatus(t, e, "spinner"+sfx, engine.JobRunning)
 	// The job's actor and object, as a client of the job would make them.
-	if _, err := e.CreateActor(ctx, "spinner"+sfx, &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1")}, allCaps); err != nil {
+	if _, err := e.Actors().Create(ctx, "spinner"+sfx, &abi.ActorCreateRequest{Module: "svc", Actor: "Counter", Args: []byte("1")}, allCaps); err != nil {
 		t.Fatal(err)
 	}
-	h, err := e.Put("spinner"+sfx, []byte("kept"))
+	h, err := e.Objects().Put("spinner"+sfx, []byte("kept"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := e.Put("other-job", []byte("not the job's"))
+	other, err := e.Objects().Put("other-job", []byte("not the job's"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,10 +248,10 @@ func TestJobs_StopCancelsTheTaskAndReleasesTheJobsWork(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if _, err := e.Get(ctx, "spinner"+sfx, h, 0); err == nil {
+	if _, err := e.Objects().Get(ctx, "spinner"+sfx, h, 0); err == nil {
 		t.Fatal("the stopped job's object is still there")
 	}
-	if b, err := e.Get(ctx, "other-job", other, 0); err != nil || string(b) != "not the job's" {
+	if b, err := e.Objects().Get(ctx, "other-job", other, 0); err != nil || string(b) != "not the job's" {
 		t.Fatalf("another job's object: %q %v", b, err)
 	}
 	if _, err := e.Jobs().Stop(ctx, "spinner"+sfx); !errors.Is(err, engine.ErrJobEnded) {
@@ -416,7 +416,7 @@ func benchEngine(b *testing.B) *engine.Engine {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { e.Close(ctx) })
-	if _, err := e.AddModule(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"}); err != nil {
+	if _, err := e.Modules().Add(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"}); err != nil {
 		b.Fatal(err)
 	}
 	return e
@@ -449,13 +449,13 @@ func BenchmarkJobs_TaskBaseline(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		job := "bench-" + strconv.Itoa(i)
-		h, err := e.Submit(ctx, job, &abi.TaskRequest{Module: "svc", Function: "square", Args: json.RawMessage("3")}, grants)
+		h, err := e.Tasks().Submit(ctx, job, &abi.TaskRequest{Module: "svc", Function: "square", Args: json.RawMessage("3")}, grants)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if out, err := e.Get(ctx, job, h, -1); err != nil || string(out) != "9" {
+		if out, err := e.Objects().Get(ctx, job, h, -1); err != nil || string(out) != "9" {
 			b.Fatalf("%s %v", out, err)
 		}
-		e.Release(job, h)
+		e.Objects().Release(job, h)
 	}
 }

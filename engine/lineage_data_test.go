@@ -51,7 +51,7 @@ func TestDataJob_PartitionsLostWithTheirNodeAreRebuilt(t *testing.T) {
 	ctx := context.Background()
 	server := startInNodeWith(t, "s1", nil, scheduler.Resources{scheduler.CPU: 1}, withRoot)
 	w2 := startInNodeWith(t, "w2", server, scheduler.Resources{scheduler.CPU: 1, "w": 1}, withRoot)
-	if _, err := server.e.AddModule(ctx, wasm, plugins.AddOptions{Name: "ds", Version: "1.0.0"}); err != nil {
+	if _, err := server.e.Modules().Add(ctx, wasm, plugins.AddOptions{Name: "ds", Version: "1.0.0"}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "the server sees the worker", func() bool { return len(server.e.Cluster().Nodes()) == 2 })
@@ -60,11 +60,11 @@ func TestDataJob_PartitionsLostWithTheirNodeAreRebuilt(t *testing.T) {
 	parts := make([]int64, 2)
 	for p := range parts {
 		spec := fmt.Sprintf(`[{"read_csv": "sales/p%d"}]`, p)
-		if parts[p], err = server.e.Submit(ctx, "data", &abi.TaskRequest{Module: "ds@1.0.0", Function: "partition", ArgsBytes: []byte(spec), Resources: need}, grants); err != nil {
+		if parts[p], err = server.e.Tasks().Submit(ctx, "data", &abi.TaskRequest{Module: "ds@1.0.0", Function: "partition", ArgsBytes: []byte(spec), Resources: need}, grants); err != nil {
 			t.Fatal(err)
 		}
 	}
-	res, err := server.e.Wait(ctx, "data", &abi.WaitRequest{Handles: parts, NumReturns: 2, TimeoutMs: 60000})
+	res, err := server.e.Objects().Wait(ctx, "data", &abi.WaitRequest{Handles: parts, NumReturns: 2, TimeoutMs: 60000})
 	if err != nil || len(res.Ready) != 2 {
 		t.Fatalf("partitions: %+v %v", res, err)
 	}
@@ -84,11 +84,11 @@ func TestDataJob_PartitionsLostWithTheirNodeAreRebuilt(t *testing.T) {
 		return false
 	})
 	in := fmt.Sprintf(`{"parts": [{"$ref": %d}, {"$ref": %d}], "column": "amount"}`, parts[0], parts[1])
-	h, err := server.e.Submit(ctx, "data", &abi.TaskRequest{Module: "ds@1.0.0", Function: "total", Args: []byte(in), Refs: parts, Resources: need}, grants)
+	h, err := server.e.Tasks().Submit(ctx, "data", &abi.TaskRequest{Module: "ds@1.0.0", Function: "total", Args: []byte(in), Refs: parts, Resources: need}, grants)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := server.e.Get(ctx, "data", h, 90*time.Second)
+	out, err := server.e.Objects().Get(ctx, "data", h, 90*time.Second)
 	if err != nil || string(out) != strconv.FormatInt(want, 10) {
 		t.Fatalf("total over the rebuilt partitions: %s %v (want %d)", out, err, want)
 	}

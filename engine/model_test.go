@@ -68,7 +68,7 @@ func TestModel_BatchResumesWithoutRedoingFinishedLines(t *testing.T) {
 	mdir, data := untrainedModel(t), t.TempDir()
 	mc := serving.Config{Dir: mdir, BatchConcurrency: 1}
 	e := openModelEngine(t, data, mc)
-	ms, ok := e.Models()
+	ms, ok := e.Serving().Models()
 	if !ok {
 		t.Fatal("Models: no model served")
 	}
@@ -98,7 +98,7 @@ func TestModel_BatchResumesWithoutRedoingFinishedLines(t *testing.T) {
 
 	e = openModelEngine(t, data, mc)
 	defer e.Close(context.Background())
-	ms, _ = e.Models()
+	ms, _ = e.Serving().Models()
 	var seen []int
 	res, err = ms.BatchRunner.RunBatch(context.Background(), "batch_t1", reqs, func(i int, r openai.BatchResult) { seen = append(seen, i) })
 	if err != nil {
@@ -154,12 +154,12 @@ func TestModel_GuestAsksThroughModelChat(t *testing.T) {
 	e := openModelEngine(t, t.TempDir(), serving.Config{Dir: untrainedModel(t), ID: "tiny", JobModels: map[string][]string{"jail": {"gpt-4o"}}})
 	defer e.Close(context.Background())
 	ctx := context.Background()
-	if _, err := e.AddModule(ctx, wasm, plugins.AddOptions{Name: "asker", Version: "1.0.0"}); err != nil {
+	if _, err := e.Modules().Add(ctx, wasm, plugins.AddOptions{Name: "asker", Version: "1.0.0"}); err != nil {
 		t.Fatal(err)
 	}
 	grants := host.Grants{Capabilities: []abi.Capability{abi.CapModel}}
 	ask := func(in string, g host.Grants) (string, error) {
-		res, err := e.Call(ctx, engine.CallRequest{Module: "asker", Function: "ask", Input: []byte(in), Grants: g})
+		res, err := e.Tasks().Call(ctx, engine.CallRequest{Module: "asker", Function: "ask", Input: []byte(in), Grants: g})
 		if err != nil {
 			return "", err
 		}
@@ -170,7 +170,7 @@ func TestModel_GuestAsksThroughModelChat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	status, body, _ := e.Chat(ctx, []byte(`{"model":"tiny","seed":3,"max_completion_tokens":3,"messages":[{"role":"user","content":"hi"}]}`))
+	status, body, _ := e.Serving().Chat(ctx, []byte(`{"model":"tiny","seed":3,"max_completion_tokens":3,"messages":[{"role":"user","content":"hi"}]}`))
 	var c openai.ChatCompletion
 	if status != 200 || json.Unmarshal(body, &c) != nil {
 		t.Fatalf("chat: %d %s", status, body)
@@ -187,7 +187,7 @@ func TestModel_GuestAsksThroughModelChat(t *testing.T) {
 		t.Errorf("unsafe question: %q %v", out, err)
 	}
 	// A job limited to other models is refused the model.
-	res, err := e.Call(ctx, engine.CallRequest{Module: "asker", Function: "ask", Input: []byte(`{"Model":"tiny","Question":"hi"}`), Grants: grants, Job: "jail"})
+	res, err := e.Tasks().Call(ctx, engine.CallRequest{Module: "asker", Function: "ask", Input: []byte(`{"Model":"tiny","Question":"hi"}`), Grants: grants, Job: "jail"})
 	if err == nil || !strings.Contains(err.Error(), `may not use the model 'tiny'`) || !strings.Contains(err.Error(), "status denied") {
 		t.Errorf("job limited to gpt-4o asking tiny: %+v %v", res, err)
 	}

@@ -32,7 +32,7 @@ func TestEngine_ObjectsSpillUnderTheDataDir(t *testing.T) {
 	defer e.Close(ctx)
 	var hs []int64
 	for i := range 40 {
-		h, err := e.Put("j", value(i, 16<<10))
+		h, err := e.Objects().Put("j", value(i, 16<<10))
 		if err != nil {
 			t.Fatalf("put %d: %v", i, err)
 		}
@@ -45,13 +45,13 @@ func TestEngine_ObjectsSpillUnderTheDataDir(t *testing.T) {
 		t.Fatalf("%d spill files, want at least 36", n)
 	}
 	for i := 39; i >= 0; i-- {
-		got, err := e.Get(ctx, "j", hs[i], time.Second)
+		got, err := e.Objects().Get(ctx, "j", hs[i], time.Second)
 		if err != nil || !bytes.Equal(got, value(i, 16<<10)) {
 			t.Fatalf("get %d: %d bytes, %v", i, len(got), err)
 		}
 	}
 	for _, h := range hs {
-		e.Release("j", h)
+		e.Objects().Release("j", h)
 	}
 	if n := spillFiles(t, dir); n != 0 {
 		t.Errorf("%d spill files after release", n)

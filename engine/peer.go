@@ -31,9 +31,9 @@ func (p peerHandler) SubmitPlaced(ctx context.Context, t *wire.PlacedTask) (wire
 	var h int64
 	var err error
 	if t.PlacementGroup != "" {
-		h, err = e.SubmitInGroup(ctx, t.Job, &t.Task, grants, t.PlacementGroup, t.BundleIndex, t.RemoteRefs)
+		h, err = e.Tasks().InGroup(ctx, t.Job, &t.Task, grants, t.PlacementGroup, t.BundleIndex, t.RemoteRefs)
 	} else {
-		h, err = e.submitHere(ctx, t.Job, &t.Task, grants, t.Applied, t.RemoteRefs)
+		h, err = e.Tasks().here(ctx, t.Job, &t.Task, grants, t.Applied, t.RemoteRefs)
 	}
 	if err != nil {
 		return wire.Submitted{}, err
@@ -43,7 +43,7 @@ func (p peerHandler) SubmitPlaced(ctx context.Context, t *wire.PlacedTask) (wire
 }
 
 func (p peerHandler) CancelTask(_ context.Context, job string, ref int64) error {
-	return p.e.Cancel(job, ref)
+	return p.e.Tasks().Cancel(job, ref)
 }
 
 func (p peerHandler) ObjectMeta(ctx context.Context, job string, ref int64, wait time.Duration) (wire.ObjectMeta, error) {
@@ -66,7 +66,7 @@ func peerNotReady(err error) error {
 }
 
 func (p peerHandler) ReleaseObject(_ context.Context, job string, ref int64) error {
-	return p.e.Release(job, ref)
+	return p.e.Objects().Release(job, ref)
 }
 
 func (p peerHandler) CreateActor(ctx context.Context, a *wire.PlacedActor) (wire.CreatedActor, error) {
@@ -83,7 +83,7 @@ func (p peerHandler) CallActor(_ context.Context, id int64, c *wire.ActorCall) (
 	if len(c.RemoteRefs) > 0 {
 		h, err = p.e.remote.CallActorReading(c.Job, id, c.Method, c.Input, c.RemoteRefs)
 	} else {
-		h, err = p.e.CallActor(c.Job, id, c.Method, c.Input)
+		h, err = p.e.Actors().Call(c.Job, id, c.Method, c.Input)
 	}
 	if err != nil {
 		return wire.Submitted{}, err
@@ -95,7 +95,7 @@ func (p peerHandler) KillActor(_ context.Context, id int64, k *wire.ActorKill) e
 	if k.Owner != nil {
 		return p.e.actors.KillPlaced(wire.JobOr(k.Job), id, *k.Owner)
 	}
-	return p.e.KillActor(k.Job, id)
+	return p.e.Actors().Kill(k.Job, id)
 }
 
 func (p peerHandler) Join(ctx context.Context, j *wire.JoinRequest) (wire.JoinResponse, error) {

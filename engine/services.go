@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/lumenflow/lumen/engine/objects"
@@ -176,55 +175,3 @@ func (s services) ActorKill(_ context.Context, c *host.CallInfo, h int64) error 
 
 // fnRef is a resolved function: its compiled module and the module's resource hints.
 type fnRef = tasks.Fn
-
-// function resolves a module reference and checks it has function name of the given kind.
-// Resolutions are cached until the registry next changes, as resolving copies the module's
-// description: half of a call's allocations before the cache.
-func (e *Engine) function(ctx context.Context, ref, name string, kind abi.FuncKind) (fnRef, error) {
-	key := fnKey{ref, name, kind}
-	v := e.regVersion()
-	e.mu.Lock()
-	if e.fnsVersion != v { // the registry changed, maybe on another node
-		clear(e.fns)
-		e.fnsVersion = v
-	}
-	f, ok := e.fns[key]
-	e.mu.Unlock()
-	if ok {
-		return f, nil
-	}
-	f, err := e.resolveFunction(ctx, ref, name, kind)
-	if err != nil {
-		return fnRef{}, err
-	}
-	e.mu.Lock()
-	if e.fnsVersion == v {
-		e.fns[key] = f
-	}
-	e.mu.Unlock()
-	return f, nil
-}
-
-type fnKey struct {
-	ref, name string
-	kind      abi.FuncKind
-}
-
-func (e *Engine) resolveFunction(ctx context.Context, ref, name string, kind abi.FuncKind) (fnRef, error) {
-	m, err := e.reg.Resolve(ref)
-	if err != nil {
-		return fnRef{}, &abi.Error{Kind: abi.KindNotFound, Message: err.Error()}
-	}
-	i := m.Manifest.Index(name)
-	if i < 0 {
-		return fnRef{}, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("module %s has no function %q", m.Ref(), name)}
-	}
-	if got := m.Manifest.Functions[i].Kind; got != kind {
-		return fnRef{}, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("%s of module %s is a %s, not a %s", name, m.Ref(), got, kind)}
-	}
-	hm, err := e.module(ctx, m.Digest)
-	if err != nil {
-		return fnRef{}, err
-	}
-	return fnRef{Module: hm, Hints: m.Manifest.Resources}, nil
-}

@@ -53,15 +53,9 @@ func (c servingCheckpoints) DeletePrefix(prefix string) error {
 	return c.e.node.Apply(c.e.ctx, cmd)
 }
 
-// Models returns what the node serves, for the API layer to mount the OpenAI-compatible routes,
-// or ok false when no model is configured.
-func (e *Engine) Models() (serving.Models, bool) { return e.serving.Models() }
-
-// Chat runs one chat-completions request on the node's filtered models, as model_chat does: see
-// serving.Service.Chat. ok is false when no model is configured.
-func (e *Engine) Chat(ctx context.Context, body []byte) (status int, out []byte, ok bool) {
-	return e.serving.Chat(ctx, body)
-}
+// Serving is the node's model service: the models it serves, for the API layer to mount the
+// OpenAI-compatible routes (ok false when no model is configured), and chat requests.
+func (e *Engine) Serving() *serving.Service { return e.serving }
 
 // Done is closed when the engine starts closing: the API closes what it serves over the engine
 // (the OpenAI handler and its batches) no later than that.

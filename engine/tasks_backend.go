@@ -16,7 +16,7 @@ import (
 type taskBackend struct{ e *Engine }
 
 func (b taskBackend) Function(ctx context.Context, module, function string) (tasks.Fn, error) {
-	return b.e.function(ctx, module, function, abi.KindTask)
+	return b.e.Modules().function(ctx, module, function, abi.KindTask)
 }
 
 func (b taskBackend) EndScope(sc *tasks.Scope, out []byte, holder *objects.Object, keep bool) {

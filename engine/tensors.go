@@ -14,9 +14,5 @@ func tensorScope(c *host.CallInfo) *tensors.Scope {
 	return &callCtx(c).Tensors
 }
 
-// DropJobTensors frees every tensor and optimiser of job. Handles of job are unknown after; the
-// job's budget starts again from zero.
-func (e *Engine) DropJobTensors(job string) { e.tensors.DropJob(job) }
-
-// TensorStats reports the bytes of job's live tensors and the most they reached.
-func (e *Engine) TensorStats(job string) (used, peak int64) { return e.tensors.Stats(job) }
+// Tensors is the node's tensors and optimisers, by job: their budget, use, and DropJob.
+func (e *Engine) Tensors() *tensors.Store { return e.tensors }

@@ -45,11 +45,11 @@ func TestTensors_FreedWhenTheCallEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if used, _ := e.TensorStats("j1"); used < 64*64*4 {
+	if used, _ := e.Tensors().Stats("j1"); used < 64*64*4 {
 		t.Fatalf("%d bytes used, want at least %d", used, 64*64*4)
 	}
 	e.endScope(cc, nil, nil, false)
-	if used, _ := e.TensorStats("j1"); used != 0 {
+	if used, _ := e.Tensors().Stats("j1"); used != 0 {
 		t.Fatalf("%d bytes still used after the call ended", used)
 	}
 	_, err = ti.TensorRead(ctx, c, x)
@@ -79,11 +79,11 @@ func TestTensors_ActorCallsShareTheActorsScope(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the actor's tensor in its next call: %v", err)
 	}
-	if used, _ := e.TensorStats("j1"); used != 2*8*4 {
+	if used, _ := e.Tensors().Stats("j1"); used != 2*8*4 {
 		t.Fatalf("%d bytes used, want %d", used, 2*8*4)
 	}
 	e.endScope(actor, nil, nil, false)
-	if used, _ := e.TensorStats("j1"); used != 0 {
+	if used, _ := e.Tensors().Stats("j1"); used != 0 {
 		t.Fatalf("%d bytes still used after the actor ended", used)
 	}
 	for _, h := range []int64{w, g} {
@@ -100,10 +100,10 @@ func TestTensors_DropJobTensors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.DropJobTensors("j1")
+	e.Tensors().DropJob("j1")
 	_, err = ti.TensorRead(ctx, c, h)
 	wantTensorNotFound(t, err)
-	if used, peak := e.TensorStats("j1"); used != 0 || peak != 0 {
+	if used, peak := e.Tensors().Stats("j1"); used != 0 || peak != 0 {
 		t.Fatalf("after DropJobTensors: used %d, peak %d", used, peak)
 	}
 }

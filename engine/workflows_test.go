@@ -133,7 +133,7 @@ func TestWorkflow_ResumesAfterRestartWithoutRerunningFinishedSteps(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.AddModule(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"}); err != nil {
+	if _, err := e.Modules().Add(ctx, wasm, plugins.AddOptions{Name: "svc", Version: "1.0.0"}); err != nil {
 		t.Fatal(err)
 	}
 	doc := `{"version": 1, "name": "r", "steps": [

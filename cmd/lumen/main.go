@@ -242,12 +242,12 @@ func loadExamples(ctx context.Context, eng *engine.Engine, dir string) error {
 			return err
 		}
 		opts := plugins.AddOptions{Name: spec.Name, Version: spec.Version, Description: spec.Description}
-		m, err := eng.AddModule(ctx, wasm, opts)
+		m, err := eng.Modules().Add(ctx, wasm, opts)
 		if errors.Is(err, plugins.ErrConflict) {
 			// Versions are immutable: a changed build of the example keeps only its digest.
 			fmt.Printf("example %s: %s@%s already names another build; registering this one by digest only\n", spec.Name, spec.Name, spec.Version)
 			opts.Name, opts.Version = "", ""
-			m, err = eng.AddModule(ctx, wasm, opts)
+			m, err = eng.Modules().Add(ctx, wasm, opts)
 		}
 		if err != nil {
 			return fmt.Errorf("example %s: %w", spec.Name, err)

@@ -124,7 +124,7 @@ func (m *Manager) newActor(ctx context.Context, job, module string, req *abi.Act
 	m.mu.Unlock()
 	if a.key != "" {
 		// The name is this node's; now make it the cluster's.
-		if err := m.claimName(ctx, a); err != nil {
+		if err := m.ledger.claimName(ctx, a); err != nil {
 			m.mu.Lock()
 			if m.named[a.key] == a.id {
 				delete(m.named, a.key)
@@ -136,7 +136,7 @@ func (m *Manager) newActor(ctx context.Context, job, module string, req *abi.Act
 	m.mu.Lock()
 	if m.closing {
 		m.mu.Unlock()
-		m.releaseName(a)
+		m.ledger.releaseName(a)
 		return 0, &abi.Error{Kind: abi.KindCancelled, Message: "the engine is shutting down"}
 	}
 	m.actors[a.id] = a
@@ -180,7 +180,7 @@ func (m *Manager) forgetLocked(a *actor, reason string) {
 	delete(m.actors, a.id)
 	if a.key != "" && m.named[a.key] == a.id {
 		delete(m.named, a.key)
-		m.releaseName(a)
+		m.ledger.releaseName(a)
 	}
 	m.ended[a.id] = endedActor{job: a.job, reason: reason}
 	m.endedOrder = append(m.endedOrder, a.id)
@@ -291,7 +291,7 @@ func (m *Manager) runActor(a *actor) {
 		m.forgetLocked(a, reason)
 		m.mu.Unlock()
 		if recorded {
-			m.endRecord(a, killed)
+			m.ledger.endRecord(a, killed)
 		}
 	}()
 	if err := m.pool.Acquire(m.ctx, a.res); err != nil {
@@ -334,7 +334,7 @@ func (m *Manager) runActor(a *actor) {
 		return
 	}
 	recorded = true
-	m.putRecord(a, Alive, "")
+	m.ledger.putRecord(a, Alive, "")
 	for {
 		a.mu.Lock()
 		for len(a.queue) == 0 && !a.killed {
@@ -396,7 +396,7 @@ func (m *Manager) runActor(a *actor) {
 			a.mu.Unlock()
 			return
 		}
-		m.putRecord(a, Alive, "")
+		m.ledger.putRecord(a, Alive, "")
 	}
 }
 

@@ -78,7 +78,8 @@ type Manager struct {
 	ended      map[int64]endedActor
 	endedOrder []int64
 
-	remote actorsRemote // actor records and placed actors (placed.go)
+	remote actorsRemote // placed actors and followed names (placed.go)
+	ledger *ledger      // the actor and name records in the replicated state (ledger.go)
 }
 
 // New returns a node's Manager. d.Cluster must be open: the manager reads its node id and run.
@@ -88,12 +89,14 @@ func New(d Deps) *Manager {
 	}
 	cfg := d.Cluster.Config()
 	beat, _ := cfg.Intervals()
-	return &Manager{
+	m := &Manager{
 		ctx: d.Ctx, wg: d.WG, log: d.Log, nodeID: cfg.NodeID, beat: beat, runtime: d.Runtime, objects: d.Objects, pool: d.Pool,
 		cluster: d.Cluster, node: d.Cluster.Raft(), peer: d.Peer, function: d.Function, digest: d.Digest, shipRefs: d.ShipRefs,
 		endScope: d.EndScope, every: d.Every,
 		actors: map[int64]*actor{}, named: map[string]int64{}, ended: map[int64]endedActor{},
 	}
+	m.ledger = &ledger{ctx: d.Ctx, wg: d.WG, log: d.Log, nodeID: cfg.NodeID, cluster: d.Cluster, node: m.node, live: m.liveActor}
+	return m
 }
 
 // Close refuses new actors from now on. The actors stop when Deps.Ctx ends; wait for Deps.WG.

@@ -3,9 +3,7 @@ package actors
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/lumenflow/lumen/raftstore"
@@ -30,56 +28,12 @@ type nameRecord struct {
 	Module string `json:"module,omitempty"`
 }
 
-// nameValue is the record of named actor a owned by this node.
-func (m *Manager) nameValue(a *actor) []byte {
-	b, _ := json.Marshal(nameRecord{Node: m.nodeID, Boot: m.cluster.Boot(), ID: a.id, Job: a.job, Type: a.typ, Module: a.hm.Digest})
-	return b
-}
-
 func actorKey(key string) []byte { return []byte(actorPrefix + key) }
-
-// claimName records a named actor through raft; it fails when the name lives elsewhere (or
-// still here), and takes over a record this node left behind before a restart.
-func (m *Manager) claimName(ctx context.Context, a *actor) error {
-	key, rec := a.key, m.nameValue(a)
-	set := raftstore.Op{Kind: raftstore.OpSet, Key: actorKey(key), Value: rec}
-	err := m.node.Apply(ctx, &raftstore.Command{Conds: []raftstore.Cond{{Key: actorKey(key), Absent: true}}, Ops: []raftstore.Op{set}})
-	if !errors.Is(err, raftstore.ErrConflict) {
-		return err
-	}
-	ns, name, _ := strings.Cut(key, "/")
-	// The record that won may not have reached this node yet.
-	if lerr := m.node.Linearize(ctx); lerr != nil {
-		return lerr
-	}
-	old, gerr := m.node.KV().Get(actorKey(key))
-	var prev nameRecord
-	if gerr != nil || json.Unmarshal(old, &prev) != nil {
-		return &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("an actor named %q already lives in namespace %q", name, ns)}
-	}
-	if prev.Node != m.nodeID || (prev.Boot == m.cluster.Boot() && m.liveActor(prev.ID)) {
-		return &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("an actor named %q already lives in namespace %q (on node %s)", name, ns, prev.Node)}
-	}
-	// This node's record from before a restart: the actor it names is gone.
-	return m.node.Apply(ctx, &raftstore.Command{Conds: []raftstore.Cond{{Key: actorKey(key), Value: old}}, Ops: []raftstore.Op{set}})
-}
 
 func (m *Manager) liveActor(id int64) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.actors[id] != nil
-}
-
-// releaseName drops the record of an ended named actor (if it is still this actor's). It runs in
-// the background: the actor is gone from this node whatever raft says.
-func (m *Manager) releaseName(a *actor) {
-	key, rec := a.key, m.nameValue(a)
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		m.node.Apply(m.ctx, &raftstore.Command{Conds: []raftstore.Cond{{Key: actorKey(key), Value: rec}},
-			Ops: []raftstore.Op{{Kind: raftstore.OpDelete, Key: actorKey(key)}}})
-	}()
 }
 
 // DropNames deletes the name records and the actor records (placed.go) of the actors a

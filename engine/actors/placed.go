@@ -81,14 +81,7 @@ func actorRecordKey(owner string, handle int64) string {
 // actorsRemote is a node's share of the actors across nodes: the batched record writer and the
 // reaper of orphaned placed actors.
 type actorsRemote struct {
-	mu      sync.Mutex
-	pending map[string][]byte // key -> record; nil deletes it
-	// written are the keys whose last committed record is a set; inflight those being
-	// committed. A record queued and ended before either is never written.
-	written, inflight map[string]bool
-	kick              chan struct{}
-	writer            sync.Once
-	reaper            sync.Once
+	reaper sync.Once
 	// follow holds the handle of each named actor of another node looked up here (guarded by
 	// Manager.mu).
 	follow map[string]*actor
@@ -209,7 +202,7 @@ func (m *Manager) runPlaced(a *actor) {
 		m.mu.Lock()
 		m.forgetLocked(a, reason.Error())
 		m.mu.Unlock()
-		m.endRecord(a, killed)
+		m.ledger.endRecord(a, killed)
 	}()
 	exclude := map[string]bool{}
 	if !p.follows && !m.startPlaced(a, p.node, false, exclude) {
@@ -330,7 +323,7 @@ func (m *Manager) startPlaced(a *actor, node string, choose bool, exclude map[st
 		p.node, p.remote = node, id
 		p.gen++
 		a.mu.Unlock()
-		m.putRecord(a, Alive, "")
+		m.ledger.putRecord(a, Alive, "")
 		return true
 	}
 }
@@ -568,11 +561,11 @@ func (m *Manager) restartPlaced(a *actor, exclude map[string]bool) bool {
 		}
 	}
 	if !may {
-		m.putRecord(a, Dead, dead.Message)
+		m.ledger.putRecord(a, Dead, dead.Message)
 		return false
 	}
 	m.log.Warn("actor lost with its node; creating it again", "actor", a.id, "node", old, "restart", a.restarts)
-	m.putRecord(a, Restarting, "")
+	m.ledger.putRecord(a, Restarting, "")
 	return m.startPlaced(a, "", true, exclude)
 }
 
@@ -623,171 +616,6 @@ func (m *Manager) KillPlaced(job string, id int64, owner wire.ActorOwner) error 
 		return &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("actor %d was not placed here by %s", id, truncate([]byte(owner.String()), 100))}
 	}
 	return m.Kill(job, id)
-}
-
-// record returns the actor's record as its owner sees it now.
-func (m *Manager) record(a *actor, state, reason string) Record {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	r := Record{Owner: m.nodeID, Handle: a.id, Boot: m.cluster.Boot(), Job: a.job, Type: a.typ, Module: a.hm.Digest,
-		Name: a.key, Node: m.nodeID, Restarts: a.restarts, State: state, Reason: reason}
-	if a.pl != nil {
-		if a.pl.node != "" {
-			r.Node = a.pl.node
-		}
-		r.Remote = a.pl.remote
-		if state == Restarting {
-			r.Node, r.Remote = "", 0
-		}
-	}
-	return r
-}
-
-// putRecord queues the actor's record for the writer. Actors placed here by another node are
-// recorded by their owner.
-func (m *Manager) putRecord(a *actor, state, reason string) {
-	if a.held != nil || (a.pl != nil && a.pl.follows) {
-		return
-	}
-	b, _ := json.Marshal(m.record(a, state, reason))
-	m.queueRecord(actorRecordKey(m.nodeID, a.id), b)
-}
-
-// endRecord records an actor's end: its record goes when it was killed or its node closes, and
-// stays DEAD with the reason when it died.
-func (m *Manager) endRecord(a *actor, killed bool) {
-	if a.held != nil || (a.pl != nil && a.pl.follows) {
-		return
-	}
-	a.mu.Lock()
-	var reason *abi.Error
-	errors.As(a.dead, &reason)
-	a.mu.Unlock()
-	if killed || reason == nil || reason.Kind == abi.KindCancelled || m.ctx.Err() != nil {
-		m.queueRecord(actorRecordKey(m.nodeID, a.id), nil)
-		return
-	}
-	m.putRecord(a, Dead, reason.Message)
-}
-
-func (m *Manager) queueRecord(key string, val []byte) {
-	r := &m.remote
-	r.writer.Do(func() {
-		r.kick = make(chan struct{}, 1)
-		m.wg.Add(1)
-		go m.writeRecords()
-	})
-	r.mu.Lock()
-	if r.pending == nil {
-		r.pending = map[string][]byte{}
-	}
-	if prev, queued := r.pending[key]; val == nil && queued && prev != nil && !r.written[key] && !r.inflight[key] {
-		// An actor that ended before its record was written: nothing to write.
-		delete(r.pending, key)
-		r.mu.Unlock()
-		return
-	}
-	r.pending[key] = val
-	r.mu.Unlock()
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
-}
-
-// recordLinger is how long the writer waits after a change for more to batch with it.
-const recordLinger = 10 * time.Millisecond
-
-// maxRecordOps caps the records one command writes.
-const maxRecordOps = 512
-
-// writeRecords commits the queued records, the latest of each key, until the node closes. A
-// failed commit is tried again after a pause, unless a newer record of the key came meanwhile.
-func (m *Manager) writeRecords() {
-	defer m.wg.Done()
-	r := &m.remote
-	for {
-		select {
-		case <-m.ctx.Done():
-			return
-		case <-r.kick:
-		}
-		select {
-		case <-m.ctx.Done():
-			return
-		case <-time.After(recordLinger):
-		}
-		r.mu.Lock()
-		batch := r.pending
-		r.pending = nil
-		if r.written == nil {
-			r.written = map[string]bool{}
-		}
-		r.inflight = map[string]bool{}
-		for k := range batch {
-			r.inflight[k] = true
-		}
-		r.mu.Unlock()
-		keys := make([]string, 0, len(batch))
-		for k := range batch {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		failed := false
-		for len(keys) > 0 {
-			n := min(len(keys), maxRecordOps)
-			ops := make([]raftstore.Op, 0, n)
-			for _, k := range keys[:n] {
-				if v := batch[k]; v == nil {
-					ops = append(ops, raftstore.Op{Kind: raftstore.OpDelete, Key: []byte(k)})
-				} else {
-					ops = append(ops, raftstore.Op{Kind: raftstore.OpSet, Key: []byte(k), Value: v})
-				}
-			}
-			if err := m.node.Apply(m.ctx, &raftstore.Command{Ops: ops}); err != nil {
-				if m.ctx.Err() != nil {
-					return
-				}
-				failed = true
-				r.mu.Lock()
-				if r.pending == nil {
-					r.pending = map[string][]byte{}
-				}
-				for _, k := range keys {
-					if _, newer := r.pending[k]; !newer {
-						r.pending[k] = batch[k]
-					}
-				}
-				r.mu.Unlock()
-				m.log.Warn("writing actor records failed; trying again", "records", len(keys), "err", err)
-				break
-			}
-			r.mu.Lock()
-			for _, k := range keys[:n] {
-				if batch[k] != nil {
-					r.written[k] = true
-				} else {
-					delete(r.written, k)
-				}
-			}
-			r.mu.Unlock()
-			keys = keys[n:]
-		}
-		r.mu.Lock()
-		r.inflight = nil
-		r.mu.Unlock()
-		if failed {
-			select {
-			case <-m.ctx.Done():
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-			select {
-			case r.kick <- struct{}{}:
-			default:
-			}
-		}
-	}
 }
 
 // Records lists the actor records of the cluster, of job when it is not empty, ordered by owner

@@ -110,39 +110,11 @@ func (s *Server) routes() {
 	authed.GET("/", s.dashboard)
 	v1 := authed.Group("/v1")
 	v1.GET("/status", s.status)
-	v1.GET("/modules", s.listModules)
-	v1.POST("/modules", s.uploadModule)
-	v1.GET("/modules/:ref", s.getModule)
-	v1.DELETE("/modules/:ref", s.deleteModule)
-	v1.POST("/modules/:ref/call/:function", s.callFunction)
-	v1.POST("/tasks", s.submitTask)
-	v1.DELETE("/tasks/:ref", s.cancelTask)
-	v1.POST("/objects", s.putObject)
-	v1.GET("/objects/:ref", s.getObject)
-	v1.GET("/objects/:ref/meta", s.objectMeta)
-	v1.DELETE("/objects/:ref", s.deleteObject)
-	v1.POST("/wait", s.wait)
-	v1.POST("/actors", s.createActor)
-	v1.GET("/actors", s.findActor)
-	v1.POST("/actors/:actor/call/:method", s.callActor)
-	v1.DELETE("/actors/:actor", s.killActor)
-	v1.POST("/workflows", s.submitWorkflow)
-	v1.GET("/workflows", s.listWorkflows)
-	v1.GET("/workflows/:id", s.getWorkflow)
-	v1.GET("/workflows/:id/result", s.workflowResult)
-	v1.DELETE("/workflows/:id", s.cancelWorkflow)
-	v1.POST("/compiled", s.compileWorkflow)
-	v1.POST("/compiled/:id/execute", s.executeCompiled)
-	v1.GET("/cluster", s.clusterStatus)
-	v1.DELETE("/cluster/nodes/:id", s.removeNode)
-	v1.POST("/placement_groups", s.createGroup)
-	v1.GET("/placement_groups/:id", s.getGroup)
-	v1.DELETE("/placement_groups/:id", s.removeGroup)
-	v1.PUT("/kv/*key", s.kvPut)
-	v1.GET("/kv/*key", s.kvGet)
-	v1.DELETE("/kv/*key", s.kvDelete)
-	s.dataRoutes(v1) // data.go
-	s.jobRoutes(v1)  // jobs.go
+	for _, api := range []interface{ mount(*gin.RouterGroup) }{
+		modulesAPI{s}, tasksAPI{s}, objectsAPI{s}, actorsAPI{s}, workflowsAPI{s}, clusterAPI{s}, dataAPI{s}, jobsAPI{s},
+	} {
+		api.mount(v1)
+	}
 
 	// Node-to-node routes (/peer/v1/…), admitted by the node credential only, never by a token.
 	peer.Mount(r, s.eng.Peer(), peer.Config{Credential: s.eng.PeerCredential(), Classify: s.leaderError,
@@ -188,16 +160,27 @@ func (s *Server) auth(c *gin.Context) {
 	}
 }
 
-func (s *Server) listModules(c *gin.Context) {
-	mods := s.eng.Registry().List()
+// modulesAPI serves module uploads, reads, deletes and direct calls.
+type modulesAPI struct{ *Server }
+
+func (s modulesAPI) mount(v1 *gin.RouterGroup) {
+	v1.GET("/modules", s.listModules)
+	v1.POST("/modules", s.uploadModule)
+	v1.GET("/modules/:ref", s.getModule)
+	v1.DELETE("/modules/:ref", s.deleteModule)
+	v1.POST("/modules/:ref/call/:function", s.callFunction)
+}
+
+func (s modulesAPI) listModules(c *gin.Context) {
+	mods := s.eng.Modules().Registry().List()
 	if mods == nil {
 		mods = []*plugins.Module{}
 	}
 	c.JSON(http.StatusOK, gin.H{"modules": mods})
 }
 
-func (s *Server) getModule(c *gin.Context) {
-	m, err := s.eng.Registry().Resolve(c.Param("ref"))
+func (s modulesAPI) getModule(c *gin.Context) {
+	m, err := s.eng.Modules().Registry().Resolve(c.Param("ref"))
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -208,7 +191,7 @@ func (s *Server) getModule(c *gin.Context) {
 // uploadModule takes the module's bytes as the body (raw, or the "module" part of a multipart
 // form) and name, version and description as query parameters. What the module may do is what its
 // own manifest requests.
-func (s *Server) uploadModule(c *gin.Context) {
+func (s modulesAPI) uploadModule(c *gin.Context) {
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxModuleBytes+1<<20)
 	var body io.Reader = c.Request.Body
 	if strings.HasPrefix(c.ContentType(), "multipart/form-data") {
@@ -240,7 +223,7 @@ func (s *Server) uploadModule(c *gin.Context) {
 		return
 	}
 	opts := plugins.AddOptions{Name: c.Query("name"), Version: c.Query("version"), Description: c.Query("description")}
-	m, err := s.eng.AddModule(c.Request.Context(), wasm, opts)
+	m, err := s.eng.Modules().Add(c.Request.Context(), wasm, opts)
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -248,8 +231,8 @@ func (s *Server) uploadModule(c *gin.Context) {
 	c.JSON(http.StatusCreated, m)
 }
 
-func (s *Server) deleteModule(c *gin.Context) {
-	if err := s.eng.DeleteModule(c.Request.Context(), c.Param("ref")); err != nil {
+func (s modulesAPI) deleteModule(c *gin.Context) {
+	if err := s.eng.Modules().Delete(c.Request.Context(), c.Param("ref")); err != nil {
 		failErr(c, err, nil)
 		return
 	}
@@ -258,7 +241,7 @@ func (s *Server) deleteModule(c *gin.Context) {
 
 // callFunction runs one function synchronously. The body is its input; ?job= picks the instance
 // pool and ?timeout_ms= the deadline. A JSON output is embedded as JSON, any other as a string.
-func (s *Server) callFunction(c *gin.Context) {
+func (s modulesAPI) callFunction(c *gin.Context) {
 	in, ok := body(c, s.cfg.MaxBodyBytes)
 	if !ok {
 		return
@@ -267,7 +250,7 @@ func (s *Server) callFunction(c *gin.Context) {
 	if req.Limits.Timeout, ok = timeoutMs(c, 0, false); !ok {
 		return
 	}
-	res, err := s.eng.Call(c.Request.Context(), req)
+	res, err := s.eng.Tasks().Call(c.Request.Context(), req)
 	var log string
 	if res != nil {
 		log = string(res.Log)

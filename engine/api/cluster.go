@@ -25,11 +25,25 @@ func (s *Server) leaderError(err error) *wire.Error {
 	return classify(err)
 }
 
-func (s *Server) clusterStatus(c *gin.Context) {
+// clusterAPI serves the cluster's membership, its key-value store and its placement groups.
+type clusterAPI struct{ *Server }
+
+func (s clusterAPI) mount(v1 *gin.RouterGroup) {
+	v1.GET("/cluster", s.clusterStatus)
+	v1.DELETE("/cluster/nodes/:id", s.removeNode)
+	v1.POST("/placement_groups", s.createGroup)
+	v1.GET("/placement_groups/:id", s.getGroup)
+	v1.DELETE("/placement_groups/:id", s.removeGroup)
+	v1.PUT("/kv/*key", s.kvPut)
+	v1.GET("/kv/*key", s.kvGet)
+	v1.DELETE("/kv/*key", s.kvDelete)
+}
+
+func (s clusterAPI) clusterStatus(c *gin.Context) {
 	c.JSON(http.StatusOK, s.eng.Cluster().Status(c.Request.Context()))
 }
 
-func (s *Server) removeNode(c *gin.Context) {
+func (s clusterAPI) removeNode(c *gin.Context) {
 	if err := s.eng.Cluster().Remove(c.Request.Context(), c.Param("id")); err != nil {
 		s.failLeader(c, err)
 		return
@@ -40,7 +54,7 @@ func (s *Server) removeNode(c *gin.Context) {
 // The internal key-value store: PUT/GET/DELETE /v1/kv/*key. PUT takes the raw value as its body,
 // an optional Idempotency-Key header (a retry with the same key is applied once) and
 // ?if_absent=true (create only: 409 when the key exists).
-func (s *Server) kvPut(c *gin.Context) {
+func (s clusterAPI) kvPut(c *gin.Context) {
 	val, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, engine.MaxKVValueLen))
 	if err != nil {
 		failErr(c, err, nil)
@@ -54,7 +68,7 @@ func (s *Server) kvPut(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"key": kvKey(c)})
 }
 
-func (s *Server) kvGet(c *gin.Context) {
+func (s clusterAPI) kvGet(c *gin.Context) {
 	v, err := s.eng.Cluster().KVGet(c.Request.Context(), kvKey(c))
 	if err != nil {
 		failErr(c, err, nil)
@@ -63,7 +77,7 @@ func (s *Server) kvGet(c *gin.Context) {
 	c.Data(http.StatusOK, "application/octet-stream", v)
 }
 
-func (s *Server) kvDelete(c *gin.Context) {
+func (s clusterAPI) kvDelete(c *gin.Context) {
 	if err := s.eng.Cluster().KVDelete(c.Request.Context(), kvKey(c), c.GetHeader("Idempotency-Key")); err != nil {
 		failErr(c, err, nil)
 		return
@@ -75,7 +89,7 @@ func kvKey(c *gin.Context) string { return strings.TrimPrefix(c.Param("key"), "/
 
 // Placement groups: POST /v1/placement_groups {"name", "strategy", "bundles": [{"cpu": 1}, …]}
 // (?wait=false answers before the bundles are reserved), GET and DELETE /v1/placement_groups/:id.
-func (s *Server) createGroup(c *gin.Context) {
+func (s clusterAPI) createGroup(c *gin.Context) {
 	var spec engine.PlacementGroupSpec
 	if !s.readJSON(c, &spec) {
 		return
@@ -88,7 +102,7 @@ func (s *Server) createGroup(c *gin.Context) {
 	c.JSON(http.StatusCreated, pg)
 }
 
-func (s *Server) getGroup(c *gin.Context) {
+func (s clusterAPI) getGroup(c *gin.Context) {
 	pg, err := s.eng.Groups().Get(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		failErr(c, err, nil)
@@ -97,7 +111,7 @@ func (s *Server) getGroup(c *gin.Context) {
 	c.JSON(http.StatusOK, pg)
 }
 
-func (s *Server) removeGroup(c *gin.Context) {
+func (s clusterAPI) removeGroup(c *gin.Context) {
 	if err := s.eng.Groups().Remove(c.Request.Context(), c.Param("id")); err != nil {
 		failErr(c, err, nil)
 		return

@@ -134,7 +134,15 @@ func handleParam(c *gin.Context, name string) (int64, bool) {
 	return h, true
 }
 
-func (s *Server) submitTask(c *gin.Context) {
+// tasksAPI starts and cancels tasks.
+type tasksAPI struct{ *Server }
+
+func (s tasksAPI) mount(v1 *gin.RouterGroup) {
+	v1.POST("/tasks", s.submitTask)
+	v1.DELETE("/tasks/:ref", s.cancelTask)
+}
+
+func (s tasksAPI) submitTask(c *gin.Context) {
 	var b taskBody
 	if !s.readJSON(c, &b) {
 		return
@@ -154,9 +162,9 @@ func (s *Server) submitTask(c *gin.Context) {
 			fail(c, wire.KindBadInput, "placement_group and bundle_index go together")
 			return
 		}
-		h, err = s.eng.SubmitInGroup(c.Request.Context(), b.Job, req, grants, b.PlacementGroup, *b.BundleIndex, nil)
+		h, err = s.eng.Tasks().InGroup(c.Request.Context(), b.Job, req, grants, b.PlacementGroup, *b.BundleIndex, nil)
 	} else {
-		h, err = s.eng.Submit(c.Request.Context(), b.Job, req, grants)
+		h, err = s.eng.Tasks().Submit(c.Request.Context(), b.Job, req, grants)
 	}
 	if err != nil {
 		failErr(c, err, nil)
@@ -165,24 +173,35 @@ func (s *Server) submitTask(c *gin.Context) {
 	c.JSON(http.StatusCreated, gin.H{"ref": h, "job": wire.JobOr(b.Job)})
 }
 
-func (s *Server) cancelTask(c *gin.Context) {
+func (s tasksAPI) cancelTask(c *gin.Context) {
 	h, ok := handleParam(c, "ref")
 	if !ok {
 		return
 	}
-	if err := s.eng.Cancel(c.Query("job"), h); err != nil {
+	if err := s.eng.Tasks().Cancel(c.Query("job"), h); err != nil {
 		failErr(c, err, nil)
 		return
 	}
 	c.Status(http.StatusNoContent)
 }
 
-func (s *Server) putObject(c *gin.Context) {
+// objectsAPI serves the object store.
+type objectsAPI struct{ *Server }
+
+func (s objectsAPI) mount(v1 *gin.RouterGroup) {
+	v1.POST("/objects", s.putObject)
+	v1.GET("/objects/:ref", s.getObject)
+	v1.GET("/objects/:ref/meta", s.objectMeta)
+	v1.DELETE("/objects/:ref", s.deleteObject)
+	v1.POST("/wait", s.wait)
+}
+
+func (s objectsAPI) putObject(c *gin.Context) {
 	b, ok := body(c, s.cfg.MaxBodyBytes)
 	if !ok {
 		return
 	}
-	h, err := s.eng.Put(c.Query("job"), b)
+	h, err := s.eng.Objects().Put(c.Query("job"), b)
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -192,7 +211,7 @@ func (s *Server) putObject(c *gin.Context) {
 
 // getObject answers an object's bytes as they are (application/octet-stream), waiting for it up
 // to ?timeout_ms= (default 30 s). Its checksum and refs are GET /v1/objects/{ref}/meta's.
-func (s *Server) getObject(c *gin.Context) {
+func (s objectsAPI) getObject(c *gin.Context) {
 	h, ok := handleParam(c, "ref")
 	if !ok {
 		return
@@ -201,7 +220,7 @@ func (s *Server) getObject(c *gin.Context) {
 	if !ok {
 		return
 	}
-	b, err := s.eng.Get(c.Request.Context(), c.Query("job"), h, timeout)
+	b, err := s.eng.Objects().Get(c.Request.Context(), c.Query("job"), h, timeout)
 	if err != nil {
 		objectError(c, err)
 		return
@@ -211,7 +230,7 @@ func (s *Server) getObject(c *gin.Context) {
 
 // objectMeta answers GET /v1/objects/{ref}/meta: the object's size, checksum and the objects its
 // value refers to, once it is ready (202 before, up to ?timeout_ms=), without its bytes.
-func (s *Server) objectMeta(c *gin.Context) {
+func (s objectsAPI) objectMeta(c *gin.Context) {
 	h, ok := handleParam(c, "ref")
 	if !ok {
 		return
@@ -220,7 +239,7 @@ func (s *Server) objectMeta(c *gin.Context) {
 	if !ok {
 		return
 	}
-	meta, err := s.eng.ObjectMetaOf(c.Request.Context(), c.Query("job"), h, timeout)
+	meta, err := s.eng.Objects().Meta(c.Request.Context(), c.Query("job"), h, timeout)
 	if err != nil {
 		objectError(c, err)
 		return
@@ -238,19 +257,19 @@ func objectError(c *gin.Context, err error) {
 	failErr(c, err, nil)
 }
 
-func (s *Server) deleteObject(c *gin.Context) {
+func (s objectsAPI) deleteObject(c *gin.Context) {
 	h, ok := handleParam(c, "ref")
 	if !ok {
 		return
 	}
-	if err := s.eng.Release(c.Query("job"), h); err != nil {
+	if err := s.eng.Objects().Release(c.Query("job"), h); err != nil {
 		failErr(c, err, nil)
 		return
 	}
 	c.Status(http.StatusNoContent)
 }
 
-func (s *Server) wait(c *gin.Context) {
+func (s objectsAPI) wait(c *gin.Context) {
 	var b waitBody
 	if !s.readJSON(c, &b) {
 		return
@@ -259,7 +278,7 @@ func (s *Server) wait(c *gin.Context) {
 	if !ok {
 		return
 	}
-	res, err := s.eng.Wait(c.Request.Context(), b.Job, req)
+	res, err := s.eng.Objects().Wait(c.Request.Context(), b.Job, req)
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -267,7 +286,17 @@ func (s *Server) wait(c *gin.Context) {
 	c.JSON(http.StatusOK, res)
 }
 
-func (s *Server) createActor(c *gin.Context) {
+// actorsAPI creates, finds, calls and kills actors.
+type actorsAPI struct{ *Server }
+
+func (s actorsAPI) mount(v1 *gin.RouterGroup) {
+	v1.POST("/actors", s.createActor)
+	v1.GET("/actors", s.findActor)
+	v1.POST("/actors/:actor/call/:method", s.callActor)
+	v1.DELETE("/actors/:actor", s.killActor)
+}
+
+func (s actorsAPI) createActor(c *gin.Context) {
 	var b actorBody
 	if !s.readJSON(c, &b) {
 		return
@@ -280,7 +309,7 @@ func (s *Server) createActor(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h, err := s.eng.CreateActor(c.Request.Context(), b.Job, req, grants)
+	h, err := s.eng.Actors().Create(c.Request.Context(), b.Job, req, grants)
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -290,14 +319,14 @@ func (s *Server) createActor(c *gin.Context) {
 
 // findActor answers GET /v1/actors?namespace=&name=: a named actor's handle and job. Without a
 // name it lists the cluster's actor records (of ?job= when given).
-func (s *Server) findActor(c *gin.Context) {
+func (s actorsAPI) findActor(c *gin.Context) {
 	name := c.Query("name")
 	if name == "" {
 		if c.Query("namespace") != "" {
 			fail(c, wire.KindBadInput, "namespace without name: name the actor to find")
 			return
 		}
-		recs, err := s.eng.Actors(c.Request.Context(), c.Query("job"))
+		recs, err := s.eng.Actors().List(c.Request.Context(), c.Query("job"))
 		if err != nil {
 			failErr(c, err, nil)
 			return
@@ -305,7 +334,7 @@ func (s *Server) findActor(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"actors": recs})
 		return
 	}
-	id, job, err := s.eng.NamedActor(c.Query("namespace"), name)
+	id, job, err := s.eng.Actors().Named(c.Query("namespace"), name)
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -313,7 +342,7 @@ func (s *Server) findActor(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"actor": id, "job": job})
 }
 
-func (s *Server) callActor(c *gin.Context) {
+func (s actorsAPI) callActor(c *gin.Context) {
 	id, ok := handleParam(c, "actor")
 	if !ok {
 		return
@@ -322,7 +351,7 @@ func (s *Server) callActor(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h, err := s.eng.CallActor(c.Query("job"), id, c.Param("method"), in)
+	h, err := s.eng.Actors().Call(c.Query("job"), id, c.Param("method"), in)
 	if err != nil {
 		failErr(c, err, nil)
 		return
@@ -330,12 +359,12 @@ func (s *Server) callActor(c *gin.Context) {
 	c.JSON(http.StatusCreated, gin.H{"ref": h, "job": wire.JobOr(c.Query("job"))})
 }
 
-func (s *Server) killActor(c *gin.Context) {
+func (s actorsAPI) killActor(c *gin.Context) {
 	id, ok := handleParam(c, "actor")
 	if !ok {
 		return
 	}
-	if err := s.eng.KillActor(c.Query("job"), id); err != nil {
+	if err := s.eng.Actors().Kill(c.Query("job"), id); err != nil {
 		failErr(c, err, nil)
 		return
 	}

@@ -17,8 +17,10 @@ import (
 // record (with the result once the job succeeded), DELETE /v1/jobs/:id stops, GET
 // /v1/namespaces lists the namespaces. Every node answers from the replicated records.
 
-// jobRoutes adds the jobs routes to v1.
-func (s *Server) jobRoutes(v1 *gin.RouterGroup) {
+// jobsAPI serves the jobs and namespaces.
+type jobsAPI struct{ *Server }
+
+func (s jobsAPI) mount(v1 *gin.RouterGroup) {
 	v1.POST("/jobs", s.submitJob)
 	v1.GET("/jobs", s.listJobs)
 	v1.GET("/jobs/:id", s.getJob)
@@ -34,7 +36,7 @@ type jobView struct {
 	ResultText *string         `json:"result_text,omitempty"`
 }
 
-func (s *Server) submitJob(c *gin.Context) {
+func (s jobsAPI) submitJob(c *gin.Context) {
 	b, ok := body(c, s.cfg.MaxBodyBytes)
 	if !ok {
 		return
@@ -55,7 +57,7 @@ func (s *Server) submitJob(c *gin.Context) {
 	c.JSON(http.StatusCreated, j)
 }
 
-func (s *Server) listJobs(c *gin.Context) {
+func (s jobsAPI) listJobs(c *gin.Context) {
 	js, err := s.eng.Jobs().List(c.Request.Context(), engine.JobFilter{Namespace: c.Query("namespace"), Status: c.Query("status")})
 	if err != nil {
 		failErr(c, err, nil)
@@ -66,7 +68,7 @@ func (s *Server) listJobs(c *gin.Context) {
 
 // getJob answers a job's record. With ?wait=true it first waits up to ?timeout_ms= (default
 // 60 s) for the job to end; a job still running then answers 202.
-func (s *Server) getJob(c *gin.Context) {
+func (s jobsAPI) getJob(c *gin.Context) {
 	id := c.Param("id")
 	ctx := c.Request.Context()
 	var j *engine.Job
@@ -109,7 +111,7 @@ func (s *Server) getJob(c *gin.Context) {
 }
 
 // stopJob stops a job and answers its record; a job that has ended answers 409.
-func (s *Server) stopJob(c *gin.Context) {
+func (s jobsAPI) stopJob(c *gin.Context) {
 	j, err := s.eng.Jobs().Stop(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		failErr(c, err, nil)
@@ -118,7 +120,7 @@ func (s *Server) stopJob(c *gin.Context) {
 	c.JSON(http.StatusOK, j)
 }
 
-func (s *Server) listNamespaces(c *gin.Context) {
+func (s jobsAPI) listNamespaces(c *gin.Context) {
 	nss, err := s.eng.Jobs().Namespaces(c.Request.Context())
 	if err != nil {
 		failErr(c, err, nil)

@@ -20,7 +20,7 @@ const OpenAIDir = "openai"
 // the batches that had not finished. The handler is closed by Close, or when the engine
 // starts closing, whichever comes first.
 func (s *Server) openOpenAI() error {
-	ms, ok := s.eng.Models()
+	ms, ok := s.eng.Serving().Models()
 	if !ok {
 		return nil
 	}

@@ -13,6 +13,19 @@ import (
 	"github.com/lumenflow/lumen/sdk/abi"
 )
 
+// workflowsAPI serves the durable and compiled workflows.
+type workflowsAPI struct{ *Server }
+
+func (s workflowsAPI) mount(v1 *gin.RouterGroup) {
+	v1.POST("/workflows", s.submitWorkflow)
+	v1.GET("/workflows", s.listWorkflows)
+	v1.GET("/workflows/:id", s.getWorkflow)
+	v1.GET("/workflows/:id/result", s.workflowResult)
+	v1.DELETE("/workflows/:id", s.cancelWorkflow)
+	v1.POST("/compiled", s.compileWorkflow)
+	v1.POST("/compiled/:id/execute", s.executeCompiled)
+}
+
 // workflowBody reads a workflow document and the ?job= and ?grants=a,b it runs with.
 func (s *Server) workflowBody(c *gin.Context) (doc []byte, job string, grants []abi.Capability, ok bool) {
 	doc, ok = body(c, s.cfg.MaxBodyBytes)
@@ -30,7 +43,7 @@ func (s *Server) workflowBody(c *gin.Context) (doc []byte, job string, grants []
 	return doc, c.Query("job"), grants, true
 }
 
-func (s *Server) submitWorkflow(c *gin.Context) {
+func (s workflowsAPI) submitWorkflow(c *gin.Context) {
 	doc, job, grants, ok := s.workflowBody(c)
 	if !ok {
 		return
@@ -44,11 +57,11 @@ func (s *Server) submitWorkflow(c *gin.Context) {
 	c.JSON(http.StatusCreated, st)
 }
 
-func (s *Server) listWorkflows(c *gin.Context) {
+func (s workflowsAPI) listWorkflows(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"workflows": s.eng.Workflows().List()})
 }
 
-func (s *Server) getWorkflow(c *gin.Context) {
+func (s workflowsAPI) getWorkflow(c *gin.Context) {
 	st, err := s.eng.Workflows().Get(c.Param("id"))
 	if err != nil {
 		failErr(c, err, nil)
@@ -59,7 +72,7 @@ func (s *Server) getWorkflow(c *gin.Context) {
 
 // workflowResult answers the workflow's output as JSON. With ?wait=true it waits up to
 // ?timeout_ms= (default 60 s) for the workflow to end; otherwise a running workflow answers 202.
-func (s *Server) workflowResult(c *gin.Context) {
+func (s workflowsAPI) workflowResult(c *gin.Context) {
 	id := c.Param("id")
 	st, err := s.eng.Workflows().Get(id)
 	if err != nil {
@@ -89,7 +102,7 @@ func (s *Server) workflowResult(c *gin.Context) {
 	c.Data(http.StatusOK, "application/json", out)
 }
 
-func (s *Server) cancelWorkflow(c *gin.Context) {
+func (s workflowsAPI) cancelWorkflow(c *gin.Context) {
 	if err := s.eng.Workflows().Cancel(c.Param("id")); err != nil {
 		failErr(c, err, nil)
 		return
@@ -97,7 +110,7 @@ func (s *Server) cancelWorkflow(c *gin.Context) {
 	c.Status(http.StatusAccepted)
 }
 
-func (s *Server) compileWorkflow(c *gin.Context) {
+func (s workflowsAPI) compileWorkflow(c *gin.Context) {
 	doc, job, grants, ok := s.workflowBody(c)
 	if !ok {
 		return
@@ -111,7 +124,7 @@ func (s *Server) compileWorkflow(c *gin.Context) {
 }
 
 // executeCompiled runs a compiled workflow on the body as its ${input}.
-func (s *Server) executeCompiled(c *gin.Context) {
+func (s workflowsAPI) executeCompiled(c *gin.Context) {
 	in, ok := body(c, s.cfg.MaxBodyBytes)
 	if !ok {
 		return

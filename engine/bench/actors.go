@@ -11,7 +11,7 @@ import (
 // createActor creates an actor A of the bench guest and returns its handle at once; the actor
 // starts in the background.
 func (b *env) createActor() (int64, error) {
-	id, err := b.eng.CreateActor(b.ctx, b.job, &abi.ActorCreateRequest{Module: b.module, Actor: "A"}, host.Grants{})
+	id, err := b.eng.Actors().Create(b.ctx, b.job, &abi.ActorCreateRequest{Module: b.module, Actor: "A"}, host.Grants{})
 	if err != nil {
 		return 0, fmt.Errorf("create actor: %w", err)
 	}
@@ -20,7 +20,7 @@ func (b *env) createActor() (int64, error) {
 
 // callNoop calls A.noop on actor id and returns the handle of its result.
 func (b *env) callNoop(id int64) (int64, error) {
-	h, err := b.eng.CallActor(b.job, id, "noop", nil)
+	h, err := b.eng.Actors().Call(b.job, id, "noop", nil)
 	if err != nil {
 		return 0, fmt.Errorf("call actor %d: %w", id, err)
 	}
@@ -56,7 +56,7 @@ func (b *env) readyActors(n int) ([]int64, error) {
 func (b *env) killActors(ids []int64) error {
 	for _, id := range ids {
 		if id != 0 {
-			b.eng.KillActor(b.job, id)
+			b.eng.Actors().Kill(b.job, id)
 		}
 	}
 	deadline := time.Now().Add(time.Minute)

@@ -257,14 +257,14 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: open engine: %w", err)
 	}
-	m, err := eng.AddModule(ctx, benchWasm, plugins.AddOptions{Name: "bench", Version: "1.0.0", Description: "lumen bench guest"})
+	m, err := eng.Modules().Add(ctx, benchWasm, plugins.AddOptions{Name: "bench", Version: "1.0.0", Description: "lumen bench guest"})
 	if err != nil && !errors.Is(err, plugins.ErrConflict) {
 		eng.Close(context.Background())
 		return nil, fmt.Errorf("bench: register the bench guest: %w", err)
 	}
 	ref := "bench@1.0.0"
 	if err != nil { // a data dir whose bench@1.0.0 is another build: use ours by digest
-		if m, err = eng.AddModule(ctx, benchWasm, plugins.AddOptions{}); err != nil {
+		if m, err = eng.Modules().Add(ctx, benchWasm, plugins.AddOptions{}); err != nil {
 			eng.Close(context.Background())
 			return nil, fmt.Errorf("bench: register the bench guest: %w", err)
 		}

@@ -97,7 +97,7 @@ func clusterTasks(b *env) (*Result, error) {
 			nodes[i].close()
 		}
 	}()
-	m, err := first.e.AddModule(b.ctx, benchWasm, plugins.AddOptions{})
+	m, err := first.e.Modules().Add(b.ctx, benchWasm, plugins.AddOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -107,15 +107,15 @@ func clusterTasks(b *env) (*Result, error) {
 	run := func(d time.Duration) (float64, error) {
 		return rate(b.ctx, d, many(inFlightTasks, func(int) (int, error) {
 			t0 := time.Now()
-			h, err := first.e.Submit(b.ctx, "bench", &abi.TaskRequest{Module: m.Digest, Function: "spin", Resources: abi.Resources{CPU: 1}}, host.Grants{})
+			h, err := first.e.Tasks().Submit(b.ctx, "bench", &abi.TaskRequest{Module: m.Digest, Function: "spin", Resources: abi.Resources{CPU: 1}}, host.Grants{})
 			if err != nil {
 				return 0, fmt.Errorf("submit: %w", err)
 			}
-			out, err := first.e.Get(b.ctx, "bench", h, -1)
+			out, err := first.e.Objects().Get(b.ctx, "bench", h, -1)
 			if err != nil || string(out) != "ok" {
 				return 0, fmt.Errorf("spin: %q, %v", out, err)
 			}
-			first.e.Release("bench", h)
+			first.e.Objects().Release("bench", h)
 			lat.add(time.Since(t0))
 			return 1, nil
 		}, &lat))
@@ -133,7 +133,7 @@ func clusterTasks(b *env) (*Result, error) {
 	}
 	// Wait until the first node sees both workers' room, and they hold the module.
 	deadline := time.Now().Add(30 * time.Second)
-	holds := func(n *clusterNode) bool { _, err := n.e.Registry().Resolve(m.Digest); return err == nil }
+	holds := func(n *clusterNode) bool { _, err := n.e.Modules().Registry().Resolve(m.Digest); return err == nil }
 	for len(first.e.Cluster().Nodes()) < 3 || !holds(nodes[1]) || !holds(nodes[2]) {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("the workers did not join within 30 s: %d nodes seen", len(first.e.Cluster().Nodes()))

@@ -18,11 +18,11 @@ func putCalls(b *env) (*Result, error) {
 	val := []byte("ok")
 	v, err := rate(b.ctx, b.opts.Duration, one(func() (int, error) {
 		for range inFlight {
-			h, err := b.eng.Put(b.job, val)
+			h, err := b.eng.Objects().Put(b.job, val)
 			if err != nil {
 				return 0, fmt.Errorf("put: %w", err)
 			}
-			if err := b.eng.Release(b.job, h); err != nil {
+			if err := b.eng.Objects().Release(b.job, h); err != nil {
 				return 0, fmt.Errorf("release: %w", err)
 			}
 		}
@@ -36,14 +36,14 @@ func putCalls(b *env) (*Result, error) {
 
 // getCalls is Ray's `ray.get(ref)` of a small object in a loop.
 func getCalls(b *env) (*Result, error) {
-	h, err := b.eng.Put(b.job, []byte("ok"))
+	h, err := b.eng.Objects().Put(b.job, []byte("ok"))
 	if err != nil {
 		return nil, fmt.Errorf("put: %w", err)
 	}
-	defer b.eng.Release(b.job, h)
+	defer b.eng.Objects().Release(b.job, h)
 	v, err := rate(b.ctx, b.opts.Duration, one(func() (int, error) {
 		for range inFlight {
-			out, err := b.eng.Get(b.ctx, b.job, h, -1)
+			out, err := b.eng.Objects().Get(b.ctx, b.job, h, -1)
 			if err != nil {
 				return 0, fmt.Errorf("get: %w", err)
 			}
@@ -88,7 +88,7 @@ func putGigabytes(b *env) (*Result, error) {
 			return 0, fmt.Errorf("REST put of %d bytes: %w", size, err)
 		}
 		lat.add(time.Since(t0))
-		if err := b.eng.Release(b.job, h); err != nil {
+		if err := b.eng.Objects().Release(b.job, h); err != nil {
 			return 0, fmt.Errorf("release: %w", err)
 		}
 		return 1, nil
@@ -99,11 +99,11 @@ func putGigabytes(b *env) (*Result, error) {
 	}
 
 	inproc, err := rate(b.ctx, b.opts.Duration/4, one(func() (int, error) {
-		h, err := b.eng.Put(b.job, src)
+		h, err := b.eng.Objects().Put(b.job, src)
 		if err != nil {
 			return 0, fmt.Errorf("put: %w", err)
 		}
-		if err := b.eng.Release(b.job, h); err != nil {
+		if err := b.eng.Objects().Release(b.job, h); err != nil {
 			return 0, fmt.Errorf("release: %w", err)
 		}
 		return 1, nil
@@ -136,11 +136,11 @@ func getGigabytes(b *env) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := b.eng.Put(b.job, src)
+	h, err := b.eng.Objects().Put(b.job, src)
 	if err != nil {
 		return nil, fmt.Errorf("put of %d bytes: %w", size, err)
 	}
-	defer b.eng.Release(b.job, h)
+	defer b.eng.Objects().Release(b.job, h)
 	dst := make([]byte, size)
 	memcpy := one(func() (int, error) {
 		copy(dst, src)
@@ -174,7 +174,7 @@ func getGigabytes(b *env) (*Result, error) {
 		return nil, err
 	}
 	inproc, err := rate(b.ctx, b.opts.Duration/4, one(func() (int, error) {
-		out, err := b.eng.Get(b.ctx, b.job, h, -1)
+		out, err := b.eng.Objects().Get(b.ctx, b.job, h, -1)
 		if err != nil || len(out) != size {
 			return 0, fmt.Errorf("get: %d bytes, %v", len(out), err)
 		}
@@ -224,7 +224,7 @@ func wait1k(b *env) (*Result, error) {
 	v, err := rate(b.ctx, b.opts.Duration, one(func() (int, error) {
 		t0 := time.Now()
 		for i := range hs {
-			h, err := b.eng.Submit(b.ctx, b.job, req, host.Grants{})
+			h, err := b.eng.Tasks().Submit(b.ctx, b.job, req, host.Grants{})
 			if err != nil {
 				return 0, fmt.Errorf("submit: %w", err)
 			}
@@ -232,7 +232,7 @@ func wait1k(b *env) (*Result, error) {
 		}
 		notReady := hs
 		for len(notReady) > 0 {
-			res, err := b.eng.Wait(b.ctx, b.job, &abi.WaitRequest{Handles: notReady, NumReturns: 1, TimeoutMs: -1})
+			res, err := b.eng.Objects().Wait(b.ctx, b.job, &abi.WaitRequest{Handles: notReady, NumReturns: 1, TimeoutMs: -1})
 			if err != nil {
 				return 0, fmt.Errorf("wait: %w", err)
 			}

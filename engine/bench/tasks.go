@@ -74,11 +74,11 @@ func (b *env) versus(fn, threads int, fig side) (float64, *Figure, error) {
 
 // take gets object h, releases it and checks it holds want.
 func (b *env) take(h int64, want string) error {
-	out, err := b.eng.Get(b.ctx, b.job, h, -1)
+	out, err := b.eng.Objects().Get(b.ctx, b.job, h, -1)
 	if err != nil {
 		return fmt.Errorf("get %d: %w", h, err)
 	}
-	if err := b.eng.Release(b.job, h); err != nil {
+	if err := b.eng.Objects().Release(b.job, h); err != nil {
 		return fmt.Errorf("release %d: %w", h, err)
 	}
 	if string(out) != want {
@@ -94,7 +94,7 @@ func (b *env) noopTask() *abi.TaskRequest {
 // submitGet submits len(hs) noop tasks, then gets them all.
 func (b *env) submitGet(req *abi.TaskRequest, hs []int64) (int, error) {
 	for i := range hs {
-		h, err := b.eng.Submit(b.ctx, b.job, req, host.Grants{})
+		h, err := b.eng.Tasks().Submit(b.ctx, b.job, req, host.Grants{})
 		if err != nil {
 			return 0, fmt.Errorf("submit: %w", err)
 		}
@@ -113,7 +113,7 @@ func (b *env) submitGet(req *abi.TaskRequest, hs []int64) (int, error) {
 func tasksSync(b *env) (*Result, error) {
 	req := b.noopTask()
 	return b.syncFigure(fnNoop, func() (int64, error) {
-		h, err := b.eng.Submit(b.ctx, b.job, req, host.Grants{})
+		h, err := b.eng.Tasks().Submit(b.ctx, b.job, req, host.Grants{})
 		if err != nil {
 			return 0, fmt.Errorf("submit: %w", err)
 		}

@@ -21,11 +21,11 @@ func objectPull(b *env) (*Result, error) {
 	for i := range src {
 		src[i] = byte(i*13 + 5)
 	}
-	h, err := b.eng.Put(b.job, src)
+	h, err := b.eng.Objects().Put(b.job, src)
 	if err != nil {
 		return nil, err
 	}
-	defer b.eng.Release(b.job, h)
+	defer b.eng.Objects().Release(b.job, h)
 	url := fmt.Sprintf("%s/v1/objects/%d?job=%s", rs.c.URL, h, b.job)
 	buf := make([]byte, 1<<20)
 	pull := one(func() (int, error) {

@@ -47,7 +47,7 @@ func TestDataJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.e.Close(ctx) })
-	if _, err := n.e.AddModule(ctx, wasm, plugins.AddOptions{Name: "dg", Version: "1.0.0"}); err != nil {
+	if _, err := n.e.Modules().Add(ctx, wasm, plugins.AddOptions{Name: "dg", Version: "1.0.0"}); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("CleanScoreGroupByToParquet", n.cleanScoreGroupByToParquet)

@@ -96,7 +96,7 @@ func newDSNode(t *testing.T) *dsNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.e.Close(ctx) })
-	if _, err := n.e.AddModule(ctx, wasm, plugins.AddOptions{Name: "dsg", Version: "1.0.0"}); err != nil {
+	if _, err := n.e.Modules().Add(ctx, wasm, plugins.AddOptions{Name: "dsg", Version: "1.0.0"}); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -110,7 +110,7 @@ func (n *dsNode) call(t *testing.T, fn string, in any, g host.Grants, lim host.L
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	res, err := n.e.Call(ctx, engine.CallRequest{Module: "dsg", Function: fn, Input: b, Job: dsJob, Grants: g, Limits: lim})
+	res, err := n.e.Tasks().Call(ctx, engine.CallRequest{Module: "dsg", Function: fn, Input: b, Job: dsJob, Grants: g, Limits: lim})
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +180,7 @@ func (n *dsNode) sumAndBuild(t *testing.T) {
 
 	// The object, decoded here with Arrow: one batch per input batch, the same figures.
 	ctx := context.Background()
-	b, err := n.e.Get(ctx, dsJob, out.Object.Ref, 10*time.Second)
+	b, err := n.e.Objects().Get(ctx, dsJob, out.Object.Ref, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,11 +218,11 @@ func (n *dsNode) sumAndBuild(t *testing.T) {
 
 	// Another task of the job opens the object by reference.
 	args := fmt.Sprintf(`{"ref": {"$ref": %d}}`, out.Object.Ref)
-	h, err := n.e.Submit(ctx, dsJob, &abi.TaskRequest{Module: "dsg", Function: "readback", Args: json.RawMessage(args), Refs: []int64{out.Object.Ref}}, dataGrants)
+	h, err := n.e.Tasks().Submit(ctx, dsJob, &abi.TaskRequest{Module: "dsg", Function: "readback", Args: json.RawMessage(args), Refs: []int64{out.Object.Ref}}, dataGrants)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rb, err := n.e.Get(ctx, dsJob, h, 30*time.Second)
+	rb, err := n.e.Objects().Get(ctx, dsJob, h, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -571,8 +571,8 @@ func FuzzDatasetAppend(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer e.Release(c.Job, obj)
-		out, err := e.Get(ctx, c.Job, obj, 0)
+		defer e.Objects().Release(c.Job, obj)
+		out, err := e.Objects().Get(ctx, c.Job, obj, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -609,17 +609,17 @@ func BenchmarkGuestDatasetScan(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer e.Close(ctx)
-	if _, err := e.AddModule(ctx, wasm, plugins.AddOptions{Name: "dsg", Version: "1.0.0"}); err != nil {
+	if _, err := e.Modules().Add(ctx, wasm, plugins.AddOptions{Name: "dsg", Version: "1.0.0"}); err != nil {
 		b.Fatal(err)
 	}
 	in := []byte(`{"pipeline": "[{\"read_csv\": \"big\"}]", "column": "amount"}`)
 	// One call first: it instantiates the guest, which later calls find pooled.
-	if _, err := e.Call(ctx, engine.CallRequest{Module: "dsg", Function: "scan", Input: in, Job: dsJob, Grants: dataGrants}); err != nil {
+	if _, err := e.Tasks().Call(ctx, engine.CallRequest{Module: "dsg", Function: "scan", Input: in, Job: dsJob, Grants: dataGrants}); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for range b.N {
-		res, err := e.Call(ctx, engine.CallRequest{Module: "dsg", Function: "scan", Input: in, Job: dsJob, Grants: dataGrants})
+		res, err := e.Tasks().Call(ctx, engine.CallRequest{Module: "dsg", Function: "scan", Input: in, Job: dsJob, Grants: dataGrants})
 		if err != nil || string(res.Output) != fmt.Sprint(ref.sum) {
 			b.Fatalf("scan: %v %v, want %d", res, err, ref.sum)
 		}

@@ -41,7 +41,7 @@ func BenchmarkSDK(b *testing.B) {
 	}
 	defer hr.Close(ctx)
 	for _, g := range guests {
-		m, err := eng.AddModule(ctx, mods[g.lang], plugins.AddOptions{Name: "poly-" + g.lang, Version: "1.0.0"})
+		m, err := eng.Modules().Add(ctx, mods[g.lang], plugins.AddOptions{Name: "poly-" + g.lang, Version: "1.0.0"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -57,12 +57,12 @@ func BenchmarkSDK(b *testing.B) {
 		raw := newBare(b, mods[g.lang])
 		b.Run(g.lang+"/call", func(b *testing.B) {
 			req := engine.CallRequest{Module: m.Digest, Function: "echo", Job: "bench"}
-			if _, err := eng.Call(ctx, req); err != nil { // warm the pool
+			if _, err := eng.Tasks().Call(ctx, req); err != nil { // warm the pool
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := eng.Call(ctx, req); err != nil {
+				if _, err := eng.Tasks().Call(ctx, req); err != nil {
 					b.Fatal(err)
 				}
 			}

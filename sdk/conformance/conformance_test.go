@@ -117,7 +117,7 @@ func newConformance(t testing.TB) *conformance {
 	}
 	c := &conformance{eng: eng, digest: map[string]string{}}
 	for _, lang := range languages {
-		m, err := eng.AddModule(ctx, guest(t, lang), plugins.AddOptions{Name: "conformance-" + lang, Version: "1.0.0"})
+		m, err := eng.Modules().Add(ctx, guest(t, lang), plugins.AddOptions{Name: "conformance-" + lang, Version: "1.0.0"})
 		if err != nil {
 			eng.Close(ctx)
 			t.Fatalf("register the %s guest: %v", lang, err)
@@ -150,7 +150,7 @@ func (c *conformance) call(t *testing.T, lang, fn string, in []byte, limits host
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	res, err := c.eng.Call(ctx, engine.CallRequest{
+	res, err := c.eng.Tasks().Call(ctx, engine.CallRequest{
 		Module: c.digest[lang], Function: fn, Input: in,
 		Job: "conformance", Grants: grants, Limits: limits,
 	})
@@ -233,7 +233,7 @@ func TestConformance_ManifestsAgree(t *testing.T) {
 	c := newConformance(t)
 	var ref []string
 	for i, lang := range languages {
-		m, err := c.eng.Registry().Resolve(c.digest[lang])
+		m, err := c.eng.Modules().Registry().Resolve(c.digest[lang])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -273,7 +273,7 @@ func TestConformance_OtherABIVersionRefused(t *testing.T) {
 		if bytes.Equal(v2, wasm) {
 			t.Fatalf("%s: no %q in the module", lang, abi.ExportVersionMarker)
 		}
-		_, err := eng.AddModule(ctx, v2, plugins.AddOptions{})
+		_, err := eng.Modules().Add(ctx, v2, plugins.AddOptions{})
 		if err == nil || !strings.Contains(err.Error(), "ABI v2") || !strings.Contains(err.Error(), "ABI v1") {
 			t.Errorf("%s: upload of a v2 module: err = %v, want both ABI v2 and ABI v1 named", lang, err)
 		}
@@ -288,13 +288,13 @@ func BenchmarkDispatch(b *testing.B) {
 			c := newConformance(b)
 			ctx := context.Background()
 			req := engine.CallRequest{Module: c.digest[lang], Function: "echo", Job: "bench", Grants: grants}
-			if _, err := c.eng.Call(ctx, req); err != nil {
+			if _, err := c.eng.Tasks().Call(ctx, req); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				if _, err := c.eng.Call(ctx, req); err != nil {
+				if _, err := c.eng.Tasks().Call(ctx, req); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -36,7 +36,7 @@ func TestSDKExamples_DoWhatTheREADMEsSay(t *testing.T) {
 	eng := newConformance(t).eng
 	for _, lang := range []string{"c", "rust", "assemblyscript"} {
 		t.Run(lang, func(t *testing.T) {
-			m, err := eng.AddModule(ctx, buildExample(t, lang), plugins.AddOptions{})
+			m, err := eng.Modules().Add(ctx, buildExample(t, lang), plugins.AddOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -46,7 +46,7 @@ func TestSDKExamples_DoWhatTheREADMEsSay(t *testing.T) {
 				{"report", "hello", `{"upper":"HELLO","total":16}`},
 			} {
 				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				res, err := eng.Call(cctx, engine.CallRequest{Module: m.Digest, Function: c.fn, Input: []byte(c.in), Job: "example", Grants: grants})
+				res, err := eng.Tasks().Call(cctx, engine.CallRequest{Module: m.Digest, Function: c.fn, Input: []byte(c.in), Job: "example", Grants: grants})
 				cancel()
 				if err != nil {
 					t.Fatalf("%s(%s): %v", c.fn, c.in, err)
