@@ -7,6 +7,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,9 @@ import (
 // DefaultObjectStoreBytes caps the bytes held by a node's object store when Config does not.
 const DefaultObjectStoreBytes = objects.DefaultBytes
 
+// DefaultMaxTaskTimeout is Config.MaxTaskTimeout's default.
+const DefaultMaxTaskTimeout = time.Hour
+
 // Config configures an Engine. Zero fields take the defaults of the host and the registry.
 type Config struct {
 	// DataDir holds the registry, the compilation cache and the API tokens.
@@ -58,6 +62,15 @@ type Config struct {
 	Cluster ClusterConfig
 	// Model says which chat models the node serves (engine/serving); the zero value serves none.
 	Model serving.Config
+	// MaxTaskTimeout caps the time limit a task or call may ask for (default
+	// DefaultMaxTaskTimeout); a request over it is refused.
+	MaxTaskTimeout time.Duration
+	// MaxQueued caps the calls waiting for room on the node (default tasks.DefaultMaxQueued);
+	// past it, work is refused at once with limit_exceeded (node_queue).
+	MaxQueued int
+	// JobQuota is what one job may hold on the node unless its submission says otherwise
+	// (zero fields: tasks.DefaultQuota's).
+	JobQuota tasks.Quota
 	// DataRoot is the folder data jobs may read and write (engine/datajobs): every path of a
 	// pipeline is relative to it and must stay inside it. Empty: data jobs are refused.
 	DataRoot string
@@ -138,7 +151,11 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("engine: start host: %w", err)
 	}
 	e.rt = rt // the actors, opened with the cluster, run on it
-	e.tasks = tasks.New(tasks.Deps{Ctx: e.ctx, WG: &e.wg, Log: e.log, Runtime: rt, Objects: e.objects, Pool: e.adm, Backend: taskBackend{e}})
+	maxTimeout := cmp.Or(cfg.MaxTaskTimeout, DefaultMaxTaskTimeout)
+	e.tasks = tasks.New(tasks.Deps{Ctx: e.ctx, WG: &e.wg, Log: e.log, Runtime: rt, Objects: e.objects, Pool: e.adm, Backend: taskBackend{e},
+		DefaultTimeout: cmp.Or(cfg.Limits.Timeout, host.DefaultTimeout), MaxTimeout: maxTimeout})
+	e.tasks.SetDefaultQuota(cfg.JobQuota)
+	e.adm.SetMaxQueued(cfg.MaxQueued)
 	if err := e.openCluster(ctx); err != nil {
 		e.cancel()
 		rt.Close(ctx)

@@ -49,7 +49,7 @@ func (e *Engine) Jobs() *jobs.Manager { return e.jobs }
 func (e *Engine) openJobs() {
 	e.jobs = jobs.New(jobs.Deps{Ctx: e.ctx, WG: &e.wg, Node: e.node, NodeID: e.nodeID(), Boot: e.cluster.Boot(),
 		IsDead: e.cluster.IsDead, DeadPrefix: cluster.DeadPrefix, Every: e.every, Workflows: e.workflows, Tasks: jobTasks{e},
-		Release: e.releaseJobHere})
+		Release: e.releaseJobHere, End: e.tasks.EndJob, SetQuota: e.tasks.SetQuota})
 	e.jobs.Start()
 }
 

@@ -43,21 +43,24 @@ func (e *Engine) endScope(cc *callContext, out []byte, holder *objects.Object, k
 	cc.Owned, cc.Borrowed, cc.Actors = nil, nil, nil
 }
 
-// blocking runs wait with the call's resources given back, and takes them again after. If the
-// engine closes meanwhile, the call no longer holds them.
+// blocking runs wait with the call's resources given back, and takes them again after (in its
+// job's turn). If the engine closes meanwhile, the call no longer holds them. The wait counts
+// against the job's quota of waiting calls (tasks.Quota.Waiting): past it, it fails at once.
 func (e *Engine) blocking(c *host.CallInfo, wait func() error) error {
-	cc := callCtx(c)
-	held := cc.Held
-	if held.IsZero() {
-		return wait()
-	}
-	e.poolOf(cc).Release(held)
-	cc.Held = nil
-	err := wait()
-	if aerr := e.poolOf(cc).Acquire(e.ctx, held); aerr == nil {
-		cc.Held = held
-	}
-	return err
+	return e.tasks.Wait(c.Job, func() error {
+		cc := callCtx(c)
+		held := cc.Held
+		if held.IsZero() {
+			return wait()
+		}
+		e.poolOf(cc).Release(held)
+		cc.Held = nil
+		err := wait()
+		if aerr := e.poolOf(cc).Reacquire(e.ctx, c.Job, held); aerr == nil {
+			cc.Held = held
+		}
+		return err
+	})
 }
 
 // services is the engine behind the guests' object, task and actor host functions.
@@ -102,7 +105,9 @@ func (s services) TaskSubmit(ctx context.Context, c *host.CallInfo, req *abi.Tas
 	if cc.Pool == nil && cc.Limits == (host.Limits{Timeout: cc.Limits.Timeout}) {
 		where = tasks.Anywhere
 	}
-	h, err := s.e.tasks.Submit(ctx, specOf(tasks.FromGuest, where, c.Job, module, req, cc.Grants, cc.Limits))
+	spec := specOf(tasks.FromGuest, where, c.Job, module, req, cc.Grants, cc.Limits)
+	spec.Parent = cc // it ends when this call fails, and by its deadline, unless detached
+	h, err := s.e.tasks.Submit(ctx, spec)
 	if err != nil {
 		return 0, err
 	}
@@ -115,7 +120,7 @@ func (s services) TaskSubmit(ctx context.Context, c *host.CallInfo, req *abi.Tas
 func specOf(from tasks.Origin, where tasks.Placement, job, module string, req *abi.TaskRequest, grants host.Grants, base host.Limits) *tasks.Spec {
 	return &tasks.Spec{Origin: from, Placement: where, Job: job, Module: module, Function: req.Function,
 		Args: req.Args, ArgsBytes: req.ArgsBytes, Refs: req.Refs, Resources: req.Resources, TimeoutMs: req.TimeoutMs,
-		MaxRetries: req.MaxRetries, RetryGuest: req.RetryGuestErrors, Grants: grants, Limits: base}
+		MaxRetries: req.MaxRetries, RetryGuest: req.RetryGuestErrors, Detached: req.Detached, Grants: grants, Limits: base}
 }
 
 func (s services) TaskCancel(_ context.Context, c *host.CallInfo, h int64) error {

@@ -93,13 +93,17 @@ func failErr(c *gin.Context, err error, extra gin.H) {
 }
 
 func failWith(c *gin.Context, e *wire.Error, extra gin.H) {
+	status := e.Status()
+	if status == http.StatusTooManyRequests || e.Kind == wire.KindUnavailable {
+		c.Header("Retry-After", "1") // seconds; admission refusals clear as work ends
+	}
 	if len(extra) == 0 {
-		c.AbortWithStatusJSON(e.Kind.Status(), wire.Body{Error: *e})
+		c.AbortWithStatusJSON(status, wire.Body{Error: *e})
 		return
 	}
 	out := gin.H{"error": e}
 	for k, v := range extra {
 		out[k] = v
 	}
-	c.AbortWithStatusJSON(e.Kind.Status(), out)
+	c.AbortWithStatusJSON(status, out)
 }

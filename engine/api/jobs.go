@@ -26,6 +26,7 @@ func (s jobsAPI) mount(v1 *gin.RouterGroup) {
 	v1.GET("/jobs/:id", s.getJob)
 	v1.DELETE("/jobs/:id", s.stopJob)
 	v1.GET("/namespaces", s.listNamespaces)
+	v1.PUT("/namespaces/:name/quota", s.setNamespaceQuota)
 }
 
 // jobView is a job's record as GET /v1/jobs/:id answers it: with the result of a job that
@@ -127,4 +128,20 @@ func (s jobsAPI) listNamespaces(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"namespaces": nss})
+}
+
+// setNamespaceQuota sets what each job of a namespace may hold on each node: PUT
+// /v1/namespaces/:name/quota with a quota ({"tasks":…, "waiting":…, "submit_rate":…,
+// "submit_burst":…}) answers the namespace's record.
+func (s jobsAPI) setNamespaceQuota(c *gin.Context) {
+	var q wire.Quota
+	if !s.readJSON(c, &q) {
+		return
+	}
+	ns, err := s.eng.Jobs().SetNamespaceQuota(c.Request.Context(), c.Param("name"), q)
+	if err != nil {
+		failErr(c, err, nil)
+		return
+	}
+	c.JSON(http.StatusOK, ns)
 }

@@ -98,6 +98,9 @@ type JobSpec struct {
 	// Metadata is kept with the record, for the submitter's use.
 	Metadata   map[string]string `json:"metadata,omitempty"`
 	Entrypoint JobEntrypoint     `json:"entrypoint"`
+	// Quota bounds what the job may hold on each node; zero fields take its namespace's quota,
+	// then the node's default. A field over its namespace's is refused.
+	Quota wire.Quota `json:"quota,omitzero"`
 }
 
 // JobEntrypoint is what a job runs: a workflow document (as POST /v1/workflows takes), or one
@@ -137,6 +140,11 @@ type Job struct {
 	// ResultObject is set when a task job's result was too large for the replicated state: it
 	// is object ResultObject of job ID on Node (GET /v1/objects/N?job=ID there).
 	ResultObject int64 `json:"result_object,omitempty"`
+	// Quota is what the job may hold on each node (its own, within its namespace's).
+	Quota wire.Quota `json:"quota,omitzero"`
+	// Released is set when a client stopped the job after it ended: every node ends what it
+	// still holds of it (actors, objects, tensors), as for a stopped job.
+	Released bool `json:"released,omitempty"`
 }
 
 // Ended reports whether status is final.
@@ -148,6 +156,9 @@ func jobEnded(status string) bool {
 type Namespace struct {
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
+	// Quota is what each job of the namespace may hold on each node unless it asks for less,
+	// and the most it may ask for.
+	Quota wire.Quota `json:"quota,omitzero"`
 }
 
 // JobFilter selects jobs to list; empty fields select all.
@@ -190,6 +201,9 @@ func (s *JobSpec) Validate() error {
 		if err := validJobName("namespace", s.Namespace, MaxNamespaceLen); err != nil {
 			return err
 		}
+	}
+	if err := s.Quota.Validate(); err != nil {
+		return err
 	}
 	if len(s.Metadata) > MaxJobMetadata {
 		return fmt.Errorf("metadata: %d entries, at most %d", len(s.Metadata), MaxJobMetadata)
@@ -285,6 +299,11 @@ type Deps struct {
 	// Release frees, on this node, what a stopped job holds besides its task and workflows:
 	// its actors, objects and tensors.
 	Release func(job string)
+	// End ends, on this node, the tasks of a job that ended (the work its root started and left
+	// running), and refuses the job's tasks from then on.
+	End func(job string, why error)
+	// SetQuota sets a job's quota on this node.
+	SetQuota func(job string, q wire.Quota)
 }
 
 // Manager is a node's share of the jobs: those it runs, and the stopped jobs whose work it has
@@ -343,7 +362,7 @@ func (m *Manager) reconcileJobs() {
 		j.lastFull, j.activeWF = time.Now(), j.activeWF[:0]
 		m.deps.Node.KV().View(func(r raftstore.Reader) error {
 			return r.Scan([]byte(jobPrefix), func(k, val []byte) error {
-				if j.settled[string(k[len(jobPrefix):])] && endedRecord(val) {
+				if id := string(k[len(jobPrefix):]); j.settled[id] && endedRecord(val) && (j.releasedHere(id) || !releasedRecord(val)) {
 					return nil
 				}
 				var job Job
@@ -368,13 +387,20 @@ func (m *Manager) reconcileJobs() {
 		if m.deps.Ctx.Err() != nil {
 			return
 		}
+		if !jobEnded(job.Status) && job.Quota != (wire.Quota{}) {
+			m.deps.SetQuota(job.ID, job.Quota)
+		}
 		switch {
-		case job.Status == JobStopped:
+		case job.Status == JobStopped || (jobEnded(job.Status) && job.Released):
 			m.releaseJob(job.ID)
 			j.settled[job.ID] = true
 		case jobEnded(job.Status):
-			// Ended by another hand (its node declared dead while it ran): stop running it.
+			// Ended: its root returned or failed here, or another hand ended it (its node declared
+			// dead while it ran). What it started ends with it.
 			m.cancelRun(job.ID)
+			if !j.settled[job.ID] {
+				m.deps.End(job.ID, fmt.Errorf("job %s has ended (%s)", job.ID, job.Status))
+			}
 			j.settled[job.ID] = true
 		case job.Kind == JobKindWorkflow:
 			m.followWorkflow(job, leader)
@@ -387,6 +413,17 @@ func (m *Manager) reconcileJobs() {
 			m.endJob(job.ID, JobFailed, fmt.Sprintf("node %s died", job.Node), nil)
 		}
 	}
+}
+
+// releasedRecord says, without decoding it, whether an encoded record was released after it
+// ended.
+func releasedRecord(rec []byte) bool { return bytes.Contains(rec, []byte(`"released":true`)) }
+
+// releasedHere says whether this node released job id's work.
+func (m *Manager) releasedHere(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.released[id]
 }
 
 // endedRecord says, without decoding it, whether an encoded record is of an ended job: the
@@ -547,6 +584,66 @@ func (m *Manager) ensureNamespace(ctx context.Context, name string) error {
 	return err
 }
 
+// jobQuota is the quota of a job of namespace ns that asks for q: q's fields within the
+// namespace's, the namespace's where q says nothing.
+func (m *Manager) jobQuota(ns string, q wire.Quota) (wire.Quota, error) {
+	var rec Namespace
+	if b, err := m.deps.Node.KV().Get(nsKey(ns)); err == nil {
+		json.Unmarshal(b, &rec)
+	}
+	nq := rec.Quota
+	over := func(name string, asked, most float64) error {
+		if most <= 0 || (asked > 0 && asked <= most) || asked == 0 {
+			return nil
+		}
+		return &abi.Error{Kind: abi.KindDenied, Message: fmt.Sprintf("quota %s %g is over namespace %s's %g", name, asked, ns, most)}
+	}
+	if err := errors.Join(over("tasks", float64(q.Tasks), float64(nq.Tasks)), over("waiting", float64(q.Waiting), float64(nq.Waiting)),
+		over("submit_rate", q.SubmitRate, nq.SubmitRate), over("submit_burst", float64(q.SubmitBurst), float64(nq.SubmitBurst))); err != nil {
+		return wire.Quota{}, err
+	}
+	return q.Or(nq), nil
+}
+
+// SetNamespaceQuota sets what each job of namespace name may hold on each node (and the most
+// it may ask for), recording the namespace if it is new. Jobs running keep the quota they
+// started with.
+func (m *Manager) SetNamespaceQuota(ctx context.Context, name string, q wire.Quota) (*Namespace, error) {
+	if err := validJobName("namespace", name, MaxNamespaceLen); err != nil {
+		return nil, &abi.Error{Kind: abi.KindBadInput, Message: err.Error()}
+	}
+	if err := q.Validate(); err != nil {
+		return nil, &abi.Error{Kind: abi.KindBadInput, Message: err.Error()}
+	}
+	if err := m.ensureNamespace(ctx, name); err != nil {
+		return nil, err
+	}
+	for {
+		old, err := m.deps.Node.KV().Get(nsKey(name))
+		if err != nil {
+			return nil, err
+		}
+		var rec Namespace
+		if err := json.Unmarshal(old, &rec); err != nil {
+			return nil, fmt.Errorf("jobs: namespace %s: %w", name, err)
+		}
+		rec.Quota = q
+		b, _ := json.Marshal(&rec)
+		err = m.deps.Node.Apply(ctx, &raftstore.Command{Conds: []raftstore.Cond{{Key: nsKey(name), Value: old}},
+			Ops: []raftstore.Op{{Kind: raftstore.OpSet, Key: nsKey(name), Value: b}}})
+		if errors.Is(err, raftstore.ErrConflict) {
+			if err := m.deps.Node.Linearize(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &rec, nil
+	}
+}
+
 // SubmitJob validates a job, records it (PENDING) and starts it on this node; it returns the
 // record once the job runs (RUNNING). Invalid input is refused before anything is recorded; a
 // taken submission id gives ErrJobExists. If ctx expires the record may still commit: read it
@@ -583,6 +680,11 @@ func (m *Manager) Submit(ctx context.Context, spec JobSpec) (*Job, error) {
 	if err := m.ensureNamespace(ctx, job.Namespace); err != nil {
 		return nil, fmt.Errorf("jobs: record namespace %s: %w", job.Namespace, err)
 	}
+	q, err := m.jobQuota(job.Namespace, spec.Quota)
+	if err != nil {
+		return nil, err
+	}
+	job.Quota = q
 	rec, err := json.Marshal(&job)
 	if err != nil {
 		return nil, err
@@ -593,6 +695,9 @@ func (m *Manager) Submit(ctx context.Context, spec JobSpec) (*Job, error) {
 		return nil, fmt.Errorf("%w: a job %q exists already; choose another submission_id", ErrJobExists, job.ID)
 	} else if err != nil {
 		return nil, fmt.Errorf("jobs: record job %s: %w", job.ID, err)
+	}
+	if q != (wire.Quota{}) {
+		m.deps.SetQuota(job.ID, q)
 	}
 	// The job is recorded: start it and say so whether or not the client still waits.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobWriteTimeout)
@@ -744,19 +849,28 @@ func (m *Manager) releaseJob(id string) {
 		r.cancel()
 	}
 	m.deps.Workflows.CancelJob(id)
+	m.deps.End(id, fmt.Errorf("job %s was stopped", id))
 	m.deps.Release(id)
 }
 
 // StopJob stops a job: its record says STOPPED at once, and the node running it cancels its
 // task or workflow and every node kills its actors and frees its objects and tensors as it
-// applies the record. A job that has ended gives ErrJobEnded with its record.
+// applies the record. A job that has ended already (its root returned or failed) is marked
+// released instead: its status stays, and every node ends what it still holds of it, whether or
+// not its root returned. A stopped job gives ErrJobEnded with its record.
 func (m *Manager) Stop(ctx context.Context, id string) (*Job, error) {
 	if err := m.deps.Node.Linearize(ctx); err != nil {
 		return nil, err
 	}
 	j, changed, err := m.updateJob(ctx, id, func(j *Job, _ *[]raftstore.Op) bool {
 		if jobEnded(j.Status) {
-			return false
+			// Its root has returned, but what it started may still hold actors, objects and
+			// tensors: every node releases them.
+			if j.Released || j.Status == JobStopped {
+				return false
+			}
+			j.Released = true
+			return true
 		}
 		now := time.Now().UTC()
 		j.Status, j.Message, j.Ended = JobStopped, "stopped by request", &now
@@ -765,7 +879,7 @@ func (m *Manager) Stop(ctx context.Context, id string) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !changed {
+	if !changed && j.Status == JobStopped {
 		return j, fmt.Errorf("%w: job %s is %s", ErrJobEnded, id, j.Status)
 	}
 	m.releaseJob(id)

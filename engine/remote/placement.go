@@ -45,6 +45,9 @@ func (p *Plane) RunOn(ctx context.Context, node string, t *tasks.Placed) (*objec
 	loc := &objects.Location{Node: node, API: api, Job: sub.Job, Handle: sub.Ref, Size: -1, Owned: true}
 	release := func() { p.d.Objects.ReleaseRemote(*loc) }
 	// Wait for the result, a few seconds at a time, so a node that dies is noticed.
+	slow := false
+	ccfg := p.d.Cluster.Config()
+	beat, _ := ccfg.Intervals()
 	for {
 		if p.d.Cluster.IsDead(node) {
 			return nil, fmt.Errorf("node %s was declared dead", node)
@@ -68,10 +71,18 @@ func (p *Plane) RunOn(ctx context.Context, node string, t *tasks.Placed) (*objec
 		case !answered && ctx.Err() != nil:
 			continue
 		case !answered:
-			// The task runs again elsewhere: if this node is only out of reach for a while, the
-			// result it may still make there is not wanted (released when the node answers).
-			release()
-			return nil, err
+			// No answer is not a death: a busy or paused node answers late, and running the task
+			// again elsewhere would run it twice. Only the cluster declares a node dead (checked
+			// at the top of the loop); until then, ask again after a pause.
+			if !slow {
+				p.d.Log.Warn("placed task's node does not answer; waiting for it (it is not declared dead)", "node", node, "function", t.Function, "err", err)
+				slow = true
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(beat):
+			}
+			continue
 		default:
 			err := remoteError(err)
 			var ae *abi.Error

@@ -75,6 +75,9 @@ type Deps struct {
 	Objects *objects.Store
 	Pool    *Pool // the node's resources
 	Backend Backend
+	// DefaultTimeout is a call's time limit when neither it nor its caller says (the runtime's
+	// default); MaxTimeout caps what a task may ask for (0: no cap).
+	DefaultTimeout, MaxTimeout time.Duration
 }
 
 // Pipeline is the one way a task runs on this node, however it came in (Spec.Origin): the
@@ -90,6 +93,14 @@ type Pipeline struct {
 	placedOut atomic.Int64 // tasks placed on other nodes
 	retried   atomic.Int64 // placed tasks run again after their node failed
 	came      [numOrigins]atomic.Int64
+
+	// The jobs' shares of the node (admission.go), guarded by mu.
+	mu           sync.Mutex
+	jobs         map[string]*jobState
+	quotas       map[string]Quota
+	defaultQuota Quota
+	ended        map[string]error
+	endedOrder   []string
 }
 
 // New returns a node's Pipeline.
@@ -97,7 +108,11 @@ func New(d Deps) *Pipeline {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	return &Pipeline{Deps: d, workers: newWorkers(d.Ctx.Done(), 10*time.Second)}
+	if d.DefaultTimeout <= 0 {
+		d.DefaultTimeout = host.DefaultTimeout
+	}
+	return &Pipeline{Deps: d, workers: newWorkers(d.Ctx.Done(), 10*time.Second),
+		jobs: map[string]*jobState{}, quotas: map[string]Quota{}, defaultQuota: DefaultQuota, ended: map[string]error{}}
 }
 
 // Counts is what the pipeline has done.
@@ -130,14 +145,58 @@ func (p *Pipeline) poolOf(sc *Scope) *Pool {
 // refused here, with why.
 func (p *Pipeline) Submit(ctx context.Context, s *Spec) (int64, error) {
 	p.came[s.Origin].Add(1)
-	return p.submit(ctx, s)
+	if err := p.bound(s); err != nil {
+		return 0, err
+	}
+	js, err := p.admit(s.Job)
+	if err != nil {
+		return 0, err
+	}
+	h, err := p.submit(ctx, js, s)
+	if err != nil {
+		p.done(js)
+	}
+	return h, err
 }
 
-// submit is Submit without counting the way in: a placed task run here after all was counted
-// when it came in.
-func (p *Pipeline) submit(ctx context.Context, s *Spec) (int64, error) {
+// bound checks s's time limit against the node's cap and, for a task a call submitted, makes it
+// end no later than its caller's deadline: children inherit the deadline.
+func (p *Pipeline) bound(s *Spec) error {
+	if s.TimeoutMs < 0 {
+		return &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("timeout_ms %d is negative", s.TimeoutMs)}
+	}
+	lim := s.limits().Timeout
+	if p.MaxTimeout > 0 && lim > p.MaxTimeout {
+		return &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("a timeout of %v is over this node's maximum of %v", lim, p.MaxTimeout)}
+	}
+	if s.Parent == nil || s.Parent.Deadline.IsZero() || s.Detached {
+		return nil
+	}
+	left := time.Until(s.Parent.Deadline)
+	if left <= 0 {
+		return &abi.Error{Kind: abi.KindLimit, Limit: abi.LimitDeadline, Message: "the calling task's deadline has passed"}
+	}
+	if lim <= 0 {
+		lim = p.DefaultTimeout
+	}
+	if lim > left {
+		s.TimeoutMs = max(left.Milliseconds(), 1)
+	}
+	return nil
+}
+
+// parentCtx is the context of the call that submitted s, which s's context follows (nil: none).
+func (s *Spec) parentCtx() context.Context {
+	if s.Parent == nil || s.Detached {
+		return nil
+	}
+	return s.Parent.Ctx
+}
+
+// submit starts an admitted task: js counts it until it ends.
+func (p *Pipeline) submit(ctx context.Context, js *jobState, s *Spec) (int64, error) {
 	if s.Node != "" {
-		return p.submitBundle(ctx, s)
+		return p.submitBundle(ctx, s, js)
 	}
 	fn, err := p.Backend.Function(ctx, s.Module, s.Function)
 	if err != nil {
@@ -146,14 +205,14 @@ func (p *Pipeline) submit(ctx context.Context, s *Spec) (int64, error) {
 	d := Demand(s.Resources, fn.Hints)
 	if s.Placement == Anywhere && s.Pool == nil && len(s.Grants.Dirs) == 0 && s.Grants.Env == nil && p.Backend.Peers() {
 		if node := p.Backend.PlaceOrQueue(d, nil); node != "" {
-			return p.submitPlaced(s, fn, d, node)
+			return p.submitPlaced(s, fn, d, node, js)
 		}
 	}
-	return p.submitHere(s, fn, d)
+	return p.submitHere(s, fn, d, js)
 }
 
 // submitHere runs s on this node in the background.
-func (p *Pipeline) submitHere(s *Spec, fn Fn, d scheduler.Resources) (int64, error) {
+func (p *Pipeline) submitHere(s *Spec, fn Fn, d scheduler.Resources, js *jobState) (int64, error) {
 	sc := &Scope{Grants: s.Grants, Limits: s.limits(), Borrowed: s.Refs, Pool: s.Pool}
 	if err := p.Objects.Retain(s.Job, s.Refs); err != nil {
 		return 0, err
@@ -163,13 +222,14 @@ func (p *Pipeline) submitHere(s *Spec, fn Fn, d scheduler.Resources) (int64, err
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("task %s: %v", s.Function, err)}
 	}
 	h, obj := p.Objects.Pending(s.Job)
-	tctx, cancel := context.WithCancel(p.Ctx)
-	obj.Cancel = cancel
+	tctx, cancel := taskContext(js, s.parentCtx())
+	obj.Cancel = func() { cancel(context.Canceled) }
 	p.WG.Add(1)
 	p.workers.run(func() {
 		defer p.WG.Done()
-		defer cancel()
+		defer p.done(js)
 		res, err := p.attempts(tctx, fn, s, sc, d, false)
+		cancel(endCause(err))
 		var out []byte
 		if err == nil {
 			out = res.Output
@@ -187,7 +247,7 @@ func (p *Pipeline) submitHere(s *Spec, fn Fn, d scheduler.Resources) (int64, err
 func (p *Pipeline) attempts(ctx context.Context, fn Fn, s *Spec, sc *Scope, d scheduler.Resources, acquired bool) (*host.Result, error) {
 	pool := p.poolOf(sc)
 	if !acquired {
-		if err := pool.Acquire(ctx, d); err != nil {
+		if err := pool.AcquireFor(ctx, s.Job, d); err != nil {
 			return nil, AsABIError(err)
 		}
 	}
@@ -196,10 +256,18 @@ func (p *Pipeline) attempts(ctx context.Context, fn Fn, s *Spec, sc *Scope, d sc
 	p.ran.Add(1)
 	input, retries := s.input(), s.retries()
 	for attempt := 0; ; attempt++ {
-		res, err := p.Runtime.Call(ctx, host.CallRequest{
+		// The tasks this attempt submits follow its context, and end by its deadline.
+		actx, acancel := context.WithCancelCause(ctx)
+		timeout := sc.Limits.Timeout
+		if timeout <= 0 {
+			timeout = p.DefaultTimeout
+		}
+		sc.Ctx, sc.Deadline = actx, time.Now().Add(timeout)
+		res, err := p.Runtime.Call(actx, host.CallRequest{
 			Module: fn.Module, Function: s.Function, Input: input, Job: s.Job,
 			Grants: sc.Grants, Limits: sc.Limits, Context: sc,
 		})
+		acancel(endCause(err))
 		if err == nil {
 			return res, nil
 		}
@@ -209,6 +277,15 @@ func (p *Pipeline) attempts(ctx context.Context, fn Fn, s *Spec, sc *Scope, d sc
 		// What the failed attempt made is not the next attempt's.
 		p.Backend.ResetScope(sc)
 	}
+}
+
+// endCause is what a call's context ends with: errReturned when it returned, else its error,
+// which ends the tasks it submitted.
+func endCause(err error) error {
+	if err == nil {
+		return errReturned
+	}
+	return err
 }
 
 // placed is s as a task to run on another node.
@@ -223,23 +300,23 @@ func (p *Pipeline) placed(s *Spec, fn Fn, d scheduler.Resources) Placed {
 }
 
 // submitPlaced runs s on node in the background; this node owns its result.
-func (p *Pipeline) submitPlaced(s *Spec, fn Fn, d scheduler.Resources, node string) (int64, error) {
+func (p *Pipeline) submitPlaced(s *Spec, fn Fn, d scheduler.Resources, node string, js *jobState) (int64, error) {
 	t := p.placed(s, fn, d)
 	p.placedOut.Add(1)
-	return p.runElsewhere(&t, true, func(ctx context.Context) (Outcome, error) { return p.ExecPlaced(ctx, node, t, nil) })
+	return p.runElsewhere(&t, true, js, s.parentCtx(), func(ctx context.Context) (Outcome, error) { return p.ExecPlaced(ctx, node, t, nil) })
 }
 
 // submitBundle runs s in a placement group's bundle on another node (s.Node). Its result stays
 // there; a bundle lost with its node is not rebuilt elsewhere (the group is broken), so it keeps
 // no lineage.
-func (p *Pipeline) submitBundle(ctx context.Context, s *Spec) (int64, error) {
+func (p *Pipeline) submitBundle(ctx context.Context, s *Spec, js *jobState) (int64, error) {
 	fn, err := p.Backend.Function(ctx, s.Module, s.Function)
 	if err != nil {
 		return 0, err
 	}
 	t := p.placed(s, fn, nil)
 	t.Retries, t.Group, t.Bundle = 0, s.Group, s.Bundle
-	return p.runElsewhere(&t, false, func(ctx context.Context) (Outcome, error) {
+	return p.runElsewhere(&t, false, js, s.parentCtx(), func(ctx context.Context) (Outcome, error) {
 		loc, err := p.Backend.RunOn(ctx, s.Node, &t)
 		var ae *abi.Error
 		if err != nil && !errors.As(err, &ae) {
@@ -252,19 +329,21 @@ func (p *Pipeline) submitBundle(ctx context.Context, s *Spec) (int64, error) {
 // runElsewhere holds t's arguments, makes its result a pending object of t.Job and completes it
 // in the background from run: with the value run brought here, or with where the value lives.
 // With lineage, a value left elsewhere keeps holding the arguments and records t, so that it
-// can be rebuilt when its holder is lost.
-func (p *Pipeline) runElsewhere(t *Placed, lineage bool, run func(context.Context) (Outcome, error)) (int64, error) {
+// can be rebuilt when its holder is lost. js counts the task until it ends; its context follows
+// parent (nil: none) and the job, and cancelling it cancels the run there.
+func (p *Pipeline) runElsewhere(t *Placed, lineage bool, js *jobState, parent context.Context, run func(context.Context) (Outcome, error)) (int64, error) {
 	if err := p.Objects.Retain(t.Job, t.Refs); err != nil {
 		return 0, err
 	}
 	h, obj := p.Objects.Pending(t.Job)
-	tctx, cancel := context.WithCancel(p.Ctx)
-	obj.Cancel = cancel
+	tctx, cancel := taskContext(js, parent)
+	obj.Cancel = func() { cancel(context.Canceled) }
 	p.WG.Add(1)
 	go func() {
 		defer p.WG.Done()
-		defer cancel()
+		defer p.done(js)
 		out, err := run(tctx)
+		cancel(endCause(err))
 		switch {
 		case err != nil:
 			p.Objects.ReleaseAll(t.Refs)
@@ -330,10 +409,15 @@ func (p *Pipeline) ExecPlaced(ctx context.Context, first string, t Placed, exclu
 // runPlacedHere runs a placed task on this node after all (no other node has room).
 func (p *Pipeline) runPlacedHere(ctx context.Context, t Placed) ([]byte, error) {
 	retries := t.Retries
-	h, err := p.submit(ctx, &Spec{Placement: Here, Job: t.Job, Module: t.Digest, Function: t.Function,
+	js, err := p.enter(t.Job) // admitted already, where it came in
+	if err != nil {
+		return nil, err
+	}
+	h, err := p.submit(ctx, js, &Spec{Placement: Here, Job: t.Job, Module: t.Digest, Function: t.Function,
 		Args: t.Args, ArgsBytes: t.ArgsBytes, Refs: t.Refs, TimeoutMs: t.TimeoutMs, MaxRetries: &retries, RetryGuest: t.RetryGuest,
 		Grants: host.Grants{Capabilities: t.Grants}})
 	if err != nil {
+		p.done(js)
 		return nil, err
 	}
 	defer p.Objects.Release(t.Job, h)
@@ -377,6 +461,11 @@ func (t *Prepared) Prewarm(ctx context.Context, n int) error {
 func (t *Prepared) Run(ctx context.Context, input []byte) ([]byte, error) {
 	p, s := t.p, t.s
 	p.came[s.Origin].Add(1)
+	js, err := p.enter(s.Job) // a workflow's steps are bounded by the workflow, not the quota
+	if err != nil {
+		return nil, err
+	}
+	defer p.done(js)
 	acquired := false
 	for s.Placement == Anywhere && p.Backend.Peers() {
 		if acquired = t.errHere == nil && p.Pool.TryAcquire(t.d); acquired {
@@ -435,6 +524,16 @@ func (t *Prepared) runOn(ctx context.Context, node string, input []byte) ([]byte
 // log) and error as they are. The objects its output refers to stay with the caller.
 func (p *Pipeline) Call(ctx context.Context, s *Spec) (*host.Result, error) {
 	p.came[s.Origin].Add(1)
+	if err := p.bound(s); err != nil {
+		return nil, err
+	}
+	js, err := p.admit(s.Job)
+	if err != nil {
+		return nil, err
+	}
+	defer p.done(js)
+	ctx, cancel := taskContext(js, ctx) // ends with the caller, or with the job
+	defer cancel(errReturned)
 	fn, err := p.Backend.Function(ctx, s.Module, s.Function)
 	if err != nil {
 		return nil, err

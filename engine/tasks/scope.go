@@ -1,9 +1,11 @@
 package tasks
 
 import (
+	"context"
 	"github.com/lumenflow/lumen/engine/scheduler"
 	"github.com/lumenflow/lumen/engine/tensors"
 	"github.com/lumenflow/lumen/host"
+	"time"
 )
 
 // Scope travels with every call the node makes (host.CallRequest.Context): the task's or actor
@@ -11,6 +13,11 @@ import (
 type Scope struct {
 	Grants host.Grants
 	Limits host.Limits
+	// Ctx and Deadline are the running attempt's: the tasks it submits end when it fails, is
+	// cancelled or times out, and no later than Deadline. Set by the pipeline for tasks and
+	// calls; nil and zero for an actor's calls, whose children follow only their job.
+	Ctx      context.Context
+	Deadline time.Time
 	// Held is what the call holds of its pool's resources; it gives them back while it blocks on
 	// other work, so a node full of tasks waiting on their children cannot deadlock. Only the
 	// goroutine running the call touches it.

@@ -72,6 +72,11 @@ type Spec struct {
 	Limits     host.Limits
 	// Pool is the placement group bundle here the task draws on (nil: the node's resources).
 	Pool *Pool
+	// Parent is the scope of the call that submitted the task (a guest's task_submit): the task
+	// ends when that call fails, is cancelled or times out, and inherits its deadline, unless
+	// Detached.
+	Parent   *Scope
+	Detached bool
 	// Node, with Group and Bundle, runs the task in bundle Bundle of placement group Group, which
 	// lives on Node (another node): it runs there or fails, and is not rebuilt elsewhere.
 	Node, Group string

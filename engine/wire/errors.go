@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/lumenflow/lumen/sdk/abi"
 )
 
 // Kind classifies a failure. It is the "kind" of every error body Lumen's API writes, the value
@@ -62,6 +64,16 @@ func (k Kind) Status() int {
 		return s
 	}
 	return http.StatusInternalServerError
+}
+
+// Status is the HTTP status of e: its kind's, except a quota refusal (KindLimit naming a quota,
+// abi.IsQuota), which is 429 Too Many Requests: nothing ran, and the request may be sent again
+// after Retry-After.
+func (e *Error) Status() int {
+	if e.Kind == KindLimit && abi.IsQuota(e.Limit) {
+		return http.StatusTooManyRequests
+	}
+	return e.Kind.Status()
 }
 
 // KindOfStatus is the kind a client reads into a status that came without a body it understands.

@@ -211,6 +211,10 @@ type TaskRequest struct {
 	MaxRetries       *int            `json:"max_retries,omitempty"` // system failures; default 3
 	RetryGuestErrors bool            `json:"retry_guest_errors,omitempty"`
 	TimeoutMs        int64           `json:"timeout_ms,omitempty"`
+	// Detached lets the task outlive its caller: it does not end when the call that submitted it
+	// fails, is cancelled or times out, and does not inherit that call's deadline. It still ends
+	// with its job.
+	Detached bool `json:"detached,omitempty"`
 }
 
 // WaitRequest is the wait payload: block until NumReturns of Handles are ready or TimeoutMs
@@ -272,6 +276,27 @@ const (
 	LimitMemory   = "memory"   // the guest asked for more memory pages than allowed
 	LimitOutput   = "output"   // stdout, stderr and log bytes, or the output size
 )
+
+// Quota names, for Error.Limit when Kind is KindLimit and the work was refused at admission
+// rather than stopped while it ran: nothing of it ran, and the same request may succeed once the
+// job (or the node) has room again. The SDKs retry these with backoff; REST answers them 429
+// with Retry-After.
+const (
+	QuotaJobTasks      = "job_tasks"        // the job's tasks in flight and queued on the node
+	QuotaJobSubmitRate = "job_submit_rate"  // the job's task submissions per second
+	QuotaJobObjects    = "job_object_bytes" // the job's object bytes, in memory and spilled
+	QuotaJobActors     = "job_actors"       // the job's live actors on the node
+	QuotaNodeQueue     = "node_queue"       // the node's queue of tasks waiting for room is full
+)
+
+// IsQuota says whether limit names a quota (an admission refusal) rather than a sandbox limit.
+func IsQuota(limit string) bool {
+	switch limit {
+	case QuotaJobTasks, QuotaJobSubmitRate, QuotaJobObjects, QuotaJobActors, QuotaNodeQueue:
+		return true
+	}
+	return false
+}
 
 // Error is how a failed call is described, to the guest (after ErrFailed) and to clients.
 type Error struct {
