@@ -37,7 +37,7 @@ type liveness struct {
 	lastTick time.Time // the monitor's previous run, to notice its own stalls
 	view     []wire.NodeView
 	viewAt   time.Time
-	peers    atomic.Bool // the view holds another live node: placement is worth a look
+	peers    atomic.Bool  // the view holds another live node: placement is worth a look
 	asked    atomic.Int64 // turns of someMemberAPI
 }
 
