@@ -128,10 +128,10 @@ func TestCluster_PausedLeaderResumedDeclaresNoFalseDeaths(t *testing.T) {
 	c := lumentest.StartCluster(t, 3, 0, "--heartbeat-interval", "200ms", "--dead-after", "1500ms")
 	c.Leader(10 * time.Second)
 	c.Converge(10 * time.Second)
-	old, next := pauseLeader(t, c, 3*time.Second)
+	old, next := pauseLeader(t, c, 4*time.Second)
 	// Give the resumed node's loops time to act on what they knew before the pause (they run at
 	// once on SIGCONT, and then every 200 ms), and the cluster time to take it back.
-	time.Sleep(time.Second)
+	time.Sleep(2 * time.Second)
 	waitNoneDead(t, c, 15*time.Second)
 	hash := c.Converge(30 * time.Second)
 	ds := checkDeclarations(t, c, old.ID)
@@ -142,7 +142,7 @@ func TestCluster_PausedLeaderResumedDeclaresNoFalseDeaths(t *testing.T) {
 	if st.Leader == old.ID {
 		t.Errorf("the resumed old leader still leads")
 	}
-	t.Logf("paused %s 3 s (DeadAfter 1.5 s); %s led meanwhile; declarations %v; state %.12s", old.ID, next.ID, ds, hash)
+	t.Logf("paused %s 4 s (DeadAfter 1.5 s); %s led meanwhile; declarations %v; state %.12s", old.ID, next.ID, ds, hash)
 }
 
 // The long form of the finding: three servers and two workers, an actor counted to 99 on a
