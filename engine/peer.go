@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lumenflow/lumen/engine/cluster"
 	"github.com/lumenflow/lumen/engine/peer"
 	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/host"
@@ -113,6 +114,9 @@ func (p peerHandler) Self(context.Context) wire.NodeStatus { return p.e.cluster.
 
 func (p peerHandler) Heartbeat(ctx context.Context, hb *wire.Heartbeat) ([]wire.NodeView, error) {
 	view, err := p.e.cluster.Heartbeat(ctx, *hb)
+	if errors.Is(err, cluster.ErrRemoved) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", raftstore.ErrNotLeader, err)
 	}

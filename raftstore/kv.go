@@ -177,6 +177,11 @@ func (k *KV) Version() uint64 { return k.version.Load() }
 
 // WaitApplied waits until the state holds every entry up to index.
 func (k *KV) WaitApplied(ctx context.Context, index uint64) error {
+	return k.waitApplied(ctx, index, nil)
+}
+
+// waitApplied is WaitApplied that also gives up, with errStopped, once stop is closed.
+func (k *KV) waitApplied(ctx context.Context, index uint64, stop <-chan struct{}) error {
 	for {
 		k.mu.Lock()
 		ch := k.advance
@@ -186,6 +191,8 @@ func (k *KV) WaitApplied(ctx context.Context, index uint64) error {
 		}
 		select {
 		case <-ch:
+		case <-stop:
+			return fmt.Errorf("raftstore: waiting for index %d (applied %d): %w", index, k.applied.Load(), errStopped)
 		case <-ctx.Done():
 			return fmt.Errorf("raftstore: waiting for index %d (applied %d): %w", index, k.applied.Load(), ctx.Err())
 		}

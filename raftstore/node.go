@@ -113,6 +113,7 @@ type Node struct {
 
 	mu          sync.Mutex
 	readyTerm   uint64 // the term in which this node, as leader, has applied a barrier
+	rm          removal
 	stopWatch   chan struct{}
 	watchDone   chan struct{}
 	closeOnce   sync.Once
@@ -131,7 +132,7 @@ func OpenNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if cfg.ElectionTimeout == 0 {
 		cfg.ElectionTimeout = 500 * time.Millisecond
 	}
-	n := &Node{cfg: cfg, stopWatch: make(chan struct{}), watchDone: make(chan struct{})}
+	n := &Node{cfg: cfg, stopWatch: make(chan struct{}), watchDone: make(chan struct{}), rm: removal{removed: make(chan struct{})}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -309,6 +310,9 @@ func (n *Node) barrier() {
 	n.mu.Unlock()
 }
 
+// Term returns the raft term this node is in.
+func (n *Node) Term() uint64 { return n.term() }
+
 func (n *Node) term() uint64 {
 	t, _ := strconv.ParseUint(n.raft.Stats()["term"], 10, 64)
 	return t
@@ -316,6 +320,9 @@ func (n *Node) term() uint64 {
 
 // Close stops raft (without leaving the cluster; see Leave) and closes the stores.
 func (n *Node) Close() error {
+	n.mu.Lock()
+	n.rm.closing = true
+	n.mu.Unlock()
 	n.closeOnce.Do(func() { n.closeErr = n.closeParts() })
 	return n.closeErr
 }
@@ -379,6 +386,9 @@ func (n *Node) Apply(ctx context.Context, c *Command) error {
 	if c.ID == "" {
 		c.ID = NewRequestID()
 	}
+	if err := n.removedErr(); err != nil {
+		return err
+	}
 	cmd := EncodeCommand(c)
 	sent := false
 	for backoff := time.Millisecond; ; backoff = min(2*backoff, 100*time.Millisecond) {
@@ -388,6 +398,12 @@ func (n *Node) Apply(ctx context.Context, c *Command) error {
 		}
 		t := time.NewTimer(backoff)
 		select {
+		case <-n.rm.removed:
+			t.Stop()
+			if sent {
+				return fmt.Errorf("%w; request %s may have been applied by the cluster before (last: %v)", n.removedErr(), c.ID, err)
+			}
+			return n.removedErr()
 		case <-ctx.Done():
 			t.Stop()
 			if sent {
@@ -427,7 +443,13 @@ func (n *Node) applyOnce(ctx context.Context, cmd []byte, sent *bool) error {
 	}
 	// The leader applied it; make this node's state hold it before answering, so the caller
 	// reads its own write here.
-	return n.Linearize(ctx)
+	if err := n.Linearize(ctx); err != nil {
+		if errors.Is(err, ErrRemoved) {
+			return fmt.Errorf("%w; the cluster's leader applied the write, but this node cannot show it", err)
+		}
+		return err
+	}
+	return nil
 }
 
 // ApplyEncoded applies a command forwarded by a follower. It must run on the leader; it fails
@@ -482,9 +504,61 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	return n.readTarget(idx), ctx.Err()
 }
 
+// VerifyLeader confirms that this node leads, now, in term: a quorum answered it in that term
+// and it has applied every entry committed before the call (a barrier of its term, then the
+// read index), so what it reads of the state is current. A leader deposed while it was paused or
+// cut off fails here (and steps down) instead of acting on what it knew before. A decision
+// taken on the strength of the leader's own observations (a node declared dead) calls it first
+// and then writes with ApplyAsLeader in the same term.
+func (n *Node) VerifyLeader(ctx context.Context, term uint64) error {
+	idx, err := n.ReadIndex(ctx)
+	if err != nil {
+		return err
+	}
+	if t := n.term(); t != term {
+		return fmt.Errorf("%w: term %d, not %d", raft.ErrLeadershipLost, t, term)
+	}
+	return n.WaitApplied(ctx, idx)
+}
+
+// ApplyAsLeader applies c as Apply does, but only on this node while it leads in term: it never
+// forwards, and fails with raft.ErrNotLeader (or ErrLeadershipLost) elsewhere. An entry this
+// node appends commits only while its term lasts, so a deposed leader's decision never reaches
+// the state.
+func (n *Node) ApplyAsLeader(ctx context.Context, term uint64, c *Command) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if c.ID == "" {
+		c.ID = NewRequestID()
+	}
+	if !n.IsLeader() {
+		return raft.ErrNotLeader
+	}
+	if t := n.term(); t != term {
+		return fmt.Errorf("%w: term %d, not %d", raft.ErrLeadershipLost, t, term)
+	}
+	res, err := n.batch.Apply(ctx, EncodeCommand(c))
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+		}
+		return err
+	}
+	if e, ok := res.(error); ok {
+		return e
+	}
+	return nil
+}
+
 // Linearize waits until this node's state holds every write committed before the call, so a read
 // that follows it is linearizable. A follower asks the leader for its read index.
+//
+// On a node removed from the cluster it fails at once with ErrRemoved (see CheckRemoved).
 func (n *Node) Linearize(ctx context.Context) error {
+	if err := n.removedErr(); err != nil {
+		return err
+	}
 	for backoff := time.Millisecond; ; backoff = min(2*backoff, 100*time.Millisecond) {
 		var idx uint64
 		var err error
@@ -505,6 +579,9 @@ func (n *Node) Linearize(ctx context.Context) error {
 		}
 		t := time.NewTimer(backoff)
 		select {
+		case <-n.rm.removed:
+			t.Stop()
+			return n.removedErr()
 		case <-ctx.Done():
 			t.Stop()
 			return fmt.Errorf("raftstore: linearize: %w (last: %v)", ctx.Err(), err)
@@ -513,9 +590,14 @@ func (n *Node) Linearize(ctx context.Context) error {
 	}
 }
 
-// WaitApplied waits until this node's state holds the log's commands up to index.
+// WaitApplied waits until this node's state holds the log's commands up to index. It fails with
+// ErrRemoved once the node learns it was removed from the cluster: no more commands reach it.
 func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
-	return n.kv.WaitApplied(ctx, index)
+	err := n.kv.waitApplied(ctx, index, n.rm.removed)
+	if errors.Is(err, errStopped) {
+		return n.removedErr()
+	}
+	return err
 }
 
 // readTarget turns a commit index into the index of the last command at or below it. Entries
@@ -609,19 +691,19 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	found, voters := false, 0
+	found, voter, voters := false, false, 0
 	for _, m := range members {
 		if m.Voter {
 			voters++
 		}
 		if m.ID == id {
-			found = true
+			found, voter = true, m.Voter
 		}
 	}
 	if !found {
 		return fmt.Errorf("%w: node %q is not a member", ErrMembership, id)
 	}
-	if voters <= 1 {
+	if voter && voters <= 1 {
 		return fmt.Errorf("%w: node %q is the last voter; removing it would leave no cluster", ErrMembership, id)
 	}
 	return n.raft.RemoveServer(raft.ServerID(id), 0, timeoutOf(ctx)).Error()

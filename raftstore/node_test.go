@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -534,5 +535,87 @@ func TestNode_LinearizeAfterElectionWithoutWrites(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s (leader %s): linearize with no write since the election: %v", id, nl.ID(), err)
 		}
+	}
+}
+
+// A worker can be removed from a cluster of one voter. A removed node that holds its removal
+// in its configuration knows it (CheckRemoved), and its writes and linearizable reads fail at
+// once with ErrRemoved; a leader's VerifyLeader holds only in its term, and ApplyAsLeader never
+// forwards.
+func TestNode_RemovedNodeFailsFastAndLeaderOnlyApplies(t *testing.T) {
+	s := newNodeSet(t)
+	n1 := s.start("n1", true, nil)
+	s.leader(5 * time.Second)
+	ctx := context.Background()
+	w := s.start("w", false, nil)
+	if err := n1.AddNonvoter(ctx, "w", w.Address()); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.Apply(ctx, set("a", "1")); err != nil {
+		t.Fatal(err)
+	}
+	s.converge()
+	if w.CheckRemoved() || n1.CheckRemoved() {
+		t.Fatal("a member thinks it was removed")
+	}
+	term := n1.Term()
+	if err := n1.VerifyLeader(ctx, term); err != nil {
+		t.Fatalf("the leader does not verify: %v", err)
+	}
+	if err := n1.VerifyLeader(ctx, term+1); err == nil {
+		t.Fatal("the leader verified in a term it is not in")
+	}
+	if err := w.ApplyAsLeader(ctx, term, set("b", "2")); !errors.Is(err, raft.ErrNotLeader) {
+		t.Fatalf("ApplyAsLeader on a follower: %v", err)
+	}
+	if err := n1.ApplyAsLeader(ctx, term+1, set("b", "2")); !NotLeader(err) {
+		t.Fatalf("ApplyAsLeader in another term: %v", err)
+	}
+	if err := n1.ApplyAsLeader(ctx, term, set("b", "2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.RemoveServer(ctx, "w"); err != nil {
+		t.Fatalf("removing a worker from a cluster of one voter: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !w.CheckRemoved() {
+		if time.Now().After(deadline) {
+			t.Fatal("the removed node never saw its removal")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if gone, why := w.Removed(); !gone || why == "" {
+		t.Fatalf("Removed() = %v, %q", gone, why)
+	}
+	start := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := w.Apply(wctx, set("c", "3")); !errors.Is(err, ErrRemoved) {
+		t.Fatalf("a write on the removed node: %v", err)
+	}
+	if err := w.Linearize(wctx); !errors.Is(err, ErrRemoved) {
+		t.Fatalf("a read on the removed node: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("the removed node took %v to refuse", d)
+	}
+	// A wait already under way is woken: a node marked removed by the leader's word.
+	n2 := s.start("n2", false, nil)
+	if err := n1.AddNonvoter(ctx, "n2", n2.Address()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- n2.WaitApplied(ctx, 1<<40) }()
+	time.Sleep(50 * time.Millisecond)
+	if !n2.MarkRemoved("the leader says so") || n2.MarkRemoved("again") {
+		t.Fatal("MarkRemoved did not record the first time only")
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrRemoved) || !strings.Contains(err.Error(), "the leader says so") {
+			t.Fatalf("the wait ended with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a wait on a removed node hung")
 	}
 }

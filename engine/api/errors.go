@@ -43,6 +43,8 @@ func classify(err error) *wire.Error {
 		out.Kind = wire.KindUnavailable
 	case errors.As(err, &se):
 		out.Kind, out.Message = hostKind(se.Status), se.Message
+	case errors.Is(err, raftstore.ErrRemoved):
+		out.Kind = wire.KindRemoved
 	case errors.Is(err, raftstore.ErrOutcomeUnknown):
 		out.Kind, out.Message = wire.KindUnknown, err.Error()+" (retry with the same Idempotency-Key)"
 	case raftstore.NotLeader(err), errors.Is(err, raftstore.ErrUnreachable):

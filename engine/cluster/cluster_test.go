@@ -265,9 +265,15 @@ func TestNode_RegistryStoreKeepsItsKeysApart(t *testing.T) {
 	}
 }
 
-// heartbeat sends node id's heartbeat to the leader n.
+// heartbeat sends node id's heartbeat to the leader n, after adding id to the configuration as
+// a worker (the leader answers only its members' heartbeats).
 func heartbeat(t *testing.T, n *node, id string, total, avail scheduler.Resources) []wire.NodeView {
 	t.Helper()
+	if id != n.Config().NodeID {
+		if err := n.Raft().AddNonvoter(context.Background(), id, "mem-"+id); err != nil {
+			t.Fatal(err)
+		}
+	}
 	view, err := n.Heartbeat(context.Background(), wire.Heartbeat{ID: id, API: "http://" + id, Total: total, Available: avail})
 	if err != nil {
 		t.Fatal(err)
@@ -591,5 +597,49 @@ func TestCluster_JoinForwardHeartbeatAndDeclareDead(t *testing.T) {
 		if m.ID == "b" && (!m.Dead || m.Reached || m.Error == "") {
 			t.Errorf("b in the status: %+v", m)
 		}
+	}
+}
+
+// A node removed from the cluster learns it (from its configuration or from the leader's answer
+// to its heartbeat), says so in its status, and answers writes and linearizable reads at once
+// with ErrRemoved instead of waiting for a log that no longer reaches it. The leader answers the
+// heartbeat of a node it does not list with ErrRemoved.
+func TestCluster_RemovedNodeRefusesWritesAtOnce(t *testing.T) {
+	a, b := twoNodes(t)
+	ctx := context.Background()
+	waitFor(t, 10*time.Second, "both nodes see each other", func() bool { return len(a.Nodes()) == 2 && a.Peers() })
+	if _, err := a.Heartbeat(ctx, wire.Heartbeat{ID: "stranger"}); !errors.Is(err, cluster.ErrRemoved) {
+		t.Fatalf("the heartbeat of a node not in the configuration: %v", err)
+	}
+	if k, _ := wire.KindOf(cluster.ErrRemoved); k != wire.KindRemoved || k.Status() != http.StatusGone {
+		t.Fatalf("ErrRemoved is of kind %q (%d)", k, k.Status())
+	}
+	if st := b.Status(ctx); st.Removed {
+		t.Fatalf("b says it was removed before it was: %+v", st)
+	}
+	if err := a.Remove(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "b knows it was removed", func() bool { return b.Status(ctx).Removed })
+	if st := b.Status(ctx); st.RemovedHow == "" {
+		t.Errorf("b does not say how it learned its removal: %+v", st)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := b.KVPut(wctx, "after-removal", []byte("v"), "", false)
+	if !errors.Is(err, raftstore.ErrRemoved) || time.Since(start) > time.Second {
+		t.Fatalf("a write on the removed node: %v after %v", err, time.Since(start))
+	}
+	if _, err := b.KVGet(wctx, "after-removal"); !errors.Is(err, raftstore.ErrRemoved) {
+		t.Fatalf("a linearizable read on the removed node: %v", err)
+	}
+	if _, err := a.KVGet(ctx, "after-removal"); err == nil {
+		t.Fatal("the cluster holds the write the removed node refused")
+	}
+	// The leader forgets it: no longer in its view, never declared dead.
+	waitFor(t, 5*time.Second, "a forgets b", func() bool { return len(a.Nodes()) == 1 && !a.Peers() })
+	if a.IsDead("b") || len(a.deadSeen()) != 0 {
+		t.Errorf("the removed node was declared dead: %v", a.deadSeen())
 	}
 }

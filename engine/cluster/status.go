@@ -65,6 +65,10 @@ type Status struct {
 	Members     []MemberStatus `json:"members"`
 	// Nodes is the live nodes' resources as the leader last told this node.
 	Nodes []wire.NodeView `json:"nodes"`
+	// Removed is set once this node knows it was removed from the cluster: it answers writes
+	// and linearizable reads with removed_from_cluster (410). RemovedHow says how it learned it.
+	Removed    bool   `json:"removed,omitempty"`
+	RemovedHow string `json:"removed_how,omitempty"`
 }
 
 // Status asks every member for its state (in parallel, each within half a second) and reports
@@ -116,5 +120,6 @@ func (n *Node) Status(ctx context.Context) Status {
 	}
 	out.Members = ms
 	out.Nodes = n.Nodes()
+	out.Removed, out.RemovedHow = n.raft.Removed()
 	return out
 }

@@ -14,25 +14,26 @@ type Kind string
 
 // The kinds. A guest's own failures keep the ABI's names (guest_error, trap, limit_exceeded).
 const (
-	KindBadInput     Kind = "bad_input"       // the request was malformed (400)
-	KindUnauthorized Kind = "unauthorized"    // no credential (401)
-	KindForbidden    Kind = "forbidden"       // a credential that does not admit the request (403)
-	KindDenied       Kind = "denied"          // the work needed a capability its job was not granted (403)
-	KindNotFound     Kind = "not_found"       // no such module, object, actor, job, … (404)
-	KindConflict     Kind = "conflict"        // the state forbids it now: a condition failed, a job ended (409)
-	KindInUse        Kind = "in_use"          // a module still in use (409)
-	KindCancelled    Kind = "cancelled"       // the work was cancelled (409)
-	KindTooLarge     Kind = "too_large"       // a body, module or value over its cap (413)
-	KindNotLeader    Kind = "not_leader"      // a control-plane write reached a follower (421)
-	KindGuest        Kind = "guest_error"     // the guest reported an error (422)
-	KindTrap         Kind = "trap"            // the guest trapped (422)
-	KindLimit        Kind = "limit_exceeded"  // a sandbox limit stopped the guest; Limit says which (422)
-	KindStorage      Kind = "limit"           // a host-side limit of the node (object store, spill) was reached (507)
-	KindUnavailable  Kind = "unavailable"     // retry later: no leader, node closing, overloaded (503)
-	KindTimeout      Kind = "timeout"         // the wait or call ran out of time (504)
-	KindUnknown      Kind = "outcome_unknown" // a write whose commit could not be confirmed (504)
-	KindNotReady     Kind = "not_ready"       // a value not produced yet; ask again (202)
-	KindInternal     Kind = "internal"        // a bug or an unexpected host failure (500)
+	KindBadInput     Kind = "bad_input"            // the request was malformed (400)
+	KindUnauthorized Kind = "unauthorized"         // no credential (401)
+	KindForbidden    Kind = "forbidden"            // a credential that does not admit the request (403)
+	KindDenied       Kind = "denied"               // the work needed a capability its job was not granted (403)
+	KindNotFound     Kind = "not_found"            // no such module, object, actor, job, … (404)
+	KindConflict     Kind = "conflict"             // the state forbids it now: a condition failed, a job ended (409)
+	KindInUse        Kind = "in_use"               // a module still in use (409)
+	KindCancelled    Kind = "cancelled"            // the work was cancelled (409)
+	KindTooLarge     Kind = "too_large"            // a body, module or value over its cap (413)
+	KindNotLeader    Kind = "not_leader"           // a control-plane write reached a follower (421)
+	KindRemoved      Kind = "removed_from_cluster" // this node left the cluster's configuration: ask another node (410)
+	KindGuest        Kind = "guest_error"          // the guest reported an error (422)
+	KindTrap         Kind = "trap"                 // the guest trapped (422)
+	KindLimit        Kind = "limit_exceeded"       // a sandbox limit stopped the guest; Limit says which (422)
+	KindStorage      Kind = "limit"                // a host-side limit of the node (object store, spill) was reached (507)
+	KindUnavailable  Kind = "unavailable"          // retry later: no leader, node closing, overloaded (503)
+	KindTimeout      Kind = "timeout"              // the wait or call ran out of time (504)
+	KindUnknown      Kind = "outcome_unknown"      // a write whose commit could not be confirmed (504)
+	KindNotReady     Kind = "not_ready"            // a value not produced yet; ask again (202)
+	KindInternal     Kind = "internal"             // a bug or an unexpected host failure (500)
 )
 
 var statuses = map[Kind]int{
@@ -46,6 +47,7 @@ var statuses = map[Kind]int{
 	KindCancelled:    http.StatusConflict,
 	KindTooLarge:     http.StatusRequestEntityTooLarge,
 	KindNotLeader:    http.StatusMisdirectedRequest,
+	KindRemoved:      http.StatusGone,
 	KindGuest:        http.StatusUnprocessableEntity,
 	KindTrap:         http.StatusUnprocessableEntity,
 	KindLimit:        http.StatusUnprocessableEntity,
@@ -93,6 +95,8 @@ func KindOfStatus(status int) Kind {
 		return KindTooLarge
 	case http.StatusMisdirectedRequest:
 		return KindNotLeader
+	case http.StatusGone:
+		return KindRemoved
 	case http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusBadGateway:
 		return KindUnavailable
 	case http.StatusGatewayTimeout:

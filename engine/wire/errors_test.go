@@ -64,7 +64,7 @@ func TestStatus_EveryKindHasOneStatus(t *testing.T) {
 	if Kind("from_a_newer_peer").Status() != http.StatusInternalServerError {
 		t.Error("an unknown kind is not a 500")
 	}
-	for _, s := range []int{400, 401, 403, 404, 409, 413, 421, 503, 504} {
+	for _, s := range []int{400, 401, 403, 404, 409, 410, 413, 421, 503, 504} {
 		if got := KindOfStatus(s).Status(); got != s {
 			t.Errorf("KindOfStatus(%d).Status() = %d", s, got)
 		}
