@@ -53,3 +53,4 @@ func (w wfStore) PutManyIf(kv map[string][]byte, conds ...raftstore.Cond) error 
 func (w wfStore) Scan(prefix string, fn func(key string, val []byte) error) error {
 	return w.s.scan(prefix, fn)
 }
+func (w wfStore) Linearize(ctx context.Context) error { return w.s.node.Linearize(ctx) }

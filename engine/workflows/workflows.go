@@ -2,8 +2,10 @@
 // compiling the document (engine/dag) with its module references pinned to digests, storing
 // the spec and every step's output as a checkpoint in the replicated state, running the steps
 // as their inputs become ready, resuming after a restart, adopting the workflows of a dead node
-// (on the leader), and answering status, result and cancel. Compiled workflows (Ray's compiled
-// graphs) are prepared once and executed without checkpoints.
+// (on the leader), and answering status, result and cancel for any workflow of the cluster,
+// whichever node runs it: answers come from the replicated state, never from one node's memory,
+// so every node gives the same one and it survives the death of the node that ran the workflow.
+// Compiled workflows (Ray's compiled graphs) are prepared once and executed without checkpoints.
 //
 // It does not run a step's code: the node does, through the Steps it is given (tasks, built-in
 // functions, data pipelines). It may import engine/dag, plugins, raftstore and sdk/abi.
@@ -20,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lumenflow/lumen/engine/dag"
@@ -39,6 +42,9 @@ type Store interface {
 	PutManyIf(kv map[string][]byte, conds ...raftstore.Cond) error
 	// Scan calls fn for every key with prefix, in key order.
 	Scan(prefix string, fn func(key string, val []byte) error) error
+	// Linearize waits until this node's reads hold every write committed anywhere before the
+	// call (raftstore.Node.Linearize): a node that restarted or lags catches up first.
+	Linearize(ctx context.Context) error
 }
 
 // Call is one call a step makes: once, or once per element of its map.
@@ -97,8 +103,7 @@ func New(deps Deps) *Manager {
 func (m *Manager) logf(format string, args ...any) { m.deps.Log.Warn(fmt.Sprintf(format, args...)) }
 
 // Key is the replicated state's key of part of workflow id: "spec", "meta", "owner", "result",
-// "out/STEP", "item/STEP/I".
-
+// "cancel" (a request to cancel it, from any node), "out/STEP", "item/STEP/I".
 func Key(id, part string) string { return Prefix + id + "/" + part }
 
 // Prefix is the replicated state's prefix of every workflow key.
@@ -123,15 +128,18 @@ const (
 
 // Status is a workflow's state and each step's, as stored after every change.
 type Status struct {
-	ID        string       `json:"id"`
-	Name      string       `json:"name"`
-	Job       string       `json:"job"`
-	State     string       `json:"state"`
-	Error     *abi.Error   `json:"error,omitempty"`
-	Submitted time.Time    `json:"submitted"`
-	Finished  *time.Time   `json:"finished,omitempty"`
-	Resumed   int          `json:"resumed,omitempty"` // how many times it was resumed after a restart
-	Steps     []StepStatus `json:"steps"`
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Job       string     `json:"job"`
+	State     string     `json:"state"`
+	Error     *abi.Error `json:"error,omitempty"`
+	Submitted time.Time  `json:"submitted"`
+	Finished  *time.Time `json:"finished,omitempty"`
+	Resumed   int        `json:"resumed,omitempty"` // how many times it was resumed after a restart
+	// Node is the node that runs it (or ran it): read from the replicated state with the status,
+	// not stored in it, so it names the adopter once a dead node's workflow is adopted.
+	Node  string       `json:"node,omitempty"`
+	Steps []StepStatus `json:"steps"`
 }
 
 // StepStatus is one step's state. Runs counts the times the step was started, over restarts:
@@ -165,6 +173,9 @@ type run struct {
 	plan   *dag.Plan
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the run ends
+	// lost is set when a write found that this node no longer owns the workflow (or could not
+	// say whether it still does): the run stops and writes nothing more.
+	lost atomic.Bool
 
 	mu     sync.Mutex
 	status Status
@@ -241,7 +252,7 @@ func (m *Manager) Submit(ctx context.Context, doc []byte, job string, grants []a
 	if err := m.store.PutMany(map[string][]byte{Key(id, "spec"): specJSON, Key(id, "meta"): meta, Key(id, "owner"): []byte(m.deps.NodeID)}); err != nil {
 		return "", fmt.Errorf("workflows: store: %w", err)
 	}
-	m.startRun(r, nil)
+	m.startRun(r, nil, false)
 	return id, nil
 }
 
@@ -282,10 +293,19 @@ func (r *run) snapshotWith(id string, fn func(*StepStatus)) Status {
 	return st
 }
 
-func (m *Manager) startRun(r *run, outputs map[string][]byte) {
+// startRun runs r in the background from outputs, unless this node already runs that workflow (a
+// restart's Resume and an adoption may both find it); it reports whether it started. A resumed
+// run first stores its status (resumed once more), under the same ownership condition as every
+// checkpoint.
+func (m *Manager) startRun(r *run, outputs map[string][]byte, resumed bool) bool {
 	ctx, cancel := context.WithCancel(m.deps.Ctx)
 	r.cancel = cancel
 	m.mu.Lock()
+	if m.runs[r.id] != nil {
+		m.mu.Unlock()
+		cancel()
+		return false
+	}
 	m.runs[r.id] = r
 	m.mu.Unlock()
 	m.deps.WG.Add(1)
@@ -293,8 +313,45 @@ func (m *Manager) startRun(r *run, outputs map[string][]byte) {
 		defer m.deps.WG.Done()
 		defer close(r.done)
 		defer cancel()
+		defer func() {
+			m.mu.Lock()
+			if m.runs[r.id] == r {
+				delete(m.runs, r.id)
+			}
+			m.mu.Unlock()
+		}()
+		if resumed {
+			m.saveMeta(r)
+		}
 		m.runWorkflow(ctx, r, outputs)
 	}()
+	return true
+}
+
+// cancelPoll is how often a run looks for a cancel request written by another node.
+const cancelPoll = 100 * time.Millisecond
+
+// cancelRequested says whether a node asked for workflow id to be cancelled.
+func (m *Manager) cancelRequested(id string) bool {
+	_, err := m.store.Get(Key(id, "cancel"))
+	return err == nil
+}
+
+// startStep records that step id starts, by a write that holds only while this node owns the
+// workflow and the step has no stored output: a node that lost the workflow, or whose view is
+// behind, never starts a step, and a finished step never starts again. It reports whether the
+// step may run; when not, the run is lost and stops.
+func (m *Manager) startStep(r *run, id string) bool {
+	now := time.Now().UTC()
+	start := func(ss *StepStatus) {
+		ss.State, ss.Runs, ss.Started, ss.Error = StepRunning, ss.Runs+1, &now, nil
+	}
+	notDone := raftstore.Cond{Key: []byte(Key(r.id, "out/"+id)), Absent: true}
+	if !m.checkpointWith(r, map[string][]byte{}, id, start, notDone) {
+		return false
+	}
+	m.markStep(r, id, start)
+	return true
 }
 
 // stepResult is what a step's goroutine reports.
@@ -317,18 +374,21 @@ func (m *Manager) runWorkflow(ctx context.Context, r *run, outputs map[string][]
 	running := map[string]bool{}
 	results := make(chan stepResult)
 	var failure *abi.Error
+	if m.cancelRequested(r.id) {
+		r.cancel()
+	}
+	poll := time.NewTicker(cancelPoll)
+	defer poll.Stop()
 	for {
-		if failure == nil && ctx.Err() == nil {
+		if failure == nil && ctx.Err() == nil && !r.lost.Load() {
 			for _, s := range r.plan.Ready(done) {
 				if running[s.ID] {
 					continue
 				}
+				if !m.startStep(r, s.ID) {
+					break
+				}
 				running[s.ID] = true
-				m.markStep(r, s.ID, func(ss *StepStatus) {
-					now := time.Now().UTC()
-					ss.State, ss.Runs, ss.Started, ss.Error = StepRunning, ss.Runs+1, &now, nil
-				})
-				m.saveMeta(r)
 				// A step gets a snapshot of the outputs it may read: the map is not shared.
 				in := make(map[string][]byte, len(s.Deps))
 				for _, d := range s.Deps {
@@ -343,7 +403,15 @@ func (m *Manager) runWorkflow(ctx context.Context, r *run, outputs map[string][]
 		if len(running) == 0 {
 			break
 		}
-		res := <-results
+		var res stepResult
+		select {
+		case res = <-results:
+		case <-poll.C:
+			if ctx.Err() == nil && m.cancelRequested(r.id) {
+				r.cancel()
+			}
+			continue
+		}
 		delete(running, res.id)
 		if res.err != nil {
 			ae := wire.ABIError(res.err, "step")
@@ -372,6 +440,11 @@ func (m *Manager) runWorkflow(ctx context.Context, r *run, outputs map[string][]
 	}
 	if m.deps.Ctx.Err() != nil {
 		return // the engine is closing: leave the workflow running in storage, to resume
+	}
+	if r.lost.Load() {
+		// Another node owns it now (or this node could not tell): its owner ends it, and every
+		// node answers from what the owner stores. Writing "cancelled" here would be a lie.
+		return
 	}
 	now := time.Now().UTC()
 	final := map[string][]byte{}
@@ -412,98 +485,170 @@ func (m *Manager) markStep(r *run, id string, fn func(*StepStatus)) {
 func (m *Manager) checkpoint(r *run, kv map[string][]byte) { m.checkpointWith(r, kv, "", nil) }
 
 // checkpointWith is checkpoint with fn applied to step id in the status written (not yet to the
-// run's own status: the caller applies it once this returns).
-func (m *Manager) checkpointWith(r *run, kv map[string][]byte, id string, fn func(*StepStatus)) {
+// run's own status: the caller applies it once this returns), under conds besides ownership. It
+// reports whether the write committed. A run whose write is refused has lost the workflow: it is
+// cancelled and writes nothing more.
+func (m *Manager) checkpointWith(r *run, kv map[string][]byte, id string, fn func(*StepStatus), conds ...raftstore.Cond) bool {
+	if r.lost.Load() {
+		return false
+	}
 	meta, err := json.Marshal(r.snapshotWith(id, fn))
 	if err != nil {
 		panic(fmt.Sprintf("engine: encode workflow status: %v", err)) // plain data: cannot fail
 	}
 	kv[Key(r.id, "meta")] = meta
 	// Only the workflow's owner writes its checkpoints: a node that lost the workflow to another
-	// (declared dead while it was only cut off) stops running it.
+	// (declared dead while it was only cut off, or restarted after it was adopted) stops
+	// running it.
 	owner := raftstore.Cond{Key: []byte(Key(r.id, "owner")), Value: []byte(m.deps.NodeID)}
-	if err := m.store.PutManyIf(kv, owner); err != nil {
-		if errors.Is(err, raftstore.ErrConflict) {
-			m.logf("workflow %s: another node owns it now; this node stops running it", r.id)
-			if r.cancel != nil {
-				r.cancel()
-			}
-			return
+	err = m.store.PutManyIf(kv, append([]raftstore.Cond{owner}, conds...)...)
+	if err == nil {
+		return true
+	}
+	if m.deps.Ctx.Err() != nil {
+		return false // the engine is closing; a restart resumes from the last stored checkpoint
+	}
+	if errors.Is(err, raftstore.ErrConflict) {
+		m.logf("workflow %s: another node owns it now, or its state moved on; this node stops running it", r.id)
+	} else {
+		// The write failed for good (the store retries while there is no leader): its outcome
+		// may be unknown, so this run stops and the stored state decides who goes on.
+		m.logf("workflow %s: checkpoint failed, this node stops running it: %v", r.id, err)
+	}
+	r.lost.Store(true)
+	if r.cancel != nil {
+		r.cancel()
+	}
+	m.deps.WG.Add(1)
+	go func() {
+		defer m.deps.WG.Done()
+		<-r.done
+		m.reconcile(r.id)
+	}()
+	return false
+}
+
+// reconcile catches up with the replicated state and resumes workflow id if this node still
+// owns it and it is still running: a run that stopped on a write it could not make (a view that
+// was behind, an outcome unknown) leaves the workflow to its owner, which may be this node.
+func (m *Manager) reconcile(id string) {
+	if err := m.linearize(); err != nil {
+		return // the engine is closing
+	}
+	m.resumeStored(id)
+}
+
+// linearize waits, retrying while the cluster has no leader, until this node's reads hold every
+// committed write; it fails only when the node closes.
+func (m *Manager) linearize() error {
+	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
+		ctx, cancel := context.WithTimeout(m.deps.Ctx, 5*time.Second)
+		err := m.store.Linearize(ctx)
+		cancel()
+		if err == nil {
+			return nil
 		}
-		// The engine keeps going; a restart resumes from the last stored checkpoint.
-		m.logf("workflow %s: checkpoint failed: %v", r.id, err)
+		if m.deps.Ctx.Err() != nil {
+			return m.deps.Ctx.Err()
+		}
+		m.logf("workflows: catching up with the cluster's state: %v", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-m.deps.Ctx.Done():
+			t.Stop()
+			return m.deps.Ctx.Err()
+		case <-t.C:
+		}
 	}
 }
 
 func (m *Manager) saveMeta(r *run) { m.checkpoint(r, map[string][]byte{}) }
 
-// Resume restarts every stored workflow that was still running, from its checkpoints.
+// Resume restarts, in the background, every stored workflow this node owns that was still
+// running, from its checkpoints. It first catches up with the cluster's replicated state
+// (Store.Linearize, retried while there is no leader): a node that restarts reads the state it
+// had applied before it stopped, which may be behind (its workflow adopted by another node,
+// steps finished there), and resuming from that would run finished steps again and answer for
+// a workflow it no longer owns. Reads need not wait for it: they come from the replicated state.
 func (m *Manager) Resume() error {
-	type stored struct {
-		spec Spec
-		meta Status
-	}
-	found := map[string]*stored{}
-	err := m.store.Scan("wf/", func(k string, v []byte) error {
-		parts := strings.SplitN(strings.TrimPrefix(k, "wf/"), "/", 2)
-		if len(parts) != 2 {
-			return nil
+	m.deps.WG.Add(1)
+	go func() {
+		defer m.deps.WG.Done()
+		if err := m.linearize(); err != nil {
+			return // the node closed first
 		}
-		s := found[parts[0]]
-		if s == nil {
-			s = &stored{}
-			found[parts[0]] = s
+		if err := m.resumeAll(); err != nil {
+			m.logf("%v", err)
 		}
-		switch parts[1] {
-		case "spec":
-			return json.Unmarshal(v, &s.spec)
-		case "meta":
-			return json.Unmarshal(v, &s.meta)
+	}()
+	return nil
+}
+
+// resumeAll resumes the running workflows this node owns, once caught up.
+func (m *Manager) resumeAll() error {
+	running := map[string]bool{}
+	err := m.store.Scan(Prefix, func(k string, v []byte) error {
+		if id, ok := strings.CutSuffix(strings.TrimPrefix(k, Prefix), "/meta"); ok {
+			var meta struct {
+				State string `json:"state"`
+			}
+			if json.Unmarshal(v, &meta) == nil && meta.State == Running {
+				running[id] = true
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("workflows: read stored workflows: %w", err)
 	}
-	ids := make([]string, 0, len(found))
-	for id := range found {
+	ids := make([]string, 0, len(running))
+	for id := range running {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		s := found[id]
 		owner, _ := m.store.Get(Key(id, "owner"))
-		if s.meta.State == Running && len(owner) > 0 && string(owner) != m.deps.NodeID {
-			continue // another node's: it runs it, or adopts it when its owner dies
-		}
-		if s.meta.State == Running && len(owner) == 0 {
+		if len(owner) == 0 {
 			// Stored before workflows had owners: this node takes it.
 			claim := raftstore.Cond{Key: []byte(Key(id, "owner")), Absent: true}
 			if err := m.store.PutManyIf(map[string][]byte{Key(id, "owner"): []byte(m.deps.NodeID)}, claim); err != nil {
 				continue
 			}
+		} else if string(owner) != m.deps.NodeID {
+			continue // another node's: it runs it, or adopts it when its owner dies
 		}
-		m.resumeStored(id, s.spec, s.meta)
+		m.resumeStored(id)
 	}
 	return nil
 }
 
-// resumeStored restarts a stored workflow from its checkpoints when it was running, and
-// otherwise keeps its final status for queries.
-func (m *Manager) resumeStored(id string, spec Spec, meta Status) {
-	plan, perr := m.compileWorkflow(spec.Workflow, spec.Modules)
-	if meta.State != Running {
-		if perr == nil {
-			r := m.newRun(id, spec, plan, meta)
-			close(r.done)
-			m.mu.Lock()
-			m.runs[id] = r
-			m.mu.Unlock()
-		}
+// resumeStored restarts workflow id from its checkpoints if this node owns it and it is still
+// running. Everything is read after the ownership this relies on was committed and applied
+// here, so every step whose output was committed before is skipped.
+func (m *Manager) resumeStored(id string) {
+	if owner, _ := m.store.Get(Key(id, "owner")); string(owner) != m.deps.NodeID {
 		return
 	}
-	if perr != nil {
-		m.logf("workflow %s cannot resume: %v", id, perr)
+	var spec Spec
+	sb, err := m.store.Get(Key(id, "spec"))
+	if err == nil {
+		err = json.Unmarshal(sb, &spec)
+	}
+	if err != nil {
+		m.logf("workflow %s cannot resume: stored spec: %v", id, err)
+		return
+	}
+	meta, err := m.Stored(id)
+	if err != nil {
+		m.logf("workflow %s cannot resume: %v", id, err)
+		return
+	}
+	if meta.State != Running {
+		return
+	}
+	plan, err := m.compileWorkflow(spec.Workflow, spec.Modules)
+	if err != nil {
+		m.logf("workflow %s cannot resume: %v", id, err)
 		return
 	}
 	outputs := map[string][]byte{}
@@ -513,32 +658,28 @@ func (m *Manager) resumeStored(id string, spec Spec, meta Status) {
 		}
 	}
 	meta.Resumed++
+	meta.Node = ""
 	for i := range meta.Steps {
 		if meta.Steps[i].State == StepRunning {
 			meta.Steps[i].State = StepWaiting
 		}
 	}
-	r := m.newRun(id, spec, plan, meta)
-	m.saveMeta(r)
-	m.startRun(r, outputs)
+	m.startRun(m.newRun(id, spec, plan, meta), outputs, true)
 }
 
 // Adopt makes this node (the leader) the owner of the running workflows of a node
 // declared dead, and resumes them from their checkpoints: a committed step does not run again.
 func (m *Manager) Adopt(dead string) {
 	var ids []string
-	m.store.Scan("wf/", func(k string, v []byte) error {
-		if id, ok := strings.CutSuffix(strings.TrimPrefix(k, "wf/"), "/owner"); ok && string(v) == dead {
+	m.store.Scan(Prefix, func(k string, v []byte) error {
+		if id, ok := strings.CutSuffix(strings.TrimPrefix(k, Prefix), "/owner"); ok && string(v) == dead {
 			ids = append(ids, id)
 		}
 		return nil
 	})
 	for _, id := range ids {
-		var spec Spec
-		var meta Status
-		sb, err1 := m.store.Get(Key(id, "spec"))
-		mb, err2 := m.store.Get(Key(id, "meta"))
-		if err1 != nil || err2 != nil || json.Unmarshal(sb, &spec) != nil || json.Unmarshal(mb, &meta) != nil || meta.State != Running {
+		meta, err := m.Stored(id)
+		if err != nil || meta.State != Running {
 			continue
 		}
 		claim := raftstore.Cond{Key: []byte(Key(id, "owner")), Value: []byte(dead)}
@@ -546,41 +687,63 @@ func (m *Manager) Adopt(dead string) {
 			continue
 		}
 		m.logf("workflow %s: adopted from dead node %s", id, dead)
-		m.resumeStored(id, spec, meta)
+		m.resumeStored(id)
 	}
 }
 
-func (m *Manager) find(id string) (*run, error) {
-	m.mu.Lock()
-	r := m.runs[id]
-	m.mu.Unlock()
-	if r == nil {
-		return nil, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no workflow %q", id)}
-	}
-	return r, nil
+// readTimeout bounds the catching up before a read; past it (no leader), a node answers from
+// the state it has applied.
+const readTimeout = 2 * time.Second
+
+// fresh catches this node up with the replicated state before a read, as far as readTimeout
+// allows.
+func (m *Manager) fresh(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	m.store.Linearize(ctx)
 }
 
-// Get returns a workflow's status.
-func (m *Manager) Get(id string) (Status, error) {
-	r, err := m.find(id)
+// stored reads workflow id's status and owner from this node's applied state; KindNotFound when
+// there is no such workflow.
+func (m *Manager) stored(id string) (Status, error) {
+	mb, err := m.store.Get(Key(id, "meta"))
 	if err != nil {
-		return Status{}, err
+		if _, serr := m.store.Get(Key(id, "spec")); serr != nil {
+			return Status{}, &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("no workflow %q", id)}
+		}
+		return Status{}, fmt.Errorf("workflows: stored status of %s: %w", id, err)
 	}
-	return r.snapshot(), nil
+	var st Status
+	if err := json.Unmarshal(mb, &st); err != nil {
+		return Status{}, fmt.Errorf("workflows: stored status of %s: %w", id, err)
+	}
+	st.Node = m.Owner(id)
+	return st, nil
 }
 
-// List lists every workflow's status, newest first.
+// Get returns workflow id's status as the replicated state holds it, once this node has caught
+// up with it: every node answers the same, whichever runs the workflow.
+func (m *Manager) Get(id string) (Status, error) {
+	m.fresh(m.deps.Ctx)
+	return m.stored(id)
+}
+
+// List lists every workflow's status, newest first, from the replicated state.
 func (m *Manager) List() []Status {
-	m.mu.Lock()
-	runs := make([]*run, 0, len(m.runs))
-	for _, r := range m.runs {
-		runs = append(runs, r)
-	}
-	m.mu.Unlock()
-	out := make([]Status, len(runs))
-	for i, r := range runs {
-		out[i] = r.snapshot()
-	}
+	m.fresh(m.deps.Ctx)
+	var out []Status
+	m.store.Scan(Prefix, func(k string, v []byte) error {
+		id, ok := strings.CutSuffix(strings.TrimPrefix(k, Prefix), "/meta")
+		if !ok {
+			return nil
+		}
+		var st Status
+		if json.Unmarshal(v, &st) == nil {
+			st.Node = m.Owner(id)
+			out = append(out, st)
+		}
+		return nil
+	})
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Submitted.Equal(out[j].Submitted) {
 			return out[i].Submitted.After(out[j].Submitted)
@@ -590,35 +753,69 @@ func (m *Manager) List() []Status {
 	return out
 }
 
-// Result waits (while ctx allows) for a workflow to end and returns its output, or the
-// error it failed with.
+// Result waits (while ctx allows) for workflow id to end, whichever node runs it, and returns
+// its output or the error it failed with. The ending is read from the replicated state: a run
+// here that stopped because another node took the workflow over does not end it.
 func (m *Manager) Result(ctx context.Context, id string) ([]byte, error) {
-	r, err := m.find(id)
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case <-r.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	st := r.snapshot()
-	if st.State != Succeeded {
-		if st.Error != nil {
-			return nil, st.Error
+	m.fresh(ctx)
+	for backoff := 5 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
+		// A terminal status never changes again: this node's applied state may be read.
+		st, err := m.stored(id)
+		if err != nil {
+			return nil, err
 		}
-		return nil, &abi.Error{Kind: abi.KindSystem, Message: "workflow " + st.State}
+		switch st.State {
+		case Succeeded:
+			return m.store.Get(Key(id, "result"))
+		case Running:
+		default:
+			if st.Error != nil {
+				return nil, st.Error
+			}
+			return nil, &abi.Error{Kind: abi.KindSystem, Message: "workflow " + st.State}
+		}
+		m.mu.Lock()
+		r := m.runs[id]
+		m.mu.Unlock()
+		wait := time.NewTimer(backoff)
+		var done <-chan struct{}
+		if r != nil {
+			done = r.done // run here: its end is the moment to look again
+		}
+		select {
+		case <-done:
+		case <-wait.C:
+		case <-ctx.Done():
+			wait.Stop()
+			return nil, ctx.Err()
+		}
+		wait.Stop()
+		if r != nil {
+			backoff = 5 * time.Millisecond
+		}
 	}
-	return m.store.Get(Key(id, "result"))
 }
 
-// Cancel stops a running workflow; its running steps are cancelled.
+// Cancel stops workflow id, whichever node runs it: the request is committed to the replicated
+// state, where its owner (or the node that adopts it) finds it and cancels its running steps. A
+// workflow that has ended is left as it is.
 func (m *Manager) Cancel(id string) error {
-	r, err := m.find(id)
+	m.fresh(m.deps.Ctx)
+	st, err := m.stored(id)
 	if err != nil {
 		return err
 	}
-	if r.cancel != nil {
+	if st.State != Running {
+		return nil
+	}
+	exists := raftstore.Cond{Key: []byte(Key(id, "spec")), Exists: true}
+	if err := m.store.PutManyIf(map[string][]byte{Key(id, "cancel"): []byte(m.deps.NodeID)}, exists); err != nil {
+		return fmt.Errorf("workflows: cancel %s: %w", id, err)
+	}
+	m.mu.Lock()
+	r := m.runs[id]
+	m.mu.Unlock()
+	if r != nil {
 		r.cancel()
 	}
 	return nil
