@@ -126,3 +126,7 @@ func (a Actors) Kill(job string, id int64) error { return a.e.actors.Kill(wire.J
 func (a Actors) Named(namespace, name string) (id int64, job string, err error) {
 	return a.e.actors.Named(namespace, name)
 }
+
+// Load reports what job holds on this node against its quota: its tasks in flight and its calls
+// waiting on other work.
+func (t Tasks) Load(job string) tasks.JobLoad { return t.e.tasks.Load(wire.JobOr(job)) }

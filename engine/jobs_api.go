@@ -7,6 +7,7 @@ import (
 	"github.com/lumenflow/lumen/engine/cluster"
 	"github.com/lumenflow/lumen/engine/jobs"
 	"github.com/lumenflow/lumen/engine/tasks"
+	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/host"
 	"github.com/lumenflow/lumen/sdk/abi"
 )
@@ -18,6 +19,8 @@ type (
 	JobEntrypoint = jobs.JobEntrypoint
 	JobFilter     = jobs.JobFilter
 	Namespace     = jobs.Namespace
+	// Quota bounds what one job may hold on each node (engine/tasks enforces it).
+	Quota = wire.Quota
 )
 
 // Job statuses and kinds, limits and errors (package engine/jobs).

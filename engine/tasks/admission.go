@@ -63,6 +63,10 @@ func (p *Pipeline) forget(js *jobState) {
 	if js.tasks > 0 || js.waiting > 0 || p.jobs[js.name] != js {
 		return
 	}
+	if q := js.quota; q.SubmitRate > 0 && !js.last.IsZero() &&
+		js.tokens+time.Since(js.last).Seconds()*q.SubmitRate < float64(max(q.SubmitBurst, 1)) {
+		return // its bucket is still refilling: forgetting it would hand the job a full burst
+	}
 	delete(p.jobs, js.name)
 	js.cancel(errReturned)
 }
@@ -216,8 +220,8 @@ func (p *Pipeline) Load(job string) JobLoad {
 // closes, and, unless the task is detached, when its parent (the call that submitted it) fails,
 // is cancelled or times out. A parent that returns leaves its children running: their results
 // may be in its output. stop releases the link to the parent.
-func taskContext(js *jobState, parent context.Context) (ctx context.Context, cancel context.CancelCauseFunc) {
-	ctx, cancel = context.WithCancelCause(js.ctx)
+func taskContext(js *jobState, parent context.Context) (context.Context, context.CancelCauseFunc) {
+	ctx, cancel := context.WithCancelCause(js.ctx)
 	if parent == nil {
 		return ctx, cancel
 	}

@@ -149,6 +149,10 @@ func WithTimeout(d time.Duration) TaskOption {
 	return func(r *abi.TaskRequest) { r.TimeoutMs = d.Milliseconds() }
 }
 
+// DetachedTask lets the task outlive this call: it does not end when the call fails, is cancelled
+// or times out, and does not inherit the call's deadline. It still ends with the job.
+func DetachedTask() TaskOption { return func(r *abi.TaskRequest) { r.Detached = true } }
+
 // Submit starts task function with args (encoded as JSON; refs inside travel by reference) and
 // returns the ref of its result at once. It needs the tasks capability.
 func Submit(function string, args any, opts ...TaskOption) (Ref, error) {

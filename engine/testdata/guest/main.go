@@ -4,6 +4,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -151,6 +152,55 @@ func init() {
 			return 0, errors.New("unreachable")
 		}
 		return n, nil
+	})
+	// orphan submits a spinning child (detached when n is 1) and then fails: the child ends with
+	// it unless detached.
+	lumen.Task("orphan", func(n int) (int, error) {
+		opts := []lumen.TaskOption{lumen.WithTimeout(20 * time.Second)}
+		if n == 1 {
+			opts = []lumen.TaskOption{lumen.DetachedTask(), lumen.WithTimeout(3 * time.Second)}
+		}
+		if _, err := lumen.Submit("spin", 0, opts...); err != nil {
+			return 0, err
+		}
+		return 0, lumen.NewError("E_ORPHAN", "failing with a child running")
+	})
+	// spawn submits n spinning children and returns at once: they run on after it.
+	lumen.Task("spawn", func(n int) (int, error) {
+		for i := 0; i < n; i++ {
+			if _, err := lumen.Submit("spin", 0, lumen.WithTimeout(time.Minute)); err != nil {
+				return i, err
+			}
+		}
+		return n, nil
+	})
+	// inherit submits a spinning child asking for a minute and waits for it: the child inherits
+	// this call's deadline, so the wait ends with the call's own time limit.
+	lumen.Task("inherit", func(n int) (string, error) {
+		ref, err := lumen.Submit("spin", 0, lumen.WithTimeout(time.Minute))
+		if err != nil {
+			return "", err
+		}
+		_, err = lumen.Get[int](ref)
+		return fmt.Sprint(err), nil
+	})
+	// bomb submits two copies of itself and waits for both: a fork bomb, bounded only by the
+	// job's quotas and the node's queue. It returns how many tasks its tree ran.
+	lumen.Task("bomb", func(n int) (int, error) {
+		a, err := lumen.Submit("bomb", n+1)
+		if err != nil {
+			return 0, err
+		}
+		b, err := lumen.Submit("bomb", n+1)
+		if err != nil {
+			return 0, err
+		}
+		x, err := lumen.Get[int](a)
+		if err != nil {
+			return 0, err
+		}
+		y, err := lumen.Get[int](b)
+		return x + y + 1, err
 	})
 	// keep puts s as an object and returns its ref, which outlives the call.
 	lumen.Task("keep", func(s string) (lumen.Ref, error) { return lumen.Put(s) })
