@@ -226,6 +226,10 @@ type Stats struct {
 	Objects     int
 	ObjectBytes int64
 	Actors      int // actors not yet ended
+	// Tasks counts the tasks the node ran and placed, by the way they came in; Queued is how
+	// many calls wait for room now.
+	Tasks  tasks.Counts
+	Queued int
 }
 
 // Stats reports the node's state.
@@ -235,6 +239,7 @@ func (e *Engine) Stats() Stats {
 	return Stats{
 		Started: e.started, Resources: e.cfg.Resources.Clone(), Available: e.adm.Available(),
 		Modules: len(e.reg.List()), Objects: n, ObjectBytes: b, Actors: live,
+		Tasks: e.tasks.Counts(), Queued: e.adm.Queued(),
 	}
 }
 

@@ -285,5 +285,7 @@ func (s *Server) status(c *gin.Context) {
 		"node": host, "version": Version, "uptime_seconds": time.Since(st.Started).Seconds(),
 		"resources": st.Resources, "available": st.Available, "modules": st.Modules,
 		"objects": st.Objects, "object_bytes": st.ObjectBytes, "actors": st.Actors,
+		"tasks": gin.H{"ran": st.Tasks.Ran, "placed_out": st.Tasks.PlacedOut, "retried": st.Tasks.Retried,
+			"by_origin": st.Tasks.ByOrigin, "queued": st.Queued},
 	})
 }

@@ -193,8 +193,18 @@ type Status struct {
 	Bytes     int64              `json:"object_bytes"`
 	Actors    int                `json:"actors"`
 	Workflows map[string]int     `json:"workflows,omitempty"`
+	Tasks     TaskCounts         `json:"tasks"`
 	// Cluster is filled by Status from GET /v1/cluster.
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
+}
+
+// TaskCounts is what a node's task pipeline has done, and how many calls wait for room now.
+type TaskCounts struct {
+	Ran       int64            `json:"ran"`
+	PlacedOut int64            `json:"placed_out"`
+	Retried   int64            `json:"retried"`
+	ByOrigin  map[string]int64 `json:"by_origin"`
+	Queued    int              `json:"queued"`
 }
 
 // Status reports the node's state.

@@ -113,7 +113,7 @@ func TestAdmission_Quotas(t *testing.T) {
 	release := make(chan struct{})
 	go p.Wait("q", func() error { <-release; return nil })
 	waitFor(t, func() bool { return p.Load("q").Waiting == 1 })
-	wantQuota(t, "second waiting call", p.Wait("q", func() error { return nil }), abi.QuotaJobTasks)
+	wantQuota(t, "second waiting call", p.Wait("q", func() error { return nil }), abi.QuotaJobWaiting)
 	close(release)
 	waitFor(t, func() bool { return p.Load("q").Waiting == 0 })
 

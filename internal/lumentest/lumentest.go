@@ -191,6 +191,9 @@ func (n *Node) Kill() {
 
 // Pause stops the process with SIGSTOP (it holds its sockets but answers nothing, as a node cut
 // off the network would); Resume continues it.
+// PID is the node's process id.
+func (n *Node) PID() int { return n.cmd.Process.Pid }
+
 func (n *Node) Pause()  { n.cmd.Process.Signal(syscall.SIGSTOP) }
 func (n *Node) Resume() { n.cmd.Process.Signal(syscall.SIGCONT) }
 

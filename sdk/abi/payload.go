@@ -283,6 +283,7 @@ const (
 // with Retry-After.
 const (
 	QuotaJobTasks      = "job_tasks"        // the job's tasks in flight and queued on the node
+	QuotaJobWaiting    = "job_waiting"      // the job's calls waiting on other work, each holding its instance
 	QuotaJobSubmitRate = "job_submit_rate"  // the job's task submissions per second
 	QuotaJobObjects    = "job_object_bytes" // the job's object bytes, in memory and spilled
 	QuotaJobActors     = "job_actors"       // the job's live actors on the node
@@ -292,7 +293,7 @@ const (
 // IsQuota says whether limit names a quota (an admission refusal) rather than a sandbox limit.
 func IsQuota(limit string) bool {
 	switch limit {
-	case QuotaJobTasks, QuotaJobSubmitRate, QuotaJobObjects, QuotaJobActors, QuotaNodeQueue:
+	case QuotaJobTasks, QuotaJobWaiting, QuotaJobSubmitRate, QuotaJobObjects, QuotaJobActors, QuotaNodeQueue:
 		return true
 	}
 	return false

@@ -202,6 +202,14 @@ func init() {
 		y, err := lumen.Get[int](b)
 		return x + y + 1, err
 	})
+	// chain submits one copy of itself and returns at once: a chain that runs on after the task
+	// (and the job) that started it returned, until the job ends.
+	lumen.Task("chain", func(n int) (int, error) {
+		if _, err := lumen.Submit("chain", n+1); err != nil {
+			return 0, err
+		}
+		return n, nil
+	})
 	// keep puts s as an object and returns its ref, which outlives the call.
 	lumen.Task("keep", func(s string) (lumen.Ref, error) { return lumen.Put(s) })
 	lumen.Task("readref", func(in struct{ R lumen.Ref }) (string, error) {

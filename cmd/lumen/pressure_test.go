@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lumenflow/lumen/engine/client"
+	"github.com/lumenflow/lumen/internal/guestbuild"
+	"github.com/lumenflow/lumen/internal/lumentest"
+)
+
+// rssBytes reads a process's resident set from /proc.
+func rssBytes(t *testing.T, pid int) int64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+type jobView struct {
+	ID      string `json:"id"`
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+func submitJob(t *testing.T, c *client.Client, body string) jobView {
+	t.Helper()
+	var j jobView
+	if err := c.JSON(context.Background(), "POST", "/v1/jobs", json.RawMessage(body), &j); err != nil {
+		t.Fatalf("submit %s: %v", body, err)
+	}
+	return j
+}
+
+func jobOf(t *testing.T, c *client.Client, id string) jobView {
+	t.Helper()
+	var j jobView
+	if err := c.JSON(context.Background(), "GET", "/v1/jobs/"+id, nil, &j); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// A fork bomb on a real `lumen up` (finding 1 of the pressure issue): a job whose task submits
+// two copies of itself and waits on both took the node from 0.8 to 19.5 GB in 27 s, and a
+// canary in another job timed out. Now the bomb is held to its job's quotas: it fails with
+// limit_exceeded, the canary runs throughout, the node's memory stays bounded, and a one-child
+// chain that outlives its job's root ends when the job does.
+func TestUp_ForkBombIsHeldToItsQuota(t *testing.T) {
+	wasm, err := os.ReadFile(guestbuild.Go(t, "../../engine/testdata/guest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := lumentest.Start(t, "")
+	node.Push(wasm, "svc", "1.0.0")
+	c, ctx := node.Client(), context.Background()
+	base := rssBytes(t, node.PID())
+
+	bomb := submitJob(t, c, `{"entrypoint": {"module": "svc", "function": "bomb", "args": 0, "grants": ["objects", "tasks", "actors"]}}`)
+	var lat []time.Duration
+	peak := base
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if r := rssBytes(t, node.PID()); r > peak {
+			peak = r
+		}
+		start := time.Now()
+		var sub struct{ Ref int64 }
+		err := c.JSON(ctx, "POST", "/v1/tasks", json.RawMessage(`{"job": "canary", "module": "svc", "function": "square", "args": 9, "grants": ["objects", "tasks", "actors"]}`), &sub)
+		var out []byte
+		if err == nil {
+			out, err = c.Get(ctx, "canary", sub.Ref, 30*time.Second)
+		}
+		if err != nil || string(out) != "81" {
+			t.Fatalf("canary during the bomb: %s, %v\n%s", out, err, node.Output())
+		}
+		lat = append(lat, time.Since(start))
+		if j := jobOf(t, c, bomb.ID); j.Status != "RUNNING" && j.Status != "PENDING" {
+			bomb = j
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the bomb still runs after 2 minutes")
+		}
+	}
+	if bomb.Status != "FAILED" || !strings.Contains(bomb.Message, "limit_exceeded") {
+		t.Fatalf("bomb ended %s: %s; want FAILED on a quota", bomb.Status, bomb.Message)
+	}
+	slices.Sort(lat)
+	p99 := lat[min(len(lat)-1, len(lat)*99/100)]
+	t.Logf("bomb: %s; canary calls %d, p50 %v, p99 %v; RSS %d MiB before, %d MiB at peak",
+		bomb.Message, len(lat), lat[len(lat)/2], p99, base>>20, peak>>20)
+	if peak-base > 3<<29 { // 256 waiting instances of the Go guest and 10,000 queued tasks: about 1 GiB
+		t.Fatalf("the bomb grew the node by %d MiB", (peak-base)>>20)
+	}
+
+	// A chain whose every task submits one more and returns: its job succeeds at once, and the
+	// chain ends with it.
+	chain := submitJob(t, c, `{"entrypoint": {"module": "svc", "function": "chain", "args": 0, "grants": ["objects", "tasks", "actors"]}}`)
+	for j := jobOf(t, c, chain.ID); j.Status != "SUCCEEDED"; j = jobOf(t, c, chain.ID) {
+		if j.Status == "FAILED" || time.Now().After(deadline) {
+			t.Fatalf("chain job: %+v", j)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ran := func() int64 {
+		st, err := c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Tasks.Ran
+	}
+	time.Sleep(time.Second) // the nodes act on the ended record
+	before := ran()
+	time.Sleep(time.Second)
+	if after := ran(); after != before {
+		t.Fatalf("the chain ran %d more tasks in the second after its job ended", after-before)
+	}
+	// Stopping the ended job is answered, not refused.
+	var stopped struct {
+		Status   string `json:"status"`
+		Released bool   `json:"released"`
+	}
+	if err := c.JSON(ctx, "DELETE", "/v1/jobs/"+chain.ID, nil, &stopped); err != nil || !stopped.Released {
+		t.Fatalf("stop after the root returned: %+v, %v", stopped, err)
+	}
+}
