@@ -202,27 +202,27 @@ func (e *Engine) registryChanged() {
 	e.mu.Unlock()
 }
 
-// DeleteModule removes a module that nothing uses: no live actor runs it, no running workflow or
-// compiled workflow has a step in it. A module in use is refused with plugins.ErrInUse, naming
-// what uses it.
+// DeleteModule removes what ref names (plugins.Registry.DeleteRef): a name@version, every version
+// of a name, or a digest with all its names. A module goes with its last name, and only when
+// nothing uses it: no live actor runs it, no running workflow or compiled workflow has a step in
+// it; one in use is refused with plugins.ErrInUse, naming what uses it.
 func (e *Engine) DeleteModule(ctx context.Context, ref string) error {
-	m, err := e.reg.Resolve(ref)
-	if err != nil {
-		return err
-	}
 	var user string
 	inUse := func(digest string) bool {
 		user = e.moduleUser(digest)
 		return user != ""
 	}
-	if err := e.reg.Delete(ctx, m.Digest, inUse); err != nil {
+	removed, err := e.reg.DeleteRef(ctx, ref, inUse)
+	if err != nil {
 		if user != "" {
 			return fmt.Errorf("%w (%s)", err, user)
 		}
 		return err
 	}
 	e.mu.Lock()
-	delete(e.compiled, m.Digest)
+	for _, d := range removed {
+		delete(e.compiled, d)
+	}
 	clear(e.fns)
 	e.mu.Unlock()
 	return nil
