@@ -28,6 +28,9 @@ type Module struct {
 	requested capSet           // capabilities the manifest requests, with base
 	required  capSet           // capabilities its lumen imports need, with base
 	fn        map[string]int32 // manifest function name -> lumen_call index
+	// tableBytes is the most memory the module's tables may ever take (tableEntryBytes per
+	// entry): what instances reserve out of their memory limit. See memoryScan.tableEntries.
+	tableBytes uint64
 }
 
 type moduleEntry struct {
@@ -139,6 +142,18 @@ func (r *Runtime) compile(ctx context.Context, digest string, wasm []byte) (*Mod
 	}
 	if !mem.defined {
 		return nil, refuse("it has no memory")
+	}
+	if mem.importsTables {
+		return nil, refuse("it imports a table; a Lumen module must define its own")
+	}
+	entries, err := mem.tableEntries()
+	if err != nil {
+		return nil, refuse("%v", err)
+	}
+	m.tableBytes = entries * tableEntryBytes
+	if m.tableBytes > MaxMemoryPages*pageSize {
+		return nil, refuse("its tables may hold %d entries (%d MiB), more than any memory limit (%d MiB)",
+			entries, m.tableBytes>>20, uint64(MaxMemoryPages*pageSize)>>20)
 	}
 	exports := cm.ExportedFunctions()
 	if _, ok := exports["_start"]; ok {

@@ -76,6 +76,9 @@ func TestCompile_RefusesBadModules(t *testing.T) {
 		{"manifest out of bounds", testWasm(t, "bad/manifest_oob"), []string{"lumen_manifest returned", "out of bounds"}},
 		{"manifest traps", testWasm(t, "bad/manifest_trap"), []string{"lumen_manifest failed", "unreachable"}},
 		{"memory import", testWasm(t, "bad/memory_import"), []string{"imports its memory"}},
+		{"table import", testWasm(t, "bad/table_import"), []string{"imports a table"}},
+		{"growing table with no maximum", testWasm(t, "bad/table_no_max"), []string{"table 0 has no declared maximum", "table.grow"}},
+		{"growing table over the default limit", testWasm(t, "bad/table_over_limit"), []string{"tables may hold 100000000 entries (762.9 MiB)", "limit of 4096 pages"}},
 		{"wasi command", testWasm(t, "bad/command"), []string{"WASI command", "-buildmode=c-shared"}},
 	}
 	for _, tc := range cases {

@@ -23,7 +23,8 @@ const (
 	// MaxMemoryPages is the most pages a wasm32 memory can have (4 GiB).
 	MaxMemoryPages = 65536
 
-	// maxIdleMemory is the most linear memory an instance may hold and still be pooled.
+	// maxIdleMemory is the most memory (linear memory and the most its tables may hold) an
+	// instance may have and still be pooled.
 	maxIdleMemory = 64 << 20
 
 	// manifestTimeout bounds the instantiation and lumen_manifest call that Compile makes.
@@ -44,7 +45,8 @@ type Config struct {
 	Defaults Limits
 	// MaxIdleInstances caps the warm instances kept across all pools (default 64); the least
 	// recently used is closed first. Negative: keep none. An instance whose memory grew past
-	// 64 MiB is not kept: its pages would stay resident while it waits.
+	// 64 MiB, counting what its tables may hold, is not kept: its pages would stay resident
+	// while it waits.
 	MaxIdleInstances int
 	// MaxModuleBytes refuses bigger modules before compiling them (default 64 MiB): compiling
 	// cannot be cancelled, so its cost is capped by size.
@@ -61,9 +63,13 @@ type Config struct {
 
 // Limits bound one call. A zero field takes the Runtime's default.
 type Limits struct {
-	// MemoryPages caps the guest's linear memory, in 64 KiB pages (default 4096 = 256 MiB, at most
-	// 65536). A guest that grows past it sees memory.grow fail; a call that then traps or exits
-	// fails with KindLimit, Limit abi.LimitMemory.
+	// MemoryPages caps the guest's memory, in 64 KiB pages (default 4096 = 256 MiB, at most
+	// 65536): its linear memory and its tables together. The most a module's tables may hold
+	// (8 bytes an entry; a table the code never grows counts at its declared size, one it grows
+	// at its declared maximum) is reserved out of it, and linear memory gets the rest. A module
+	// whose tables and initial memory do not fit fails the call at once, and a guest that grows
+	// its memory past the rest sees memory.grow fail; either way the call fails with KindLimit,
+	// Limit abi.LimitMemory.
 	MemoryPages uint32
 	// Timeout is the call's wall-clock limit (default 30s), counted from when the call has a
 	// slot. A call past it is stopped with KindLimit, Limit abi.LimitDeadline.

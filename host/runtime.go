@@ -232,7 +232,7 @@ func (r *Runtime) end(ctx context.Context, in *instance) {
 		switch {
 		case !in.pooled:
 			// A dedicated instance belongs to its Instance.
-		case in.dead || r.closed || r.cfg.MaxIdleInstances == 0 || in.mem().Size() > maxIdleMemory:
+		case in.dead || r.closed || r.cfg.MaxIdleInstances == 0 || uint64(in.mem().Size())+in.limiter.tables > maxIdleMemory:
 			victims = append(victims, in)
 		default:
 			p := r.pools[in.key]
