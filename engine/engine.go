@@ -191,8 +191,16 @@ func (e *Engine) AddModule(ctx context.Context, wasm []byte, opts plugins.AddOpt
 	m, err := e.reg.Add(ctx, wasm, opts)
 	if err == nil {
 		e.registryChanged() // a name may now resolve to this module
+	} else if digest := host.Digest(wasm); !e.registered(digest) {
+		e.rt.Forget(ctx, digest) // refused after it compiled: not kept in the compile cache
 	}
 	return m, err
+}
+
+// registered reports whether the registry holds the module of digest.
+func (e *Engine) registered(digest string) bool {
+	_, err := e.reg.Resolve(digest)
+	return err == nil
 }
 
 // registryChanged drops the resolved functions, which a change of the registry may alter.
@@ -225,6 +233,9 @@ func (e *Engine) DeleteModule(ctx context.Context, ref string) error {
 	}
 	clear(e.fns)
 	e.mu.Unlock()
+	for _, d := range removed {
+		e.rt.Forget(ctx, d)
+	}
 	return nil
 }
 

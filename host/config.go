@@ -19,6 +19,9 @@ const (
 	DefaultMaxResultBytes = 64 << 20 // the output of one call
 	DefaultMaxModuleBytes = 64 << 20
 	DefaultMaxIdle        = 64
+	// DefaultMaxCompiledBytes caps the compile cache: 256 MiB of modules, some 140 Go guests of
+	// 1.8 MB or four modules at the 64 MiB upload cap.
+	DefaultMaxCompiledBytes = 256 << 20
 
 	// MaxMemoryPages is the most pages a wasm32 memory can have (4 GiB).
 	MaxMemoryPages = 65536
@@ -51,6 +54,13 @@ type Config struct {
 	// MaxModuleBytes refuses bigger modules before compiling them (default 64 MiB): compiling
 	// cannot be cancelled, so its cost is capped by size.
 	MaxModuleBytes int64
+	// MaxCompiledBytes caps the compile cache, counted in the bytes of the modules it holds
+	// (default DefaultMaxCompiledBytes; compiled code is a few times a module's size). Past it
+	// the least recently compiled or called module is dropped from the cache, with its idle
+	// instances; Modules still held elsewhere (a caller, a running call, an Instance) keep
+	// working, and the compiled code is released once nothing holds it. The module most recently
+	// compiled always stays, however big.
+	MaxCompiledBytes int64
 	// Services is the engine behind the object, task and actor host functions. Nil: those
 	// functions return abi.ErrUnavailable.
 	Services Services
@@ -274,6 +284,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxModuleBytes == 0 {
 		cfg.MaxModuleBytes = DefaultMaxModuleBytes
+	}
+	if cfg.MaxCompiledBytes < 0 {
+		return cfg, fmt.Errorf("host: MaxCompiledBytes %d is negative", cfg.MaxCompiledBytes)
+	}
+	if cfg.MaxCompiledBytes == 0 {
+		cfg.MaxCompiledBytes = DefaultMaxCompiledBytes
 	}
 	if err := cfg.Defaults.validate(); err != nil {
 		return cfg, fmt.Errorf("host: Defaults: %w", err)
