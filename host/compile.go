@@ -80,7 +80,8 @@ func (l *moduleList) remove(e *moduleEntry) {
 // touchLocked marks m as just used, if it is the cache's module of its digest. The caller holds
 // r.mu.
 func (r *Runtime) touchLocked(m *Module) {
-	if e := r.modules[m.Digest]; e != nil && e.m == m && e.listed && r.compiled.head != e {
+	// listed first: an entry still compiling has its m written without the lock.
+	if e := r.modules[m.Digest]; e != nil && e.listed && e.m == m && r.compiled.head != e {
 		r.compiled.remove(e)
 		r.compiled.pushFront(e)
 	}

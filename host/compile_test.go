@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -329,5 +330,39 @@ func TestCompile_ForgetDropsAModuleAndReleasesItsCode(t *testing.T) {
 	}
 	if m2 := mustCompile(t, r, "good"); m2 == nil || r.Stats().Modules != 1 {
 		t.Fatal("compiling the bytes again")
+	}
+}
+
+// Calls keep succeeding while the modules they run are dropped from a cache that holds one
+// module and compiled again, from several goroutines (run with -race).
+func TestCompile_CacheChurnUnderConcurrentCalls(t *testing.T) {
+	r := newTestRuntime(t, Config{MaxCompiledBytes: 1})
+	names := []string{"good", "hostile"}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				name := names[(g+i)%2]
+				m, err := r.Compile(context.Background(), testWasm(t, name))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				req := CallRequest{Module: m, Function: "ok", Job: fmt.Sprint(g)}
+				if name == "good" {
+					req = CallRequest{Module: m, Function: "add", Input: []byte(`{"a":1,"b":2}`), Job: fmt.Sprint(g)}
+				}
+				if _, err := r.Call(context.Background(), req); err != nil {
+					t.Errorf("%s: %v", name, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(cachedDigests(r)); n != 1 {
+		t.Fatalf("%d modules cached, want 1", n)
 	}
 }

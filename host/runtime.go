@@ -272,7 +272,7 @@ func (r *Runtime) end(ctx context.Context, in *instance) {
 // cachedLocked reports whether m is the compile cache's module of its digest.
 func (r *Runtime) cachedLocked(m *Module) bool {
 	e := r.modules[m.Digest]
-	return e != nil && e.m == m
+	return e != nil && e.listed && e.m == m // listed first: see touchLocked
 }
 
 // evictLocked removes the least recently used idle instance from its pool and returns it.

@@ -757,7 +757,8 @@ func (r *Registry) List() []*Module {
 	return out
 }
 
-// Delete removes a module, its bytes and every name bound to it, in one transaction. It refuses
+// Delete removes a module, its bytes and every name bound to it, whoever bound them, in one
+// transaction; DeleteRef removes a single name. It refuses
 // with ErrInUse when inUse (which may be nil) reports the digest in use. inUse runs while no
 // other Add, Tag or Delete can commit, so nothing new is registered between its answer and the
 // delete; it must not call Add, Tag or Delete.
