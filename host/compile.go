@@ -249,7 +249,7 @@ func (r *Runtime) compile(ctx context.Context, digest string, wasm []byte) (*Mod
 		// may have dropped it), nor a caller, nor an instance (each holds its Module).
 		runtime.AddCleanup(m, func(cm wazero.CompiledModule) {
 			_ = cm.Close(context.Background())
-			r.released.Add(1)
+			r.codeFreed.Add(1)
 		}, cm)
 	}()
 	m.Info = moduleInfo(cm, mem)

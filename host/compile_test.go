@@ -321,7 +321,7 @@ func TestCompile_ForgetDropsAModuleAndReleasesItsCode(t *testing.T) {
 	}
 	m = nil
 	deadline := time.Now().Add(10 * time.Second)
-	for r.released.Load() == 0 {
+	for r.codeFreed.Load() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the compiled code of a forgotten module nothing holds was not released")
 		}

@@ -27,13 +27,13 @@ type Runtime struct {
 
 	mu        sync.Mutex
 	closed    bool
-	drainedUp bool                    // Close has released the instances and wazero
+	released  bool                    // Close has released the instances and wazero
 	active    int                     // calls and instantiations in flight
 	drained   chan struct{}           // closed when closed && active == 0
 	modules   map[string]*moduleEntry // the compile cache, by digest
 	compiled  moduleList              // the cache's compiled entries, most recently used first
 	cached    int64                   // bytes of the modules in compiled
-	released  atomic.Int64            // compiled modules closed since nothing held them; for tests
+	codeFreed atomic.Int64            // compiled modules closed since nothing held them; for tests
 	pools     map[poolKey]*pool       // idle instances by what shapes them
 	lru       instList                // every idle pooled instance, most recently used first
 	busy      instList                // instances running a call
@@ -144,11 +144,11 @@ func (r *Runtime) Close(ctx context.Context) error {
 	}
 
 	r.mu.Lock()
-	if r.drainedUp {
+	if r.released {
 		r.mu.Unlock()
 		return nil
 	}
-	r.drainedUp = true
+	r.released = true
 	var victims []*instance
 	for in := r.lru.head; in != nil; in = in.next {
 		victims = append(victims, in)
