@@ -297,3 +297,32 @@ func TestEngine_DeleteModuleRefusedWhileInUse(t *testing.T) {
 		t.Fatalf("resolve after delete: %v", err)
 	}
 }
+
+// Deleting a module by one of its names removes that name only: the bytes stay while another
+// name (another uploader's) is bound to them, and go with the last one.
+func TestEngine_DeleteModuleByNameKeepsOtherNames(t *testing.T) {
+	e, digest := open(t, engine.Config{})
+	ctx := context.Background()
+	if err := e.Modules().Registry().Tag(digest, "theirs", "2.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Modules().Delete(ctx, "svc@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Modules().Registry().Resolve("svc@1.0.0"); !errors.Is(err, plugins.ErrNotFound) {
+		t.Fatalf("resolve the deleted name: %v", err)
+	}
+	m, err := e.Modules().Registry().Resolve("theirs@2.0.0")
+	if err != nil || m.Digest != digest || !slices.Equal(m.Names, []string{"theirs@2.0.0"}) {
+		t.Fatalf("the other uploader's name after deleting svc@1.0.0: %+v, %v", m, err)
+	}
+	if _, err := e.Tasks().Call(ctx, engine.CallRequest{Module: "theirs", Function: "objects", Input: []byte("x"), Grants: allCaps}); err != nil {
+		t.Fatalf("call through the name left: %v", err)
+	}
+	if err := e.Modules().Delete(ctx, "theirs"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Modules().Registry().Bytes(digest); !errors.Is(err, plugins.ErrNotFound) {
+		t.Fatalf("bytes after the last name went: %v", err)
+	}
+}

@@ -27,8 +27,16 @@ func (md Modules) Add(ctx context.Context, wasm []byte, opts plugins.AddOptions)
 	m, err := md.e.reg.Add(ctx, wasm, opts)
 	if err == nil {
 		md.registryChanged() // a name may now resolve to this module
+	} else if digest := host.Digest(wasm); !md.registered(digest) {
+		md.e.rt.Forget(ctx, digest) // refused after it compiled: not kept in the compile cache
 	}
 	return m, err
+}
+
+// registered reports whether the registry holds the module of digest.
+func (md Modules) registered(digest string) bool {
+	_, err := md.e.reg.Resolve(digest)
+	return err == nil
 }
 
 // registryChanged drops the resolved functions, which a change of the registry may alter.
@@ -38,29 +46,32 @@ func (md Modules) registryChanged() {
 	md.e.mu.Unlock()
 }
 
-// Delete removes a module that nothing uses: no live actor runs it, no running workflow or
-// compiled workflow has a step in it. A module in use is refused with plugins.ErrInUse, naming
-// what uses it.
+// Delete removes what ref names (plugins.Registry.DeleteRef): a name@version, every version of
+// a name, or a digest with all its names. A module goes with its last name, and only when
+// nothing uses it: no live actor runs it, no running workflow or compiled workflow has a step in
+// it; one in use is refused with plugins.ErrInUse, naming what uses it.
 func (md Modules) Delete(ctx context.Context, ref string) error {
-	m, err := md.e.reg.Resolve(ref)
-	if err != nil {
-		return err
-	}
 	var user string
 	inUse := func(digest string) bool {
 		user = md.moduleUser(digest)
 		return user != ""
 	}
-	if err := md.e.reg.Delete(ctx, m.Digest, inUse); err != nil {
+	removed, err := md.e.reg.DeleteRef(ctx, ref, inUse)
+	if err != nil {
 		if user != "" {
 			return fmt.Errorf("%w (%s)", err, user)
 		}
 		return err
 	}
 	md.e.mu.Lock()
-	delete(md.e.compiled, m.Digest)
+	for _, d := range removed {
+		delete(md.e.compiled, d)
+	}
 	clear(md.e.fns)
 	md.e.mu.Unlock()
+	for _, d := range removed {
+		md.e.rt.Forget(ctx, d)
+	}
 	return nil
 }
 

@@ -330,8 +330,14 @@ func (in *instance) failure(err error, st *callState) *abi.Error {
 }
 
 func (in *instance) memoryErr() *abi.Error {
+	l := in.limiter
+	if l.tables > 0 {
+		total := l.limit + l.tables
+		return limitErr(abi.LimitMemory, "the guest asked for %d memory pages; the limit is %d pages (%d MiB), of which its tables reserve %.1f MiB",
+			(l.refused+pageSize-1)/pageSize, total/pageSize, total>>20, float64(l.tables)/(1<<20))
+	}
 	return limitErr(abi.LimitMemory, "the guest asked for %d memory pages; the limit is %d pages (%d MiB)",
-		(in.limiter.refused+pageSize-1)/pageSize, in.limiter.limit/pageSize, in.limiter.limit>>20)
+		(l.refused+pageSize-1)/pageSize, l.limit/pageSize, l.limit>>20)
 }
 
 // errOutputLimit is the panic value that stops a call that wrote past its output limit.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -28,12 +29,113 @@ type Module struct {
 	requested capSet           // capabilities the manifest requests, with base
 	required  capSet           // capabilities its lumen imports need, with base
 	fn        map[string]int32 // manifest function name -> lumen_call index
+	// tableBytes is the most memory the module's tables may ever take (tableEntryBytes per
+	// entry): what instances reserve out of their memory limit. See memoryScan.tableEntries.
+	tableBytes uint64
 }
 
+// moduleEntry is one module of the compile cache (Runtime.modules). Its list fields belong to
+// Runtime.mu; done, m and err are set once by the compiling caller.
 type moduleEntry struct {
 	done chan struct{} // closed when m or err is set
 	m    *Module
 	err  error
+
+	digest     string
+	size       int64 // bytes of the module
+	prev, next *moduleEntry
+	listed     bool // in Runtime.compiled
+}
+
+// moduleList is the compile cache's recency list.
+type moduleList struct{ head, tail *moduleEntry }
+
+func (l *moduleList) pushFront(e *moduleEntry) {
+	e.prev, e.next, e.listed = nil, l.head, true
+	if l.head != nil {
+		l.head.prev = e
+	} else {
+		l.tail = e
+	}
+	l.head = e
+}
+
+func (l *moduleList) remove(e *moduleEntry) {
+	if !e.listed {
+		return
+	}
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		l.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		l.tail = e.prev
+	}
+	e.prev, e.next, e.listed = nil, nil, false
+}
+
+// touchLocked marks m as just used, if it is the cache's module of its digest. The caller holds
+// r.mu.
+func (r *Runtime) touchLocked(m *Module) {
+	// listed first: an entry still compiling has its m written without the lock.
+	if e := r.modules[m.Digest]; e != nil && e.listed && e.m == m && r.compiled.head != e {
+		r.compiled.remove(e)
+		r.compiled.pushFront(e)
+	}
+}
+
+// cacheLocked adds a compiled entry to the cache and drops the least recently used ones past
+// Config.MaxCompiledBytes, never e itself. It returns the idle instances of the dropped modules,
+// for the caller to close outside the lock. The caller holds r.mu.
+func (r *Runtime) cacheLocked(e *moduleEntry) []*instance {
+	r.compiled.pushFront(e)
+	r.cached += e.size
+	var victims []*instance
+	for r.cached > r.cfg.MaxCompiledBytes && r.compiled.tail != e {
+		victims = append(victims, r.dropLocked(r.compiled.tail)...)
+	}
+	return victims
+}
+
+// dropLocked removes a compiled entry from the cache, with its module's idle instances, which
+// it returns. A Module still held elsewhere keeps working; its compiled code is released when
+// nothing holds it (see Compile). The caller holds r.mu.
+func (r *Runtime) dropLocked(e *moduleEntry) []*instance {
+	r.compiled.remove(e)
+	r.cached -= e.size
+	delete(r.modules, e.digest)
+	var victims []*instance
+	for key, p := range r.pools {
+		if key.m != e.m {
+			continue
+		}
+		for _, in := range p.idle {
+			r.lru.remove(in)
+			victims = append(victims, in)
+		}
+		delete(r.pools, key)
+	}
+	return victims
+}
+
+// Forget drops the module of digest from the compile cache, with its idle instances: for a
+// module deleted, or refused after it compiled (by a registry's own checks, say). A Module
+// still held elsewhere keeps working; its compiled code is released once nothing holds it. A
+// later Compile of the same bytes compiles them again (from the on-disk cache with DataDir).
+// Forget is safe for concurrent use; it does nothing for a digest not cached.
+func (r *Runtime) Forget(ctx context.Context, digest string) {
+	r.mu.Lock()
+	var victims []*instance
+	if e := r.modules[digest]; e != nil && e.listed {
+		victims = r.dropLocked(e)
+	}
+	r.mu.Unlock()
+	for _, in := range victims {
+		in.close(ctx)
+	}
 }
 
 // Digest returns "sha256:<hex>" of wasm, the name a module goes by.
@@ -49,8 +151,9 @@ func Digest(wasm []byte) string {
 // requests (abi.CheckCapabilities). A refused module gives an *abi.Error of KindBadInput whose
 // message names the problem.
 //
-// Compiled code is cached in memory by digest for the life of the Runtime and, with
-// Config.DataDir, on disk, so a restarted Runtime skips the compiler. Compile is safe for
+// Compiled code is cached in memory by digest, up to Config.MaxCompiledBytes (least recently
+// used out first; see Forget) and, with Config.DataDir, on disk, so a restarted Runtime skips
+// the compiler. A refused module is not kept. Compile is safe for
 // concurrent use; concurrent compiles of the same bytes share one compilation. It runs outside
 // the concurrency cap (an engine may compile from inside a host function that holds a slot), and
 // compiling cannot be cancelled: Config.MaxModuleBytes bounds its cost. wasm is not retained.
@@ -66,7 +169,7 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	}
 	e, ok := r.modules[digest]
 	if !ok {
-		e = &moduleEntry{done: make(chan struct{})}
+		e = &moduleEntry{done: make(chan struct{}), digest: digest, size: int64(len(wasm))}
 		r.modules[digest] = e
 		r.active++
 	}
@@ -74,6 +177,11 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	if ok {
 		select {
 		case <-e.done:
+			if e.m != nil {
+				r.mu.Lock()
+				r.touchLocked(e.m)
+				r.mu.Unlock()
+			}
 			return e.m, e.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -86,10 +194,17 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	// timeout.
 	e.m, e.err = r.compile(context.WithoutCancel(ctx), digest, wasm)
 	close(e.done)
-	if e.err != nil {
-		r.mu.Lock()
+	var victims []*instance
+	r.mu.Lock()
+	switch {
+	case e.err != nil:
 		delete(r.modules, digest)
-		r.mu.Unlock()
+	case r.modules[digest] == e: // not forgotten meanwhile
+		victims = r.cacheLocked(e)
+	}
+	r.mu.Unlock()
+	for _, in := range victims {
+		in.close(ctx)
 	}
 	r.end(ctx, nil)
 	return e.m, e.err
@@ -128,7 +243,14 @@ func (r *Runtime) compile(ctx context.Context, digest string, wasm []byte) (*Mod
 	defer func() {
 		if !ok {
 			_ = cm.Close(context.Background())
+			return
 		}
+		// The compiled code goes when nothing holds the Module any more: not the cache (it
+		// may have dropped it), nor a caller, nor an instance (each holds its Module).
+		runtime.AddCleanup(m, func(cm wazero.CompiledModule) {
+			_ = cm.Close(context.Background())
+			r.codeFreed.Add(1)
+		}, cm)
 	}()
 	m.Info = moduleInfo(cm, mem)
 	if err := abi.CheckShape(m.Info); err != nil {
@@ -139,6 +261,18 @@ func (r *Runtime) compile(ctx context.Context, digest string, wasm []byte) (*Mod
 	}
 	if !mem.defined {
 		return nil, refuse("it has no memory")
+	}
+	if mem.importsTables {
+		return nil, refuse("it imports a table; a Lumen module must define its own")
+	}
+	entries, err := mem.tableEntries()
+	if err != nil {
+		return nil, refuse("%v", err)
+	}
+	m.tableBytes = entries * tableEntryBytes
+	if m.tableBytes > MaxMemoryPages*pageSize {
+		return nil, refuse("its tables may hold %d entries (%d MiB), more than any memory limit (%d MiB)",
+			entries, m.tableBytes>>20, uint64(MaxMemoryPages*pageSize)>>20)
 	}
 	exports := cm.ExportedFunctions()
 	if _, ok := exports["_start"]; ok {

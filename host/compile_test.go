@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -76,6 +79,9 @@ func TestCompile_RefusesBadModules(t *testing.T) {
 		{"manifest out of bounds", testWasm(t, "bad/manifest_oob"), []string{"lumen_manifest returned", "out of bounds"}},
 		{"manifest traps", testWasm(t, "bad/manifest_trap"), []string{"lumen_manifest failed", "unreachable"}},
 		{"memory import", testWasm(t, "bad/memory_import"), []string{"imports its memory"}},
+		{"table import", testWasm(t, "bad/table_import"), []string{"imports a table"}},
+		{"growing table with no maximum", testWasm(t, "bad/table_no_max"), []string{"table 0 has no declared maximum", "table.grow"}},
+		{"growing table over the default limit", testWasm(t, "bad/table_over_limit"), []string{"tables may hold 100000000 entries (762.9 MiB)", "limit of 4096 pages"}},
 		{"wasi command", testWasm(t, "bad/command"), []string{"WASI command", "-buildmode=c-shared"}},
 	}
 	for _, tc := range cases {
@@ -227,5 +233,136 @@ func TestCompile_CancelledCallerDoesNotFailOthers(t *testing.T) {
 	again, err := r.Compile(context.Background(), testWasm(t, "good"))
 	if err != nil || again != m {
 		t.Fatalf("the second compile did not reuse the first: %v", err)
+	}
+}
+
+// cachedDigests lists the compile cache, most recently used first.
+func cachedDigests(r *Runtime) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for e := r.compiled.head; e != nil; e = e.next {
+		out = append(out, e.digest)
+	}
+	return out
+}
+
+// The compile cache holds at most Config.MaxCompiledBytes of modules and drops the least
+// recently compiled or called first, with its idle instances; a Module a caller still holds
+// keeps working.
+func TestCompile_CacheEvictsLeastRecentlyUsed(t *testing.T) {
+	a, b, c := testWasm(t, "good"), testWasm(t, "hostile"), testWasm(t, "sys")
+	limit := int64(len(a) + len(b) + len(c) - 1) // any two fit, not three
+	r := newTestRuntime(t, Config{MaxCompiledBytes: limit})
+	ctx := context.Background()
+	ma := mustCompile(t, r, "good")
+	mb := mustCompile(t, r, "hostile")
+	callOK(t, r, CallRequest{Module: mb, Function: "ok", Job: "j"}) // leaves an idle instance of b
+	callOK(t, r, CallRequest{Module: ma, Function: "add", Input: []byte(`{"a":1,"b":2}`)})
+	if got, want := cachedDigests(r), []string{Digest(a), Digest(b)}; !slices.Equal(got, want) {
+		t.Fatalf("cache after calling a: %v, want a then b", got)
+	}
+	if n := r.Stats().IdleInstances; n != 2 {
+		t.Fatalf("%d idle instances, want 2", n)
+	}
+	mc := mustCompile(t, r, "sys")
+	if got, want := cachedDigests(r), []string{Digest(c), Digest(a)}; !slices.Equal(got, want) {
+		t.Fatalf("cache after compiling c: %v, want c then a (b, least recently used, dropped)", got)
+	}
+	if n := r.Stats().IdleInstances; n != 1 {
+		t.Fatalf("%d idle instances after dropping b, want 1: b's must go with it", n)
+	}
+	if res := callOK(t, r, CallRequest{Module: mb, Function: "ok", Job: "j"}); string(res.Output) != "ok" {
+		t.Fatalf("a dropped module a caller holds answered %q", res.Output)
+	}
+	if again, _ := r.Compile(ctx, a); again != ma {
+		t.Fatal("a, cached, was compiled again")
+	}
+	mb2, err := r.Compile(ctx, b)
+	if err != nil || mb2 == mb {
+		t.Fatalf("b after it was dropped: %v (same Module: %v); want a new compile", err, mb2 == mb)
+	}
+	// Now b, a, c by recency: c goes.
+	if got, want := cachedDigests(r), []string{Digest(b), Digest(a)}; !slices.Equal(got, want) {
+		t.Fatalf("cache after compiling b again: %v, want b then a", got)
+	}
+	_ = mc
+	r.mu.Lock()
+	cached := r.cached
+	r.mu.Unlock()
+	if want := int64(len(a) + len(b)); cached != want {
+		t.Fatalf("cache counts %d bytes, want %d", cached, want)
+	}
+	if _, err := New(ctx, Config{MaxCompiledBytes: -1}); err == nil {
+		t.Fatal("a negative MaxCompiledBytes was accepted")
+	}
+}
+
+// A module deleted (or refused by a registry after it compiled) is dropped from the cache with
+// Forget, and its compiled code is released once nothing holds it.
+func TestCompile_ForgetDropsAModuleAndReleasesItsCode(t *testing.T) {
+	r := newTestRuntime(t, Config{})
+	wasm := testWasm(t, "good")
+	m := mustCompile(t, r, "good")
+	callOK(t, r, CallRequest{Module: m, Function: "add", Input: []byte(`{"a":1,"b":2}`)})
+	if s := r.Stats(); s.Modules != 1 || s.IdleInstances != 1 {
+		t.Fatalf("before Forget: %+v", s)
+	}
+	r.Forget(context.Background(), Digest(wasm))
+	r.Forget(context.Background(), Digest(wasm)) // again: nothing to do
+	if s := r.Stats(); s.Modules != 0 || s.IdleInstances != 0 {
+		t.Fatalf("after Forget: %+v; want no module, no idle instance", s)
+	}
+	if res := callOK(t, r, CallRequest{Module: m, Function: "add", Input: []byte(`{"a":1,"b":2}`)}); string(res.Output) != "3" {
+		t.Fatalf("a forgotten module its caller holds answered %q", res.Output)
+	}
+	if n := r.Stats().IdleInstances; n != 0 {
+		t.Fatalf("%d idle instances of a module out of the cache; want none kept", n)
+	}
+	m = nil
+	deadline := time.Now().Add(10 * time.Second)
+	for r.codeFreed.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the compiled code of a forgotten module nothing holds was not released")
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m2 := mustCompile(t, r, "good"); m2 == nil || r.Stats().Modules != 1 {
+		t.Fatal("compiling the bytes again")
+	}
+}
+
+// Calls keep succeeding while the modules they run are dropped from a cache that holds one
+// module and compiled again, from several goroutines (run with -race).
+func TestCompile_CacheChurnUnderConcurrentCalls(t *testing.T) {
+	r := newTestRuntime(t, Config{MaxCompiledBytes: 1})
+	names := []string{"good", "hostile"}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				name := names[(g+i)%2]
+				m, err := r.Compile(context.Background(), testWasm(t, name))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				req := CallRequest{Module: m, Function: "ok", Job: fmt.Sprint(g)}
+				if name == "good" {
+					req = CallRequest{Module: m, Function: "add", Input: []byte(`{"a":1,"b":2}`), Job: fmt.Sprint(g)}
+				}
+				if _, err := r.Call(context.Background(), req); err != nil {
+					t.Errorf("%s: %v", name, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(cachedDigests(r)); n != 1 {
+		t.Fatalf("%d modules cached, want 1", n)
 	}
 }

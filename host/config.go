@@ -19,11 +19,15 @@ const (
 	DefaultMaxResultBytes = 64 << 20 // the output of one call
 	DefaultMaxModuleBytes = 64 << 20
 	DefaultMaxIdle        = 64
+	// DefaultMaxCompiledBytes caps the compile cache: 256 MiB of modules, some 140 Go guests of
+	// 1.8 MB or four modules at the 64 MiB upload cap.
+	DefaultMaxCompiledBytes = 256 << 20
 
 	// MaxMemoryPages is the most pages a wasm32 memory can have (4 GiB).
 	MaxMemoryPages = 65536
 
-	// maxIdleMemory is the most linear memory an instance may hold and still be pooled.
+	// maxIdleMemory is the most memory (linear memory and the most its tables may hold) an
+	// instance may have and still be pooled.
 	maxIdleMemory = 64 << 20
 
 	// manifestTimeout bounds the instantiation and lumen_manifest call that Compile makes.
@@ -44,11 +48,19 @@ type Config struct {
 	Defaults Limits
 	// MaxIdleInstances caps the warm instances kept across all pools (default 64); the least
 	// recently used is closed first. Negative: keep none. An instance whose memory grew past
-	// 64 MiB is not kept: its pages would stay resident while it waits.
+	// 64 MiB, counting what its tables may hold, is not kept: its pages would stay resident
+	// while it waits.
 	MaxIdleInstances int
 	// MaxModuleBytes refuses bigger modules before compiling them (default 64 MiB): compiling
 	// cannot be cancelled, so its cost is capped by size.
 	MaxModuleBytes int64
+	// MaxCompiledBytes caps the compile cache, counted in the bytes of the modules it holds
+	// (default DefaultMaxCompiledBytes; compiled code is a few times a module's size). Past it
+	// the least recently compiled or called module is dropped from the cache, with its idle
+	// instances; Modules still held elsewhere (a caller, a running call, an Instance) keep
+	// working, and the compiled code is released once nothing holds it. The module most recently
+	// compiled always stays, however big.
+	MaxCompiledBytes int64
 	// Services is the engine behind the object, task and actor host functions. Nil: those
 	// functions return abi.ErrUnavailable.
 	Services Services
@@ -61,9 +73,13 @@ type Config struct {
 
 // Limits bound one call. A zero field takes the Runtime's default.
 type Limits struct {
-	// MemoryPages caps the guest's linear memory, in 64 KiB pages (default 4096 = 256 MiB, at most
-	// 65536). A guest that grows past it sees memory.grow fail; a call that then traps or exits
-	// fails with KindLimit, Limit abi.LimitMemory.
+	// MemoryPages caps the guest's memory, in 64 KiB pages (default 4096 = 256 MiB, at most
+	// 65536): its linear memory and its tables together. The most a module's tables may hold
+	// (8 bytes an entry; a table the code never grows counts at its declared size, one it grows
+	// at its declared maximum) is reserved out of it, and linear memory gets the rest. A module
+	// whose tables and initial memory do not fit fails the call at once, and a guest that grows
+	// its memory past the rest sees memory.grow fail; either way the call fails with KindLimit,
+	// Limit abi.LimitMemory.
 	MemoryPages uint32
 	// Timeout is the call's wall-clock limit (default 30s), counted from when the call has a
 	// slot. A call past it is stopped with KindLimit, Limit abi.LimitDeadline.
@@ -268,6 +284,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxModuleBytes == 0 {
 		cfg.MaxModuleBytes = DefaultMaxModuleBytes
+	}
+	if cfg.MaxCompiledBytes < 0 {
+		return cfg, fmt.Errorf("host: MaxCompiledBytes %d is negative", cfg.MaxCompiledBytes)
+	}
+	if cfg.MaxCompiledBytes == 0 {
+		cfg.MaxCompiledBytes = DefaultMaxCompiledBytes
 	}
 	if err := cfg.Defaults.validate(); err != nil {
 		return cfg, fmt.Errorf("host: Defaults: %w", err)

@@ -173,6 +173,9 @@ func FuzzCheckModule(f *testing.F) {
 			return
 		}
 		defer cm.Close(context.Background())
+		if ms.growsAll {
+			t.Fatal("wazero compiled code the table.grow scan could not decode")
+		}
 		for _, mem := range cm.ExportedMemories() {
 			max, _ := mem.Max()
 			if !ms.defined && !ms.imported || mem.Min() != ms.min || ms.max != 0 && max != ms.max {
@@ -188,15 +191,21 @@ func TestCheckModule_AcceptsRealModules(t *testing.T) {
 	bad, _ := filepath.Glob("testdata/bad/*.wasm")
 	for _, file := range append(files, bad...) {
 		b, _ := os.ReadFile(file)
-		if _, err := checkModule(b); err != nil {
-			t.Errorf("%s: %v", file, err)
+		if ms, err := checkModule(b); err != nil || ms.growsAll {
+			t.Errorf("%s: %v (code decoded: %v)", file, err, !ms.growsAll)
 		}
 	}
 	if b, err := goGuest(); err == nil {
+		// Go declares its one table with no maximum and never grows it: it counts at its size.
 		ms, err := checkModule(b)
-		if err != nil || !ms.defined {
-			t.Errorf("Go guest: %+v %v", ms, err)
+		entries, terr := ms.tableEntries()
+		if err != nil || !ms.defined || ms.growsAll || len(ms.grows) != 0 || terr != nil || len(ms.tables) != 1 || entries != uint64(ms.tables[0].min) {
+			t.Errorf("Go guest: %+v %v %v", ms, err, terr)
 		}
+		t.Logf("Go guest: table of %d entries (%d KiB), no maximum, never grown", entries, entries*tableEntryBytes>>10)
+	}
+	if ms, _ := checkModule(testWasm(t, "tables")); !ms.grows[0] || ms.grows[1] || ms.growsAll {
+		t.Errorf("tables.wasm: grows %v, want table 0 only", ms.grows)
 	}
 }
 

@@ -95,13 +95,22 @@ func (r *Runtime) instantiate(ctx context.Context, now, deadline time.Time, spec
 		return nil, nil, limitErr(abi.LimitMemory, "module %s needs %d memory pages at start; the limit is %d pages",
 			m.Digest, m.Info.MemoryMinPages, spec.lim.MemoryPages)
 	}
+	// Tables count against the memory limit too. wazero neither reports a table's size nor lets
+	// the host refuse a table.grow, so the most the tables may take (memoryScan.tableEntries) is
+	// reserved up front, and linear memory gets the rest: together they stay under the limit.
+	limit := uint64(spec.lim.MemoryPages) * pageSize
+	if need := uint64(m.Info.MemoryMinPages)*pageSize + m.tableBytes; need > limit {
+		return nil, nil, limitErr(abi.LimitMemory, "module %s's tables may hold %d entries (%.1f MiB), which with its %d memory pages at start "+
+			"is over the limit of %d pages (%d MiB)", m.Digest, m.tableBytes/tableEntryBytes, float64(m.tableBytes)/(1<<20),
+			m.Info.MemoryMinPages, spec.lim.MemoryPages, limit>>20)
+	}
 	in := &instance{
 		r:       r,
 		m:       m,
 		key:     spec.key,
 		caps:    spec.caps,
 		pooled:  spec.pooled,
-		limiter: &memoryLimiter{limit: uint64(spec.lim.MemoryPages) * pageSize},
+		limiter: &memoryLimiter{limit: limit - m.tableBytes, tables: m.tableBytes},
 	}
 	in.stdout, in.stderr = outWriter{in}, outWriter{in}
 	in.cctx = newCallCtx(&in.st)

@@ -7,11 +7,15 @@ import (
 // pageSize is the size of a wasm page.
 const pageSize = 1 << 16
 
+// tableEntryBytes is what one table entry costs: wazero keeps a table as a []uintptr.
+const tableEntryBytes = 8
+
 // memoryLimiter hands wazero a linear memory that refuses to grow past limit bytes and records
 // that it did, so that a trap after a refused grow is reported as the memory limit. One
 // memoryLimiter serves one instance, which runs one call at a time: no locking.
 type memoryLimiter struct {
-	limit   uint64 // bytes
+	limit   uint64 // bytes of linear memory: the call's memory limit less tables
+	tables  uint64 // bytes reserved for the module's tables out of the call's memory limit
 	mem     *linearMemory
 	refused uint64 // the size of the last refused request, in bytes; 0: none this call
 }

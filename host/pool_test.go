@@ -72,6 +72,21 @@ func TestPool_LeastRecentlyUsedIsEvicted(t *testing.T) {
 	}
 }
 
+// An instance whose tables may hold more than 64 MiB is not pooled, as one whose linear memory
+// grew past 64 MiB is not: a pooled one per job would keep 64 MiB resident per job.
+func TestPool_NotKeptWhenTablesAreLarge(t *testing.T) {
+	r := newTestRuntime(t, Config{})
+	m := mustCompile(t, r, "tables")
+	for _, job := range []string{"a", "b", "c"} {
+		if out := callOK(t, r, CallRequest{Module: m, Function: "grow_table", Job: job}).Output; string(out) != "ok" {
+			t.Fatalf("grow_table = %q", out)
+		}
+		if n := r.Stats().IdleInstances; n != 0 {
+			t.Fatalf("job %s: %d idle instances holding tables of 64 MiB; want none kept", job, n)
+		}
+	}
+}
+
 func TestPool_NoPoolingWhenMaxIdleIsNegative(t *testing.T) {
 	r := newTestRuntime(t, Config{MaxIdleInstances: -1})
 	m := mustCompile(t, r, "good")

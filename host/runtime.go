@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -29,7 +30,10 @@ type Runtime struct {
 	released  bool                    // Close has released the instances and wazero
 	active    int                     // calls and instantiations in flight
 	drained   chan struct{}           // closed when closed && active == 0
-	modules   map[string]*moduleEntry // by digest
+	modules   map[string]*moduleEntry // the compile cache, by digest
+	compiled  moduleList              // the cache's compiled entries, most recently used first
+	cached    int64                   // bytes of the modules in compiled
+	codeFreed atomic.Int64            // compiled modules closed since nothing held them; for tests
 	pools     map[poolKey]*pool       // idle instances by what shapes them
 	lru       instList                // every idle pooled instance, most recently used first
 	busy      instList                // instances running a call
@@ -194,6 +198,9 @@ func (r *Runtime) begin(key poolKey, pooled bool) (*instance, error) {
 		return nil, closedErr()
 	}
 	r.active++
+	if key.m != nil {
+		r.touchLocked(key.m)
+	}
 	if !pooled {
 		return nil, nil
 	}
@@ -232,7 +239,8 @@ func (r *Runtime) end(ctx context.Context, in *instance) {
 		switch {
 		case !in.pooled:
 			// A dedicated instance belongs to its Instance.
-		case in.dead || r.closed || r.cfg.MaxIdleInstances == 0 || in.mem().Size() > maxIdleMemory:
+		case in.dead || r.closed || r.cfg.MaxIdleInstances == 0 || uint64(in.mem().Size())+in.limiter.tables > maxIdleMemory ||
+			!r.cachedLocked(in.m): // its module left the compile cache: do not hold it here
 			victims = append(victims, in)
 		default:
 			p := r.pools[in.key]
@@ -259,6 +267,12 @@ func (r *Runtime) end(ctx context.Context, in *instance) {
 	for _, v := range victims {
 		v.close(ctx)
 	}
+}
+
+// cachedLocked reports whether m is the compile cache's module of its digest.
+func (r *Runtime) cachedLocked(m *Module) bool {
+	e := r.modules[m.Digest]
+	return e != nil && e.listed && e.m == m // listed first: see touchLocked
 }
 
 // evictLocked removes the least recently used idle instance from its pool and returns it.

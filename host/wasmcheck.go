@@ -13,9 +13,10 @@ import (
 // costs memory in proportion to the module's size. It also reports the module's memory, which
 // wazero's CompiledModule describes only when exported.
 //
-// It reads only the structure: section and subsection sizes, vectors, names, value types, limits,
-// constant expressions, and the local declarations of function bodies; instructions are left to
-// wazero.
+// It reads the structure: section and subsection sizes, vectors, names, value types, limits,
+// constant expressions, and the local declarations of function bodies. Of instructions it decodes
+// only their immediates, to find which tables the code grows (table.grow); validating them is left
+// to wazero.
 func checkModule(wasm []byte) (memoryScan, error) {
 	var ms memoryScan
 	r := &reader{b: wasm, off: 8}
@@ -40,11 +41,45 @@ func checkModule(wasm []byte) (memoryScan, error) {
 	return ms, nil
 }
 
-// memoryScan is what checkModule finds about a module's memory.
+// memoryScan is what checkModule finds about a module's memory and tables.
 type memoryScan struct {
 	defined  bool   // the module defines a memory
 	imported bool   // the module imports a memory
 	min, max uint32 // pages; max 0: none declared
+
+	tables        []tableScan // the tables the module defines, in index order
+	importsTables bool        // the module imports a table
+	// grows holds the indices of the tables a table.grow instruction names. When the code could
+	// not be decoded (an instruction this scan does not know, which wazero then refuses or knows
+	// better), growsAll is set instead: every table must be taken as growing.
+	grows    map[uint32]bool
+	growsAll bool
+}
+
+// tableScan is one table's declared limits, in entries.
+type tableScan struct {
+	min, max uint32
+	hasMax   bool
+}
+
+// tableEntries returns how many entries the module's tables may ever hold together: a table the
+// code never grows stays at its declared size (table.init, table.copy and table.set do not grow
+// one); a growing table may reach its declared maximum. It fails for a growing table with no
+// maximum, which could take any amount of memory.
+func (ms *memoryScan) tableEntries() (uint64, error) {
+	var n uint64
+	for i, t := range ms.tables {
+		switch grown := ms.growsAll || ms.grows[uint32(i)]; {
+		case !grown:
+			n += uint64(t.min)
+		case !t.hasMax:
+			return 0, fmt.Errorf("table %d has no declared maximum and the code grows it (table.grow): "+
+				"tables count against the memory limit, so a growing table must declare its maximum size", i)
+		default:
+			n += uint64(t.max)
+		}
+	}
+	return n, nil
 }
 
 // Limits on what a module declares, after V8's.
@@ -90,7 +125,11 @@ func checkSection(id byte, r *reader, ms *memoryScan) error {
 	case 3:
 		return r.vec(maxFunctions, func(int) error { _, err := r.u32(); return err })
 	case 4:
-		return r.vec(maxTables, func(int) error { return r.table() })
+		return r.vec(maxTables, func(int) error {
+			t, err := r.table()
+			ms.tables = append(ms.tables, t)
+			return err
+		})
 	case 5:
 		return r.vec(1, func(int) error {
 			min, max, err := r.limits()
@@ -124,7 +163,7 @@ func checkSection(id byte, r *reader, ms *memoryScan) error {
 	case 9:
 		return r.vec(maxSegments, func(int) error { return r.elemSegment() })
 	case 10:
-		return r.vec(maxFunctions, func(int) error { return r.body() })
+		return r.vec(maxFunctions, func(int) error { return r.body(ms) })
 	case 11:
 		return r.vec(maxSegments, func(int) error { return r.dataSegment() })
 	case 13:
@@ -351,29 +390,37 @@ func min64(a, b uint64) uint64 {
 	return b
 }
 
-func (r *reader) table() error {
+func (r *reader) table() (tableScan, error) {
 	c, err := r.byte()
 	if err != nil {
-		return err
+		return tableScan{}, err
 	}
-	if c == 0x40 { // a table with an initializer
+	init := c == 0x40 // a table with an initializer
+	if init {
 		if _, err := r.byte(); err != nil {
-			return err
+			return tableScan{}, err
 		}
-		if err := r.refType(); err != nil {
-			return err
-		}
-		if _, _, err := r.limits(); err != nil {
-			return err
-		}
-		return r.constExpr()
+	} else {
+		r.off-- // a plain table type
 	}
-	r.off-- // a plain table type
 	if err := r.refType(); err != nil {
-		return err
+		return tableScan{}, err
 	}
-	_, _, err = r.limits()
-	return err
+	t, err := r.tableLimits()
+	if err == nil && init {
+		err = r.constExpr()
+	}
+	return t, err
+}
+
+// tableLimits reads a table's limits.
+func (r *reader) tableLimits() (tableScan, error) {
+	if r.off >= len(r.b) {
+		return tableScan{}, errShort
+	}
+	hasMax := r.b[r.off]&1 != 0
+	min, max, err := r.limits()
+	return tableScan{min: min, max: max, hasMax: hasMax}, err
 }
 
 func (r *reader) importEntry(ms *memoryScan) error {
@@ -391,6 +438,7 @@ func (r *reader) importEntry(ms *memoryScan) error {
 	case 0: // func: type index
 		_, err = r.u32()
 	case 1: // table
+		ms.importsTables = true
 		if err = r.refType(); err == nil {
 			_, _, err = r.limits()
 		}
@@ -514,8 +562,9 @@ func (r *reader) dataSegment() error {
 	return nil
 }
 
-// body reads a function body's size and local declarations and skips its instructions.
-func (r *reader) body() error {
+// body reads a function body's size and local declarations, and scans its instructions for
+// table.grow.
+func (r *reader) body(ms *memoryScan) error {
 	size, err := r.u32()
 	if err != nil {
 		return err
@@ -526,7 +575,7 @@ func (r *reader) body() error {
 	b := &reader{b: r.b[:r.off+int(size)], off: r.off}
 	r.off += int(size)
 	total := uint64(0)
-	return b.vec(maxLocals, func(int) error {
+	err = b.vec(maxLocals, func(int) error {
 		n, err := b.u32()
 		if err != nil {
 			return err
@@ -536,4 +585,131 @@ func (r *reader) body() error {
 		}
 		return b.valType()
 	})
+	if err != nil {
+		return err
+	}
+	if !ms.growsAll && b.scanCode(ms) != nil {
+		ms.growsAll = true // undecodable here: assume the worst, and let wazero judge the code
+	}
+	return nil
+}
+
+// scanCode walks instructions to the end of the body, decoding their immediates, and records the
+// tables table.grow names. It knows the instructions of WebAssembly 2.0 (with SIMD) and of the
+// threads proposal, which are what wazero accepts.
+func (r *reader) scanCode(ms *memoryScan) error {
+	u32 := func(n int) error {
+		for range n {
+			if _, err := r.u32(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	memarg := func() error {
+		align, err := r.u32()
+		if err != nil {
+			return err
+		}
+		if align&0x40 != 0 { // multi-memory: a memory index follows
+			if _, err := r.u32(); err != nil {
+				return err
+			}
+		}
+		_, err = r.u32()
+		return err
+	}
+	for r.left() > 0 {
+		op, err := r.byte()
+		if err != nil {
+			return err
+		}
+		switch {
+		case op == 0x02 || op == 0x03 || op == 0x04: // block, loop, if: a block type (s33)
+			_, err = r.leb(5)
+		case op == 0x0c || op == 0x0d || op == 0x10 || op == 0x12 || op == 0xd2 || // br, br_if, call, return_call, ref.func
+			op >= 0x20 && op <= 0x26 || op == 0x3f || op == 0x40: // locals, globals, table.get/set, memory.size/grow
+			err = u32(1)
+		case op == 0x0e: // br_table
+			var n int
+			if n, err = r.count(maxSegmentElems); err == nil {
+				err = u32(n + 1)
+			}
+		case op == 0x11 || op == 0x13: // call_indirect, return_call_indirect
+			err = u32(2)
+		case op == 0x1c: // select with types
+			err = r.vec(maxParams, func(int) error { return r.valType() })
+		case op >= 0x28 && op <= 0x3e: // loads and stores
+			err = memarg()
+		case op == 0x41:
+			_, err = r.leb(5)
+		case op == 0x42:
+			_, err = r.leb(10)
+		case op == 0x43:
+			err = r.skip(4)
+		case op == 0x44:
+			err = r.skip(8)
+		case op == 0xd0: // ref.null
+			err = r.heapType()
+		case op == 0xfc:
+			var sub uint32
+			if sub, err = r.u32(); err != nil {
+				break
+			}
+			switch {
+			case sub <= 7: // saturating truncations
+			case sub == 9 || sub == 11 || sub == 13 || sub == 16 || sub == 17: // data.drop, memory.fill, elem.drop, table.size, table.fill
+				err = u32(1)
+			case sub == 8 || sub == 10 || sub == 12 || sub == 14: // memory.init, memory.copy, table.init, table.copy
+				err = u32(2)
+			case sub == 15: // table.grow
+				var t uint32
+				if t, err = r.u32(); err == nil {
+					if ms.grows == nil {
+						ms.grows = map[uint32]bool{}
+					}
+					ms.grows[t] = true
+				}
+			default:
+				return fmt.Errorf("unknown instruction 0xfc %d", sub)
+			}
+		case op == 0xfd: // SIMD
+			var sub uint32
+			if sub, err = r.u32(); err != nil {
+				break
+			}
+			switch {
+			case sub <= 0x0b || sub == 0x5c || sub == 0x5d: // loads and stores
+				err = memarg()
+			case sub == 0x0c || sub == 0x0d: // v128.const, i8x16.shuffle
+				err = r.skip(16)
+			case sub >= 0x15 && sub <= 0x22: // extract_lane, replace_lane
+				err = r.skip(1)
+			case sub >= 0x54 && sub <= 0x5b: // load_lane, store_lane
+				if err = memarg(); err == nil {
+					err = r.skip(1)
+				}
+			case sub > 0x113:
+				return fmt.Errorf("unknown instruction 0xfd %d", sub)
+			}
+		case op == 0xfe: // threads
+			var sub uint32
+			if sub, err = r.u32(); err != nil {
+				break
+			}
+			if sub == 0x03 { // atomic.fence
+				err = r.skip(1)
+			} else {
+				err = memarg()
+			}
+		case op <= 0x01 || op == 0x05 || op == 0x0b || op == 0x0f || op == 0x1a || op == 0x1b ||
+			op >= 0x45 && op <= 0xc4 || op == 0xd1: // no immediates
+		default:
+			return fmt.Errorf("unknown instruction %#x", op)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

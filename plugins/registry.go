@@ -285,6 +285,7 @@ func (r *Registry) Add(ctx context.Context, wasm []byte, opts AddOptions) (*Modu
 		}
 		return nil
 	}
+	before := r.st.Version()
 	if err := r.st.Update(ctx, write); err != nil {
 		if errors.Is(err, ErrConflict) && r.shared {
 			// Another node registered the bytes or bound the name first: decide again on
@@ -307,9 +308,12 @@ func (r *Registry) Add(ctx context.Context, wasm []byte, opts AddOptions) (*Modu
 		}
 		return nil, fmt.Errorf("plugins: store module %s: %w", digest, err)
 	}
-	if err := r.reloadWrite(); err != nil {
-		return nil, err
-	}
+	r.committed(before, func(ix *index) {
+		ix.mods[digest] = stored
+		if b != nil {
+			ix.bind(b)
+		}
+	})
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.moduleLocked(stored, nil), nil
@@ -505,6 +509,7 @@ func (r *Registry) bindLocked(digest, name, ver string) error {
 			return err
 		}
 	}
+	before := r.st.Version()
 	err = r.st.Update(context.Background(), func(w StoreWriter) error {
 		w.RequireExists(chunkKey(modPrefix, digest, 0))
 		if named != nil {
@@ -528,17 +533,29 @@ func (r *Registry) bindLocked(digest, name, ver string) error {
 		}
 		return fmt.Errorf("plugins: bind %s@%s to %s: %w", name, ver, digest, err)
 	}
-	return r.reloadWrite()
+	r.committed(before, func(ix *index) {
+		if named != nil {
+			ix.mods[digest] = named
+		}
+		ix.bind(b)
+	})
+	return nil
 }
 
-// bind adds a binding to the index.
-func (ix *index) bind(b *binding) {
-	bs := append(ix.names[b.name], b)
-	sort.Slice(bs, func(i, j int) bool { return bs[i].v.compare(bs[j].v) < 0 })
-	ix.names[b.name] = bs
-	ts := append(ix.tags[b.digest], b)
-	sort.Slice(ts, func(i, j int) bool { return lessBinding(ts[i], ts[j]) })
-	ix.tags[b.digest] = ts
+// committed applies a write this registry has just made to its index, instead of reloading the
+// whole store, so that a write costs O(1) in the modules and names registered (a bind used to
+// reload and re-sort everything: 1,000 binds to one module took seconds to minutes). With its
+// own store the registry is the only writer, so the index is then as fresh as the store. A
+// shared store may have taken other nodes' writes meanwhile (raft applies a batch of commands and
+// moves Version once for all of them), so there the index stays marked stale and the next
+// caller reloads it. The caller holds wmu, and had made the index fresh at before.
+func (r *Registry) committed(before uint64, apply func(ix *index)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	apply(r.index)
+	if !r.shared && r.seen == before {
+		r.seen = r.st.Version()
+	}
 }
 
 // stampFormat writes the storage format into the registry's own store when it is new, after
@@ -740,7 +757,8 @@ func (r *Registry) List() []*Module {
 	return out
 }
 
-// Delete removes a module, its bytes and every name bound to it, in one transaction. It refuses
+// Delete removes a module, its bytes and every name bound to it, whoever bound them, in one
+// transaction; DeleteRef removes a single name. It refuses
 // with ErrInUse when inUse (which may be nil) reports the digest in use. inUse runs while no
 // other Add, Tag or Delete can commit, so nothing new is registered between its answer and the
 // delete; it must not call Add, Tag or Delete.
@@ -770,6 +788,7 @@ func (r *Registry) Delete(ctx context.Context, digest string, inUse func(digest 
 		return err
 	}
 	tags := r.tags[digest]
+	before := r.st.Version()
 	err := r.st.Update(ctx, func(w StoreWriter) error {
 		w.RequireExists(chunkKey(modPrefix, digest, 0))
 		delChunks(w, modPrefix, digest, 0, rec.recChunks)
@@ -786,7 +805,104 @@ func (r *Registry) Delete(ctx context.Context, digest string, inUse func(digest 
 		}
 		return fmt.Errorf("plugins: delete module %s: %w", digest, err)
 	}
-	return r.reloadWrite()
+	r.committed(before, func(ix *index) { ix.drop(digest) })
+	return nil
+}
+
+// DeleteRef removes what ref names, and only that:
+//
+//   - "sha256:<hex>": the module, its bytes and every name bound to it, as Delete;
+//   - "name@version": that one binding;
+//   - "name": every version of that name.
+//
+// A module's bytes go with the last name bound to them; a module that keeps another name (another
+// uploader's, say) stays, under that name. Each module that would go is first checked with inUse
+// (which may be nil), as Delete does, and the whole removal is refused with ErrInUse when one is
+// in use; a binding alone is removed whether its module is in use or not, since the module stays.
+// Names and modules go in one transaction. DeleteRef returns the digests of the modules removed.
+func (r *Registry) DeleteRef(ctx context.Context, ref string, inUse func(digest string) bool) ([]string, error) {
+	p, err := ParseRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	if p.Digest != "" {
+		if err := r.Delete(ctx, p.Digest, inUse); err != nil {
+			return nil, err
+		}
+		return []string{p.Digest}, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	if err := r.fresh(); err != nil {
+		return nil, err
+	}
+	var gone []*binding
+	for _, b := range r.names[p.Name] {
+		if p.Version == "" || b.version == p.Version {
+			gone = append(gone, b)
+		}
+	}
+	if len(gone) == 0 {
+		if bs := r.names[p.Name]; len(bs) > 0 {
+			return nil, fmt.Errorf("%w: module %s (it has versions %s)", ErrNotFound, p, versionList(bs))
+		}
+		return nil, fmt.Errorf("%w: no module is named %q", ErrNotFound, p.Name)
+	}
+	unbound := map[string]int{} // digest -> its bindings that go
+	for _, b := range gone {
+		unbound[b.digest]++
+	}
+	var removed []string // the modules left with no name
+	for d, n := range unbound {
+		if n == len(r.tags[d]) {
+			removed = append(removed, d)
+		}
+	}
+	sort.Strings(removed)
+	for _, d := range removed {
+		if inUse != nil && inUse(d) {
+			return nil, fmt.Errorf("%w: module %s is in use; removing %s would remove it", ErrInUse, d, ref)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	before := r.st.Version()
+	err = r.st.Update(ctx, func(w StoreWriter) error {
+		for _, b := range gone {
+			w.RequireExists(nameKey(b.name, b.version))
+			w.Delete(nameKey(b.name, b.version))
+		}
+		for _, d := range removed {
+			rec := r.mods[d]
+			w.RequireExists(chunkKey(modPrefix, d, 0))
+			delChunks(w, modPrefix, d, 0, rec.recChunks)
+			delChunks(w, binPrefix, d, 0, chunksOf(int(rec.Size)))
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrConflict) {
+			r.reloadWrite()
+			return nil, fmt.Errorf("%w: %s changed while it was being deleted; try again", ErrConflict, ref)
+		}
+		return nil, fmt.Errorf("plugins: delete %s: %w", ref, err)
+	}
+	r.committed(before, func(ix *index) {
+		for _, b := range gone {
+			ix.unbind(b)
+		}
+		for _, d := range removed {
+			ix.drop(d)
+		}
+	})
+	return removed, nil
 }
 
 // moduleLocked builds the caller's copy of a record, named by via when it is set. The caller
@@ -802,11 +918,19 @@ func (r *Registry) moduleLocked(rec *record, via *binding) *Module {
 		Info:        cloneInfo(rec.Info),
 		Created:     rec.Created,
 	}
-	if via != nil {
-		m.Name, m.Version = via.name, via.version
-	}
+	bound := false
 	for _, b := range r.tags[rec.Digest] {
 		m.Names = append(m.Names, b.String())
+		bound = bound || b.name == rec.Name && b.version == rec.Version
+	}
+	switch {
+	case via != nil:
+		m.Name, m.Version = via.name, via.version
+	case !bound && len(r.tags[rec.Digest]) > 0: // its first name was deleted
+		first := r.tags[rec.Digest][0]
+		m.Name, m.Version = first.name, first.version
+	case !bound:
+		m.Name, m.Version = "", ""
 	}
 	return m
 }

@@ -815,3 +815,118 @@ func TestRegistry_StoresLargeRecords(t *testing.T) {
 		r.Close()
 	}
 }
+
+// DeleteRef removes the name it is given, not every name of the module: two uploaders bound
+// names to the same bytes, and one deleting theirs leaves the other's. The bytes go with the last
+// name, and only then is the module checked for use. The index it leaves is what a reopen loads.
+func TestRegistry_DeleteRefRemovesOnlyThatName(t *testing.T) {
+	for _, where := range []string{"disk", "shared"} {
+		t.Run(where, func(t *testing.T) {
+			insp := newFakeInspector()
+			cfg := Config{MaxModuleBytes: testMax, Inspector: insp}
+			if where == "disk" {
+				cfg.Dir = t.TempDir()
+			} else {
+				cfg.Store = &mapStore{m: map[string][]byte{}}
+			}
+			r := openCfg(t, cfg)
+			ctx := context.Background()
+			x := insp.add(taskGuest("x"))
+			y := insp.add(taskGuest("y"))
+			mx := mustAdd(t, r, x, AddOptions{Name: "alice", Version: "1.0.0"})
+			mustAdd(t, r, x, AddOptions{Name: "bob", Version: "2.0.0"})
+			mustAdd(t, r, x, AddOptions{Name: "bob", Version: "2.1.0"})
+			my := mustAdd(t, r, y, AddOptions{Name: "alice", Version: "1.1.0"})
+
+			var asked []string
+			inUse := func(d string) bool { asked = append(asked, d); return true }
+			removed, err := r.DeleteRef(ctx, "alice@1.0.0", inUse)
+			if err != nil || len(removed) != 0 || len(asked) != 0 {
+				t.Fatalf("DeleteRef(alice@1.0.0) = %v, %v (asked inUse about %v); want nothing removed, nothing asked", removed, err, asked)
+			}
+			m, err := r.Resolve("bob@2.0.0")
+			if err != nil || m.Digest != mx.Digest {
+				t.Fatalf("bob@2.0.0 after alice deleted hers: %+v, %v", m, err)
+			}
+			if m, _ := r.Resolve(mx.Digest); m.Ref() != "bob@2.0.0" || !slices.Equal(m.Names, []string{"bob@2.0.0", "bob@2.1.0"}) {
+				t.Fatalf("module by digest: ref %s, names %v; want bob@2.0.0 first, bob's two names", m.Ref(), m.Names)
+			}
+			if _, err := r.Resolve("alice@1.0.0"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("alice@1.0.0 after delete: %v", err)
+			}
+			if m, _ := r.Resolve("alice"); m.Digest != my.Digest {
+				t.Fatal("alice's other version went too")
+			}
+			if b, err := r.Bytes(mx.Digest); err != nil || !bytes.Equal(b, x) {
+				t.Fatalf("bytes still named by bob: %v", err)
+			}
+
+			// Removing every version of bob would remove the bytes: in use, refused whole.
+			if _, err := r.DeleteRef(ctx, "bob", inUse); !errors.Is(err, ErrInUse) || !slices.Equal(asked, []string{mx.Digest}) {
+				t.Fatalf("DeleteRef(bob) of a module in use: %v (asked %v)", err, asked)
+			}
+			if m, _ := r.Resolve(mx.Digest); len(m.Names) != 2 {
+				t.Fatalf("a refused DeleteRef removed names: %v", m.Names)
+			}
+			for _, ref := range []string{"carol", "bob@9.0.0", "bob@x"} {
+				if _, err := r.DeleteRef(ctx, ref, nil); !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrInvalid) {
+					t.Errorf("DeleteRef(%q): %v", ref, err)
+				}
+			}
+			removed, err = r.DeleteRef(ctx, "bob", func(string) bool { return false })
+			if err != nil || !slices.Equal(removed, []string{mx.Digest}) {
+				t.Fatalf("DeleteRef(bob) = %v, %v; want the module removed with its last name", removed, err)
+			}
+			if _, err := r.Bytes(mx.Digest); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("bytes after the last name went: %v", err)
+			}
+			if got := refs(r.List()); !slices.Equal(got, []string{"alice@1.1.0"}) {
+				t.Fatalf("List = %v", got)
+			}
+
+			// What the index holds is what the store holds.
+			want := r.List()
+			r2 := openCfg(t, Config{Store: cfg.Store, MaxModuleBytes: testMax, Inspector: insp})
+			if where == "disk" {
+				r.Close()
+				r2 = openCfg(t, cfg)
+			}
+			if got := r2.List(); !reflect.DeepEqual(got, want) {
+				t.Fatalf("reloaded: %+v\nwant %+v", got, want)
+			}
+			if removed, err := r2.DeleteRef(ctx, my.Digest, nil); err != nil || !slices.Equal(removed, []string{my.Digest}) {
+				t.Fatalf("DeleteRef(digest) = %v, %v", removed, err)
+			}
+			if where == "disk" {
+				if got := storeKeys(t, r2); !slices.Equal(got, []string{formatKey}) {
+					t.Fatalf("store keys after deleting everything: %v", got)
+				}
+			}
+		})
+	}
+}
+
+// Binding a name writes one key and updates the index in place: the index after many binds is
+// the one a reload of the store gives, in the same order.
+func TestRegistry_BindsKeepTheIndexAsAReloadWould(t *testing.T) {
+	dir := t.TempDir()
+	insp := newFakeInspector()
+	r := open(t, dir, insp)
+	x := insp.add(taskGuest("x"))
+	m := mustAdd(t, r, x, AddOptions{})
+	for _, v := range []string{"1.10.0", "1.2.0", "1.2.0-rc.1", "0.9.0", "2.0.0-alpha", "1.9.9"} {
+		mustAdd(t, r, x, AddOptions{Name: "svc", Version: v})
+		if err := r.Tag(m.Digest, "alias", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := r.List()
+	if got, _ := r.Resolve("svc"); got.Version != "1.10.0" {
+		t.Fatalf("Resolve(svc) = %s, want the highest release 1.10.0", got.Version)
+	}
+	r.Close()
+	r = open(t, dir, insp)
+	if got := r.List(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("reloaded:\n%+v\nwant\n%+v", got, want)
+	}
+}

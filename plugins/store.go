@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -304,13 +306,54 @@ func loadIndex(st StoreReader, shared bool) (*index, error) {
 			}
 			return fmt.Errorf("name key %q binds %q, which is not stored", key, val)
 		}
-		ix.bind(&binding{name: name, version: ver, v: v, digest: string(val)})
+		b := &binding{name: name, version: ver, v: v, digest: string(val)}
+		ix.names[name] = append(ix.names[name], b)
+		ix.tags[b.digest] = append(ix.tags[b.digest], b)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	// Sorted once each, not on every insert: a digest with k names used to cost O(k^2 log k).
+	for _, bs := range ix.names {
+		sort.Slice(bs, func(i, j int) bool { return bs[i].v.compare(bs[j].v) < 0 })
+	}
+	for _, bs := range ix.tags {
+		sort.Slice(bs, func(i, j int) bool { return lessBinding(bs[i], bs[j]) })
+	}
 	return ix, nil
+}
+
+// bind adds a binding to the index, in order: O(log k) to find its place among the k bindings of
+// its name and of its digest, and one copy to make room.
+func (ix *index) bind(b *binding) {
+	ix.names[b.name] = insertSorted(ix.names[b.name], b, func(x, y *binding) bool { return x.v.compare(y.v) < 0 })
+	ix.tags[b.digest] = insertSorted(ix.tags[b.digest], b, lessBinding)
+}
+
+// unbind removes a binding from the index.
+func (ix *index) unbind(b *binding) {
+	ix.names[b.name] = slices.DeleteFunc(ix.names[b.name], func(x *binding) bool { return x == b })
+	if len(ix.names[b.name]) == 0 {
+		delete(ix.names, b.name)
+	}
+	ix.tags[b.digest] = slices.DeleteFunc(ix.tags[b.digest], func(x *binding) bool { return x == b })
+	if len(ix.tags[b.digest]) == 0 {
+		delete(ix.tags, b.digest)
+	}
+}
+
+// drop removes a module and its bindings from the index.
+func (ix *index) drop(digest string) {
+	for _, b := range slices.Clone(ix.tags[digest]) {
+		ix.unbind(b)
+	}
+	delete(ix.mods, digest)
+}
+
+func insertSorted(bs []*binding, b *binding, less func(x, y *binding) bool) []*binding {
+	i := sort.Search(len(bs), func(i int) bool { return less(b, bs[i]) })
+	return slices.Insert(bs, i, b)
 }
 
 // loadRecords reads the records: runs of mod/<digest>/<i> keys, in order from chunk 0.
