@@ -49,8 +49,11 @@ type Config struct {
 	Limits host.Limits
 	// MaxConcurrentCalls caps the guest calls running at once.
 	MaxConcurrentCalls int
-	// ObjectStoreBytes caps the bytes the node's object store holds (default 1 GiB).
+	// ObjectStoreBytes caps the bytes the node's object store holds in memory (default 1 GiB).
 	ObjectStoreBytes int64
+	// SpillBytes caps the bytes the object store spills to disk past that (default
+	// objects.DefaultSpillBytes).
+	SpillBytes int64
 	// Resources are what the node offers to tasks and actors; nil means its cores ("cpu") and
 	// its memory ("memory_bytes"). Custom resources are any other name.
 	Resources scheduler.Resources
@@ -126,7 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg.Resources = tasks.DefaultResources()
 	}
 	e := &Engine{
-		cfg: cfg, started: time.Now(), objects: objects.New(cfg.ObjectStoreBytes).WithSpill(cfg.DataDir), adm: tasks.NewPool(cfg.Resources),
+		cfg: cfg, started: time.Now(), objects: objects.New(cfg.ObjectStoreBytes).WithSpill(cfg.DataDir).SetSpillCap(cfg.SpillBytes), adm: tasks.NewPool(cfg.Resources),
 		compiled: map[string]*host.Module{}, fns: map[fnKey]fnRef{},
 		log:     slog.Default(),
 		tensors: tensors.New(cfg.TensorBytesPerJob),
@@ -155,6 +158,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	e.tasks = tasks.New(tasks.Deps{Ctx: e.ctx, WG: &e.wg, Log: e.log, Runtime: rt, Objects: e.objects, Pool: e.adm, Backend: taskBackend{e},
 		DefaultTimeout: cmp.Or(cfg.Limits.Timeout, host.DefaultTimeout), MaxTimeout: maxTimeout})
 	e.tasks.SetDefaultQuota(cfg.JobQuota)
+	e.objects.JobQuota = func(job string) int64 { return e.tasks.Quota(job).ObjectBytes }
 	e.adm.SetMaxQueued(cfg.MaxQueued)
 	if err := e.openCluster(ctx); err != nil {
 		e.cancel()

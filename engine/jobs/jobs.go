@@ -599,7 +599,8 @@ func (m *Manager) jobQuota(ns string, q wire.Quota) (wire.Quota, error) {
 		return &abi.Error{Kind: abi.KindDenied, Message: fmt.Sprintf("quota %s %g is over namespace %s's %g", name, asked, ns, most)}
 	}
 	if err := errors.Join(over("tasks", float64(q.Tasks), float64(nq.Tasks)), over("waiting", float64(q.Waiting), float64(nq.Waiting)),
-		over("submit_rate", q.SubmitRate, nq.SubmitRate), over("submit_burst", float64(q.SubmitBurst), float64(nq.SubmitBurst))); err != nil {
+		over("submit_rate", q.SubmitRate, nq.SubmitRate), over("submit_burst", float64(q.SubmitBurst), float64(nq.SubmitBurst)),
+		over("object_bytes", float64(q.ObjectBytes), float64(nq.ObjectBytes))); err != nil {
 		return wire.Quota{}, err
 	}
 	return q.Or(nq), nil

@@ -20,6 +20,11 @@ import (
 // DefaultBytes caps the bytes held by a node's object store when its owner does not.
 const DefaultBytes = 1 << 30
 
+// DefaultSpillBytes caps the bytes a store spills to disk at once unless SetSpillCap says
+// otherwise: past it, a put that does not fit in memory is refused, so that no job fills the
+// node's disk.
+const DefaultSpillBytes = 8 << 30
+
 // Store keeps a node's objects in memory: values put by guests and the results of tasks and
 // actor calls. Handles are unique on the node and scoped to a job: a job cannot see another job's
 // objects. Objects are reference counted: the call that made one holds it until the call ends
@@ -44,6 +49,11 @@ type Store struct {
 	spillDir     string     // empty: no spilling, a put past the cap is refused
 	lru          *list.List // ready objects in memory, most recently used first; values are handles
 	spilledBytes int64      // on disk
+	spillCap     int64      // the most spilled at once (0: DefaultSpillBytes)
+	// jobBytes are each job's object bytes here, in memory and spilled; JobQuota, when set,
+	// caps them (<= 0: no cap). Set once before the store is shared.
+	jobBytes map[string]int64
+	JobQuota func(job string) int64
 	spills       int64      // objects written out, ever
 	restores     int64      // objects read back, ever
 	// handles of pending objects, for Complete (which is given the object)
@@ -75,6 +85,7 @@ type Object struct {
 	elem     *list.Element // its place in the store's LRU list while in memory and ready
 	spilled  string        // the file holding its data while spilled
 	size     int64         // len(data), in memory or spilled
+	counted  bool          // size is counted in its job's bytes
 
 	// loc, when set, is where the value lives on another node: a get fetches it from there and
 	// keeps a copy here. lineage, for the result of a task this node placed on another, is that
@@ -125,7 +136,7 @@ func New(capBytes int64) *Store {
 	if capBytes <= 0 {
 		capBytes = DefaultBytes
 	}
-	return &Store{objs: map[int64]*Object{}, cap: capBytes, lru: list.New()}
+	return &Store{objs: map[int64]*Object{}, cap: capBytes, lru: list.New(), jobBytes: map[string]int64{}, spillCap: DefaultSpillBytes}
 }
 
 // WithSpill makes the store spill to dataDir/objects-spill, emptied now. If the folder cannot
@@ -152,6 +163,9 @@ func (s *Store) makeRoomLocked(n int64) error {
 		}
 		h := back.Value.(int64)
 		o := s.objs[h]
+		if s.spilledBytes+o.size > s.spillCap {
+			return fmt.Errorf("object store full: %d of %d bytes held in memory and %d spilled, the node's spill cap of %d; release objects", s.bytes, s.cap, s.spilledBytes, s.spillCap)
+		}
 		path := filepath.Join(s.spillDir, "obj-"+strconv.FormatInt(h, 10))
 		if err := os.WriteFile(path, o.data, 0o600); err != nil {
 			os.Remove(path)
@@ -171,6 +185,38 @@ func (s *Store) keepLocked(h int64, o *Object, data []byte) {
 	o.data, o.size = data, int64(len(data))
 	s.bytes += o.size
 	o.elem = s.lru.PushFront(h)
+	if !o.counted {
+		s.jobBytes[o.job] += o.size
+		o.counted = true
+	}
+}
+
+// quotaLocked refuses n more bytes of job past its quota.
+func (s *Store) quotaLocked(job string, n int64) error {
+	if s.JobQuota == nil {
+		return nil
+	}
+	if q := s.JobQuota(job); q > 0 && s.jobBytes[job]+n > q {
+		return &abi.Error{Kind: abi.KindLimit, Limit: abi.QuotaJobObjects,
+			Message: fmt.Sprintf("job %s holds %d bytes of objects on this node; %d more would pass its quota of %d (object_bytes): release objects", job, s.jobBytes[job], n, q)}
+	}
+	return nil
+}
+
+// JobBytes reports the bytes of job's objects here, in memory and spilled.
+func (s *Store) JobBytes(job string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.jobBytes[job]
+}
+
+// SetSpillCap caps the bytes spilled at once (<= 0: DefaultSpillBytes).
+func (s *Store) SetSpillCap(n int64) *Store {
+	if n <= 0 {
+		n = DefaultSpillBytes
+	}
+	s.spillCap = n
+	return s
 }
 
 // restoreLocked reads a spilled object back into memory.
@@ -205,6 +251,9 @@ func (s *Store) NewHandle() int64 {
 func (s *Store) Put(job string, data []byte) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.quotaLocked(job, int64(len(data))); err != nil {
+		return 0, err
+	}
 	if err := s.makeRoomLocked(int64(len(data))); err != nil {
 		return 0, &host.StatusError{Status: abi.ErrLimit, Message: err.Error()}
 	}
@@ -237,7 +286,9 @@ func (s *Store) Complete(o *Object, data []byte, err error) {
 	h := s.handles[o]
 	delete(s.handles, o)
 	if err == nil && !o.freed {
-		if merr := s.makeRoomLocked(int64(len(data))); merr != nil {
+		if qerr := s.quotaLocked(o.job, int64(len(data))); qerr != nil {
+			err = qerr
+		} else if merr := s.makeRoomLocked(int64(len(data))); merr != nil {
 			err = &abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("cannot keep a result of %d bytes: %v", len(data), merr)}
 		}
 	}
@@ -541,6 +592,12 @@ func (s *Store) dropLocked(h int64, o *Object) {
 			s.lru.Remove(o.elem)
 			o.elem = nil
 			s.bytes -= o.size
+		}
+		if o.counted {
+			if s.jobBytes[o.job] -= o.size; s.jobBytes[o.job] <= 0 {
+				delete(s.jobBytes, o.job)
+			}
+			o.counted = false
 		}
 		o.data = nil
 	default:

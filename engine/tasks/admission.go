@@ -19,7 +19,7 @@ type Quota = wire.Quota
 // queued tasks) and the node's other jobs keep their turn. The
 // submission rate is unbounded by default: the pool's turns keep one job's flood from delaying
 // another's tasks, and Tasks bounds what the flood holds.
-var DefaultQuota = Quota{Tasks: 10_000, Waiting: 256, SubmitRate: -1, SubmitBurst: -1}
+var DefaultQuota = Quota{Tasks: 10_000, Waiting: 256, SubmitRate: -1, SubmitBurst: -1, ObjectBytes: 2 << 30}
 
 // ErrJobEnded is the cause of the cancellation of every task of a job that ended.
 var ErrJobEnded = errors.New("the job has ended")
@@ -197,6 +197,16 @@ func (p *Pipeline) Wait(job string, wait func() error) error {
 		p.mu.Unlock()
 	}()
 	return wait()
+}
+
+// Quota is job's quota on this node.
+func (p *Pipeline) Quota(job string) Quota {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if js := p.jobs[job]; js != nil {
+		return js.quota
+	}
+	return p.quotas[job].Or(p.defaultQuota)
 }
 
 // JobLoad is what one job holds on this node.

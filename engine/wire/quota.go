@@ -17,6 +17,8 @@ type Quota struct {
 	// SubmitRate caps the job's task submissions per second, in bursts of up to SubmitBurst.
 	SubmitRate  float64 `json:"submit_rate,omitempty"`
 	SubmitBurst int     `json:"submit_burst,omitempty"`
+	// ObjectBytes caps the bytes of the job's objects on the node, in memory and spilled.
+	ObjectBytes int64 `json:"object_bytes,omitempty"`
 }
 
 // Or returns q with its zero fields taken from d.
@@ -32,6 +34,9 @@ func (q Quota) Or(d Quota) Quota {
 	}
 	if q.SubmitBurst == 0 {
 		q.SubmitBurst = d.SubmitBurst
+	}
+	if q.ObjectBytes == 0 {
+		q.ObjectBytes = d.ObjectBytes
 	}
 	return q
 }
