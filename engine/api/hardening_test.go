@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -43,7 +42,9 @@ func TestAPI_JSONBodiesRefuseTrailingData(t *testing.T) {
 		}
 		for _, tr := range trailers {
 			code, b := c.do("POST", r.path, []byte(r.body+tr))
-			var e struct{ Error struct{ Kind, Message string } }
+			var e struct {
+				Error struct{ Kind, Message string }
+			}
 			json.Unmarshal(b, &e)
 			if code != 400 || e.Error.Kind != "bad_input" || !strings.Contains(e.Error.Message, "trailing data") {
 				t.Errorf("POST %s %q: %d %s, want 400 bad_input naming the trailing data", r.path, r.body+tr, code, b)
@@ -75,7 +76,9 @@ func TestOpenAI_RefusesTrailingData(t *testing.T) {
 	}
 	for _, tr := range []string{"}", "]", " {}", "x"} {
 		code, b := c.do("POST", "/v1/chat/completions", []byte(req+tr))
-		var e struct{ Error struct{ Message, Type string } }
+		var e struct {
+			Error struct{ Message, Type string }
+		}
 		json.Unmarshal(b, &e)
 		if code != 400 || e.Error.Type != "invalid_request_error" || !strings.Contains(e.Error.Message, "data after the JSON") {
 			t.Errorf("chat with %q after it: %d %s", tr, code, b)
@@ -222,5 +225,4 @@ func TestAPI_GuestOutputCannotAmplify(t *testing.T) {
 			t.Errorf("output %q: %d %s, want it as %s", tc.in, code, b, tc.key)
 		}
 	}
-	_ = context.Background
 }
