@@ -181,6 +181,7 @@ func TestAPI_GuestOutputCannotAmplify(t *testing.T) {
 		bytes.ContainsFunc(res.OutputBase64, func(r rune) bool { return r != 0 }) {
 		t.Fatalf("output: %d bytes base64, %d dropped, json %v text %v", len(res.OutputBase64), res.OutputDropped, res.Output != nil, res.OutputText != nil)
 	}
+	t.Logf("carried %d bytes of the output (%d dropped) and the whole %d-byte log", len(res.OutputBase64), res.OutputDropped, len(res.LogBase64))
 	if len(res.LogBase64) != 512<<10 || res.LogDropped != 0 {
 		t.Fatalf("log: %d bytes base64, %d dropped, want the whole 512 KiB", len(res.LogBase64), res.LogDropped)
 	}
