@@ -145,10 +145,20 @@ func callCommand(args []string) error {
 	if res.Log != "" {
 		fmt.Fprint(os.Stderr, res.Log)
 	}
-	if res.Output != nil {
+	os.Stderr.Write(res.LogBytes)
+	if res.LogDropped > 0 {
+		fmt.Fprintf(os.Stderr, "lumen: %d bytes of the log not shown (over the server's --max-inline-bytes)\n", res.LogDropped)
+	}
+	switch {
+	case res.Output != nil:
 		fmt.Println(string(res.Output))
-	} else {
+	case res.OutputBytes != nil:
+		os.Stdout.Write(res.OutputBytes)
+	default:
 		fmt.Print(res.OutputText)
+	}
+	if res.OutputDropped > 0 {
+		fmt.Fprintf(os.Stderr, "lumen: %d bytes of the output not shown (over the server's --max-inline-bytes; submit a task and read its object for all of it)\n", res.OutputDropped)
 	}
 	return nil
 }

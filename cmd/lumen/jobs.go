@@ -25,20 +25,21 @@ each takes --url, --token and --json`
 
 // jobRecord is a job as the API answers it (engine.Job, with the result once it succeeded).
 type jobRecord struct {
-	ID         string            `json:"id"`
-	Namespace  string            `json:"namespace"`
-	Kind       string            `json:"kind"`
-	Entrypoint string            `json:"entrypoint"`
-	Status     string            `json:"status"`
-	Message    string            `json:"message,omitempty"`
-	Node       string            `json:"node"`
-	Submitted  time.Time         `json:"submitted"`
-	Started    *time.Time        `json:"started,omitempty"`
-	Ended      *time.Time        `json:"ended,omitempty"`
-	Metadata   map[string]string `json:"metadata,omitempty"`
-	Workflow   string            `json:"workflow,omitempty"`
-	Result     json.RawMessage   `json:"result,omitempty"`
-	ResultText *string           `json:"result_text,omitempty"`
+	ID          string            `json:"id"`
+	Namespace   string            `json:"namespace"`
+	Kind        string            `json:"kind"`
+	Entrypoint  string            `json:"entrypoint"`
+	Status      string            `json:"status"`
+	Message     string            `json:"message,omitempty"`
+	Node        string            `json:"node"`
+	Submitted   time.Time         `json:"submitted"`
+	Started     *time.Time        `json:"started,omitempty"`
+	Ended       *time.Time        `json:"ended,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	Workflow    string            `json:"workflow,omitempty"`
+	Result      json.RawMessage   `json:"result,omitempty"`
+	ResultText  *string           `json:"result_text,omitempty"`
+	ResultBytes []byte            `json:"result_base64,omitempty"` // a result that is not text
 }
 
 func (j *jobRecord) ended() bool {
@@ -231,6 +232,8 @@ func waitForJob(ctx context.Context, c *client.Client, id string, asJSON bool) e
 			fmt.Println(string(j.Result))
 		case j.ResultText != nil:
 			fmt.Println(*j.ResultText)
+		case j.ResultBytes != nil:
+			os.Stdout.Write(j.ResultBytes)
 		default:
 			fmt.Println(j.Message)
 		}
@@ -262,6 +265,8 @@ func printJob(j *jobRecord) {
 		fmt.Printf("  result %s\n", oneLine(string(j.Result), 200))
 	case j.ResultText != nil:
 		fmt.Printf("  result %s\n", oneLine(*j.ResultText, 200))
+	case j.ResultBytes != nil:
+		fmt.Printf("  result: %d bytes that are not text\n", len(j.ResultBytes))
 	}
 }
 

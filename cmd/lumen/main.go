@@ -111,14 +111,15 @@ func up(args []string) error {
 }
 
 // servingFlags are the flags every node that serves takes beside its own: the model it serves
-// (model.go) and the folder data jobs may use (data.go).
+// (model.go), the folder data jobs may use (data.go) and the API listener's limits (httpflags.go).
 type servingFlags struct {
 	model    *modelFlags
 	dataRoot *string
+	http     httpFlags
 }
 
 func addServingFlags(fl *flag.FlagSet) servingFlags {
-	return servingFlags{model: addModelFlags(fl), dataRoot: addDataRootFlag(fl)}
+	return servingFlags{model: addModelFlags(fl), dataRoot: addDataRootFlag(fl), http: addHTTPFlags(fl)}
 }
 
 // apply checks the parsed flags and sets them in o.
@@ -131,7 +132,11 @@ func (sf servingFlags) apply(o *nodeOptions) error {
 	if err != nil {
 		return err
 	}
-	o.model, o.dataRoot = mc, root
+	ac, err := sf.http.config()
+	if err != nil {
+		return err
+	}
+	o.model, o.dataRoot, o.api = mc, root, ac
 	return nil
 }
 
@@ -143,6 +148,7 @@ type nodeOptions struct {
 	tls                  *tlsFiles
 	model                serving.Config // the OpenAI-compatible API's models (model.go)
 	dataRoot             string         // the folder data jobs may use (data.go)
+	api                  api.Config     // the API's limits (httpflags.go)
 }
 
 // serve opens the engine, loads the examples, and serves the API until SIGINT or SIGTERM.
@@ -180,12 +186,12 @@ func serve(o nodeOptions) error {
 			return err
 		}
 	}
-	srv, err := api.New(eng, api.Config{})
+	srv, err := api.New(eng, o.api)
 	if err != nil {
 		return err
 	}
 	defer srv.Close() // before the engine's: batches stop, to resume at the next start
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: apiTLS(serverTLS)}
+	hs := srv.HTTPServer(apiTLS(serverTLS))
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -7,7 +7,6 @@ package api
 import (
 	"crypto/subtle"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +39,11 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxModuleBytes caps a module upload (default 64 MiB).
 	MaxModuleBytes int64
+	// MaxInlineBytes caps the encoded size of the guest bytes one response carries: a call's
+	// output and log, a job's result (default 8 MiB; output.go).
+	MaxInlineBytes int64
+	// HTTP are the connection limits of the server's listener (limits.go).
+	HTTP HTTPLimits
 }
 
 // Server is the HTTP face of an Engine.
@@ -64,6 +68,10 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 	if cfg.MaxModuleBytes <= 0 {
 		cfg.MaxModuleBytes = plugins.DefaultMaxModuleBytes
 	}
+	if cfg.MaxInlineBytes <= 0 {
+		cfg.MaxInlineBytes = DefaultMaxInlineBytes
+	}
+	cfg.HTTP = cfg.HTTP.withDefaults()
 	admin, err := LoadOrCreateToken(filepath.Join(eng.DataDir(), AdminTokenFile))
 	if err != nil {
 		return nil, err
@@ -81,8 +89,9 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the server's http.Handler.
-func (s *Server) Handler() http.Handler { return s.router }
+// Handler returns the server's http.Handler, which sets each request's body and write deadlines
+// (HTTPLimits). HTTPServer serves it with the limits of the connection.
+func (s *Server) Handler() http.Handler { return deadlines(s.router, s.cfg.HTTP) }
 
 // AdminToken returns the token that may read and write.
 func (s *Server) AdminToken() string { return s.adminToken }
@@ -240,7 +249,7 @@ func (s modulesAPI) deleteModule(c *gin.Context) {
 }
 
 // callFunction runs one function synchronously. The body is its input; ?job= picks the instance
-// pool and ?timeout_ms= the deadline. A JSON output is embedded as JSON, any other as a string.
+// pool and ?timeout_ms= the deadline. Its output and log are carried as output.go says.
 func (s modulesAPI) callFunction(c *gin.Context) {
 	in, ok := body(c, s.cfg.MaxBodyBytes)
 	if !ok {
@@ -251,20 +260,12 @@ func (s modulesAPI) callFunction(c *gin.Context) {
 		return
 	}
 	res, err := s.eng.Tasks().Call(c.Request.Context(), req)
-	var log string
-	if res != nil {
-		log = string(res.Log)
-	}
 	if err != nil {
-		failErr(c, err, gin.H{"log": log})
+		failErr(c, err, s.callFields(res, false))
 		return
 	}
-	out := gin.H{"log": log, "duration_us": res.Duration.Microseconds()}
-	if json.Valid(res.Output) && len(res.Output) > 0 {
-		out["output"] = json.RawMessage(res.Output)
-	} else {
-		out["output_text"] = string(res.Output)
-	}
+	out := s.callFields(res, true)
+	out["duration_us"] = res.Duration.Microseconds()
 	c.JSON(http.StatusOK, out)
 }
 

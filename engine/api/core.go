@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -70,6 +71,10 @@ func body(c *gin.Context, limit int64) ([]byte, bool) {
 	} else {
 		b, err = io.ReadAll(r)
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		fail(c, wire.KindTimeout, "the request body did not arrive within the server's body timeout")
+		return nil, false
+	}
 	if err != nil {
 		failErr(c, err, nil)
 		return nil, false
@@ -97,13 +102,43 @@ func (s *Server) readJSON(c *gin.Context, v any) bool {
 	if !ok {
 		return false
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := decodeOne(b, v); err != nil {
 		fail(c, wire.KindBadInput, "request body: "+err.Error())
 		return false
 	}
 	return true
+}
+
+// jsonBody reads a capped body that must be one JSON value, for handlers that hand the bytes on
+// (jobs, workflows, data pipelines), answering the error itself; what names the body in it.
+func (s *Server) jsonBody(c *gin.Context, what string) ([]byte, bool) {
+	b, ok := body(c, s.cfg.MaxBodyBytes)
+	if !ok {
+		return nil, false
+	}
+	if err := decodeOne(b, nil); err != nil {
+		fail(c, wire.KindBadInput, what+": "+err.Error())
+		return nil, false
+	}
+	return b, true
+}
+
+// decodeOne decodes b, which must hold exactly one JSON value (white space around it aside),
+// strictly into v (unknown fields refused); a nil v only checks b.
+func decodeOne(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if v == nil {
+		v = new(json.RawMessage)
+	}
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	end := dec.InputOffset()
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("trailing data after the JSON value, which ends at byte %d of %d: a body holds one JSON value", end, len(b))
+	}
+	return nil
 }
 
 // timeoutMs reads ?timeout_ms=, def when absent, answering a bad value itself. zeroOK allows 0

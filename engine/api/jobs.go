@@ -30,15 +30,30 @@ func (s jobsAPI) mount(v1 *gin.RouterGroup) {
 }
 
 // jobView is a job's record as GET /v1/jobs/:id answers it: with the result of a job that
-// succeeded, as JSON when it is JSON, else as text.
+// succeeded in the form output.go says (result, result_text or result_base64).
 type jobView struct {
 	*engine.Job
-	Result     json.RawMessage `json:"result,omitempty"`
-	ResultText *string         `json:"result_text,omitempty"`
+	result gin.H
+}
+
+// MarshalJSON writes the record's fields and the result's.
+func (v jobView) MarshalJSON() ([]byte, error) {
+	rec, err := json.Marshal(v.Job)
+	if err != nil || len(v.result) == 0 || len(rec) < 2 || rec[len(rec)-1] != '}' {
+		return rec, err
+	}
+	res, err := json.Marshal(v.result)
+	if err != nil {
+		return nil, err
+	}
+	if len(rec) == 2 { // {}
+		return res, nil
+	}
+	return append(append(rec[:len(rec)-1], ','), res[1:]...), nil
 }
 
 func (s jobsAPI) submitJob(c *gin.Context) {
-	b, ok := body(c, s.cfg.MaxBodyBytes)
+	b, ok := s.jsonBody(c, "job request")
 	if !ok {
 		return
 	}
@@ -100,12 +115,9 @@ func (s jobsAPI) getJob(c *gin.Context) {
 	v := jobView{Job: j}
 	if j.Status == engine.JobSucceeded {
 		if out, err := s.eng.Jobs().Result(ctx, id); err == nil {
-			if json.Valid(out) && len(out) > 0 {
-				v.Result = out
-			} else {
-				text := string(out)
-				v.ResultText = &text
-			}
+			v.result = gin.H{}
+			budget := int(s.cfg.MaxInlineBytes)
+			inline(v.result, resultKeys, out, &budget)
 		}
 	}
 	c.JSON(http.StatusOK, v)

@@ -26,9 +26,9 @@ func (s workflowsAPI) mount(v1 *gin.RouterGroup) {
 	v1.POST("/compiled/:id/execute", s.executeCompiled)
 }
 
-// workflowBody reads a workflow document and the ?job= and ?grants=a,b it runs with.
+// workflowBody reads a workflow document (one JSON value) and the ?job= and ?grants=a,b it runs with.
 func (s *Server) workflowBody(c *gin.Context) (doc []byte, job string, grants []abi.Capability, ok bool) {
-	doc, ok = body(c, s.cfg.MaxBodyBytes)
+	doc, ok = s.jsonBody(c, "request body")
 	if !ok {
 		return nil, "", nil, false
 	}

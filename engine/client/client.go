@@ -156,12 +156,19 @@ func (c *Client) Modules(ctx context.Context) ([]Module, error) {
 	return out.Modules, err
 }
 
-// CallResult is a synchronous call's answer.
+// CallResult is a synchronous call's answer. The output is in one of Output (JSON),
+// OutputText (UTF-8 text) or OutputBytes (anything else, sent as base64), the log in Log or
+// LogBytes; the *Dropped counts are the bytes the server left out past its inline limit
+// (docs/api.md, "Guest bytes in responses").
 type CallResult struct {
-	Output     json.RawMessage `json:"output,omitempty"`
-	OutputText string          `json:"output_text,omitempty"`
-	Log        string          `json:"log"`
-	DurationUS int64           `json:"duration_us"`
+	Output        json.RawMessage `json:"output,omitempty"`
+	OutputText    string          `json:"output_text,omitempty"`
+	OutputBytes   []byte          `json:"output_base64,omitempty"`
+	OutputDropped int64           `json:"output_dropped_bytes,omitempty"`
+	Log           string          `json:"log"`
+	LogBytes      []byte          `json:"log_base64,omitempty"`
+	LogDropped    int64           `json:"log_dropped_bytes,omitempty"`
+	DurationUS    int64           `json:"duration_us"`
 }
 
 // Call runs a task function synchronously.

@@ -163,7 +163,7 @@ func Decode(b []byte, v Message) error {
 	if err := dec.Decode(v); err != nil {
 		return wire.Errorf(wire.KindBadInput, "peer message: %v", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF { // dec.More would let a closing '}' or ']' through
 		return wire.New(wire.KindBadInput, "peer message: data after the message")
 	}
 	return v.Check()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 
@@ -59,7 +60,7 @@ func DecodeRequest(body []byte) (*ChatCompletionRequest, *Error) {
 		}
 		return nil, Invalid("", "", "We could not parse the JSON body of your request: %v", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF { // dec.More would let a closing '}' or ']' through
 		return nil, Invalid("", "", "We could not parse the JSON body of your request: data after the JSON object.")
 	}
 	return &r, nil
