@@ -139,3 +139,23 @@ func TestPressure_QuotaRefusalIs429(t *testing.T) {
 		t.Fatalf("sandbox limit: %d", s)
 	}
 }
+
+// TestPressure_GuestSubmitBacksOffOnAFullQuota: a guest whose task_submit meets its job's
+// tasks quota is held back (the host retries with backoff) instead of failed: a fan-out of six
+// under a quota of two tasks in flight completes.
+func TestPressure_GuestSubmitBacksOffOnAFullQuota(t *testing.T) {
+	e := sharedEngine(t)
+	spec := taskJob("narrow"+runSuffix(), "", "fanout", `{"N":6}`)
+	spec.Quota = engine.Quota{Tasks: 2}
+	j, err := e.Jobs().Submit(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j = waitJobEnd(t, e, j.ID); j.Status != engine.JobSucceeded {
+		t.Fatalf("fan-out of six under a quota of two: %s %s", j.Status, j.Message)
+	}
+	out, err := e.Jobs().Result(context.Background(), j.ID)
+	if err != nil || string(out) != "55" {
+		t.Fatalf("result %s, %v; want 55", out, err)
+	}
+}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/lumenflow/lumen/engine/objects"
@@ -108,11 +109,60 @@ func (s services) TaskSubmit(ctx context.Context, c *host.CallInfo, req *abi.Tas
 	spec := specOf(tasks.FromGuest, where, c.Job, module, req, cc.Grants, cc.Limits)
 	spec.Parent = cc // it ends when this call fails, and by its deadline, unless detached
 	h, err := s.e.tasks.Submit(ctx, spec)
+	if transientQuota(err) {
+		h, err = s.submitWithBackoff(ctx, c, spec, err)
+	}
 	if err != nil {
 		return 0, err
 	}
 	cc.Owned = append(cc.Owned, h)
 	return h, nil
+}
+
+// transientQuota says whether err refused a task for a quota that frees as work ends: the tasks
+// in flight, the submission rate, the node's queue.
+func transientQuota(err error) bool {
+	var ae *abi.Error
+	if !errors.As(err, &ae) || ae.Kind != abi.KindLimit {
+		return false
+	}
+	switch ae.Limit {
+	case abi.QuotaJobTasks, abi.QuotaJobSubmitRate, abi.QuotaNodeQueue:
+		return true
+	}
+	return false
+}
+
+// Backoff of a guest's task_submit refused for a transient quota: the host retries for the
+// guest, doubling the pause from submitBackoffMin up to submitBackoffMax, for up to
+// submitBackoffTotal and within the call's deadline, with the call's cpu given back meanwhile.
+// Done here once, every SDK's guests get it; the status reaches the guest only when it persists.
+const (
+	submitBackoffMin   = 5 * time.Millisecond
+	submitBackoffMax   = 500 * time.Millisecond
+	submitBackoffTotal = 5 * time.Second
+)
+
+func (s services) submitWithBackoff(ctx context.Context, c *host.CallInfo, spec *tasks.Spec, err error) (h int64, _ error) {
+	stop := time.Now().Add(submitBackoffTotal)
+	pause := submitBackoffMin
+	berr := s.e.blocking(c, func() error {
+		for transientQuota(err) && time.Now().Add(pause).Before(stop) {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(pause):
+			}
+			pause = min(2*pause, submitBackoffMax)
+			h, err = s.e.tasks.Submit(ctx, spec)
+		}
+		return nil
+	})
+	if berr != nil && err == nil {
+		// Admitted, but the call may not wait any more (its waiting quota): the task runs on.
+		return h, nil
+	}
+	return h, err
 }
 
 // specOf is the task a request asks for, of job running module under grants and the limits
