@@ -54,8 +54,8 @@ type Store struct {
 	// caps them (<= 0: no cap). Set once before the store is shared.
 	jobBytes map[string]int64
 	JobQuota func(job string) int64
-	spills       int64      // objects written out, ever
-	restores     int64      // objects read back, ever
+	spills   int64 // objects written out, ever
+	restores int64 // objects read back, ever
 	// handles of pending objects, for Complete (which is given the object)
 	handles map[*Object]int64
 
