@@ -116,10 +116,11 @@ type servingFlags struct {
 	model    *modelFlags
 	dataRoot *string
 	http     httpFlags
+	pressure pressureFlags
 }
 
 func addServingFlags(fl *flag.FlagSet) servingFlags {
-	return servingFlags{model: addModelFlags(fl), dataRoot: addDataRootFlag(fl), http: addHTTPFlags(fl)}
+	return servingFlags{model: addModelFlags(fl), dataRoot: addDataRootFlag(fl), http: addHTTPFlags(fl), pressure: addPressureFlags(fl)}
 }
 
 // apply checks the parsed flags and sets them in o.
@@ -137,7 +138,7 @@ func (sf servingFlags) apply(o *nodeOptions) error {
 		return err
 	}
 	o.model, o.dataRoot, o.api = mc, root, ac
-	return nil
+	return sf.pressure.apply(&o.engine)
 }
 
 // nodeOptions are what `lumen up` and `lumen server` start a node with.
@@ -149,6 +150,7 @@ type nodeOptions struct {
 	model                serving.Config // the OpenAI-compatible API's models (model.go)
 	dataRoot             string         // the folder data jobs may use (data.go)
 	api                  api.Config     // the API's limits (httpflags.go)
+	engine               engine.Config  // the quotas and the node's bounds (pressureflags.go)
 }
 
 // serve opens the engine, loads the examples, and serves the API until SIGINT or SIGTERM.
@@ -176,7 +178,9 @@ func serve(o nodeOptions) error {
 	if o.cluster.RaftBind != "" && o.cluster.APIURL == "" {
 		o.cluster.APIURL = url
 	}
-	eng, err := engine.Open(ctx, engine.Config{DataDir: o.data, Cluster: o.cluster, Resources: o.resources, Model: o.model, DataRoot: o.dataRoot})
+	cfg := o.engine
+	cfg.DataDir, cfg.Cluster, cfg.Resources, cfg.Model, cfg.DataRoot = o.data, o.cluster, o.resources, o.model, o.dataRoot
+	eng, err := engine.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
