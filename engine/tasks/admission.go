@@ -217,17 +217,19 @@ func (p *Pipeline) Load(job string) JobLoad {
 // is cancelled or times out. A parent that returns leaves its children running: their results
 // may be in its output. stop releases the link to the parent.
 func taskContext(js *jobState, parent context.Context) (ctx context.Context, cancel context.CancelCauseFunc) {
-	ctx, cancel = context.WithCancelCause(js.ctx)
+	// A variable of its own, not the named result: the closure returned below becomes the
+	// result, and calling the result from it would recurse until the stack overflows.
+	ctx, cancelCtx := context.WithCancelCause(js.ctx)
 	if parent == nil {
-		return ctx, cancel
+		return ctx, cancelCtx
 	}
 	stop := context.AfterFunc(parent, func() {
 		if cause := context.Cause(parent); !errors.Is(cause, errReturned) {
-			cancel(fmt.Errorf("its parent task ended: %w", cause))
+			cancelCtx(fmt.Errorf("its parent task ended: %w", cause))
 		}
 	})
 	return ctx, func(cause error) {
 		stop()
-		cancel(cause)
+		cancelCtx(cause)
 	}
 }
