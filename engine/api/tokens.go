@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -146,7 +147,8 @@ func (s *Server) scope(c *gin.Context) {
 	case ruleJobID:
 		if ok, err := s.inNamespace(c.Request.Context(), ns, c.Param("id")); err != nil || !ok {
 			if err == nil {
-				err = engine.ErrJobNotFound
+				// As the jobs manager words a job it does not have, so the two read alike.
+				err = fmt.Errorf("%w: %q", engine.ErrJobNotFound, c.Param("id"))
 			}
 			failErr(c, err, nil)
 			return
