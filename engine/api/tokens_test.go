@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -329,4 +331,105 @@ func TestTokens_CreateListRevoke(t *testing.T) {
 	c.json("DELETE", "/v1/tokens/"+id, nil, 204)
 	a.json("GET", "/v1/status", nil, 401)
 	c.json("DELETE", "/v1/tokens/"+id, nil, 404)
+}
+
+// clusterNode is one node of an in-process cluster: an engine and its API on loopback.
+type clusterNode struct {
+	e   *engine.Engine
+	url string
+}
+
+// startClusterNode opens a node that bootstraps a cluster (join nil) or joins through join.
+func startClusterNode(t *testing.T, id string, join *clusterNode) *clusterNode {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raftAddr := rl.Addr().String()
+	rl.Close()
+	cc := engine.ClusterConfig{NodeID: id, RaftBind: raftAddr, APIURL: "http://" + l.Addr().String(),
+		HeartbeatInterval: 100 * time.Millisecond, DeadAfter: time.Second}
+	if join != nil {
+		jt, err := os.ReadFile(filepath.Join(join.e.DataDir(), engine.JoinTokenFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc.Join, cc.JoinToken, cc.Worker = join.url, strings.TrimSpace(string(jt)), true
+	}
+	ctx := context.Background()
+	e, err := engine.Open(ctx, engine.Config{DataDir: t.TempDir(), Cluster: cc})
+	if err != nil {
+		l.Close()
+		t.Fatal(err)
+	}
+	srv, err := api.New(e, api.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv.Handler()}
+	go hs.Serve(l)
+	t.Cleanup(func() { hs.Close(); e.Close(ctx) })
+	return &clusterNode{e: e, url: cc.APIURL}
+}
+
+// A token created on one node of a cluster is admitted by the other at once (the record is in
+// the replicated state; a node that has not applied it yet catches up with the leader first),
+// with the same confinement; a token revoked on the other node is refused by both.
+func TestTokens_Cluster(t *testing.T) {
+	a := startClusterNode(t, "a", nil)
+	b := startClusterNode(t, "b", a)
+	admin, err := os.ReadFile(filepath.Join(a.e.DataDir(), api.AdminTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := client{t: t, url: a.url, token: strings.TrimSpace(string(admin))}
+	cb := client{t: t, url: b.url, token: ca.token}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := cb.json("GET", "/v1/cluster", nil, 200)
+		if members, _ := st["members"].([]any); len(members) == 2 && st["leader"] == "a" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b never saw the cluster of two: %v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	for round := range 3 {
+		tok, id := newToken(ca, "team-a", "read")
+		onB := client{t: t, url: b.url, token: tok}
+		onA := client{t: t, url: a.url, token: tok}
+		// On b right away: no poll.
+		onB.json("GET", "/v1/jobs", nil, 200)
+		onB.json("GET", "/v1/namespaces", nil, 403)
+		onB.json("POST", "/v1/objects?job=x", []byte("1"), 403)
+		onA.json("GET", "/v1/jobs", nil, 200)
+		if list := cb.json("GET", "/v1/tokens", nil, 200)["tokens"].([]any); len(list) != 1 || list[0].(map[string]any)["id"] != id {
+			t.Fatalf("round %d: b lists %v, want only %s (the earlier ones are revoked)", round, list, id)
+		}
+		// Revoked through b (forwarded to the leader): refused by b at once, by a once it
+		// has applied the deletion.
+		cb.json("DELETE", "/v1/tokens/"+id, nil, 204)
+		onB.json("GET", "/v1/jobs", nil, 401)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			code, _ := onA.do("GET", "/v1/jobs", nil)
+			if code == 401 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("a still admits a token revoked on b: %d", code)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		// Revoked for good: still refused after both have caught up.
+		onB.json("GET", "/v1/status", nil, 401)
+		ca.json("GET", "/v1/status", nil, 200)
+	}
 }
