@@ -21,6 +21,7 @@ import (
 
 	"github.com/lumenflow/lumen/engine"
 	"github.com/lumenflow/lumen/engine/peer"
+	"github.com/lumenflow/lumen/engine/tokens"
 	"github.com/lumenflow/lumen/engine/wire"
 	"github.com/lumenflow/lumen/model/openai"
 	"github.com/lumenflow/lumen/plugins"
@@ -52,6 +53,8 @@ type Server struct {
 	cfg        Config
 	adminToken string
 	readToken  string
+	tokens     *tokens.Store // namespace tokens (tokens.go)
+	jobNS      jobNamespaces
 	router     *gin.Engine
 
 	oai       *openai.Handler // nil when the engine serves no model (openai.go)
@@ -81,7 +84,8 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{eng: eng, cfg: cfg, adminToken: admin, readToken: read, router: gin.New()}
+	s := &Server{eng: eng, cfg: cfg, adminToken: admin, readToken: read, router: gin.New(),
+		tokens: tokens.New(eng.Cluster().Raft())}
 	if err := s.openOpenAI(); err != nil {
 		return nil, err
 	}
@@ -115,12 +119,12 @@ func (s *Server) routes() {
 	})
 
 	s.openaiRoutes(r) // before the group below: these answer errors in OpenAI's shape
-	authed := r.Group("/", s.auth, refuseNodeHeaders)
+	authed := r.Group("/", s.auth, refuseNodeHeaders, s.scope)
 	authed.GET("/", s.dashboard)
 	v1 := authed.Group("/v1")
 	v1.GET("/status", s.status)
 	for _, api := range []interface{ mount(*gin.RouterGroup) }{
-		modulesAPI{s}, tasksAPI{s}, objectsAPI{s}, actorsAPI{s}, workflowsAPI{s}, clusterAPI{s}, dataAPI{s}, jobsAPI{s},
+		modulesAPI{s}, tasksAPI{s}, objectsAPI{s}, actorsAPI{s}, workflowsAPI{s}, clusterAPI{s}, dataAPI{s}, jobsAPI{s}, tokensAPI{s},
 	} {
 		api.mount(v1)
 	}
@@ -146,27 +150,42 @@ func refuseNodeHeaders(c *gin.Context) {
 	c.Next()
 }
 
-// auth checks the bearer token (or ?token= for the dashboard page) and refuses writes with the
-// read-only token.
+// auth checks the bearer token (or ?token= for the dashboard page): the admin token, the read
+// token or a namespace token (tokens.go), whose confinement scope checks next. It refuses writes
+// with the read token and with a namespace token of read access.
 func (s *Server) auth(c *gin.Context) {
 	tok, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
 	if !ok && c.Request.Method == http.MethodGet && c.Request.URL.Path == "/" {
 		tok, ok = c.GetQuery("token")
 	}
+	readOnly := false
 	switch {
 	case !ok || tok == "":
 		fail(c, wire.KindUnauthorized, "missing bearer token (Authorization: Bearer <token>; see the token file in the data directory)")
+		return
 	case subtle.ConstantTimeCompare([]byte(tok), []byte(s.adminToken)) == 1:
-		c.Next()
+		c.Set(principalKey, &principal{admin: true})
 	case subtle.ConstantTimeCompare([]byte(tok), []byte(s.readToken)) == 1:
-		if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
-			fail(c, wire.KindForbidden, "this token may only read")
+		c.Set(principalKey, &principal{})
+		readOnly = true
+	default:
+		rec, err := s.tokens.Check(c.Request.Context(), tok)
+		if err != nil {
+			if k, _ := wire.KindOf(err); k == wire.KindUnauthorized {
+				fail(c, wire.KindUnauthorized, "invalid token")
+			} else {
+				failErr(c, err, nil)
+			}
 			return
 		}
-		c.Next()
-	default:
-		fail(c, wire.KindUnauthorized, "invalid token")
+		c.Set(principalKey, &principal{tok: rec})
+		readOnly = rec.Access != tokens.Write
 	}
+	if readOnly && c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
+		fail(c, wire.KindForbidden, "this token may only read")
+		return
+	}
+	c.Next()
 }
 
 // modulesAPI serves module uploads, reads, deletes and direct calls.
