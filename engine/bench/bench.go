@@ -209,7 +209,7 @@ var suite = []figure{
 	{"model_decode_1core", modelDecode},
 	{"model_constrained_vs_free_decode", modelConstrainedVsFree},
 	{"model_train_1core", modelTrain},
-	{"data_groupby_10m_rows", dataGroupBy}, // data.go
+	{"data_groupby_10m_rows", dataGroupBy},  // data.go
 	{"overload_canary_p99", overloadCanary}, // overload.go
 }
 
