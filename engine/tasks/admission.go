@@ -171,6 +171,7 @@ func (p *Pipeline) EndJob(job string, why error) {
 		}
 	}
 	p.ended[job] = why
+	delete(p.quotas, job) // an ended job admits nothing more
 	js := p.job(job)
 	js.ended = why
 	js.cancel(why)
