@@ -203,6 +203,9 @@ func (m *Manager) runPlaced(a *actor) {
 		m.forgetLocked(a, reason.Error())
 		m.mu.Unlock()
 		m.ledger.endRecord(a, killed)
+		if a.durable && !p.follows {
+			m.dropState(a.id)
+		}
 	}()
 	exclude := map[string]bool{}
 	if !p.follows && !m.startPlaced(a, p.node, false, exclude) {
@@ -305,8 +308,9 @@ func (m *Manager) startPlaced(a *actor, node string, choose bool, exclude map[st
 		choose = true
 		id, err := m.createInstance(a, node)
 		var ae *abi.Error
-		if errors.As(err, &ae) && ae.Kind == abi.KindSystem && node != "" && systemFails < maxSystemFails {
-			// The node refused for a reason of its own (it is behind, say): try another.
+		if errors.As(err, &ae) && (ae.Kind == abi.KindSystem || abi.IsQuota(ae.Limit)) && node != "" && systemFails < maxSystemFails {
+			// The node refused for a reason of its own (it is behind, or the job holds its cap
+			// of actors there, say): try another.
 			systemFails++
 		} else if errors.As(err, &ae) {
 			a.mu.Lock()
