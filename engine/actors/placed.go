@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -416,16 +417,26 @@ func (m *Manager) forward(a *actor, c *actorCall) *abi.Error {
 		}()
 		return nil
 	}
-	if m.cluster.IsDead(node) {
-		m.objects.Complete(c.obj, nil, m.lostError(a, node, errors.New("declared dead")))
+	// notSent handles a call that certainly did not reach node: a durable actor's goes back to
+	// the head of its mailbox, for the instance created again from the stored state; another
+	// actor's fails as lost.
+	notSent := func(cause error) *abi.Error {
+		if a.durable {
+			a.mu.Lock()
+			a.queue = append([]*actorCall{c}, a.queue...)
+			a.mu.Unlock()
+		} else {
+			m.objects.Complete(c.obj, nil, m.lostError(a, node, cause))
+		}
 		m.markLost(a, gen)
 		return nil
 	}
+	if m.cluster.IsDead(node) {
+		return notSent(errors.New("declared dead"))
+	}
 	mem, err := m.cluster.Member(node)
 	if err != nil {
-		m.objects.Complete(c.obj, nil, m.lostError(a, node, err))
-		m.markLost(a, gen)
-		return nil
+		return notSent(err)
 	}
 	api := strings.TrimRight(mem.API, "/")
 	ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
@@ -450,16 +461,16 @@ func (m *Manager) forward(a *actor, c *actorCall) *abi.Error {
 	switch {
 	case err == nil:
 	case errors.As(err, &ae) && ae.Kind == abi.KindNotFound && !strings.Contains(ae.Message, "has ended"):
-		// The node does not know the instance: it restarted since.
-		m.objects.Complete(c.obj, nil, m.lostError(a, node, err))
-		m.markLost(a, gen)
-		return nil
+		// The node does not know the instance: it restarted since, and did not run the call.
+		return notSent(err)
 	case errors.As(err, &ae):
 		m.objects.Complete(c.obj, nil, ae)
 		if ae.Kind == abi.KindNotFound {
 			return &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("actor %d has ended on node %s: %s", a.id, node, ae.Message)}
 		}
 		return nil
+	case neverSent(err):
+		return notSent(err)
 	default:
 		m.objects.Complete(c.obj, nil, m.lostError(a, node, err))
 		m.markLost(a, gen)
@@ -496,6 +507,13 @@ func (m *Manager) forward(a *actor, c *actorCall) *abi.Error {
 		}
 	}()
 	return nil
+}
+
+// neverSent says whether a request failed before it was sent: no connection to the node could be
+// made.
+func neverSent(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
 // resultWithRefs returns where the ready object ref of job on node lives when its value refers

@@ -185,6 +185,7 @@ var suite = []figure{
 	{"1_1_actor_calls_sync", actorCallsSync},
 	{"1_1_actor_calls_async", actorCallsAsync},
 	{"n_n_actor_calls_async", actorCallsNN},
+	{"durable_actor_call", durableActorCall}, // actors.go
 	{"single_client_put_calls", putCalls},
 	{"single_client_get_calls", getCalls},
 	{"single_client_put_gigabytes", putGigabytes},
