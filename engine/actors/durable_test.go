@@ -92,6 +92,7 @@ func TestDurable_CheckpointEveryStoresEveryNthCall(t *testing.T) {
 			t.Fatalf("after call %d the stored state is %q, want %q", i+1, got, w)
 		}
 	}
+	waitFor(t, "the record says durable", func() bool { r, ok := n.record(t, "j", id); return ok && r.Durable })
 	// Killing the actor drops its state.
 	if err := n.m.Kill("j", id); err != nil {
 		t.Fatal(err)

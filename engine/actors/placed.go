@@ -35,7 +35,8 @@ import (
 // (at-most-once, as on one node) and the owner creates the actor again on a node that fits, this
 // one included, up to max_restarts; the calls still queued go to the new instance. The
 // constructor runs again: state saved with __save/__load lives on the node that died and is lost
-// with it. A holding node kills the actors placed on it whose owner is declared dead or no longer
+// with it, unless the actor is durable (durable.go): its state is in the replicated state, the
+// new instance loads it, and a call that certainly never reached the lost node is queued again. A holding node kills the actors placed on it whose owner is declared dead or no longer
 // records them (the owner restarted, or moved the actor away).
 //
 // A named actor looked up on a node that does not own it gets a handle there of the same kind, a
@@ -71,6 +72,8 @@ type Record struct {
 	Remote   int64  `json:"remote,omitempty"`
 	Restarts int    `json:"restarts"`
 	State    string `json:"state"`
+	// Durable says the actor's state is stored in the replicated state after its calls.
+	Durable bool `json:"durable,omitempty"`
 	// Reason says why a DEAD actor died.
 	Reason string `json:"reason,omitempty"`
 }

@@ -254,7 +254,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 		defer os.RemoveAll(dir)
 	}
-	eng, err := engine.Open(ctx, engine.Config{DataDir: dir})
+	// many_actors starts opts.Actors actors of one job, which may be more than a job's default
+	// cap on a node: the bench engine sets none.
+	eng, err := engine.Open(ctx, engine.Config{DataDir: dir, JobActors: -1})
 	if err != nil {
 		return nil, fmt.Errorf("bench: open engine: %w", err)
 	}
