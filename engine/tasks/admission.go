@@ -217,17 +217,18 @@ func (p *Pipeline) Load(job string) JobLoad {
 // is cancelled or times out. A parent that returns leaves its children running: their results
 // may be in its output. stop releases the link to the parent.
 func taskContext(js *jobState, parent context.Context) (ctx context.Context, cancel context.CancelCauseFunc) {
-	ctx, cancel = context.WithCancelCause(js.ctx)
+	ctx, own := context.WithCancelCause(js.ctx)
 	if parent == nil {
-		return ctx, cancel
+		return ctx, own
 	}
 	stop := context.AfterFunc(parent, func() {
 		if cause := context.Cause(parent); !errors.Is(cause, errReturned) {
-			cancel(fmt.Errorf("its parent task ended: %w", cause))
+			own(fmt.Errorf("its parent task ended: %w", cause))
 		}
 	})
+	// The closure calls own, not the named result cancel: it is assigned this closure on return.
 	return ctx, func(cause error) {
 		stop()
-		cancel(cause)
+		own(cause)
 	}
 }
