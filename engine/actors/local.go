@@ -449,7 +449,7 @@ func (m *Manager) runActor(a *actor) {
 		if inst.Err() == nil && !restart {
 			continue
 		}
-		if err == nil {
+		if err == nil && serr != nil {
 			err = serr
 		}
 		// The instance died under this call: restart the actor if it may.
