@@ -392,6 +392,26 @@ func (m *Manager) runActor(a *actor) {
 	}
 	recorded = true
 	m.ledger.putRecord(a, Alive, "")
+	// answer completes call c with out: what the call made and returned passes to its result;
+	// what it made and kept stays with the actor (its state may hold it) until the actor ends.
+	answer := func(c *actorCall, out []byte) {
+		kept, _ := objects.RefsIn(out, a.cc.Owned)
+		m.objects.Adopt(c.obj, kept)
+		a.cc.Owned = without(a.cc.Owned, kept)
+		m.objects.Complete(c.obj, out, nil)
+	}
+	// group holds a durable actor's calls that ran since its state was last stored; they are
+	// answered once it is. It is empty whenever the mailbox is.
+	var group []doneCall
+	failGroup := func(e *abi.Error) {
+		for _, g := range group {
+			m.objects.Complete(g.c.obj, nil, e)
+		}
+		group = nil
+	}
+	defer func() {
+		failGroup(&abi.Error{Kind: abi.KindCancelled, Message: fmt.Sprintf("actor %d ended before the state after the call was stored", a.id)})
+	}()
 	for {
 		a.mu.Lock()
 		for len(a.queue) == 0 && !a.killed {
@@ -413,36 +433,62 @@ func (m *Manager) runActor(a *actor) {
 
 		res, err := inst.Call(m.ctx, c.method, c.input)
 		m.objects.ReleaseAll(c.borrowed)
-		var serr *abi.Error
-		restart := false
-		if err == nil && dur != nil && dur.due() {
-			// A durable actor's call is acknowledged once the state after it is stored.
-			var fenced bool
-			serr, fenced, restart = m.storeState(a, inst, dur)
-			if fenced {
-				m.objects.Complete(c.obj, nil, serr)
-				a.mu.Lock()
-				a.dead, a.superseded = serr, true
-				a.mu.Unlock()
-				return
-			}
-		}
-		if err != nil {
+		switch {
+		case err != nil:
 			m.objects.Complete(c.obj, nil, tasks.AsABIError(err))
-		} else if serr != nil {
-			m.objects.Complete(c.obj, nil, serr)
-		} else {
-			// What the call made and returned passes to its result; what it made and kept
-			// stays with the actor (its state may hold it) until the actor ends.
-			kept, _ := objects.RefsIn(res.Output, a.cc.Owned)
-			m.objects.Adopt(c.obj, kept)
-			a.cc.Owned = without(a.cc.Owned, kept)
-			m.objects.Complete(c.obj, res.Output, nil)
+		case dur != nil && dur.every == 1:
+			// Answered once the state after it is stored: with the calls waiting behind it, by
+			// one store after them (group commit).
+			group = append(group, doneCall{c, res.Output})
+		case dur != nil:
+			// checkpoint_every N: the state stored after every N-th call, before it is answered;
+			// the calls between answered at once.
+			if dur.due() {
+				if serr, fenced, _ := m.storeState(a, inst, dur); fenced {
+					m.objects.Complete(c.obj, nil, serr)
+					a.mu.Lock()
+					a.dead, a.superseded = serr, true
+					a.mu.Unlock()
+					return
+				}
+			}
+			answer(c, res.Output)
+		default:
+			answer(c, res.Output)
 			if a.canSave {
 				if st, err := inst.Call(m.ctx, a.typ+"."+abi.SaveMethod, nil); err == nil {
 					a.saved = st.Output
 				} else {
 					m.log.Warn(fmt.Sprintf("actor %d: saving its state failed: %v", a.id, err))
+				}
+			}
+		}
+		var serr *abi.Error
+		restart := false
+		if len(group) > 0 {
+			a.mu.Lock()
+			waiting := len(a.queue) > 0 && !a.killed
+			a.mu.Unlock()
+			switch {
+			case inst.Err() != nil:
+				failGroup(&abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("actor %d: the call ran, but the instance died before the state after it was stored (%v)", a.id, err)})
+			case !waiting || len(group) >= maxGroup:
+				var fenced bool
+				serr, fenced, restart = m.storeState(a, inst, dur)
+				if fenced {
+					failGroup(serr)
+					a.mu.Lock()
+					a.dead, a.superseded = serr, true
+					a.mu.Unlock()
+					return
+				}
+				if serr != nil {
+					failGroup(serr)
+				} else {
+					for _, g := range group {
+						answer(g.c, g.out)
+					}
+					group = nil
 				}
 			}
 		}
@@ -475,6 +521,15 @@ func (m *Manager) runActor(a *actor) {
 		m.ledger.putRecord(a, Alive, "")
 	}
 }
+
+// doneCall is a durable actor's call that ran, waiting for the state after it to be stored.
+type doneCall struct {
+	c   *actorCall
+	out []byte
+}
+
+// maxGroup caps the calls of a durable actor one store answers.
+const maxGroup = 256
 
 // without returns hs less the handles in drop.
 func without(hs, drop []int64) []int64 {
