@@ -19,8 +19,9 @@ import (
 // state stored instead of running the constructor.
 //
 // The node that runs the instance stores the state through raft after each call and only then
-// completes the call's result (with CheckpointEvery N, after every N-th call, and the calls in
-// between are acknowledged at once). A state larger than MaxDurableState, or a write raft
+// completes the call's result; calls waiting in the mailbox run first and share the store (group
+// commit, up to maxGroup). With CheckpointEvery N it stores after every N-th call, and the calls
+// in between are acknowledged at once. A state larger than MaxDurableState, or a write raft
 // refuses, fails the call and loads the last stored state back into the instance, so the
 // instance never runs ahead of what is stored.
 //
