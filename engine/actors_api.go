@@ -30,9 +30,10 @@ func (e *Engine) openActors() *actors.Manager {
 			}
 			return m.Digest, nil
 		},
-		ShipRefs: e.remote.ShipRefs,
-		EndScope: func(sc *tasks.Scope) { e.endScope(sc, nil, nil, false) },
-		Every:    e.every,
+		ShipRefs:  e.remote.ShipRefs,
+		EndScope:  func(sc *tasks.Scope) { e.endScope(sc, nil, nil, false) },
+		Every:     e.every,
+		JobActors: e.cfg.JobActors,
 	})
 }
 

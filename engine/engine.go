@@ -74,6 +74,9 @@ type Config struct {
 	// JobQuota is what one job may hold on the node unless its submission says otherwise
 	// (zero fields: tasks.DefaultQuota's).
 	JobQuota tasks.Quota
+	// JobActors caps one job's actors on the node (default actors.DefaultJobActors, 10,000;
+	// negative: no cap); past it, creation is refused with limit_exceeded (job_actors).
+	JobActors int
 	// DataRoot is the folder data jobs may read and write (engine/datajobs): every path of a
 	// pipeline is relative to it and must stay inside it. Empty: data jobs are refused.
 	DataRoot string

@@ -42,7 +42,7 @@ func (l *ledger) record(a *actor, state, reason string) Record {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r := Record{Owner: l.nodeID, Handle: a.id, Boot: l.cluster.Boot(), Job: a.job, Type: a.typ, Module: a.hm.Digest,
-		Name: a.key, Node: l.nodeID, Restarts: a.restarts, State: state, Reason: reason}
+		Name: a.key, Node: l.nodeID, Restarts: a.restarts, State: state, Reason: reason, Durable: a.durable}
 	if a.pl != nil {
 		if a.pl.node != "" {
 			r.Node = a.pl.node

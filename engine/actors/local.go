@@ -35,6 +35,11 @@ type actor struct {
 	// constructor again.
 	canSave bool
 	saved   []byte
+	// durable: the state is stored in the replicated state after every checkpointEvery-th call
+	// (durable.go), and a call is acknowledged only once it is.
+	durable         bool
+	checkpointEvery int
+	superseded      bool // another instance took the durable state over: this one ends, the actor lives on
 
 	// pl is set when the actor's instance runs on another node (placed.go): this node
 	// owns it and forwards its calls. held is set when another node placed the actor here.
@@ -76,9 +81,26 @@ func (m *Manager) newActor(ctx context.Context, job, module string, req *abi.Act
 		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf(
 			"max_concurrency %d: an actor's state lives in one single-threaded WebAssembly instance, so its calls run one at a time; for parallel work use several actors or tasks", req.MaxConcurrency)}
 	}
+	if req.CheckpointEvery < 0 {
+		return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf("checkpoint_every %d: it must be 0 or more", req.CheckpointEvery)}
+	}
 	fn, err := m.function(ctx, module, req.Actor, abi.KindActor)
 	if err != nil {
 		return 0, err
+	}
+	mf := fn.Module.Info.Manifest
+	saveLoad := mf.Index(req.Actor+"."+abi.SaveMethod) >= 0 && mf.Index(req.Actor+"."+abi.LoadMethod) >= 0
+	if req.IsDurable() {
+		if !saveLoad {
+			return 0, &abi.Error{Kind: abi.KindBadInput, Message: fmt.Sprintf(
+				"actor %s: a durable actor's type needs the methods %s.%s and %s.%s, through which its state is stored and loaded back", req.Actor, req.Actor, abi.SaveMethod, req.Actor, abi.LoadMethod)}
+		}
+		if !o.here && req.MaxRestarts == 0 {
+			// Durable asks to survive its node: it restarts without limit unless told otherwise.
+			r := *req
+			r.MaxRestarts = -1
+			req = &r
+		}
 	}
 	// An actor holds the resources it asks for as long as it lives; by default none, so that
 	// idle actors do not starve tasks.
@@ -100,14 +122,17 @@ func (m *Manager) newActor(ctx context.Context, job, module string, req *abi.Act
 	a := &actor{
 		id: m.objects.NewHandle(), job: job, typ: req.Actor, hm: fn.Module, args: []byte(req.Args), res: d,
 		cc: &tasks.Scope{Grants: cc.Grants, Limits: cc.Limits}, maxRestarts: req.MaxRestarts, signal: make(chan struct{}, 1),
-		pl: pl, held: o.held,
+		pl: pl, held: o.held, durable: req.IsDurable(), checkpointEvery: req.CheckpointEvery,
 	}
-	mf := fn.Module.Info.Manifest
-	a.canSave = pl == nil && req.MaxRestarts != 0 && mf.Index(req.Actor+"."+abi.SaveMethod) >= 0 && mf.Index(req.Actor+"."+abi.LoadMethod) >= 0
+	a.canSave = pl == nil && req.MaxRestarts != 0 && saveLoad && !a.durable
 	m.mu.Lock()
 	if m.closing {
 		m.mu.Unlock()
 		return 0, &abi.Error{Kind: abi.KindCancelled, Message: "the engine is shutting down"}
+	}
+	if err := m.quotaLocked(job); err != nil {
+		m.mu.Unlock()
+		return 0, err
 	}
 	if req.Name != "" {
 		ns := req.Namespace
@@ -134,12 +159,22 @@ func (m *Manager) newActor(ctx context.Context, job, module string, req *abi.Act
 		}
 	}
 	m.mu.Lock()
+	err = nil
 	if m.closing {
+		err = &abi.Error{Kind: abi.KindCancelled, Message: "the engine is shutting down"}
+	} else {
+		err = m.quotaLocked(job) // checked again: others may have come in meanwhile
+	}
+	if err != nil {
+		if a.key != "" && m.named[a.key] == a.id {
+			delete(m.named, a.key)
+			m.ledger.releaseName(a)
+		}
 		m.mu.Unlock()
-		m.ledger.releaseName(a)
-		return 0, &abi.Error{Kind: abi.KindCancelled, Message: "the engine is shutting down"}
+		return 0, err
 	}
 	m.actors[a.id] = a
+	m.perJob[job]++
 	m.mu.Unlock()
 	m.wg.Add(1)
 	switch {
@@ -177,6 +212,11 @@ type endedActor struct {
 
 // forgetLocked removes an ended actor, remembering why it ended. The caller holds m.mu.
 func (m *Manager) forgetLocked(a *actor, reason string) {
+	if m.actors[a.id] == a && counted(a) {
+		if m.perJob[a.job]--; m.perJob[a.job] <= 0 {
+			delete(m.perJob, a.job)
+		}
+	}
 	delete(m.actors, a.id)
 	if a.key != "" && m.named[a.key] == a.id {
 		delete(m.named, a.key)
@@ -285,13 +325,16 @@ func (m *Manager) runActor(a *actor) {
 	recorded := false
 	defer func() {
 		a.mu.Lock()
-		reason, killed := a.dead.Error(), a.killed
+		reason, killed, superseded := a.dead.Error(), a.killed, a.superseded
 		a.mu.Unlock()
 		m.mu.Lock()
 		m.forgetLocked(a, reason)
 		m.mu.Unlock()
 		if recorded {
 			m.ledger.endRecord(a, killed)
+		}
+		if a.durable && a.held == nil && !superseded {
+			m.dropState(a.id) // the owner's own actor has ended for good
 		}
 	}()
 	if err := m.pool.Acquire(m.ctx, a.res); err != nil {
@@ -310,10 +353,24 @@ func (m *Manager) runActor(a *actor) {
 		}
 		m.failQueued(a)
 	}()
+	var dur *durable
+	if a.durable {
+		dur = m.newDurable(a)
+	}
 	start := func() error {
 		in, err := m.runtime.NewInstance(m.ctx, host.InstanceSpec{Module: a.hm, Job: a.job, Grants: a.cc.Grants, Limits: a.cc.Limits, Context: a.cc})
 		if err != nil {
 			return err
+		}
+		if dur != nil && a.saved == nil {
+			// The first instance here: load the state an earlier instance stored, or run the
+			// constructor and store its state, and take the lease either way.
+			if err := m.startDurable(a, in, dur); err != nil {
+				in.Close(context.Background())
+				return err
+			}
+			inst = in
+			return nil
 		}
 		if a.saved != nil {
 			_, err = in.Call(m.ctx, a.typ+"."+abi.LoadMethod, a.saved)
@@ -335,6 +392,26 @@ func (m *Manager) runActor(a *actor) {
 	}
 	recorded = true
 	m.ledger.putRecord(a, Alive, "")
+	// answer completes call c with out: what the call made and returned passes to its result;
+	// what it made and kept stays with the actor (its state may hold it) until the actor ends.
+	answer := func(c *actorCall, out []byte) {
+		kept, _ := objects.RefsIn(out, a.cc.Owned)
+		m.objects.Adopt(c.obj, kept)
+		a.cc.Owned = without(a.cc.Owned, kept)
+		m.objects.Complete(c.obj, out, nil)
+	}
+	// group holds a durable actor's calls that ran since its state was last stored; they are
+	// answered once it is. It is empty whenever the mailbox is.
+	var group []doneCall
+	failGroup := func(e *abi.Error) {
+		for _, g := range group {
+			m.objects.Complete(g.c.obj, nil, e)
+		}
+		group = nil
+	}
+	defer func() {
+		failGroup(&abi.Error{Kind: abi.KindCancelled, Message: fmt.Sprintf("actor %d ended before the state after the call was stored", a.id)})
+	}()
 	for {
 		a.mu.Lock()
 		for len(a.queue) == 0 && !a.killed {
@@ -356,15 +433,28 @@ func (m *Manager) runActor(a *actor) {
 
 		res, err := inst.Call(m.ctx, c.method, c.input)
 		m.objects.ReleaseAll(c.borrowed)
-		if err != nil {
+		switch {
+		case err != nil:
 			m.objects.Complete(c.obj, nil, tasks.AsABIError(err))
-		} else {
-			// What the call made and returned passes to its result; what it made and kept
-			// stays with the actor (its state may hold it) until the actor ends.
-			kept, _ := objects.RefsIn(res.Output, a.cc.Owned)
-			m.objects.Adopt(c.obj, kept)
-			a.cc.Owned = without(a.cc.Owned, kept)
-			m.objects.Complete(c.obj, res.Output, nil)
+		case dur != nil && dur.every == 1:
+			// Answered once the state after it is stored: with the calls waiting behind it, by
+			// one store after them (group commit).
+			group = append(group, doneCall{c, res.Output})
+		case dur != nil:
+			// checkpoint_every N: the state stored after every N-th call, before it is answered;
+			// the calls between answered at once.
+			if dur.due() {
+				if serr, fenced, _ := m.storeState(a, inst, dur); fenced {
+					m.objects.Complete(c.obj, nil, serr)
+					a.mu.Lock()
+					a.dead, a.superseded = serr, true
+					a.mu.Unlock()
+					return
+				}
+			}
+			answer(c, res.Output)
+		default:
+			answer(c, res.Output)
 			if a.canSave {
 				if st, err := inst.Call(m.ctx, a.typ+"."+abi.SaveMethod, nil); err == nil {
 					a.saved = st.Output
@@ -373,8 +463,40 @@ func (m *Manager) runActor(a *actor) {
 				}
 			}
 		}
-		if inst.Err() == nil {
+		var serr *abi.Error
+		restart := false
+		if len(group) > 0 {
+			a.mu.Lock()
+			waiting := len(a.queue) > 0 && !a.killed
+			a.mu.Unlock()
+			switch {
+			case inst.Err() != nil:
+				failGroup(&abi.Error{Kind: abi.KindSystem, Message: fmt.Sprintf("actor %d: the call ran, but the instance died before the state after it was stored (%v)", a.id, err)})
+			case !waiting || len(group) >= maxGroup:
+				var fenced bool
+				serr, fenced, restart = m.storeState(a, inst, dur)
+				if fenced {
+					failGroup(serr)
+					a.mu.Lock()
+					a.dead, a.superseded = serr, true
+					a.mu.Unlock()
+					return
+				}
+				if serr != nil {
+					failGroup(serr)
+				} else {
+					for _, g := range group {
+						answer(g.c, g.out)
+					}
+					group = nil
+				}
+			}
+		}
+		if inst.Err() == nil && !restart {
 			continue
+		}
+		if err == nil && serr != nil {
+			err = serr
 		}
 		// The instance died under this call: restart the actor if it may.
 		inst.Close(context.Background())
@@ -399,6 +521,15 @@ func (m *Manager) runActor(a *actor) {
 		m.ledger.putRecord(a, Alive, "")
 	}
 }
+
+// doneCall is a durable actor's call that ran, waiting for the state after it to be stored.
+type doneCall struct {
+	c   *actorCall
+	out []byte
+}
+
+// maxGroup caps the calls of a durable actor one store answers.
+const maxGroup = 256
 
 // without returns hs less the handles in drop.
 func without(hs, drop []int64) []int64 {

@@ -47,7 +47,16 @@ type Deps struct {
 	EndScope func(sc *tasks.Scope)
 	// Every runs f every d until the node closes (the node's loop, counted in WG).
 	Every func(d time.Duration, f func())
+	// JobActors caps one job's actors on this node: those that run here and those this node
+	// owns that run elsewhere (a handle through which a named actor of another node is
+	// called does not count). Past it, creation is refused with limit_exceeded (job_actors).
+	// 0 is DefaultJobActors; a negative value sets no cap.
+	JobActors int
 }
+
+// DefaultJobActors is the cap on one job's actors on a node unless Deps.JobActors says
+// otherwise: as many as Ray's benchmark starts, each holding a WebAssembly instance.
+const DefaultJobActors = 10_000
 
 // Manager is one node's actors: those running here (whether created here or placed here by
 // their owner), the proxies of those this node placed on others, the handles of named actors
@@ -69,9 +78,12 @@ type Manager struct {
 	digest   func(module string) (string, error)
 	shipRefs func(ctx context.Context, job string, refs []int64) ([]wire.RemoteRef, error)
 	endScope func(sc *tasks.Scope)
+	capJob   int // Deps.JobActors resolved; negative: no cap
+	maxState int // MaxDurableState; tests lower it
 
 	mu      sync.Mutex
 	actors  map[int64]*actor
+	perJob  map[string]int   // the actors counted against each job's cap
 	named   map[string]int64 // "namespace/name" -> actor
 	closing bool
 	// ended remembers why recently ended actors ended (the oldest forgotten first).
@@ -92,8 +104,12 @@ func New(d Deps) *Manager {
 	m := &Manager{
 		ctx: d.Ctx, wg: d.WG, log: d.Log, nodeID: cfg.NodeID, beat: beat, runtime: d.Runtime, objects: d.Objects, pool: d.Pool,
 		cluster: d.Cluster, node: d.Cluster.Raft(), peer: d.Peer, function: d.Function, digest: d.Digest, shipRefs: d.ShipRefs,
-		endScope: d.EndScope, every: d.Every,
-		actors: map[int64]*actor{}, named: map[string]int64{}, ended: map[int64]endedActor{},
+		endScope: d.EndScope, every: d.Every, capJob: d.JobActors,
+		actors: map[int64]*actor{}, named: map[string]int64{}, ended: map[int64]endedActor{}, perJob: map[string]int{},
+	}
+	m.maxState = MaxDurableState
+	if m.capJob == 0 {
+		m.capJob = DefaultJobActors
 	}
 	m.ledger = &ledger{ctx: d.Ctx, wg: d.WG, log: d.Log, nodeID: cfg.NodeID, cluster: d.Cluster, node: m.node, live: m.liveActor}
 	return m
@@ -153,6 +169,19 @@ func (m *Manager) Named(namespace, name string) (id int64, job string, err error
 	}
 	return id, a.job, nil
 }
+
+// quotaLocked refuses one more actor of job when the job holds its cap here. The caller holds
+// m.mu.
+func (m *Manager) quotaLocked(job string) error {
+	if m.capJob < 0 || m.perJob[job] < m.capJob {
+		return nil
+	}
+	return &abi.Error{Kind: abi.KindLimit, Limit: abi.QuotaJobActors, Message: fmt.Sprintf(
+		"job %q has %d actors on node %s, its cap (job_actors %d): kill some, or raise the node's cap", job, m.perJob[job], m.nodeID, m.capJob)}
+}
+
+// counted says whether actor a counts against its job's cap: a follower is only a handle.
+func counted(a *actor) bool { return a.pl == nil || !a.pl.follows }
 
 func truncate(b []byte, n int) string {
 	if len(b) > n {

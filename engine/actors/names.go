@@ -53,6 +53,11 @@ func (m *Manager) DropNames(ctx context.Context, node string) {
 			}
 			return nil
 		})
+		if node != m.nodeID {
+			ops = append(ops, staleStates(r, node, "")...)
+		} else {
+			ops = append(ops, staleStates(r, node, m.cluster.Boot())...)
+		}
 		return r.Scan([]byte(actorPrefix), func(k, v []byte) error {
 			var rec nameRecord
 			if json.Unmarshal(v, &rec) == nil && stale(rec.Node, rec.Boot) {

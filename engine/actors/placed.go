@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -34,7 +35,8 @@ import (
 // (at-most-once, as on one node) and the owner creates the actor again on a node that fits, this
 // one included, up to max_restarts; the calls still queued go to the new instance. The
 // constructor runs again: state saved with __save/__load lives on the node that died and is lost
-// with it. A holding node kills the actors placed on it whose owner is declared dead or no longer
+// with it, unless the actor is durable (durable.go): its state is in the replicated state, the
+// new instance loads it, and a call that certainly never reached the lost node is queued again. A holding node kills the actors placed on it whose owner is declared dead or no longer
 // records them (the owner restarted, or moved the actor away).
 //
 // A named actor looked up on a node that does not own it gets a handle there of the same kind, a
@@ -70,6 +72,8 @@ type Record struct {
 	Remote   int64  `json:"remote,omitempty"`
 	Restarts int    `json:"restarts"`
 	State    string `json:"state"`
+	// Durable says the actor's state is stored in the replicated state after its calls.
+	Durable bool `json:"durable,omitempty"`
 	// Reason says why a DEAD actor died.
 	Reason string `json:"reason,omitempty"`
 }
@@ -203,6 +207,9 @@ func (m *Manager) runPlaced(a *actor) {
 		m.forgetLocked(a, reason.Error())
 		m.mu.Unlock()
 		m.ledger.endRecord(a, killed)
+		if a.durable && !p.follows {
+			m.dropState(a.id)
+		}
 	}()
 	exclude := map[string]bool{}
 	if !p.follows && !m.startPlaced(a, p.node, false, exclude) {
@@ -305,8 +312,9 @@ func (m *Manager) startPlaced(a *actor, node string, choose bool, exclude map[st
 		choose = true
 		id, err := m.createInstance(a, node)
 		var ae *abi.Error
-		if errors.As(err, &ae) && ae.Kind == abi.KindSystem && node != "" && systemFails < maxSystemFails {
-			// The node refused for a reason of its own (it is behind, say): try another.
+		if errors.As(err, &ae) && (ae.Kind == abi.KindSystem || abi.IsQuota(ae.Limit)) && node != "" && systemFails < maxSystemFails {
+			// The node refused for a reason of its own (it is behind, or the job holds its cap
+			// of actors there, say): try another.
 			systemFails++
 		} else if errors.As(err, &ae) {
 			a.mu.Lock()
@@ -412,16 +420,26 @@ func (m *Manager) forward(a *actor, c *actorCall) *abi.Error {
 		}()
 		return nil
 	}
-	if m.cluster.IsDead(node) {
-		m.objects.Complete(c.obj, nil, m.lostError(a, node, errors.New("declared dead")))
+	// notSent handles a call that certainly did not reach node: a durable actor's goes back to
+	// the head of its mailbox, for the instance created again from the stored state; another
+	// actor's fails as lost.
+	notSent := func(cause error) *abi.Error {
+		if a.durable {
+			a.mu.Lock()
+			a.queue = append([]*actorCall{c}, a.queue...)
+			a.mu.Unlock()
+		} else {
+			m.objects.Complete(c.obj, nil, m.lostError(a, node, cause))
+		}
 		m.markLost(a, gen)
 		return nil
 	}
+	if m.cluster.IsDead(node) {
+		return notSent(errors.New("declared dead"))
+	}
 	mem, err := m.cluster.Member(node)
 	if err != nil {
-		m.objects.Complete(c.obj, nil, m.lostError(a, node, err))
-		m.markLost(a, gen)
-		return nil
+		return notSent(err)
 	}
 	api := strings.TrimRight(mem.API, "/")
 	ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
@@ -446,16 +464,16 @@ func (m *Manager) forward(a *actor, c *actorCall) *abi.Error {
 	switch {
 	case err == nil:
 	case errors.As(err, &ae) && ae.Kind == abi.KindNotFound && !strings.Contains(ae.Message, "has ended"):
-		// The node does not know the instance: it restarted since.
-		m.objects.Complete(c.obj, nil, m.lostError(a, node, err))
-		m.markLost(a, gen)
-		return nil
+		// The node does not know the instance: it restarted since, and did not run the call.
+		return notSent(err)
 	case errors.As(err, &ae):
 		m.objects.Complete(c.obj, nil, ae)
 		if ae.Kind == abi.KindNotFound {
 			return &abi.Error{Kind: abi.KindNotFound, Message: fmt.Sprintf("actor %d has ended on node %s: %s", a.id, node, ae.Message)}
 		}
 		return nil
+	case neverSent(err):
+		return notSent(err)
 	default:
 		m.objects.Complete(c.obj, nil, m.lostError(a, node, err))
 		m.markLost(a, gen)
@@ -492,6 +510,13 @@ func (m *Manager) forward(a *actor, c *actorCall) *abi.Error {
 		}
 	}()
 	return nil
+}
+
+// neverSent says whether a request failed before it was sent: no connection to the node could be
+// made.
+func neverSent(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
 // resultWithRefs returns where the ready object ref of job on node lives when its value refers

@@ -211,3 +211,50 @@ func (b *env) rawInstantiate(n int) (time.Duration, error) {
 	}
 	return time.Since(start), nil
 }
+
+// durableActorCall measures calls of a durable actor (abi.ActorCreateRequest.Durable: each
+// call answered once the state __save returns after it is stored through raft) beside the same
+// calls of a plain actor, in turns in the same run: calls per second and the latency of each,
+// one call at a time.
+func durableActorCall(b *env) (*Result, error) {
+	plain, err := b.readyActors(1)
+	if err != nil {
+		return nil, err
+	}
+	defer b.killActors(plain)
+	did, err := b.eng.Actors().Create(b.ctx, b.job, &abi.ActorCreateRequest{Module: b.module, Actor: "A", Durable: true}, host.Grants{})
+	if err != nil {
+		return nil, fmt.Errorf("create a durable actor: %w", err)
+	}
+	defer b.killActors([]int64{did})
+	var dlat, plat latencies
+	oneAtATime := func(id int64, lat *latencies) side {
+		return one(func() (int, error) {
+			t0 := time.Now()
+			h, err := b.callNoop(id)
+			if err == nil {
+				err = b.take(h, "ok")
+			}
+			if err != nil {
+				return 0, err
+			}
+			lat.add(time.Since(t0))
+			return 1, nil
+		}, lat)
+	}
+	v, base, err := compare(b.ctx, b.opts.Duration, oneAtATime(did, &dlat), oneAtATime(plain[0], &plat))
+	if err != nil {
+		return nil, err
+	}
+	hs := make([]int64, inFlight)
+	async, err := rate(b.ctx, b.opts.Duration/2, one(func() (int, error) { return b.callGet(did, hs) }))
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Value: v, Unit: UnitOps, Lat: dlat.summary(),
+		Extra: []Figure{{Name: "durable_actor_calls_async", Value: async, Unit: UnitOps,
+			Notes: "1000 calls of A.noop queued on the durable actor, then each got: the calls waiting in its mailbox share one commit (up to 256)"}},
+		Baseline: &Figure{Name: "plain_actor_call", Value: base, Unit: UnitOps, Lat: plat.summary(),
+			Notes: "the same A.noop calls on a plain actor, one at a time, measured in turns with the durable one"},
+		Notes: "A.noop on a durable actor, one at a time: each call answered after A.__save's state is committed through the node's raft (one voter here, badger with synchronous writes); ratio = durable / plain calls per second"}, nil
+}

@@ -15,6 +15,7 @@ var anchors = map[string]anchor{
 	"1_1_actor_calls_sync":           {ray: 2_012, goal: 100_000},
 	"1_1_actor_calls_async":          {ray: 8_664, goal: 300_000},
 	"n_n_actor_calls_async":          {ray: 27_376, goal: 300_000},
+	"durable_actor_call":             {}, // beside a plain actor; Ray's actors keep no state across their node's loss
 	"single_client_put_calls":        {ray: 5_173, goal: 1_000_000},
 	"single_client_get_calls":        {ray: 10_620, goal: 2_000_000},
 	"single_client_put_gigabytes":    {ray: 19.9}, // goal: half the same run's memcpy bandwidth

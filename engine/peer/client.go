@@ -223,7 +223,7 @@ func (c *Client) do(ctx context.Context, method, api, path string, q url.Values,
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s %s: %v", ErrUnreachable, method, u, err)
+		return nil, fmt.Errorf("%w: %s %s: %w", ErrUnreachable, method, u, err)
 	}
 	if v := resp.Header.Get(VersionHeader); v != wire.Version {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))

@@ -242,7 +242,21 @@ type ActorCreateRequest struct {
 	MaxRestarts    int             `json:"max_restarts,omitempty"`
 	MaxConcurrency int             `json:"max_concurrency,omitempty"`
 	Resources      Resources       `json:"resources,omitzero"`
+	// Durable asks that the actor survive the loss of the node it runs on: its type must have
+	// __save and __load; the state it saves is kept in the cluster's replicated state, a call is
+	// acknowledged only once the state saved after it is stored there, and an actor created
+	// again elsewhere loads the last state stored. A durable actor restarts without limit
+	// unless MaxRestarts bounds it.
+	Durable bool `json:"durable,omitempty"`
+	// CheckpointEvery, when above 1, stores the state after every CheckpointEvery-th call
+	// instead of after each (it implies Durable): calls are then acknowledged before their state
+	// is stored, and the loss of the actor's node loses up to CheckpointEvery-1 acknowledged
+	// calls. 0 or 1: after each call.
+	CheckpointEvery int `json:"checkpoint_every,omitempty"`
 }
+
+// IsDurable says whether the request asks for a durable actor (Durable or CheckpointEvery).
+func (r *ActorCreateRequest) IsDurable() bool { return r.Durable || r.CheckpointEvery > 0 }
 
 // ActorCallRequest is the actor_call payload.
 type ActorCallRequest struct {
@@ -447,6 +461,9 @@ func DecodeActorCreateRequest(b []byte) (*ActorCreateRequest, error) {
 	}
 	if r.MaxConcurrency < 0 || r.MaxConcurrency > 1000 {
 		return nil, fmt.Errorf("actor create request: max_concurrency %d outside 0..1000", r.MaxConcurrency)
+	}
+	if r.CheckpointEvery < 0 || r.CheckpointEvery > 1_000_000 {
+		return nil, fmt.Errorf("actor create request: checkpoint_every %d outside 0..1000000", r.CheckpointEvery)
 	}
 	if err := r.Resources.Validate(); err != nil {
 		return nil, fmt.Errorf("actor create request: %w", err)

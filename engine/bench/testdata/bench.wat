@@ -8,17 +8,19 @@
 ;;   3 A.noop  method of A; returns "ok"
 ;;   4 spin    counts to 100,000 (a few milliseconds of one core with the deadline check on every
 ;;             loop turn that Lumen's sandbox asks of wazero), then returns "ok"
+;;   5 A.__save  returns "ok" (A's state, for a durable A)
+;;   6 A.__load  takes a state; returns "ok"
 ;;
 ;; Memory: page 0 holds constants and the manifest; the heap starts at 4096. lumen_alloc hands out
 ;; the heap from its start on every call, growing memory when the input needs it.
 (module
   (memory (export "memory") 1)
   (data (i32.const 8) "ok")
-  (data (i32.const 64) "{\"abi\":1,\"functions\":[{\"name\":\"noop\",\"kind\":\"task\"},{\"name\":\"echo\",\"kind\":\"task\"},{\"name\":\"A\",\"kind\":\"actor\"},{\"name\":\"A.noop\",\"kind\":\"method\",\"actor\":\"A\"},{\"name\":\"spin\",\"kind\":\"task\"}]}")
+  (data (i32.const 64) "{\"abi\":1,\"functions\":[{\"name\":\"noop\",\"kind\":\"task\"},{\"name\":\"echo\",\"kind\":\"task\"},{\"name\":\"A\",\"kind\":\"actor\"},{\"name\":\"A.noop\",\"kind\":\"method\",\"actor\":\"A\"},{\"name\":\"spin\",\"kind\":\"task\"},{\"name\":\"A.__save\",\"kind\":\"method\",\"actor\":\"A\"},{\"name\":\"A.__load\",\"kind\":\"method\",\"actor\":\"A\"}]}")
 
   (global $heap i32 (i32.const 4096))
   ;; The manifest's length: the bytes of the data segment at 64.
-  (global $manifest_len i32 (i32.const 187))
+  (global $manifest_len i32 (i32.const 283))
 
   (func (export "lumen_abi_v1"))
 
@@ -51,6 +53,8 @@
     (block $echo
       (br_if $echo (i32.eq (local.get $fn) (i32.const 1)))
       (if (i32.le_u (local.get $fn) (i32.const 3)) (then (return (call $ok))))
+      (if (i32.and (i32.ge_u (local.get $fn) (i32.const 5)) (i32.le_u (local.get $fn) (i32.const 6)))
+        (then (return (call $ok))))
       unreachable)
     (i64.or (i64.shl (i64.extend_i32_u (local.get $p)) (i64.const 32)) (i64.extend_i32_u (local.get $n))))
 )
