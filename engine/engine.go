@@ -163,6 +163,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	reg, err := plugins.Open(ctx, plugins.Config{
 		Store:          e.cluster.Registry(),
+		Blobs:          e.cluster.ModuleBytes(), // the raft log carries records, not module bytes
 		MaxModuleBytes: cfg.MaxModuleBytes,
 		Inspector:      rt,
 	})
