@@ -77,13 +77,22 @@ func (n *Node) ModuleBytes() plugins.Blobs { return n.mods }
 
 // Put implements plugins.Blobs.
 func (m *moduleBytes) Put(ctx context.Context, digest string, wasm []byte) error {
-	if err := m.local.Put(ctx, digest, wasm); err != nil {
-		return err
-	}
 	others := m.n.otherNodes()
 	if len(others) == 0 {
-		return nil // a single node: its disk is all there is
+		return m.local.Put(ctx, digest, wasm) // a single node: its disk is all there is
 	}
+	// This node's write and the copy on another node run at once: each syncs its disk.
+	localErr := make(chan error, 1)
+	go func() { localErr <- m.local.Put(ctx, digest, wasm) }()
+	if err := m.copyToOne(ctx, others, digest, wasm); err != nil {
+		<-localErr
+		return err
+	}
+	return <-localErr
+}
+
+// copyToOne gives the first of others that takes it a copy of wasm.
+func (m *moduleBytes) copyToOne(ctx context.Context, others []nodeAPI, digest string, wasm []byte) error {
 	var tries []string
 	for _, o := range others {
 		cctx, cancel := context.WithTimeout(ctx, moduleTimeout(int64(len(wasm))))
@@ -186,12 +195,9 @@ func (n *Node) HeldModuleBytes(ctx context.Context, digest string) ([]byte, erro
 	return b, err
 }
 
-// KeepModuleBytes keeps a copy of module digest's bytes that another node sent (checked against
-// the digest by the peer routes).
+// KeepModuleBytes keeps a copy of module digest's bytes that another node sent. The peer routes
+// have checked them against the digest (peer.Handler), and whoever reads them checks again.
 func (n *Node) KeepModuleBytes(ctx context.Context, digest string, wasm []byte) error {
-	if err := plugins.CheckDigest(digest, wasm); err != nil {
-		return wire.Wrap(wire.KindBadInput, err)
-	}
 	return n.mods.local.Put(ctx, digest, wasm)
 }
 
