@@ -139,7 +139,9 @@ func (m *moduleBytes) fetch(digest string) *fetchCall {
 	}
 	c := &fetchCall{done: make(chan struct{})}
 	m.fetching[digest] = c
+	m.n.deps.WG.Add(1)
 	go func() {
+		defer m.n.deps.WG.Done()
 		ctx, cancel := context.WithTimeout(m.n.deps.Ctx, moduleFetchTimeout)
 		defer cancel()
 		c.b, c.err = m.fetchFrom(ctx, m.n.otherNodes(), digest)
