@@ -36,6 +36,17 @@ import (
 // DefaultObjectStoreBytes caps the bytes held by a node's object store when Config does not.
 const DefaultObjectStoreBytes = objects.DefaultBytes
 
+// Defaults of the node's bounds: Config.JobQuota's fields (tasks.DefaultQuota), Config.MaxQueued
+// and Config.SpillBytes.
+var (
+	DefaultJobQuota = tasks.DefaultQuota
+)
+
+const (
+	DefaultMaxQueued  = tasks.DefaultMaxQueued
+	DefaultSpillBytes = objects.DefaultSpillBytes
+)
+
 // DefaultMaxTaskTimeout is Config.MaxTaskTimeout's default.
 const DefaultMaxTaskTimeout = time.Hour
 
@@ -170,6 +181,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	reg, err := plugins.Open(ctx, plugins.Config{
 		Store:          e.cluster.Registry(),
+		Blobs:          e.cluster.ModuleBytes(), // the raft log carries records, not module bytes
 		MaxModuleBytes: cfg.MaxModuleBytes,
 		Inspector:      rt,
 	})

@@ -92,7 +92,7 @@ func (md Modules) module(ctx context.Context, digest string) (*host.Module, erro
 	if hm != nil {
 		return hm, nil
 	}
-	wasm, err := md.e.reg.Bytes(digest)
+	wasm, err := md.e.reg.BytesContext(ctx, digest) // may fetch them from another node
 	if err != nil {
 		return nil, err
 	}

@@ -122,3 +122,11 @@ func (p peerHandler) Heartbeat(ctx context.Context, hb *wire.Heartbeat) ([]wire.
 	}
 	return view, nil
 }
+
+func (p peerHandler) ModuleBytes(ctx context.Context, digest string) ([]byte, error) {
+	return p.e.cluster.HeldModuleBytes(ctx, digest)
+}
+
+func (p peerHandler) KeepModuleBytes(ctx context.Context, digest string, wasm []byte) error {
+	return p.e.cluster.KeepModuleBytes(ctx, digest, wasm)
+}

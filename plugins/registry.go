@@ -4,6 +4,8 @@
 // A module is stored once, under the sha256 digest of its bytes, after its shape, manifest and
 // capabilities have been checked. Names are bound to digests per semantic version and a bound
 // version never moves. Everything is kept in badger with synchronous writes; Open reloads it.
+// With Config.Blobs the bytes of new modules are kept there instead, and the store holds their
+// records only (in a cluster, the raft log then carries no module bytes).
 package plugins
 
 import (
@@ -66,6 +68,10 @@ type Config struct {
 	// Store, when set, is used instead of a badger database of the registry's own (Dir is then
 	// ignored): the engine passes the cluster's replicated state. The registry does not close it.
 	Store Store
+	// Blobs, when set, keeps the bytes of the modules added from now on, and the Store their
+	// records only (the engine passes the cluster's, so that the raft log carries no module
+	// bytes). Modules stored before keep their bytes in the Store and are read from there.
+	Blobs Blobs
 	// MaxModuleBytes caps a module's size; 0 means DefaultMaxModuleBytes.
 	MaxModuleBytes int64
 	// Inspector checks every new module. Required.
@@ -120,6 +126,7 @@ type Registry struct {
 	db     *badger.DB // the registry's own store; nil when Config.Store was given
 	st     Store
 	shared bool // st is Config.Store, written by others too
+	blobs  Blobs
 	max    int64
 	insp   Inspector
 	now    func() time.Time
@@ -158,7 +165,7 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	r := &Registry{max: cfg.MaxModuleBytes, insp: cfg.Inspector, now: cfg.Now, index: newIndex()}
+	r := &Registry{max: cfg.MaxModuleBytes, insp: cfg.Inspector, now: cfg.Now, blobs: cfg.Blobs, index: newIndex()}
 	if cfg.Store != nil {
 		r.st, r.shared = cfg.Store, true
 	} else {
@@ -241,6 +248,12 @@ func (r *Registry) Add(ctx context.Context, wasm []byte, opts AddOptions) (*Modu
 	}
 	if existing {
 		m, err := r.readd(digest, opts)
+		if err == nil {
+			// Its bytes may be held nowhere now (every holder lost): keep them again.
+			if err := r.keepAgain(ctx, digest, wasm); err != nil {
+				return nil, err
+			}
+		}
 		if !errors.Is(err, errGone) {
 			return m, err
 		}
@@ -263,6 +276,7 @@ func (r *Registry) Add(ctx context.Context, wasm []byte, opts AddOptions) (*Modu
 	if r.mods[digest] != nil { // a concurrent Add of the same bytes won
 		return r.readdLocked(digest, opts)
 	}
+	rec.Apart = r.blobs != nil
 	var b *binding
 	if opts.Name != "" {
 		if b, err = r.checkBindingLocked(digest, opts.Name, opts.Version); err != nil {
@@ -274,10 +288,19 @@ func (r *Registry) Add(ctx context.Context, wasm []byte, opts AddOptions) (*Modu
 	if err != nil {
 		return nil, err
 	}
+	if rec.Apart {
+		// The bytes are kept before the record that names them commits: a node that applies
+		// the record can always find them somewhere.
+		if err := r.blobs.Put(ctx, digest, wasm); err != nil {
+			return nil, fmt.Errorf("plugins: keep module %s: %w", digest, err)
+		}
+	}
 	write := func(w StoreWriter) error {
 		w.Set([]byte(formatKey), []byte(formatVersion))
 		w.RequireAbsent(chunkKey(modPrefix, digest, 0))
-		putChunks(w, binPrefix, digest, wasm, 0)
+		if !rec.Apart {
+			putChunks(w, binPrefix, digest, wasm, 0)
+		}
 		putChunks(w, modPrefix, digest, data, 0)
 		if b != nil {
 			w.RequireAbsent(nameKey(b.name, b.version))
@@ -287,6 +310,17 @@ func (r *Registry) Add(ctx context.Context, wasm []byte, opts AddOptions) (*Modu
 	}
 	before := r.st.Version()
 	if err := r.st.Update(ctx, write); err != nil {
+		if errors.Is(err, ErrConflict) && rec.Apart {
+			// Refused for certain: drop the copy unless the module is registered after all.
+			defer func() {
+				r.mu.RLock()
+				registered := r.mods[digest] != nil
+				r.mu.RUnlock()
+				if !registered {
+					r.blobs.Drop(digest)
+				}
+			}()
+		}
 		if errors.Is(err, ErrConflict) && r.shared {
 			// Another node registered the bytes or bound the name first: decide again on
 			// what the store holds now.
@@ -408,6 +442,20 @@ func (r *Registry) inspect(ctx context.Context, digest string, wasm []byte, opts
 		Info:        cloneInfo(*info),
 		Created:     r.now().UTC().Round(0),
 	}, nil
+}
+
+// keepAgain puts the bytes of a registered module whose bytes are kept in Blobs again.
+func (r *Registry) keepAgain(ctx context.Context, digest string, wasm []byte) error {
+	r.mu.RLock()
+	rec := r.mods[digest]
+	r.mu.RUnlock()
+	if rec == nil || !rec.Apart {
+		return nil
+	}
+	if err := r.blobs.Put(ctx, digest, wasm); err != nil {
+		return fmt.Errorf("plugins: keep module %s: %w", digest, err)
+	}
+	return nil
 }
 
 // errGone is readd's answer when the module was deleted since Add looked.
@@ -694,8 +742,15 @@ func versionList(bs []*binding) string {
 	return strings.Join(vs, ", ")
 }
 
-// Bytes returns a copy of the module's bytes, checked against its digest.
+// Bytes returns a copy of the module's bytes, checked against its digest (BytesContext without
+// a deadline).
 func (r *Registry) Bytes(digest string) ([]byte, error) {
+	return r.BytesContext(context.Background(), digest)
+}
+
+// BytesContext returns a copy of the module's bytes, checked against its digest. Bytes kept in
+// Blobs may be fetched from elsewhere (another node) under ctx.
+func (r *Registry) BytesContext(ctx context.Context, digest string) ([]byte, error) {
 	if err := checkDigest(digest); err != nil {
 		return nil, err
 	}
@@ -703,13 +758,22 @@ func (r *Registry) Bytes(digest string) ([]byte, error) {
 		return nil, err
 	}
 	r.mu.RLock()
-	defer r.mu.RUnlock()
 	if r.closed {
+		r.mu.RUnlock()
 		return nil, ErrClosed
 	}
 	rec := r.mods[digest]
+	r.mu.RUnlock()
 	if rec == nil {
 		return nil, fmt.Errorf("%w: module %s", ErrNotFound, digest)
+	}
+	if rec.Apart {
+		return r.apartBytes(ctx, rec)
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return nil, ErrClosed
 	}
 	var out []byte
 	err := r.st.View(func(rd StoreReader) (err error) {
@@ -725,6 +789,24 @@ func (r *Registry) Bytes(digest string) ([]byte, error) {
 	}
 	if sum := sha256.Sum256(out); int64(len(out)) != rec.Size || DigestPrefix+hex.EncodeToString(sum[:]) != digest {
 		return nil, fmt.Errorf("plugins: stored bytes of module %s do not match its digest (%d bytes, want %d): the store is corrupt", digest, len(out), rec.Size)
+	}
+	return out, nil
+}
+
+// apartBytes returns the bytes of a module kept in Blobs, checked against its record.
+func (r *Registry) apartBytes(ctx context.Context, rec *record) ([]byte, error) {
+	if r.blobs == nil {
+		return nil, fmt.Errorf("plugins: the bytes of module %s are kept apart from the store, and this registry has no Blobs", rec.Digest)
+	}
+	out, err := r.blobs.Get(ctx, rec.Digest)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(out)) != rec.Size {
+		return nil, fmt.Errorf("plugins: kept bytes of module %s are %d bytes, its record says %d: refusing them", rec.Digest, len(out), rec.Size)
+	}
+	if err := CheckDigest(rec.Digest, out); err != nil {
+		return nil, fmt.Errorf("plugins: kept bytes of module %s do not match its digest, refusing them: %w", rec.Digest, err)
 	}
 	return out, nil
 }
@@ -792,7 +874,9 @@ func (r *Registry) Delete(ctx context.Context, digest string, inUse func(digest 
 	err := r.st.Update(ctx, func(w StoreWriter) error {
 		w.RequireExists(chunkKey(modPrefix, digest, 0))
 		delChunks(w, modPrefix, digest, 0, rec.recChunks)
-		delChunks(w, binPrefix, digest, 0, chunksOf(int(rec.Size)))
+		if !rec.Apart {
+			delChunks(w, binPrefix, digest, 0, chunksOf(int(rec.Size)))
+		}
 		for _, b := range tags {
 			w.Delete(nameKey(b.name, b.version))
 		}
@@ -806,6 +890,9 @@ func (r *Registry) Delete(ctx context.Context, digest string, inUse func(digest 
 		return fmt.Errorf("plugins: delete module %s: %w", digest, err)
 	}
 	r.committed(before, func(ix *index) { ix.drop(digest) })
+	if rec.Apart && r.blobs != nil {
+		r.blobs.Drop(digest) // this node's copy; other holders drop theirs as they apply it
+	}
 	return nil
 }
 
@@ -883,7 +970,9 @@ func (r *Registry) DeleteRef(ctx context.Context, ref string, inUse func(digest 
 			rec := r.mods[d]
 			w.RequireExists(chunkKey(modPrefix, d, 0))
 			delChunks(w, modPrefix, d, 0, rec.recChunks)
-			delChunks(w, binPrefix, d, 0, chunksOf(int(rec.Size)))
+			if !rec.Apart {
+				delChunks(w, binPrefix, d, 0, chunksOf(int(rec.Size)))
+			}
 		}
 		return nil
 	})
@@ -894,6 +983,10 @@ func (r *Registry) DeleteRef(ctx context.Context, ref string, inUse func(digest 
 		}
 		return nil, fmt.Errorf("plugins: delete %s: %w", ref, err)
 	}
+	apart := map[string]bool{}
+	for _, d := range removed {
+		apart[d] = r.mods[d].Apart
+	}
 	r.committed(before, func(ix *index) {
 		for _, b := range gone {
 			ix.unbind(b)
@@ -902,6 +995,11 @@ func (r *Registry) DeleteRef(ctx context.Context, ref string, inUse func(digest 
 			ix.drop(d)
 		}
 	})
+	for d, a := range apart {
+		if a && r.blobs != nil {
+			r.blobs.Drop(d)
+		}
+	}
 	return removed, nil
 }
 

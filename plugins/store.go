@@ -22,7 +22,8 @@ import (
 //
 //	meta/format                  storage format version ("1")
 //	mod/<digest>/<8 hex digits>  the module's record, JSON, in chunks
-//	bin/<digest>/<8 hex digits>  the module's bytes, in chunks
+//	bin/<digest>/<8 hex digits>  the module's bytes, in chunks (none when its record says
+//	                             "apart": they are in the registry's Blobs)
 //	name/<name>/<version>        the digest the name and version are bound to
 //
 // Records and bytes are stored in chunks of chunkSize, numbered from 0, because badger refuses a
@@ -57,6 +58,8 @@ type record struct {
 	Manifest    abi.Manifest   `json:"manifest"`
 	Info        abi.ModuleInfo `json:"info"`
 	Created     time.Time      `json:"created"`
+	// Apart says the bytes are kept in the registry's Blobs, not under bin/ in the store.
+	Apart bool `json:"apart,omitempty"`
 
 	recChunks int // chunks of the stored record
 }

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/lumenflow/lumen/engine"
-	"github.com/lumenflow/lumen/engine/objects"
-	"github.com/lumenflow/lumen/engine/tasks"
 )
 
 // pressureFlags are what one job may hold on the node and what the node holds in all: the
@@ -21,13 +19,13 @@ type pressureFlags struct {
 }
 
 func addPressureFlags(fl *flag.FlagSet) pressureFlags {
-	d := tasks.DefaultQuota
+	d := engine.DefaultJobQuota
 	return pressureFlags{
 		jobTasks:       fl.Int("job-tasks", d.Tasks, "default quota: a job's tasks in flight on the node (queued, running, waiting, placed out)"),
 		jobWaiting:     fl.Int("job-waiting", d.Waiting, "default quota: a job's calls waiting on other work while holding their instance"),
 		jobObjectBytes: fl.Int64("job-object-bytes", d.ObjectBytes, "default quota: a job's object bytes on the node, in memory and spilled"),
-		maxQueued:      fl.Int("max-queued", tasks.DefaultMaxQueued, "calls that may wait for room on the node; past it work is refused (429, node_queue)"),
-		spillBytes:     fl.Int64("spill-bytes", objects.DefaultSpillBytes, "most bytes the object store spills to disk"),
+		maxQueued:      fl.Int("max-queued", engine.DefaultMaxQueued, "calls that may wait for room on the node; past it work is refused (429, node_queue)"),
+		spillBytes:     fl.Int64("spill-bytes", engine.DefaultSpillBytes, "most bytes the object store spills to disk"),
 		maxTaskTimeout: fl.Duration("max-task-timeout", engine.DefaultMaxTaskTimeout, "longest time limit a task or call may ask for"),
 	}
 }

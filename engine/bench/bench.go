@@ -198,7 +198,8 @@ var suite = []figure{
 	{"rest_workflow_submit", restSubmit},
 	{"cluster_writes_3_nodes", clusterWrites},
 	{"cluster_failover", clusterFailover},
-	{"cluster_tasks_3_nodes", clusterTasks}, // cluster_tasks.go
+	{"cluster_tasks_3_nodes", clusterTasks},  // cluster_tasks.go
+	{"module_push_13mb_3_nodes", modulePush}, // module_push.go
 	{"matmul_f32_512_1core", matmulFigure(512, false)},
 	{"matmul_f32_512_all_cores", matmulFigure(512, true)},
 	{"matmul_f32_1024_1core", matmulFigure(1024, false)},

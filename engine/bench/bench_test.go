@@ -55,7 +55,7 @@ func TestRun_QuickMeasuresEveryFigure(t *testing.T) {
 		if r.Baseline != nil && (!(r.Baseline.Value > 0) || r.Baseline.Name == "" || !(r.Ratio > 0)) {
 			t.Errorf("%s: baseline %+v, ratio %v", name, r.Baseline, r.Ratio)
 		}
-		gpuSection := strings.HasPrefix(name, "matmul_") || strings.HasPrefix(name, "transformer_") || strings.HasPrefix(name, "cluster_") || strings.HasPrefix(name, "model_") || strings.HasPrefix(name, "data_") || name == "object_pull_gigabytes" || name == "single_client_get_gigabytes"
+		gpuSection := strings.HasPrefix(name, "matmul_") || strings.HasPrefix(name, "transformer_") || strings.HasPrefix(name, "cluster_") || strings.HasPrefix(name, "module_push_") || strings.HasPrefix(name, "overload_") || strings.HasPrefix(name, "model_") || strings.HasPrefix(name, "data_") || name == "object_pull_gigabytes" || name == "single_client_get_gigabytes"
 		if name != "rest_workflow_submit" && name != "durable_actor_call" && !gpuSection && !(r.Ray > 0) {
 			t.Errorf("%s: no Ray figure", name)
 		}

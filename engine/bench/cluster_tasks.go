@@ -34,8 +34,8 @@ func (n *clusterNode) close() {
 }
 
 // startClusterNode opens a node offering one cpu in dir: the first bootstraps, the others join
-// it as workers.
-func startClusterNode(ctx context.Context, dir, id string, join *clusterNode) (*clusterNode, error) {
+// it, as workers (non-voting) when worker is set.
+func startClusterNode(ctx context.Context, dir, id string, join *clusterNode, worker bool) (*clusterNode, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -56,7 +56,7 @@ func startClusterNode(ctx context.Context, dir, id string, join *clusterNode) (*
 			l.Close()
 			return nil, err
 		}
-		cc.Join, cc.JoinToken, cc.Worker = join.e.Cluster().Self().API, strings.TrimSpace(string(tok)), true
+		cc.Join, cc.JoinToken, cc.Worker = join.e.Cluster().Self().API, strings.TrimSpace(string(tok)), worker
 	}
 	n.e, err = engine.Open(ctx, engine.Config{DataDir: filepath.Join(dir, id), Resources: scheduler.Resources{scheduler.CPU: 1}, Cluster: cc})
 	if err != nil {
@@ -87,7 +87,7 @@ func clusterTasks(b *env) (*Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	first, err := startClusterNode(b.ctx, dir, "n1", nil)
+	first, err := startClusterNode(b.ctx, dir, "n1", nil, false)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func clusterTasks(b *env) (*Result, error) {
 		return nil, fmt.Errorf("one node: %w", err)
 	}
 	for _, id := range []string{"w2", "w3"} {
-		w, err := startClusterNode(b.ctx, dir, id, first)
+		w, err := startClusterNode(b.ctx, dir, id, first, true)
 		if err != nil {
 			return nil, err
 		}

@@ -157,6 +157,7 @@ type Node struct {
 	regVersion func() uint64 // moves when the registry's keys change, on any node
 	boot       string        // this run of the node, random
 	live       liveness
+	mods       *moduleBytes // the module bytes this node holds, and their fetch from others
 }
 
 // Open starts the node's raft and, the first time a node given Config.Join opens its data
@@ -221,6 +222,10 @@ func Open(ctx context.Context, d Deps) (*Node, error) {
 	}
 	n.raft = node
 	n.regVersion = node.KV().Watch(registryPrefix)
+	if n.mods, err = openModuleBytes(n, d.DataDir); err != nil {
+		node.Close()
+		return nil, err
+	}
 	if cc.Join != "" && !joined {
 		if err := n.join(ctx); err != nil {
 			node.Close()
@@ -239,6 +244,11 @@ func Open(ctx context.Context, d Deps) (*Node, error) {
 // Deps.Ctx. Call it once, after the node has wired what Deps calls back.
 func (n *Node) Start() {
 	n.startLiveness()
+	n.deps.WG.Add(1)
+	go func() {
+		defer n.deps.WG.Done()
+		n.watchModules(200 * time.Millisecond)
+	}()
 	n.deps.WG.Add(1)
 	go func() {
 		defer n.deps.WG.Done()

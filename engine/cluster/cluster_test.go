@@ -453,6 +453,13 @@ func (p clusterPeer) Heartbeat(ctx context.Context, hb *wire.Heartbeat) ([]wire.
 	return view, nil
 }
 
+func (p clusterPeer) ModuleBytes(ctx context.Context, digest string) ([]byte, error) {
+	return p.n.HeldModuleBytes(ctx, digest)
+}
+func (p clusterPeer) KeepModuleBytes(ctx context.Context, digest string, wasm []byte) error {
+	return p.n.KeepModuleBytes(ctx, digest, wasm)
+}
+
 // classify gives raft's errors their kinds, as the API's one error mapping does.
 func classify(err error) *wire.Error {
 	var we *wire.Error

@@ -3,6 +3,8 @@ package peer
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -152,6 +154,73 @@ func (c *Client) Self(ctx context.Context, api string) (wire.NodeStatus, error) 
 func (c *Client) Heartbeat(ctx context.Context, api string, hb *wire.Heartbeat) ([]wire.NodeView, error) {
 	var out []wire.NodeView
 	return out, c.call(ctx, http.MethodPost, api, "/cluster/heartbeat", nil, hb, &out)
+}
+
+// ModuleBytes fetches the bytes of module digest from the node at api, up to max bytes, and
+// checks them against the digest: bytes that do not hash to it are an error wrapping
+// ErrBadAnswer (the caller asks another node). A node that holds none answers a *wire.Error of
+// kind wire.KindNotFound.
+func (c *Client) ModuleBytes(ctx context.Context, api, digest string, max int64) ([]byte, error) {
+	if err := CheckDigest(digest); err != nil {
+		return nil, err
+	}
+	resp, err := c.do(ctx, http.MethodGet, api, modulePath(digest), nil, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, answerError(api, resp)
+	}
+	if resp.ContentLength > max {
+		return nil, wire.Errorf(wire.KindTooLarge, "module %s on %s has %d bytes, over %d", digest, api, resp.ContentLength, max)
+	}
+	var data []byte
+	if n := resp.ContentLength; n >= 0 {
+		data = make([]byte, n)
+		_, err = io.ReadFull(resp.Body, data)
+	} else {
+		data, err = io.ReadAll(io.LimitReader(resp.Body, max+1))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading module %s from %s: %v", ErrUnreachable, digest, api, err)
+	}
+	if int64(len(data)) > max {
+		return nil, wire.Errorf(wire.KindTooLarge, "module %s on %s is over %d bytes", digest, api, max)
+	}
+	if err := checkBytes(digest, data); err != nil {
+		return nil, fmt.Errorf("%w: %s sent module bytes that do not match their digest, refused: %v", ErrBadAnswer, api, err)
+	}
+	return data, nil
+}
+
+// KeepModuleBytes sends the bytes of module digest to the node at api, which keeps a copy once
+// they hash to the digest.
+func (c *Client) KeepModuleBytes(ctx context.Context, api, digest string, wasm []byte) error {
+	if err := CheckDigest(digest); err != nil {
+		return err
+	}
+	return c.call(ctx, http.MethodPut, api, modulePath(digest), nil, rawBody(wasm), nil)
+}
+
+func modulePath(digest string) string { return "/modules/" + digest }
+
+// CheckDigest checks that d is "sha256:" and 64 lowercase hex digits.
+func CheckDigest(d string) error {
+	h, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(h) != 64 || strings.Trim(h, "0123456789abcdef") != "" {
+		return fmt.Errorf("peer: module digest %q is not sha256: followed by 64 lowercase hex digits", truncate([]byte(d), 80))
+	}
+	return nil
+}
+
+// checkBytes checks that b hashes to digest.
+func checkBytes(digest string, b []byte) error {
+	sum := sha256.Sum256(b)
+	if got := "sha256:" + hex.EncodeToString(sum[:]); got != digest {
+		return fmt.Errorf("%d bytes hash to %s, not %s", len(b), got, digest)
+	}
+	return nil
 }
 
 // rawBody is a body sent as it is (application/octet-stream), not as JSON.

@@ -23,9 +23,10 @@ const joinToken = "0123456789abcdef0123456789abcdef0123456789abcdef"
 // node is a Handler that keeps what it was sent and answers what it is told: the seam engine
 // implements, so that these tests see the protocol alone.
 type node struct {
-	got  []any // the messages received, in order
-	fail error // when set, every method fails with it
-	view []wire.NodeView
+	got     []any // the messages received, in order
+	fail    error // when set, every method fails with it
+	view    []wire.NodeView
+	modules map[string][]byte // what ModuleBytes answers, by digest
 }
 
 func (n *node) answer(msg any) error {
@@ -70,6 +71,20 @@ func (n *node) Self(context.Context) wire.NodeStatus {
 }
 func (n *node) Heartbeat(_ context.Context, hb *wire.Heartbeat) ([]wire.NodeView, error) {
 	return n.view, n.answer(hb)
+}
+
+func (n *node) ModuleBytes(_ context.Context, digest string) ([]byte, error) {
+	if err := n.answer([]any{"module", digest}); err != nil {
+		return nil, err
+	}
+	b, ok := n.modules[digest]
+	if !ok {
+		return nil, wire.Errorf(wire.KindNotFound, "module %s is not on this node", digest)
+	}
+	return b, nil
+}
+func (n *node) KeepModuleBytes(_ context.Context, digest string, wasm []byte) error {
+	return n.answer([]any{"keep", digest, len(wasm)})
 }
 
 // serve mounts the peer routes of h on a test server.

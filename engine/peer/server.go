@@ -48,6 +48,13 @@ type Handler interface {
 	Self(ctx context.Context) wire.NodeStatus
 	// Heartbeat records a node's heartbeat (on the leader) and returns the live nodes.
 	Heartbeat(ctx context.Context, hb *wire.Heartbeat) ([]wire.NodeView, error)
+	// ModuleBytes returns the bytes of module digest that this node holds, without asking any
+	// other node for them; a *wire.Error of kind wire.KindNotFound when it holds none.
+	ModuleBytes(ctx context.Context, digest string) ([]byte, error)
+	// KeepModuleBytes keeps a copy of module digest's bytes, which the server has checked
+	// against the digest: the node that took the upload asks this before the module's record
+	// commits, so that its bytes are on two nodes.
+	KeepModuleBytes(ctx context.Context, digest string, wasm []byte) error
 }
 
 // Config configures the peer routes.
@@ -58,8 +65,10 @@ type Config struct {
 	// (default: the kind wire.KindOf finds, else internal).
 	Classify func(error) *wire.Error
 	// MaxBodyBytes caps a JSON message (default 16 MiB); MaxCommandBytes a forwarded raft
-	// command (default 80 MiB: a module and its record, with room to spare).
-	MaxBodyBytes, MaxCommandBytes int64
+	// command (default 80 MiB: a module's record and its bytes, when a registry kept them in
+	// the log, with room to spare); MaxModuleBytes a module's bytes sent to be kept (default
+	// 1 GiB, the registry's largest cap).
+	MaxBodyBytes, MaxCommandBytes, MaxModuleBytes int64
 }
 
 // server serves the peer routes.
@@ -83,6 +92,9 @@ func Mount(r gin.IRouter, h Handler, cfg Config) {
 	if cfg.MaxCommandBytes <= 0 {
 		cfg.MaxCommandBytes = 80 << 20
 	}
+	if cfg.MaxModuleBytes <= 0 {
+		cfg.MaxModuleBytes = 1 << 30
+	}
 	s := &server{h: h, cfg: cfg}
 	g := r.Group(Prefix, s.version, s.auth)
 	g.POST("/tasks", s.submitTask)
@@ -98,6 +110,8 @@ func Mount(r gin.IRouter, h Handler, cfg Config) {
 	g.GET("/cluster/readindex", s.readIndex)
 	g.GET("/cluster/self", s.self)
 	g.POST("/cluster/heartbeat", s.heartbeat)
+	g.GET("/modules/:digest", s.moduleBytes)
+	g.PUT("/modules/:digest", s.keepModuleBytes)
 }
 
 func defaultClassify(err error) *wire.Error {
@@ -383,4 +397,50 @@ func (s *server) heartbeat(c *gin.Context) {
 		view = []wire.NodeView{}
 	}
 	c.JSON(http.StatusOK, view)
+}
+
+// digestParam reads the :digest of a modules route, answering a malformed one itself.
+func digestParam(c *gin.Context) (string, bool) {
+	d := c.Param("digest")
+	if err := CheckDigest(d); err != nil {
+		failWith(c, wire.New(wire.KindBadInput, err.Error()))
+		return "", false
+	}
+	return d, true
+}
+
+// moduleBytes answers the module's bytes as the body; the client checks them against the digest.
+func (s *server) moduleBytes(c *gin.Context) {
+	d, ok := digestParam(c)
+	if !ok {
+		return
+	}
+	b, err := s.h.ModuleBytes(c.Request.Context(), d)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Data(http.StatusOK, "application/wasm", b)
+}
+
+// keepModuleBytes takes a module's bytes as the raw body and keeps them once they hash to the
+// digest of the path.
+func (s *server) keepModuleBytes(c *gin.Context) {
+	d, ok := digestParam(c)
+	if !ok {
+		return
+	}
+	b, ok := readBody(c, s.cfg.MaxModuleBytes)
+	if !ok {
+		return
+	}
+	if err := checkBytes(d, b); err != nil {
+		failWith(c, wire.New(wire.KindBadInput, err.Error()))
+		return
+	}
+	if err := s.h.KeepModuleBytes(c.Request.Context(), d, b); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
 }
