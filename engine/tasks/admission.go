@@ -15,11 +15,11 @@ type Quota = wire.Quota
 
 // DefaultQuota is what a job may hold on a node unless its submission or namespace says
 // otherwise: enough for any benchmark in engine/bench, few enough that a job submitting tasks
-// without end stays near 1 GiB (256 waiting instances of a Go guest, ~4 MiB each, and 10,000
+// without end stays near 2 GiB (512 waiting instances of a Go guest, ~4 MiB each, and 10,000
 // queued tasks) and the node's other jobs keep their turn. The
 // submission rate is unbounded by default: the pool's turns keep one job's flood from delaying
 // another's tasks, and Tasks bounds what the flood holds.
-var DefaultQuota = Quota{Tasks: 10_000, Waiting: 256, SubmitRate: -1, SubmitBurst: -1, ObjectBytes: 2 << 30}
+var DefaultQuota = Quota{Tasks: 10_000, Waiting: 512, SubmitRate: -1, SubmitBurst: -1, ObjectBytes: 2 << 30}
 
 // ErrJobEnded is the cause of the cancellation of every task of a job that ended.
 var ErrJobEnded = errors.New("the job has ended")
