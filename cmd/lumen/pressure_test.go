@@ -22,7 +22,7 @@ func rssBytes(t *testing.T, pid int) int64 {
 	t.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		t.Skipf("no /proc: %v", err)
+		t.Skipf("the node's RSS is read from /proc, which this system lacks (%v)", err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -152,7 +152,7 @@ func TestUp_ForkBombIsHeldToItsQuota(t *testing.T) {
 // (LUMEN_ROBUSTNESS=1): it takes about 80 s.
 func TestWorkers_PausedWorkerIsNotDeadAndRunsItsTasksOnce(t *testing.T) {
 	if os.Getenv("LUMEN_ROBUSTNESS") == "" {
-		t.Skip("opt-in: LUMEN_ROBUSTNESS=1")
+		t.Skip("opt-in, about 80 s: set LUMEN_ROBUSTNESS=1 (make robustness)")
 	}
 	c := lumentest.StartCluster(t, 1, 0, "--heartbeat-interval", "200ms", "--dead-after", "60s", "--resources", "cpu=1")
 	w := c.AddWorker("--resources", "cpu=2")
